@@ -1,0 +1,1 @@
+"""Logbot edge agent."""
