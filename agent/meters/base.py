@@ -1,0 +1,76 @@
+"""The meter framework's contract: what a meter is and what it may call."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from protocols import DataPoint, ModemHealth, Peripheral, Service, Unit
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSample:
+    """A quantity a meter measured over a window, before it gets an outbox id."""
+
+    meter: str
+    service: Service
+    subject: str
+    start: datetime
+    end: datetime
+    quantity: int
+    unit: Unit
+    flags: tuple[str, ...] = ()
+
+
+class BackPressure(Exception):
+    """The outbox is at its cap for this class; the caller must refuse input."""
+
+
+class MeterSink(Protocol):
+    """What the agent gives every meter. Implemented over the outbox."""
+
+    async def commit_usage(
+        self, samples: Sequence[UsageSample], state: Mapping[str, bytes] | None = None
+    ) -> None:
+        """Append usage records and save meter state in one transaction.
+
+        ``state`` maps keys (namespaced by the meter, e.g. ``vpn/wg0``) to
+        opaque bytes; saving them with the records is what makes a restart
+        neither lose nor double-count a window.
+        """
+
+    async def load_state(self, key: str) -> bytes | None:
+        """Return the state saved under ``key`` by commit_usage, if any."""
+
+    async def commit_data(self, stream: str, points: Sequence[DataPoint], nbytes: int) -> None:
+        """Append one customer data batch; raises BackPressure at the cap."""
+
+    async def report_inventory(self, peripherals: Sequence[Peripheral]) -> None:
+        """Publish the device's peripherals now (present and missing)."""
+
+    def report_modem(self, modem: ModemHealth) -> None:
+        """Record the modem's latest state for the next health report."""
+
+    def is_suspended(self, service: Service) -> bool:
+        """Tell whether the cloud has suspended ``service`` on this device."""
+
+
+class Meter(Protocol):
+    """A meter. ``run`` loops until cancelled; it must never block the loop."""
+
+    name: str
+
+    async def run(self, sink: MeterSink) -> None:
+        """Measure until cancelled, reporting through ``sink``."""
+
+
+@dataclass(slots=True)
+class MeterCounters:
+    """Counters a meter exposes for health (e.g. rejected lines)."""
+
+    values: dict[str, int] = field(default_factory=dict)
+
+    def incr(self, name: str, by: int = 1) -> None:
+        self.values[name] = self.values.get(name, 0) + by

@@ -1,0 +1,1 @@
+"""The collector's database: one SQLite file (WAL) by default."""
