@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
+from agent.system import Clock, StatsSource
 from protocols import DataPoint, ModemHealth, Peripheral, Service, Unit
 
 
@@ -74,3 +76,20 @@ class MeterCounters:
 
     def incr(self, name: str, by: int = 1) -> None:
         self.values[name] = self.values.get(name, 0) + by
+
+
+@dataclass(frozen=True, slots=True)
+class MeterDeps:
+    """What the daemon hands to every meter factory besides its own config."""
+
+    device_id: str
+    account: str
+    clock: Clock
+    stats: StatsSource
+    state_dir: Path  # a writable directory for the meter's own files, if any
+
+
+class MeterFactory(Protocol):
+    """``build(config, deps)``: each meter module exposes one, named ``build``."""
+
+    def __call__(self, config: Mapping[str, Any], deps: MeterDeps) -> Meter: ...
