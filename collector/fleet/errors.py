@@ -1,0 +1,51 @@
+"""Errors of the fleet package.
+
+```
+FleetError
+├── NotFound        the object does not exist or the caller may not see it
+├── Forbidden       the caller sees the object but may not do this
+├── Conflict        the request contradicts the current state
+├── InvalidInput    a value is out of range or malformed
+└── Unauthorized    no valid credentials were presented
+```
+
+Routes map them to HTTP 404, 403, 409, 422 and 401.
+"""
+
+from __future__ import annotations
+
+
+class FleetError(Exception):
+    """Base class of every fleet error."""
+
+    status_code = 400
+
+
+class NotFound(FleetError):
+    """The object does not exist, or the caller may not see it."""
+
+    status_code = 404
+
+
+class Forbidden(FleetError):
+    """The caller may see the object but not change it."""
+
+    status_code = 403
+
+
+class Conflict(FleetError):
+    """The request contradicts the current state."""
+
+    status_code = 409
+
+
+class InvalidInput(FleetError):
+    """A value is malformed or out of range."""
+
+    status_code = 422
+
+
+class Unauthorized(FleetError):
+    """No valid credentials were presented."""
+
+    status_code = 401
