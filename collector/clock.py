@@ -1,0 +1,78 @@
+"""The collector's clock seam: wall time for timestamps, monotonic for latency.
+
+Everything that depends on time (late-arrival windows, heartbeat timeouts,
+receipts) takes a ``Clock`` so tests can move time by hand.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """What the collector needs to know about time."""
+
+    def now(self) -> datetime:
+        """Return the current UTC time (timezone-aware)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Return seconds from an arbitrary origin that never go backwards."""
+        ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now(self) -> datetime:
+        """Return the current UTC time."""
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        """Return ``time.monotonic()``."""
+        return time.monotonic()
+
+
+@dataclass
+class FakeClock:
+    """A clock that only moves when told to (tests)."""
+
+    current: datetime = field(default_factory=lambda: datetime(2026, 5, 24, 10, 0, tzinfo=UTC))
+    mono: float = 1000.0
+
+    def now(self) -> datetime:
+        """Return the frozen current time."""
+        return self.current
+
+    def monotonic(self) -> float:
+        """Return the frozen monotonic time."""
+        return self.mono
+
+    def advance(self, seconds: float) -> None:
+        """Move both clocks forward."""
+        self.current += timedelta(seconds=seconds)
+        self.mono += seconds
+
+
+def iso_utc(value: datetime) -> str:
+    """Format as the ledger's text timestamp: ``YYYY-MM-DDTHH:MM:SSZ`` (UTC, whole seconds)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def hour_of(value: datetime) -> str:
+    """Return the UTC hour bucket ``YYYY-MM-DDTHH:00:00Z`` that ``value`` falls in."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:00:00Z")
+
+
+def parse_iso_utc(text: str) -> datetime:
+    """Parse a ledger timestamp written by ``iso_utc``."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def ns_of(value: datetime) -> int:
+    """Return ``value`` as integer nanoseconds since the Unix epoch (exact)."""
+    delta = value.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000

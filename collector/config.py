@@ -1,0 +1,250 @@
+"""Typed collector settings: a TOML file, then ``LOGBOT_COLLECTOR_<SECTION>_<KEY>`` overrides.
+
+Settings are built once at start-up and passed down. Any bad value raises a
+``ConfigError`` whose text is one line: ``[mqtt] url: must start with mqtt://``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from collector.errors import ConfigError
+from protocols import is_identifier
+
+ENV_PREFIX = "LOGBOT_COLLECTOR_"
+
+
+@dataclass(frozen=True, slots=True)
+class MqttSettings:
+    """How to reach the broker and what to subscribe to."""
+
+    url: str = "mqtt://127.0.0.1:1883"
+    client_id: str = "logbot-collector"
+    username: str = ""
+    password: str = ""
+    share_group: str = ""  # "" = plain subscription; else $share/<group>/...
+    keepalive: int = 30
+    clean_session: bool = False  # persistent session: queued QoS 1 survives restarts
+
+    def validate(self) -> None:
+        """Refuse values that cannot work."""
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ConfigError("mqtt", "url", f"{self.url!r} must look like mqtt://host:port")
+        if not is_identifier(self.client_id):
+            raise ConfigError("mqtt", "client_id", f"{self.client_id!r} is not an identifier")
+        if self.share_group and not is_identifier(self.share_group):
+            raise ConfigError("mqtt", "share_group", f"{self.share_group!r} is not an identifier")
+        if not 5 <= self.keepalive <= 3600:
+            raise ConfigError("mqtt", "keepalive", "must be between 5 and 3600 seconds")
+
+    @property
+    def host(self) -> str:
+        """Return the broker host name."""
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        """Return the broker port (1883, or 8883 for mqtts)."""
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @property
+    def tls(self) -> bool:
+        """Tell whether to use TLS."""
+        return urlsplit(self.url).scheme == "mqtts"
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSettings:
+    """Where the ledger database lives."""
+
+    path: str = "collector.db"
+
+    def validate(self) -> None:
+        """Refuse an empty path."""
+        if not self.path:
+            raise ConfigError("ledger", "path", "must not be empty")
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    """Validation limits and group commit."""
+
+    max_future_seconds: int = 300
+    late_window_hours: int = 72
+    group_commit_ms: int = 5
+    max_group_messages: int = 2000
+    dead_letter_raw_cap: int = 4096
+    registry_refresh_seconds: int = 30
+
+    def validate(self) -> None:
+        """Refuse values outside sane ranges."""
+        checks = {
+            "max_future_seconds": (0, 86_400),
+            "late_window_hours": (1, 24 * 366),
+            "group_commit_ms": (0, 10_000),
+            "max_group_messages": (1, 1_000_000),
+            "dead_letter_raw_cap": (0, 1 << 20),
+            "registry_refresh_seconds": (1, 86_400),
+        }
+        for key, (lo, hi) in checks.items():
+            value = getattr(self, key)
+            if not lo <= value <= hi:
+                raise ConfigError("ingest", key, f"{value} is not between {lo} and {hi}")
+
+
+@dataclass(frozen=True, slots=True)
+class InfluxSettings:
+    """The InfluxDB v2 write endpoint (or anything speaking /api/v2/write)."""
+
+    enabled: bool = True
+    url: str = "http://127.0.0.1:8086"
+    token: str = ""
+    org: str = "logbot"
+    bucket: str = "logbot"
+    data_bucket: str = ""  # "" = same as bucket; "{account}" = one bucket per account
+    batch_lines: int = 5000
+    flush_ms: int = 200
+    max_backoff_seconds: float = 30.0
+    timeout_seconds: float = 10.0
+
+    def validate(self) -> None:
+        """Refuse a URL that is not http(s) and empty bucket names."""
+        if self.enabled and urlsplit(self.url).scheme not in ("http", "https"):
+            raise ConfigError("influx", "url", f"{self.url!r} must start with http:// or https://")
+        if not self.bucket:
+            raise ConfigError("influx", "bucket", "must not be empty")
+        if not 1 <= self.batch_lines <= 100_000:
+            raise ConfigError("influx", "batch_lines", "must be between 1 and 100000")
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSettings:
+    """Device liveness: a device silent for 1.5 x heartbeat is offline."""
+
+    heartbeat_seconds: float = 60.0
+
+    def validate(self) -> None:
+        """Refuse a non-positive interval."""
+        if not 0.1 <= self.heartbeat_seconds <= 86_400:
+            raise ConfigError("status", "heartbeat_seconds", "must be between 0.1 and 86400")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """The REST API and /metrics."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    def validate(self) -> None:
+        """Refuse an impossible port."""
+        if not 0 <= self.port <= 65535:
+            raise ConfigError("api", "port", f"{self.port} is not a TCP port")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting of the collector, one section per dataclass."""
+
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    ledger: LedgerSettings = field(default_factory=LedgerSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    influx: InfluxSettings = field(default_factory=InfluxSettings)
+    status: StatusSettings = field(default_factory=StatusSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read ``path`` (TOML, optional), apply environment overrides, validate."""
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError("file", str(path), "does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError("file", str(path), f"cannot be read: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("file", str(path), f"is not valid TOML: {exc}") from None
+    return settings_from_mapping(raw, env)
+
+
+def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
+    """Build Settings from parsed TOML plus environment overrides."""
+    sections: dict[str, Any] = {}
+    hints = typing.get_type_hints(Settings)
+    for name in raw:
+        if name not in hints:
+            raise ConfigError(name, "*", "unknown section")
+    for f in dataclasses.fields(Settings):
+        cls = hints[f.name]
+        table = raw.get(f.name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f.name, "*", "must be a table")
+        sections[f.name] = _build_section(f.name, cls, table, env)
+    settings = Settings(**sections)
+    for name in sections:
+        getattr(settings, name).validate()
+    return settings
+
+
+def _build_section(
+    section: str, cls: type[Any], table: Mapping[str, Any], env: Mapping[str, str]
+) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in table:
+        if key not in known:
+            raise ConfigError(section, key, "unknown option")
+    values: dict[str, Any] = {}
+    for key in known:
+        typ = hints[key]
+        env_key = f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+        if env_key in env:
+            values[key] = _from_env(section, key, typ, env[env_key])
+        elif key in table:
+            values[key] = _check_type(section, key, typ, table[key])
+    return cls(**values)
+
+
+def _from_env(section: str, key: str, typ: Any, text: str) -> Any:
+    try:
+        if typ is bool:
+            lowered = text.strip().lower()
+            if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(text)
+            return lowered in ("1", "true", "yes", "on")
+        if typ is int:
+            return int(text)
+        if typ is float:
+            return float(text)
+    except ValueError:
+        raise ConfigError(
+            section, key, f"{text!r} (from environment) is not a {typ.__name__}"
+        ) from None
+    return text
+
+
+def _check_type(section: str, key: str, typ: Any, value: Any) -> Any:
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    expected = typ if not isinstance(typ, types.UnionType) else typing.get_args(typ)
+    if typ is int and isinstance(value, bool):
+        raise ConfigError(section, key, f"{value!r} is not an int")
+    if not isinstance(value, expected):
+        name = getattr(typ, "__name__", str(typ))
+        raise ConfigError(section, key, f"{value!r} is not a {name}")
+    return value

@@ -1,0 +1,1 @@
+"""The ingest pipeline: decode -> validate -> authorize -> commit -> receipt -> export."""

@@ -1,0 +1,269 @@
+"""The one interface to the collector's database, and the values it moves.
+
+``Ledger`` is what the rest of the collector codes against; ``SqliteLedger``
+(aiosqlite, WAL) implements it today, a PostgreSQL backend can follow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """One usage record as the ledger stores it."""
+
+    record_id: str
+    account_id: str
+    device_id: str
+    meter: str
+    service: str
+    subject: str
+    unit: str
+    window_start: str
+    window_end: str
+    hour: str
+    quantity: int
+    flags: str
+    received_at: str
+    epoch: str = ""
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RollupRow:
+    """The current total of one hourly rollup key."""
+
+    account_id: str
+    device_id: str
+    service: str
+    subject: str
+    unit: str
+    hour: str
+    quantity: int
+    records: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A rejected message (or record) with its reason and raw bytes (capped)."""
+
+    received_at: str
+    topic: str
+    account_id: str | None
+    device_id: str | None
+    reason: str
+    detail: str
+    raw: bytes
+    raw_size: int
+    record_ref: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportLine:
+    """One InfluxDB line-protocol line waiting for export to ``bucket``."""
+
+    bucket: str
+    line: str
+    only_if_new: str = ""  # a record id: export only if this commit inserted it
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceState:
+    """A device's liveness as the status table holds it."""
+
+    device_id: str
+    account_id: str
+    state: str
+    since: str
+    last_seen: str
+    boot_id: str = ""
+    agent_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A device or room changed state at ``at``."""
+
+    subject_kind: str  # "device" | "room"
+    account_id: str
+    subject: str
+    state: str
+    at: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PeripheralRow:
+    """A room peripheral as last reported by a device."""
+
+    device_id: str
+    serial: str
+    account_id: str
+    room: str | None
+    model: str
+    present: bool
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommitBatch:
+    """Everything one group commit writes, in one transaction."""
+
+    usage: Sequence[UsageRow] = ()
+    dead_letters: Sequence[DeadLetter] = ()
+    export: Sequence[ExportLine] = ()
+    device_states: Sequence[DeviceState] = ()
+    room_states: Sequence[Transition] = ()  # current room state rows (kind "room")
+    transitions: Sequence[Transition] = ()
+    peripherals: Sequence[PeripheralRow] = ()
+    rollup_line: Callable[[RollupRow], ExportLine] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    """What a commit did: new records, ids that were already there, rollups touched."""
+
+    inserted: int
+    duplicates: frozenset[str]
+    rollups: Sequence[RollupRow] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """What authorization needs to know about a device."""
+
+    device_id: str
+    account_id: str
+    status: str
+    serial: str | None = None
+    model: str = "gateway"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterView:
+    """A dead letter as operators read it."""
+
+    id: int
+    received_at: str
+    topic: str
+    account_id: str | None
+    device_id: str | None
+    reason: str
+    detail: str
+    raw_size: int
+    raw_preview: str
+    record_ref: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UsageTotal:
+    """A month's usage of one device for one service/subject/unit."""
+
+    service: str
+    subject: str
+    unit: str
+    quantity: int
+    records: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedLine:
+    """An export-queue row."""
+
+    id: int
+    bucket: str
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExportBacklog:
+    """How far the export lags: rows waiting and the age of the oldest."""
+
+    pending: int
+    oldest_enqueued_at: str | None = None
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+
+class Ledger(Protocol):
+    """Data access of the ingest side; one implementation per database engine."""
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+        ...
+
+    async def close(self) -> None:
+        """Close the connection."""
+        ...
+
+    async def commit(self, batch: CommitBatch) -> CommitResult:
+        """Write a whole group commit in one transaction."""
+        ...
+
+    async def add_account(
+        self, account_id: str, *, name: str, timezone: str, parent_id: str | None, now: str
+    ) -> None:
+        """Register an account."""
+        ...
+
+    async def add_device(
+        self, device_id: str, *, account_id: str, serial: str | None, model: str, now: str
+    ) -> None:
+        """Register a device to an account."""
+        ...
+
+    async def set_device_status(self, device_id: str, status: str) -> None:
+        """Set a device's registry status (active, suspended, retired)."""
+        ...
+
+    async def devices(self, ids: Sequence[str] | None = None) -> dict[str, DeviceInfo]:
+        """Return registered devices (all, or those among ``ids``)."""
+        ...
+
+    async def device_states(self) -> dict[str, DeviceState]:
+        """Return the liveness of every device that was ever seen."""
+        ...
+
+    async def room_states(self) -> dict[tuple[str, str], str]:
+        """Return the current state of every known room."""
+        ...
+
+    async def peripherals(self) -> list[PeripheralRow]:
+        """Return every room peripheral last reported."""
+        ...
+
+    async def transitions(self, subject: str, *, limit: int = 100) -> list[Transition]:
+        """Return the latest status transitions of a device or room."""
+        ...
+
+    async def dead_letters(
+        self, *, limit: int = 100, reason: str | None = None
+    ) -> list[DeadLetterView]:
+        """Return the latest dead letters, newest first."""
+        ...
+
+    async def dead_letter_counts(self) -> dict[str, int]:
+        """Return the number of dead letters per reason."""
+        ...
+
+    async def usage_month(self, device_id: str, month: str) -> list[UsageTotal]:
+        """Return a device's usage for ``YYYY-MM`` (UTC hours) per service/subject/unit."""
+        ...
+
+    async def counter(self, name: str) -> int:
+        """Return a persistent ingest counter (e.g. ``duplicates``)."""
+        ...
+
+    async def export_pending(self, limit: int) -> list[QueuedLine]:
+        """Return export-queue rows after the cursor, oldest first."""
+        ...
+
+    async def export_ack(self, last_id: int, now: str) -> None:
+        """Advance the export cursor to ``last_id`` and drop what it covers."""
+        ...
+
+    async def export_backlog(self) -> ExportBacklog:
+        """Return how many lines wait for export and since when."""
+        ...

@@ -1,0 +1,143 @@
+"""The ``ingest`` component's migrations: registry, ledger, dead letters, export, status.
+
+Append-only: a script that has shipped is never edited; add a new one.
+Timestamps are ISO-8601 UTC text ending in ``Z``.
+"""
+
+from __future__ import annotations
+
+from collector.store import migrations
+
+COMPONENT = "ingest"
+
+V1 = """
+CREATE TABLE accounts (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    parent_id TEXT REFERENCES accounts(id),
+    timezone TEXT NOT NULL DEFAULT 'UTC',
+    status TEXT NOT NULL DEFAULT 'active',
+    created_at TEXT NOT NULL
+);
+CREATE TABLE devices (
+    id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL REFERENCES accounts(id),
+    serial TEXT,
+    model TEXT NOT NULL DEFAULT 'gateway',
+    status TEXT NOT NULL DEFAULT 'active'
+        CHECK (status IN ('active', 'suspended', 'retired')),
+    created_at TEXT NOT NULL
+);
+CREATE INDEX devices_account ON devices(account_id);
+
+CREATE TABLE usage_records (
+    record_id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    meter TEXT NOT NULL,
+    service TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    window_start TEXT NOT NULL,
+    window_end TEXT NOT NULL,
+    quantity INTEGER NOT NULL CHECK (quantity >= 0),
+    flags TEXT NOT NULL DEFAULT '',
+    received_at TEXT NOT NULL,
+    epoch TEXT NOT NULL DEFAULT '',
+    seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX usage_records_device_window ON usage_records(device_id, window_start);
+CREATE INDEX usage_records_account_window ON usage_records(account_id, window_start);
+
+CREATE TABLE usage_hourly (
+    account_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    service TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    hour TEXT NOT NULL,
+    quantity INTEGER NOT NULL,
+    records INTEGER NOT NULL,
+    PRIMARY KEY (account_id, device_id, service, subject, unit, hour)
+);
+CREATE INDEX usage_hourly_account_hour ON usage_hourly(account_id, hour);
+
+CREATE TABLE ingest_counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+
+CREATE TABLE dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    account_id TEXT,
+    device_id TEXT,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    record_ref TEXT NOT NULL DEFAULT '',
+    raw BLOB NOT NULL,
+    raw_size INTEGER NOT NULL
+);
+CREATE INDEX dead_letters_reason ON dead_letters(reason);
+CREATE INDEX dead_letters_device ON dead_letters(device_id);
+
+CREATE TABLE export_queue (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    bucket TEXT NOT NULL,
+    line TEXT NOT NULL,
+    enqueued_at TEXT NOT NULL
+);
+CREATE TABLE export_cursor (
+    name TEXT PRIMARY KEY,
+    last_id INTEGER NOT NULL,
+    updated_at TEXT NOT NULL
+);
+
+CREATE TABLE device_status (
+    device_id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    since TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    boot_id TEXT NOT NULL DEFAULT '',
+    agent_version TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE room_peripherals (
+    device_id TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    room TEXT,
+    model TEXT NOT NULL DEFAULT '',
+    present INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (device_id, serial)
+);
+CREATE TABLE room_status (
+    account_id TEXT NOT NULL,
+    room TEXT NOT NULL,
+    state TEXT NOT NULL,
+    since TEXT NOT NULL,
+    PRIMARY KEY (account_id, room)
+);
+CREATE TABLE status_transitions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    subject_kind TEXT NOT NULL CHECK (subject_kind IN ('device', 'room')),
+    account_id TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    state TEXT NOT NULL,
+    at TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX status_transitions_subject ON status_transitions(subject_kind, subject, at);
+"""
+
+SCRIPTS: tuple[str, ...] = (V1,)
+
+
+def register() -> None:
+    """Register the ingest migrations (idempotent)."""
+    migrations.register(COMPONENT, SCRIPTS)
+
+
+register()

@@ -1,0 +1,435 @@
+"""The SQLite ledger (aiosqlite, WAL): the default ``Ledger`` implementation.
+
+One writer per process (an asyncio lock); several collector processes on the
+same file serialize on ``BEGIN IMMEDIATE`` and SQLite's busy timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from collector.errors import RegistryError
+from collector.store import migrations, schema
+from collector.store.ledger import (
+    CommitBatch,
+    CommitResult,
+    DeadLetterView,
+    DeviceInfo,
+    DeviceState,
+    ExportBacklog,
+    PeripheralRow,
+    QueuedLine,
+    RollupRow,
+    Transition,
+    UsageTotal,
+)
+
+T = TypeVar("T")
+_CHUNK = 500
+_KEY_CHUNK = 150  # 6 parameters per rollup key, under SQLite's 999 limit
+
+_INSERT_USAGE = (
+    "INSERT INTO usage_records (record_id, account_id, device_id, meter, service, subject,"
+    " unit, window_start, window_end, quantity, flags, received_at, epoch, seq)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_UPSERT_HOURLY = (
+    "INSERT INTO usage_hourly (account_id, device_id, service, subject, unit, hour,"
+    " quantity, records) VALUES (?,?,?,?,?,?,?,?)"
+    " ON CONFLICT (account_id, device_id, service, subject, unit, hour) DO UPDATE SET"
+    " quantity = quantity + excluded.quantity, records = records + excluded.records"
+)
+_SELECT_ROLLUPS = (
+    "SELECT account_id, device_id, service, subject, unit, hour, quantity, records"
+    " FROM usage_hourly WHERE (account_id, device_id, service, subject, unit, hour)"
+)
+_SELECT_DEAD = (
+    "SELECT id, received_at, topic, account_id, device_id, reason, detail, raw_size,"
+    " substr(raw, 1, 120), record_ref FROM dead_letters"
+)
+_INSERT_DEAD = (
+    "INSERT INTO dead_letters (received_at, topic, account_id, device_id, reason, detail,"
+    " record_ref, raw, raw_size) VALUES (?,?,?,?,?,?,?,?,?)"
+)
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def migrate_file(path: str | Path) -> list[str]:
+    """Apply every registered migration to the database at ``path`` (blocking)."""
+    schema.register()
+    conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        return migrations.apply(conn)
+    finally:
+        conn.close()
+
+
+class SqliteLedger:
+    """The ledger in one SQLite file."""
+
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+        self.path = str(path)
+        self.synchronous = synchronous
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        """Return the open connection (raises if ``open`` was not awaited)."""
+        if self._db is None:
+            raise RuntimeError("ledger is not open")
+        return self._db
+
+    async def open(self) -> None:
+        """Apply migrations, then connect with WAL and a busy timeout."""
+        if Path(self.path).parent and not Path(self.path).parent.exists():
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(migrate_file, self.path)
+        self._db = await aiosqlite.connect(self.path, isolation_level=None, timeout=30)
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        await self._db.execute(f"PRAGMA synchronous={self.synchronous}")
+        await self._db.execute("PRAGMA foreign_keys=ON")
+        await self._db.execute("PRAGMA busy_timeout=30000")
+
+    async def close(self) -> None:
+        """Close the connection."""
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def __aenter__(self) -> SqliteLedger:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- the group commit ------------------------------------------------------
+
+    async def commit(self, batch: CommitBatch) -> CommitResult:
+        """Write usage (deduplicated), rollups, dead letters, status and export rows."""
+        async with self._lock:
+            db = self.db
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                result = await self._commit(db, batch)
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+            return result
+
+    async def _commit(self, db: aiosqlite.Connection, batch: CommitBatch) -> CommitResult:
+        ids = [r.record_id for r in batch.usage]
+        existing: set[str] = set()
+        for chunk in _chunks(ids, _CHUNK):
+            marks = ",".join("?" * len(chunk))
+            async with db.execute(
+                f"SELECT record_id FROM usage_records WHERE record_id IN ({marks})",  # noqa: S608
+                tuple(chunk),
+            ) as cur:
+                existing.update(row[0] for row in await cur.fetchall())
+        seen = set(existing)
+        duplicates: set[str] = set()
+        new_rows = []
+        for r in batch.usage:
+            if r.record_id in seen:
+                duplicates.add(r.record_id)
+                continue
+            seen.add(r.record_id)
+            new_rows.append(r)
+        if new_rows:
+            await db.executemany(
+                _INSERT_USAGE,
+                [
+                    (
+                        r.record_id, r.account_id, r.device_id, r.meter, r.service, r.subject,
+                        r.unit, r.window_start, r.window_end, r.quantity, r.flags,
+                        r.received_at, r.epoch, r.seq,
+                    )
+                    for r in new_rows
+                ],
+            )  # fmt: skip
+        agg: dict[tuple[str, str, str, str, str, str], list[int]] = {}
+        for r in new_rows:
+            key = (r.account_id, r.device_id, r.service, r.subject, r.unit, r.hour)
+            slot = agg.setdefault(key, [0, 0])
+            slot[0] += r.quantity
+            slot[1] += 1
+        if agg:
+            await db.executemany(_UPSERT_HOURLY, [(*k, q, n) for k, (q, n) in agg.items()])
+        dup_count = sum(1 for r in batch.usage if r.record_id in duplicates)
+        if dup_count:
+            await db.execute(
+                "INSERT INTO ingest_counters (name, value) VALUES ('duplicates', ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                (dup_count,),
+            )
+        rollups = await self._read_rollups(db, list(agg)) if agg else []
+        inserted_ids = {r.record_id for r in new_rows}
+        export = [e for e in batch.export if not e.only_if_new or e.only_if_new in inserted_ids]
+        if batch.rollup_line is not None:
+            export.extend(batch.rollup_line(r) for r in rollups)
+        if batch.dead_letters:
+            await db.executemany(
+                _INSERT_DEAD,
+                [
+                    (
+                        d.received_at, d.topic, d.account_id, d.device_id, d.reason, d.detail,
+                        d.record_ref, d.raw, d.raw_size,
+                    )
+                    for d in batch.dead_letters
+                ],
+            )  # fmt: skip
+        await self._write_status(db, batch)
+        if export:
+            now = batch.usage[0].received_at if batch.usage else _now_text(batch)
+            await db.executemany(
+                "INSERT INTO export_queue (bucket, line, enqueued_at) VALUES (?,?,?)",
+                [(e.bucket, e.line, now) for e in export],
+            )
+        return CommitResult(len(new_rows), frozenset(duplicates), rollups)
+
+    async def _read_rollups(
+        self, db: aiosqlite.Connection, keys: list[tuple[str, str, str, str, str, str]]
+    ) -> list[RollupRow]:
+        out: list[RollupRow] = []
+        for chunk in _chunks(keys, _KEY_CHUNK):
+            values = ",".join("(?,?,?,?,?,?)" for _ in chunk)
+            params = [p for k in chunk for p in k]
+            sql = _SELECT_ROLLUPS + f" IN (VALUES {values})"
+            async with db.execute(sql, params) as cur:
+                out.extend(RollupRow(*row) for row in await cur.fetchall())
+        return out
+
+    async def _write_status(self, db: aiosqlite.Connection, batch: CommitBatch) -> None:
+        if batch.device_states:
+            await db.executemany(
+                "INSERT INTO device_status (device_id, account_id, state, since, last_seen,"
+                " boot_id, agent_version) VALUES (?,?,?,?,?,?,?) ON CONFLICT (device_id) DO"
+                " UPDATE SET account_id = excluded.account_id, state = excluded.state,"
+                " since = excluded.since, last_seen = excluded.last_seen,"
+                " boot_id = excluded.boot_id, agent_version = excluded.agent_version",
+                [
+                    (s.device_id, s.account_id, s.state, s.since, s.last_seen, s.boot_id,
+                     s.agent_version)
+                    for s in batch.device_states
+                ],
+            )  # fmt: skip
+        if batch.room_states:
+            await db.executemany(
+                "INSERT INTO room_status (account_id, room, state, since) VALUES (?,?,?,?)"
+                " ON CONFLICT (account_id, room) DO UPDATE SET state = excluded.state,"
+                " since = excluded.since",
+                [(t.account_id, t.subject, t.state, t.at) for t in batch.room_states],
+            )
+        if batch.transitions:
+            await db.executemany(
+                "INSERT INTO status_transitions (subject_kind, account_id, subject, state, at,"
+                " reason) VALUES (?,?,?,?,?,?)",
+                [
+                    (t.subject_kind, t.account_id, t.subject, t.state, t.at, t.reason)
+                    for t in batch.transitions
+                ],
+            )
+        if batch.peripherals:
+            await db.executemany(
+                "INSERT INTO room_peripherals (device_id, serial, account_id, room, model,"
+                " present, updated_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT (device_id, serial)"
+                " DO UPDATE SET account_id = excluded.account_id, room = excluded.room,"
+                " model = excluded.model, present = excluded.present,"
+                " updated_at = excluded.updated_at",
+                [
+                    (p.device_id, p.serial, p.account_id, p.room, p.model, int(p.present),
+                     p.updated_at)
+                    for p in batch.peripherals
+                ],
+            )  # fmt: skip
+
+    # -- registry ----------------------------------------------------------------
+
+    async def add_account(
+        self, account_id: str, *, name: str, timezone: str, parent_id: str | None, now: str
+    ) -> None:
+        """Register an account; raises RegistryError if it exists or the parent is unknown."""
+        async with self._lock:
+            try:
+                await self.db.execute(
+                    "INSERT INTO accounts (id, name, parent_id, timezone, created_at)"
+                    " VALUES (?,?,?,?,?)",
+                    (account_id, name, parent_id, timezone, now),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise RegistryError(f"account {account_id!r} cannot be added: {exc}") from exc
+
+    async def add_device(
+        self, device_id: str, *, account_id: str, serial: str | None, model: str, now: str
+    ) -> None:
+        """Register a device; raises RegistryError if it exists or the account is unknown."""
+        async with self._lock:
+            try:
+                await self.db.execute(
+                    "INSERT INTO devices (id, account_id, serial, model, created_at)"
+                    " VALUES (?,?,?,?,?)",
+                    (device_id, account_id, serial, model, now),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise RegistryError(f"device {device_id!r} cannot be added: {exc}") from exc
+
+    async def set_device_status(self, device_id: str, status: str) -> None:
+        """Set a device's registry status."""
+        async with self._lock:
+            try:
+                cur = await self.db.execute(
+                    "UPDATE devices SET status = ? WHERE id = ?", (status, device_id)
+                )
+            except sqlite3.IntegrityError as exc:
+                raise RegistryError(f"status {status!r} is not allowed") from exc
+            if cur.rowcount == 0:
+                raise RegistryError(f"device {device_id!r} is not registered")
+
+    async def devices(self, ids: Sequence[str] | None = None) -> dict[str, DeviceInfo]:
+        """Return registered devices (all, or those among ``ids``)."""
+        sql = "SELECT id, account_id, status, serial, model FROM devices"
+        rows: list[Any] = []
+        if ids is None:
+            rows = await self._fetch(sql, ())
+        else:
+            for chunk in _chunks(list(ids), _CHUNK):
+                marks = ",".join("?" * len(chunk))
+                rows += await self._fetch(f"{sql} WHERE id IN ({marks})", tuple(chunk))
+        return {r[0]: DeviceInfo(r[0], r[1], r[2], r[3], r[4]) for r in rows}
+
+    # -- status ------------------------------------------------------------------
+
+    async def device_states(self) -> dict[str, DeviceState]:
+        """Return the liveness row of every device ever seen."""
+        rows = await self._fetch(
+            "SELECT device_id, account_id, state, since, last_seen, boot_id, agent_version"
+            " FROM device_status",
+            (),
+        )
+        return {r[0]: DeviceState(*r) for r in rows}
+
+    async def room_states(self) -> dict[tuple[str, str], str]:
+        """Return ``{(account, room): state}``."""
+        rows = await self._fetch("SELECT account_id, room, state FROM room_status", ())
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    async def peripherals(self) -> list[PeripheralRow]:
+        """Return every reported room peripheral."""
+        rows = await self._fetch(
+            "SELECT device_id, serial, account_id, room, model, present, updated_at"
+            " FROM room_peripherals",
+            (),
+        )
+        return [PeripheralRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in rows]
+
+    async def transitions(self, subject: str, *, limit: int = 100) -> list[Transition]:
+        """Return the latest transitions of ``subject``, newest first."""
+        rows = await self._fetch(
+            "SELECT subject_kind, account_id, subject, state, at, reason FROM"
+            " status_transitions WHERE subject = ? ORDER BY id DESC LIMIT ?",
+            (subject, limit),
+        )
+        return [Transition(*r) for r in rows]
+
+    # -- operator views ------------------------------------------------------------
+
+    async def dead_letters(
+        self, *, limit: int = 100, reason: str | None = None
+    ) -> list[DeadLetterView]:
+        """Return the latest dead letters, newest first."""
+        where, params = ("WHERE reason = ?", (reason,)) if reason else ("", ())
+        sql = f"{_SELECT_DEAD} {where} ORDER BY id DESC LIMIT ?"
+        rows = await self._fetch(sql, (*params, limit))
+        return [
+            DeadLetterView(
+                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],
+                bytes(r[8]).decode("utf-8", "backslashreplace"), r[9],
+            )
+            for r in rows
+        ]  # fmt: skip
+
+    async def dead_letter_counts(self) -> dict[str, int]:
+        """Return the number of dead letters per reason."""
+        rows = await self._fetch(
+            "SELECT reason, COUNT(*) FROM dead_letters GROUP BY reason ORDER BY reason", ()
+        )
+        return {r[0]: r[1] for r in rows}
+
+    async def usage_month(self, device_id: str, month: str) -> list[UsageTotal]:
+        """Sum a device's hourly rollups over the UTC month ``YYYY-MM``."""
+        rows = await self._fetch(
+            "SELECT service, subject, unit, SUM(quantity), SUM(records) FROM usage_hourly"
+            " WHERE device_id = ? AND hour LIKE ? GROUP BY service, subject, unit"
+            " ORDER BY service, subject, unit",
+            (device_id, f"{month}-%"),
+        )
+        return [UsageTotal(*r) for r in rows]
+
+    async def counter(self, name: str) -> int:
+        """Return a persistent ingest counter."""
+        rows = await self._fetch("SELECT value FROM ingest_counters WHERE name = ?", (name,))
+        return int(rows[0][0]) if rows else 0
+
+    # -- export ----------------------------------------------------------------------
+
+    async def export_pending(self, limit: int) -> list[QueuedLine]:
+        """Return queue rows after the cursor, oldest first."""
+        rows = await self._fetch(
+            "SELECT id, bucket, line FROM export_queue WHERE id > COALESCE("
+            "(SELECT last_id FROM export_cursor WHERE name = 'influx'), 0)"
+            " ORDER BY id LIMIT ?",
+            (limit,),
+        )
+        return [QueuedLine(*r) for r in rows]
+
+    async def export_ack(self, last_id: int, now: str) -> None:
+        """Advance the cursor and delete the exported rows, in one transaction."""
+        async with self._lock:
+            db = self.db
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                await db.execute(
+                    "INSERT INTO export_cursor (name, last_id, updated_at)"
+                    " VALUES ('influx', ?, ?) ON CONFLICT (name) DO UPDATE SET"
+                    " last_id = MAX(last_id, excluded.last_id), updated_at = excluded.updated_at",
+                    (last_id, now),
+                )
+                await db.execute("DELETE FROM export_queue WHERE id <= ?", (last_id,))
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+
+    async def export_backlog(self) -> ExportBacklog:
+        """Return the number of queued lines and the oldest enqueue time."""
+        rows = await self._fetch(
+            "SELECT COUNT(*), MIN(enqueued_at) FROM export_queue WHERE id > COALESCE("
+            "(SELECT last_id FROM export_cursor WHERE name = 'influx'), 0)",
+            (),
+        )
+        return ExportBacklog(int(rows[0][0]), rows[0][1])
+
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        async with self.db.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+
+def _now_text(batch: CommitBatch) -> str:
+    for seq in (batch.dead_letters, batch.transitions, batch.device_states):
+        for item in seq:
+            return str(getattr(item, "received_at", None) or getattr(item, "at", "") or "")
+    return ""
