@@ -30,6 +30,18 @@ class BackPressure(Exception):
     """The outbox is at its cap for this class; the caller must refuse input."""
 
 
+class ServiceSuspended(BackPressure):
+    """The cloud suspended this service; the caller must refuse input.
+
+    A subclass of BackPressure so that a data forwarder which already refuses
+    input on a full outbox refuses it, with this reason, while suspended.
+    """
+
+    def __init__(self, service: str) -> None:
+        super().__init__(f"service {service} is suspended")
+        self.service = service
+
+
 class MeterSink(Protocol):
     """What the agent gives every meter. Implemented over the outbox."""
 

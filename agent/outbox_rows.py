@@ -1,0 +1,106 @@
+"""The outbox schema and the conversion between its rows and protocol values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from agent.meters.base import UsageSample
+from protocols import Service, Unit, UsageRecord
+
+SCHEMA_VERSION = 1
+SCHEMA = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    # One sequence space for usage and data: AUTOINCREMENT never reuses a seq.
+    """CREATE TABLE records (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        cls TEXT NOT NULL CHECK (cls IN ('usage', 'data')),
+        created REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        meter TEXT, service TEXT, subject TEXT, unit TEXT,
+        start_us INTEGER, end_us INTEGER, quantity INTEGER,
+        boot_id TEXT, flags TEXT,
+        stream TEXT, body BLOB, nbytes INTEGER NOT NULL DEFAULT 0
+    )""",
+    "CREATE TABLE health (id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL,"
+    " body BLOB NOT NULL)",
+    "CREATE TABLE meter_state (key TEXT PRIMARY KEY, value BLOB NOT NULL)",
+    "CREATE TABLE suspension (service TEXT PRIMARY KEY, since TEXT NOT NULL)",
+)
+COLUMNS = (
+    "seq", "cls", "created", "attempts", "meter", "service", "subject", "unit",
+    "start_us", "end_us", "quantity", "boot_id", "flags", "stream", "body", "nbytes",
+)  # fmt: skip
+_EPOCH0 = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_us(t: datetime) -> int:
+    """Return microseconds since the Unix epoch of an aware datetime, exactly."""
+    if t.tzinfo is None:
+        raise ValueError("usage windows need timezone-aware datetimes")
+    return (t - _EPOCH0) // timedelta(microseconds=1)
+
+
+def from_us(us: int) -> datetime:
+    """Inverse of to_us (UTC)."""
+    return _EPOCH0 + timedelta(microseconds=us)
+
+
+def sample_row(s: UsageSample, boot_id: str) -> tuple[Any, ...]:
+    """Columns meter..flags of a usage sample."""
+    return (
+        s.meter,
+        str(s.service),
+        s.subject,
+        str(s.unit),
+        to_us(s.start),
+        to_us(s.end),
+        s.quantity,
+        boot_id,
+        ",".join(s.flags),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRecord:
+    """One usage record or data batch as it leaves the outbox."""
+
+    seq: int
+    cls: str  # "usage" or "data"
+    attempts: int  # sends so far, including the one this value was claimed for
+    created: float
+    usage: UsageRecord | None = None
+    stream: str = ""
+    points: bytes = b""  # encoded JSON array of DataPoint
+    nbytes: int = 0
+
+
+def row_to_record(row: Any, epoch: str, bump: int = 0) -> OutboxRecord:
+    """Turn a ``SELECT * FROM records`` row into an OutboxRecord."""
+    r = dict(zip(COLUMNS, row, strict=True))
+    if r["cls"] == "usage":
+        flags = tuple(f for f in (r["flags"] or "").split(",") if f)
+        usage = UsageRecord(
+            epoch=epoch,
+            seq=r["seq"],
+            meter=r["meter"],
+            service=Service(r["service"]),
+            subject=r["subject"],
+            start=from_us(r["start_us"]),
+            end=from_us(r["end_us"]),
+            quantity=r["quantity"],
+            unit=Unit(r["unit"]),
+            boot_id=r["boot_id"] or "",
+            flags=flags,  # type: ignore[arg-type]
+        )
+        return OutboxRecord(r["seq"], "usage", r["attempts"] + bump, r["created"], usage=usage)
+    return OutboxRecord(
+        r["seq"],
+        "data",
+        r["attempts"] + bump,
+        r["created"],
+        stream=r["stream"],
+        points=bytes(r["body"]),
+        nbytes=r["nbytes"],
+    )

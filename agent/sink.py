@@ -1,0 +1,91 @@
+"""The MeterSink the daemon gives every meter, implemented over the outbox.
+
+Suspended services: a meter of a suspended service keeps reading its
+counters and saving its baseline (``state``), but its samples are not
+committed — usage while suspended is never billed, and resuming does not
+bill the suspended period as one big delta. Data forwarding refuses input
+with ``ServiceSuspended`` (a ``BackPressure``) naming the service.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+import msgspec
+
+from agent.meters.base import ServiceSuspended, UsageSample
+from agent.outbox import Outbox
+from agent.system import StatsSource
+from protocols import DataPoint, ModemHealth, Peripheral, Service
+
+log = logging.getLogger("agent.sink")
+_points_encoder = msgspec.json.Encoder()
+
+
+class OutboxSink:
+    """MeterSink over the outbox, with suspension and the latest modem/inventory."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        stats: StatsSource,
+        suspended: frozenset[str],
+        publish_inventory: Callable[[Sequence[Peripheral]], Awaitable[None]],
+    ) -> None:
+        self._outbox = outbox
+        self._stats = stats
+        self._suspended = set(suspended)
+        self._publish_inventory = publish_inventory
+        self.modem: ModemHealth | None = None
+        self.inventory: list[Peripheral] = []
+        self.dropped_suspended = 0  # samples not committed because suspended
+
+    async def commit_usage(
+        self, samples: Sequence[UsageSample], state: Mapping[str, bytes] | None = None
+    ) -> None:
+        """Append usage records and meter state in one transaction."""
+        kept = [s for s in samples if str(s.service) not in self._suspended]
+        self.dropped_suspended += len(samples) - len(kept)
+        if not kept and not state:
+            return
+        await self._outbox.append_usage(kept, self._stats.boot_id(), state)
+
+    async def load_state(self, key: str) -> bytes | None:
+        """Return the state saved under ``key`` by commit_usage, if any."""
+        return await self._outbox.load_state(key)
+
+    async def commit_data(self, stream: str, points: Sequence[DataPoint], nbytes: int) -> None:
+        """Append one customer data batch; raises BackPressure at the cap or when suspended."""
+        if Service.DATA_INGESTION.value in self._suspended:
+            raise ServiceSuspended(Service.DATA_INGESTION.value)
+        await self._outbox.append_data(stream, _points_encoder.encode(list(points)), nbytes)
+
+    async def report_inventory(self, peripherals: Sequence[Peripheral]) -> None:
+        """Publish the peripherals now (retained) and keep them for the birth message."""
+        self.inventory = list(peripherals)
+        await self._publish_inventory(self.inventory)
+
+    def report_modem(self, modem: ModemHealth) -> None:
+        """Keep the modem's latest state for the next health report."""
+        self.modem = modem
+
+    def is_suspended(self, service: Service) -> bool:
+        """Tell whether the cloud has suspended ``service`` on this device."""
+        return str(service) in self._suspended
+
+    async def set_suspended(self, services: Sequence[str], suspended: bool) -> None:
+        """Persist, then apply, suspension or resumption of ``services``."""
+        await self._outbox.set_suspended(services, suspended)
+        if suspended:
+            self._suspended.update(services)
+        else:
+            self._suspended.difference_update(services)
+        log.info(
+            "service.suspended" if suspended else "service.resumed",
+            extra={"kv": {"services": ",".join(services)}},
+        )
+
+    def suspension_state(self) -> dict[str, str]:
+        """Return ``{service: "suspended" | "active"}`` for every service."""
+        return {s.value: ("suspended" if s.value in self._suspended else "active") for s in Service}
