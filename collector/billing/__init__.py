@@ -1,0 +1,15 @@
+"""Rating and credits: price book, monthly close in logbit, packs, coupons, notices, suspension.
+
+Pure parts (no I/O): ``money``, ``price_book``, ``rating``, ``periods``.
+Store parts take a plain ``sqlite3.Connection`` on the shared collector
+database (WAL) and keep every write in one short ``BEGIN IMMEDIATE``
+transaction: ``schema``, ``ledger``, ``close``, ``credits``, ``coupons``,
+``notices``, ``activations``, ``support_cards``. The asynchronous edges are
+``scheduler`` (automatic monthly close, clock injected) and ``commands``
+(suspend/resume to agents through a ``CommandSender``).
+"""
+
+from collector.billing.errors import BillingError
+from collector.billing.money import round_logbit
+
+__all__ = ["BillingError", "round_logbit"]
