@@ -6,10 +6,11 @@ FleetError
 ├── Forbidden       the caller sees the object but may not do this
 ├── Conflict        the request contradicts the current state
 ├── InvalidInput    a value is out of range or malformed
-└── Unauthorized    no valid credentials were presented
+├── Unauthorized    no valid credentials were presented
+└── Gone            an invitation link expired, was used or was replaced
 ```
 
-Routes map them to HTTP 404, 403, 409, 422 and 401.
+Routes map them to HTTP 404, 403, 409, 422, 401 and 410.
 """
 
 from __future__ import annotations
@@ -49,3 +50,9 @@ class Unauthorized(FleetError):
     """No valid credentials were presented."""
 
     status_code = 401
+
+
+class Gone(FleetError):
+    """A link that has expired, been used or been replaced by a newer one."""
+
+    status_code = 410

@@ -1,0 +1,117 @@
+"""Rooms with move history and usage attribution; invitations and the mail outbox."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+
+import pytest
+
+from collector.fleet import access, devices, invitations, mail, rooms
+from collector.fleet.errors import Conflict, Gone, NotFound, Unauthorized
+from collector.fleet.tokens import sign_in
+from tests.fleet.conftest import FakeClock
+
+
+def _usage(conn: sqlite3.Connection, device: str, hour: str, qty: int) -> None:
+    conn.execute(
+        "INSERT INTO usage_hourly (account_id, device_id, service, subject, unit, hour,"
+        " quantity, records) VALUES ('acme', ?, 'vpn', 'wg0', 'bytes', ?, ?, 1)",
+        (device, hour, qty),
+    )
+
+
+def test_moves_keep_history_and_attribute_usage(conn: sqlite3.Connection, clock: FakeClock) -> None:
+    access.create_account(conn, clock(), "Acme", account_id="acme")
+    access.create_account(conn, clock(), "Other", account_id="other")
+    devices.register_device(conn, clock(), "acme", "2214LZ0ABC12", "Rally Bar")
+    devices.register_device(conn, clock(), "other", "FOREIGN1", "tap")
+    site = rooms.create_site(conn, clock(), "acme", "HQ")
+    a = rooms.create_room(conn, clock(), site, "Aurora")
+    b = rooms.create_room(conn, clock(), site, "Borealis")
+    with pytest.raises(NotFound):
+        rooms.assign_device(conn, clock(), a, "FOREIGN1")  # another tenant's serial
+    dev = rooms.assign_device(conn, clock(), a, "2214LZ0ABC12")  # 09:00
+    assert dev == "2214lz0abc12"
+    with pytest.raises(Conflict):
+        rooms.assign_device(conn, clock(), a, "2214LZ0ABC12")
+    clock.now += timedelta(hours=2)  # 11:00
+    rooms.assign_device(conn, clock(), b, "2214LZ0ABC12")
+    for hour, qty in (("09", 100), ("10", 20), ("11", 3), ("12", 4)):
+        _usage(conn, dev, f"2026-05-04T{hour}:00:00Z", qty)
+    total_a = rooms.room_usage(conn, a, "2026-05-04T00:00:00Z", "2026-05-05T00:00:00Z")
+    total_b = rooms.room_usage(conn, b, "2026-05-04T00:00:00Z", "2026-05-05T00:00:00Z")
+    assert [r["quantity"] for r in total_a] == [120]
+    assert [r["quantity"] for r in total_b] == [7]
+    hist = rooms.placement_history(conn, device_id=dev)
+    assert [(h["room_name"], h["until"]) for h in hist] == [
+        ("Aurora", "2026-05-04T11:00:00Z"),
+        ("Borealis", None),
+    ]
+    assert rooms.room_at(conn, dev, "2026-05-04T10:30:00Z") == a
+    assert rooms.current_room(conn, dev) == b
+
+
+def _invite(conn: sqlite3.Connection, clock: FakeClock) -> invitations.SentInvitation:
+    access.create_account(conn, clock(), "Acme", account_id="acme")
+    return invitations.invite(
+        conn,
+        clock(),
+        mail.OutboxMailer(),
+        "acme",
+        email="It.Admin@Acme.example",
+        role="admin",
+        invited_by="system",
+        base_url="http://127.0.0.1:8080",
+    )
+
+
+def test_invitation_is_mailed_and_single_use(conn: sqlite3.Connection, clock: FakeClock) -> None:
+    inv = _invite(conn, clock)
+    queued = mail.pending(conn)
+    assert [(m["recipient"], m["subject"]) for m in queued] == [
+        ("it.admin@acme.example", "Welcome to Logbot")
+    ]
+    assert inv.link_token in queued[0]["body"]
+    assert inv.link_token not in str(conn.execute("SELECT * FROM fleet_invitations").fetchall())
+    with pytest.raises(Unauthorized):  # a forwarded link does not work for someone else
+        invitations.accept(conn, clock(), inv.link_token, email="x@acme.example", password="p" * 10)
+    uid = invitations.accept(
+        conn, clock(), inv.link_token, email="it.admin@acme.example", password="p" * 10
+    )
+    assert access.caller_for_user(conn, uid).writable == frozenset({"acme"})
+    assert sign_in(conn, clock(), "it.admin@acme.example", "p" * 10).token.startswith("lbt_")
+    with pytest.raises(Gone, match="already used"):
+        invitations.accept(
+            conn, clock(), inv.link_token, email="it.admin@acme.example", password="p" * 10
+        )
+
+
+@pytest.mark.parametrize(("days", "ok"), [(29, True), (30, False)])
+def test_invitation_expires_after_30_days(
+    conn: sqlite3.Connection, clock: FakeClock, days: int, ok: bool
+) -> None:
+    inv = _invite(conn, clock)
+    clock.now += timedelta(days=days)
+    if ok:
+        invitations.accept(conn, clock(), inv.link_token, email=inv.email, password="p" * 10)
+    else:
+        with pytest.raises(Gone, match="expired"):
+            invitations.accept(conn, clock(), inv.link_token, email=inv.email, password="p" * 10)
+
+
+def test_resend_replaces_the_old_link(conn: sqlite3.Connection, clock: FakeClock) -> None:
+    inv = _invite(conn, clock)
+    clock.now += timedelta(days=40)  # expired; ask for a new one
+    again = invitations.resend(
+        conn, clock(), mail.OutboxMailer(), inv.id, invited_by="ops", base_url="http://h"
+    )
+    assert again.email == inv.email
+    assert len(mail.pending(conn)) == 2
+    with pytest.raises(Gone, match="replaced"):
+        invitations.accept(conn, clock(), inv.link_token, email=inv.email, password="p" * 10)
+    invitations.accept(conn, clock(), again.link_token, email=inv.email, password="p" * 10)
+    with pytest.raises(Gone):
+        invitations.resend(
+            conn, clock(), mail.OutboxMailer(), again.id, invited_by="o", base_url="h"
+        )
