@@ -1,0 +1,248 @@
+"""A fake cellular modem answering AT commands on a real pseudo-terminal.
+
+The agent opens ``FakeModem.path`` with pyserial exactly as it would open
+``/dev/ttyUSB2``: a stable symlink to the pty's slave side, so an unplug
+(the pty is closed and the link removed) and a replug (a new pty, the link
+points to it) look like a USB modem leaving and coming back.
+
+A thread serves the master side; everything the tests or the fleet simulator
+change (SIM swap, traffic, signal, mode, noise) is guarded by a lock.
+
+Modes: ``normal`` answers like a Quectel EG25; ``garbage`` answers random
+bytes; ``silent`` answers nothing (commands time out).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import random
+import select
+import threading
+import time
+import tty
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Mode = Literal["normal", "garbage", "silent"]
+
+
+@dataclass(slots=True)
+class FakeModemConfig:
+    """What the fake modem says about itself; mutable while it runs."""
+
+    imei: str = "861536030196001"
+    iccid: str = "8939104520000012345"
+    imsi: str = "222104500012345"
+    manufacturer: str = "Quectel"
+    model: str = "EG25"
+    firmware: str = "EG25GGBR07A08M2G"
+    operator: str = "I TIM"
+    registration: int = 1  # 27.007 <stat>: 1 home, 5 roaming, 2 searching...
+    csq: int = 17  # rssi index; 99 unknown
+    echo: bool = True
+    vendor_counters: bool = True  # answers AT+QGDCNT?
+    iccid_command: str = "AT+QCCID"  # the vendor's ICCID command (AT+CCID also works)
+    sim_present: bool = True
+    mode: Mode = "normal"
+    noise_probability: float = 0.0  # chance of garbage bytes before an answer
+    urc_probability: float = 0.0  # chance of a URC in the middle of an answer
+    counters_survive_replug: bool = True  # Quectel keeps QGDCNT in NVRAM
+    seed: int = 0
+    link_name: str = "ttyFAKE0"
+    extra: dict[str, str] = field(default_factory=dict)  # command -> raw answer
+
+
+class FakeModem:
+    """Serve the AT dialogue of ``config`` on a pty; ``path`` is what to open."""
+
+    def __init__(self, directory: Path, config: FakeModemConfig | None = None) -> None:
+        self.config = config or FakeModemConfig()
+        self.path = Path(directory) / self.config.link_name
+        self._lock = threading.Lock()
+        self._rng = random.Random(self.config.seed)
+        self._sent = 0
+        self._recv = 0
+        self._master = -1
+        self._slave = -1
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.commands: list[str] = []  # every command received, for assertions
+
+    # ------------------------------------------------------------- lifecycle
+
+    @property
+    def plugged(self) -> bool:
+        """Tell whether the modem is plugged in (its pty exists)."""
+        return self._thread is not None
+
+    def plug(self) -> None:
+        """Create a pty, point ``path`` at it and start answering."""
+        if self._thread is not None:
+            return
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        os.set_blocking(master, False)
+        self._master, self._slave = master, slave
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        tmp.symlink_to(os.ttyname(slave))
+        tmp.replace(self.path)
+        if not self.config.counters_survive_replug:
+            self._sent = self._recv = 0
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._serve, name="fake-modem", daemon=True)
+        self._thread.start()
+
+    def unplug(self) -> None:
+        """Close the pty and remove ``path``, like pulling the USB modem out."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._stop.set()
+        thread.join(timeout=5)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        for fd in (self._master, self._slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._master = self._slave = -1
+
+    start = plug
+    stop = unplug
+
+    def __enter__(self) -> FakeModem:
+        self.plug()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.unplug()
+
+    # ------------------------------------------------------------ scenario
+
+    def add_traffic(self, sent: int, recv: int) -> None:
+        """Advance the modem's data counters (what AT+QGDCNT? reports)."""
+        with self._lock:
+            self._sent += sent
+            self._recv += recv
+
+    def counters(self) -> tuple[int, int]:
+        """Return the data counters (sent, received)."""
+        with self._lock:
+            return self._sent, self._recv
+
+    def swap_sim(self, iccid: str, imsi: str) -> None:
+        """Put another SIM in the modem."""
+        with self._lock:
+            self.config.iccid = iccid
+            self.config.imsi = imsi
+            self.config.sim_present = True
+
+    def set(self, **changes: object) -> None:
+        """Change config fields (mode, csq, registration, sim_present...)."""
+        with self._lock:
+            for key, value in changes.items():
+                if not hasattr(self.config, key):
+                    raise AttributeError(f"FakeModemConfig has no field {key!r}")
+                setattr(self.config, key, value)
+
+    # --------------------------------------------------------------- serve
+
+    def _serve(self) -> None:
+        buf = b""
+        while not self._stop.is_set():
+            try:
+                ready, _, _ = select.select([self._master], [], [], 0.05)
+            except (OSError, ValueError):
+                return
+            if not ready:
+                continue
+            try:
+                chunk = os.read(self._master, 4096)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                if exc.errno == errno.EIO:  # no slave open right now
+                    time.sleep(0.02)
+                    continue
+                return
+            buf += chunk
+            while b"\r" in buf or b"\n" in buf:
+                cut = min(i for i in (buf.find(b"\r"), buf.find(b"\n")) if i >= 0)
+                line, buf = buf[:cut], buf[cut + 1 :]
+                text = line.decode("ascii", "replace").strip()
+                if text:
+                    self._write(self._answer(text))
+
+    def _write(self, data: bytes) -> None:
+        with contextlib.suppress(OSError):  # full buffer (nobody reading): drop
+            os.write(self._master, data)
+
+    def _answer(self, command: str) -> bytes:
+        with self._lock:
+            self.commands.append(command)
+            cfg = self.config
+            if cfg.mode == "silent":
+                return b""
+            if cfg.mode == "garbage":
+                return bytes(self._rng.randrange(128, 256) for _ in range(24)) + b"\r\n"
+            out = b""
+            if cfg.noise_probability and self._rng.random() < cfg.noise_probability:
+                out += b"\xff\xfe\x81"
+            if cfg.echo:
+                out += command.encode() + b"\r"
+            lines, final = self._dialogue(command.upper())
+            if lines and cfg.urc_probability and self._rng.random() < cfg.urc_probability:
+                lines.insert(len(lines) // 2 + 1, f"+CREG: {cfg.registration}")
+            for line in lines:
+                out += b"\r\n" + line.encode() + b"\r\n"
+            return out + b"\r\n" + final.encode() + b"\r\n"
+
+    def _dialogue(self, cmd: str) -> tuple[list[str], str]:
+        cfg = self.config
+        no_sim = "+CME ERROR: 10"
+        if cmd in cfg.extra:
+            return [cfg.extra[cmd]], "OK"
+        if cmd in ("AT", "AT+CMEE=1", "AT+CMEE=2"):
+            return [], "OK"
+        if cmd in ("ATE0", "ATE1"):
+            cfg.echo = cmd == "ATE1"
+            return [], "OK"
+        if cmd == "ATI":
+            return [cfg.manufacturer, cfg.model, f"Revision: {cfg.firmware}"], "OK"
+        if cmd == "AT+CGMI":
+            return [cfg.manufacturer], "OK"
+        if cmd == "AT+CGMM":
+            return [cfg.model], "OK"
+        if cmd == "AT+CGMR":
+            return [cfg.firmware], "OK"
+        if cmd in ("AT+CGSN", "AT+GSN"):
+            return [cfg.imei], "OK"
+        if cmd in ("AT+CCID", "AT+QCCID", "AT+ICCID"):
+            if cmd != "AT+CCID" and cmd != cfg.iccid_command.upper():
+                return [], "ERROR"
+            if not cfg.sim_present:
+                return [], no_sim
+            return [f"{cmd[2:]}: {cfg.iccid}"], "OK"
+        if cmd == "AT+CIMI":
+            return ([cfg.imsi], "OK") if cfg.sim_present else ([], no_sim)
+        if cmd == "AT+CPIN?":
+            return (["+CPIN: READY"], "OK") if cfg.sim_present else ([], no_sim)
+        if cmd in ("AT+CREG?", "AT+CGREG?", "AT+CEREG?"):
+            reg = cfg.registration if cfg.sim_present else 0
+            return [f"{cmd[2:-1]}: 0,{reg}"], "OK"
+        if cmd == "AT+COPS?":
+            if cfg.registration in (1, 5) and cfg.sim_present:
+                return [f'+COPS: 0,0,"{cfg.operator}",7'], "OK"
+            return ["+COPS: 0"], "OK"
+        if cmd == "AT+CSQ":
+            return [f"+CSQ: {cfg.csq},99"], "OK"
+        if cmd == "AT+QGDCNT?" and cfg.vendor_counters:
+            return [f"+QGDCNT: {self._sent},{self._recv}"], "OK"
+        if cmd == "AT+QGDCNT=0" and cfg.vendor_counters:
+            self._sent = self._recv = 0
+            return [], "OK"
+        return [], "ERROR"
