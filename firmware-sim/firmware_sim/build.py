@@ -1,0 +1,117 @@
+"""Build the gateways of a fleet: hardware, modem pty, USB tree, proxy, producer.
+
+Everything is derived from the fleet seed and the gateway index, so the
+same settings build the same fleet (device ids, rooms, ICCIDs, IMEIs,
+peripherals and traffic profiles).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+from firmware_sim.clock import AcceleratedClock, SkewedClock
+from firmware_sim.gateway import AgentFactory, GatewaySpec, SimGateway, UsbControl
+from firmware_sim.hardware import GatewayHardware, imei_for, room_peripherals
+from firmware_sim.producers import LineProducer
+from firmware_sim.proxy import UplinkProxy
+from firmware_sim.scenario import FleetSettings
+
+
+def device_id(settings: FleetSettings, index: int) -> str:
+    """Return the id of gateway ``index`` (``gw-0001``...)."""
+    return f"{settings.device_prefix}-{index + 1:04d}"
+
+
+def room_of(settings: FleetSettings, index: int) -> str:
+    """Return the room of gateway ``index`` (gateways are spread evenly)."""
+    rooms = settings.rooms or max(settings.devices // 2, 1)
+    return f"room-{index % rooms + 1:03d}"
+
+
+def free_port() -> int:
+    """Return a free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _make_modem(settings: FleetSettings, hw: GatewayHardware, directory: Path) -> object:
+    from firmware_sim.fake_modem import FakeModem, FakeModemConfig
+
+    directory.mkdir(parents=True, exist_ok=True)
+    modem = FakeModem(
+        directory,
+        FakeModemConfig(
+            imei=imei_for(settings.seed, hw.device),
+            iccid=hw.iccid,
+            imsi=hw.imsi,
+            seed=settings.seed,
+            link_name="ttyUSB2",
+        ),
+    )
+    modem.plug()
+    return modem
+
+
+def _make_usb(directory: Path, hw: GatewayHardware, expected: tuple[object, ...]) -> UsbControl:
+    from firmware_sim.usb_tree import build_usb_tree
+
+    return build_usb_tree(directory, expected)
+
+
+async def build_gateway(
+    settings: FleetSettings, clock: AcceleratedClock, factory: AgentFactory, index: int
+) -> SimGateway:
+    """Build (but do not start) gateway ``index``."""
+    device = device_id(settings, index)
+    base = settings.work_dir / device
+    hw = GatewayHardware(settings.seed, device)
+    modem_port = ""
+    if settings.modem:
+        modem = await asyncio.to_thread(_make_modem, settings, hw, base / "dev")
+        hw.modem = modem  # type: ignore[assignment]
+        modem_port = str(base / "dev" / "ttyUSB2")
+    expected = room_peripherals(settings.seed, device, 2 + index % 3)
+    usb = None
+    sysfs = ""
+    if settings.peripherals:
+        usb = await asyncio.to_thread(_make_usb, base / "sys", hw, expected)
+        sysfs = str(base / "sys")
+    proxy = None
+    host, port = settings.broker_host, settings.broker_port
+    if settings.outage_proxy:
+        proxy = UplinkProxy(settings.broker_host, settings.broker_port)
+        port = await proxy.start()
+        host = "127.0.0.1"
+    producer = None
+    data_port = 0
+    if settings.data:
+        data_port = free_port()
+        producer = LineProducer(port=data_port)
+    spec = GatewaySpec(
+        device=device,
+        account=settings.account,
+        room=room_of(settings, index),
+        broker_host=host,
+        broker_port=port,
+        state_dir=base / "state",
+        clock=SkewedClock(clock),
+        hardware=hw,
+        data_port=data_port,
+        data_stream="sensors",
+        modem_port=modem_port,
+        sysfs_root=sysfs,
+        expected=expected,
+        meter_interval_s=settings.meter_interval_s,
+    )
+    spec.state_dir.mkdir(parents=True, exist_ok=True)
+    return SimGateway(index, spec, proxy, producer, usb, factory)
+
+
+async def build_gateways(
+    settings: FleetSettings, clock: AcceleratedClock, factory: AgentFactory
+) -> list[SimGateway]:
+    """Build every gateway of the fleet."""
+    return [await build_gateway(settings, clock, factory, i) for i in range(settings.devices)]

@@ -1,0 +1,262 @@
+"""Run a simulated fleet: gateways, traffic, faults and the ground truth.
+
+Phases of a run (all in simulated time on one ``AcceleratedClock``):
+
+1. **start** every gateway's agent; **warm up** for three meter intervals so
+   every meter has taken its baseline reading (never billed);
+2. **traffic** for ``duration_s``: every ``step_s`` each gateway's subjects
+   move bytes drawn from their profiles, producers send lines, and the
+   truth file counts every byte; faults run on their schedule. No traffic is
+   generated close to a month boundary, so which month a byte belongs to
+   is never ambiguous;
+3. **cool down**: traffic stops, links and modems come back, meters take
+   their final readings, and the run waits until every agent's outbox is
+   settled; then agents stop and the truth file is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from firmware_sim.clock import AcceleratedClock, past_start
+from firmware_sim.fault_runner import FaultRunner
+from firmware_sim.faults import Fault, random_schedule
+from firmware_sim.gateway import AgentFactory, SimGateway
+from firmware_sim.producers import make_lines
+from firmware_sim.scenario import FleetSettings
+from firmware_sim.truth import TruthWriter
+
+Event = Callable[[str], None]
+
+
+@dataclass
+class FleetStats:
+    """Live figures of a run, for the demo's summary and the benchmark."""
+
+    phase: str = "starting"
+    steps: int = 0
+    generated_bytes: dict[str, int] = field(default_factory=dict)  # by service
+    data_lines: int = 0
+    faults_applied: list[str] = field(default_factory=list)
+    started_real: float = field(default_factory=time.monotonic)
+    traffic_start: datetime | None = None
+    traffic_end: datetime | None = None
+    lagging_steps: int = 0
+
+    def text(self) -> str:
+        """Return a one-paragraph summary."""
+        gen = ", ".join(f"{k} {v:,} B" for k, v in sorted(self.generated_bytes.items()))
+        return (
+            f"phase {self.phase}; {self.steps} traffic steps; generated {gen or 'nothing'}; "
+            f"{self.data_lines:,} data lines; {len(self.faults_applied)} faults; "
+            f"{time.monotonic() - self.started_real:.1f} s real"
+        )
+
+
+def month_boundaries(start: datetime, end: datetime) -> list[datetime]:
+    """Return the UTC month starts strictly inside ``(start, end]``."""
+    out: list[datetime] = []
+    cur = datetime(start.year, start.month, 1, tzinfo=UTC)
+    while True:
+        cur = (cur + timedelta(days=32)).replace(day=1)
+        if cur > end:
+            return out
+        out.append(cur)
+
+
+class Fleet:
+    """A simulated fleet; ``await run()`` returns its stats when done."""
+
+    def __init__(
+        self,
+        settings: FleetSettings,
+        *,
+        factory: AgentFactory | None = None,
+        faults: tuple[Fault, ...] | None = None,
+        on_event: Event | None = None,
+    ) -> None:
+        settings.validate()
+        self.settings = settings
+        total = settings.duration_s + 8 * settings.meter_interval_s
+        start = settings.start or past_start(total, settings.speed)
+        self.clock = AcceleratedClock(start, settings.speed)
+        self.truth = TruthWriter(settings.truth, settings.truth_window_s)
+        self.stats = FleetStats()
+        self.gateways: list[SimGateway] = []
+        self._factory = factory
+        self._faults = faults
+        self._on_event = on_event or (lambda _msg: None)
+        self._stop = asyncio.Event()
+        self.traffic_on = False
+
+    def event(self, message: str) -> None:
+        """Report something that happened (the demo shows these)."""
+        self._on_event(f"{self.clock.now():%Y-%m-%d %H:%M:%S} {message}")
+
+    def request_stop(self) -> None:
+        """End the traffic phase early (Ctrl-C); the run still cools down cleanly."""
+        self._stop.set()
+
+    def schedule(self) -> tuple[Fault, ...]:
+        """Return the fault schedule of this run."""
+        if self._faults is not None:
+            return self._faults
+        s = self.settings
+        if s.faults == "none":
+            return ()
+        return random_schedule(
+            seed=s.seed,
+            gateways=s.devices,
+            duration_s=s.duration_s,
+            rate_per_day=s.fault_rate_per_day,
+            margin_s=4 * s.meter_interval_s,
+        )
+
+    async def run(self) -> FleetStats:
+        """Run every phase; always stops agents and closes the truth file."""
+        from firmware_sim.build import build_gateways
+
+        s = self.settings
+        factory = self._factory
+        if factory is None:
+            from firmware_sim.agent_host import real_agent_factory
+
+            factory = real_agent_factory
+        try:
+            self.gateways = await build_gateways(s, self.clock, factory)
+            for gw in self.gateways:
+                await gw.start()
+            self.event(f"{len(self.gateways)} gateways started")
+            self.stats.phase = "warm-up"
+            await self._sleep_or_stop(3 * s.meter_interval_s)
+            if not self._stop.is_set():
+                await self._traffic_phase()
+            await self._cool_down()
+        finally:
+            self.stats.phase = "stopping"
+            await asyncio.gather(*(gw.close() for gw in self.gateways), return_exceptions=True)
+            await asyncio.to_thread(self.truth.close)
+            self.stats.phase = "done"
+        return self.stats
+
+    async def _sleep_or_stop(self, simulated: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), self.clock.real_seconds(simulated))
+
+    def _quiet(self, at: datetime, boundaries: list[datetime]) -> bool:
+        margin = timedelta(seconds=4 * self.settings.meter_interval_s + 180)
+        return any(abs(at - b) < margin for b in boundaries)
+
+    async def _traffic_phase(self) -> None:
+        s = self.settings
+        t0 = self.clock.now().replace(microsecond=0)
+        end = t0 + timedelta(seconds=s.duration_s)
+        self.stats.traffic_start, self.stats.traffic_end = t0, end
+        boundaries = month_boundaries(t0, end)
+        self.stats.phase = "traffic"
+        self.traffic_on = True
+        self.event(f"traffic starts (until {end:%Y-%m-%d %H:%M:%S})")
+        runner = FaultRunner(self, t0)
+        fault_task = asyncio.create_task(runner.run(self.schedule()))
+        step = timedelta(seconds=s.step_s)
+        k = 0
+        try:
+            while not self._stop.is_set():
+                at = t0 + k * step
+                if at + step > end:
+                    break
+                wait = (at + step - self.clock.now()).total_seconds()
+                if wait > 0:
+                    await self._sleep_or_stop(wait)
+                    if self._stop.is_set():
+                        break
+                else:
+                    self.stats.lagging_steps += 1
+                if not self._quiet(at, boundaries):
+                    self._generate(k, at)
+                k += 1
+                self.stats.steps = k
+                if k % 60 == 0:
+                    await self.truth.flush(at - timedelta(seconds=2 * s.truth_window_s))
+        finally:
+            self.traffic_on = False
+            fault_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await fault_task
+            await runner.undo_all()
+
+    def _generate(self, k: int, at: datetime) -> None:
+        s = self.settings
+        gen = self.stats.generated_bytes
+        for gw in self.gateways:
+            if gw.paused or not gw.running:
+                continue
+            hw = gw.hw
+            for subj in hw.subjects:
+                if subj.service == "sim" and (gw.sim_silent or not hw.modem_present):
+                    continue
+                n = subj.profile.bytes_for(subj.key, k, at, s.step_s)
+                if n <= 0:
+                    continue
+                hw.move(subj, n)
+                gen[subj.service] = gen.get(subj.service, 0) + n
+                self.truth.add(
+                    account=gw.spec.account,
+                    device=gw.device,
+                    service=subj.service,
+                    subject=hw.subject_name(subj),
+                    unit="bytes",
+                    at=at,
+                    quantity=n,
+                )
+            if gw.producer is not None:
+                count = 1 + (k + gw.index) % 3
+                lines = make_lines(
+                    hw.subjects[0].key, k, int(at.timestamp()) * 10**9, count, gw.device
+                )
+                gw.producer.put(lines)
+                nbytes = sum(len(line) for line in lines)
+                self.stats.data_lines += count
+                gen["data_ingestion"] = gen.get("data_ingestion", 0) + nbytes
+                self.truth.add(
+                    account=gw.spec.account,
+                    device=gw.device,
+                    service="data_ingestion",
+                    subject=gw.spec.data_stream,
+                    unit="bytes",
+                    at=at,
+                    quantity=nbytes,
+                )
+
+    async def _cool_down(self, timeout_real: float = 120.0) -> None:
+        s = self.settings
+        self.stats.phase = "cool-down"
+        self.event("traffic stopped; waiting for final readings and delivery")
+        for gw in self.gateways:
+            if gw.proxy is not None:
+                gw.proxy.restore()
+            if not gw.running:
+                await gw.start()
+        await asyncio.sleep(self.clock.real_seconds(3 * s.meter_interval_s))
+        deadline = time.monotonic() + timeout_real
+        while time.monotonic() < deadline:
+            if sum(gw.pending() for gw in self.gateways) == 0:
+                break
+            await asyncio.sleep(0.25)
+        left = sum(gw.pending() for gw in self.gateways)
+        self.event("every outbox is settled" if not left else f"{left} records still unsettled")
+
+    async def wait_settled(self, timeout_real: float) -> int:
+        """Wait until nothing is pending anywhere; return what is left."""
+        deadline = time.monotonic() + timeout_real
+        while time.monotonic() < deadline:
+            left = sum(gw.pending() for gw in self.gateways)
+            if not left:
+                return 0
+            await asyncio.sleep(0.25)
+        return sum(gw.pending() for gw in self.gateways)

@@ -1,0 +1,146 @@
+"""One simulated gateway: its hardware, uplink proxy, data producer and agent.
+
+The agent is built by an ``AgentFactory`` (``firmware_sim.agent_host`` wires
+the real ``agent`` package); the gateway starts it, stops it for a reboot
+and starts it again on the same state directory, exactly as a device would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from firmware_sim.clock import SkewedClock
+from firmware_sim.hardware import GatewayHardware, RoomPeripheral
+from firmware_sim.producers import LineProducer
+from firmware_sim.proxy import UplinkProxy
+
+
+class AgentHandle(Protocol):
+    """A running agent as the simulator sees it."""
+
+    async def run(self) -> None:
+        """Run until stopped."""
+
+    def request_stop(self) -> None:
+        """Ask the agent to stop cleanly."""
+
+    def pending(self) -> int:
+        """Return how many usage records and data batches wait for a receipt."""
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySpec:
+    """What an AgentFactory needs to build one gateway's agent."""
+
+    device: str
+    account: str
+    room: str
+    broker_host: str
+    broker_port: int
+    state_dir: Path
+    clock: SkewedClock
+    hardware: GatewayHardware
+    data_port: int  # the agent's line-protocol TCP listener (0: none)
+    data_stream: str
+    modem_port: str  # the pty path of the fake modem ("" : none)
+    sysfs_root: str  # the fake USB sysfs tree ("": none)
+    expected: tuple[RoomPeripheral, ...]
+    meter_interval_s: float
+
+
+class UsbControl(Protocol):
+    """What the simulator does to the fake USB sysfs tree (blocking calls)."""
+
+    def unplug(self, serial: str) -> None:
+        """Remove the peripheral with ``serial``."""
+
+    def replug(self, serial: str) -> None:
+        """Put it back."""
+
+
+AgentFactory = Callable[[GatewaySpec], AgentHandle]
+
+
+@dataclass
+class SimGateway:
+    """The simulator's handle on one gateway."""
+
+    index: int
+    spec: GatewaySpec
+    proxy: UplinkProxy | None
+    producer: LineProducer | None
+    usb: UsbControl | None
+    factory: AgentFactory
+    paused: int = 0  # >0: no traffic is generated (quiesce before a fault)
+    sim_silent: int = 0  # >0: no SIM traffic (a new SIM or modem being read)
+    agent: AgentHandle | None = None
+    task: asyncio.Task[None] | None = None
+    producer_task: asyncio.Task[None] | None = None
+    restarts: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def device(self) -> str:
+        """Return the device id."""
+        return self.spec.device
+
+    @property
+    def hw(self) -> GatewayHardware:
+        """Return the simulated hardware."""
+        return self.spec.hardware
+
+    @property
+    def running(self) -> bool:
+        """Tell whether the agent task is alive."""
+        return self.task is not None and not self.task.done()
+
+    async def start(self) -> None:
+        """Build and start the agent (and the data producer)."""
+        self.agent = self.factory(self.spec)
+        self.task = asyncio.create_task(self._run_agent(self.agent), name=f"agent-{self.device}")
+        if self.producer is not None and self.producer_task is None:
+            self.producer_task = asyncio.create_task(self.producer.run())
+
+    async def _run_agent(self, agent: AgentHandle) -> None:
+        try:
+            await agent.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an agent crash is a finding, not a simulator crash
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    async def stop(self, grace_s: float = 30.0) -> None:
+        """Stop the agent cleanly (cancel it after ``grace_s`` real seconds)."""
+        if self.producer is not None:
+            self.producer.disconnect()
+        if self.agent is not None:
+            self.agent.request_stop()
+        if self.task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self.task), grace_s)
+            except TimeoutError:
+                self.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.task
+            self.task = None
+
+    async def close(self) -> None:
+        """Stop everything this gateway runs."""
+        await self.stop()
+        if self.producer_task is not None:
+            self.producer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.producer_task
+            self.producer_task = None
+        if self.proxy is not None:
+            await self.proxy.close()
+
+    def pending(self) -> int:
+        """Return what the agent still has to deliver, plus unsent producer lines."""
+        queued = len(self.producer.pending) if self.producer is not None else 0
+        return queued + (self.agent.pending() if self.agent is not None else 0)
