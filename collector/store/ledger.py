@@ -129,6 +129,7 @@ class CommitResult:
     inserted: int
     duplicates: frozenset[str]
     rollups: Sequence[RollupRow] = ()
+    duplicate_rows: int = 0  # rows skipped (a record resent twice in one group counts twice)
 
 
 @dataclass(frozen=True, slots=True)

@@ -143,9 +143,11 @@ class SqliteLedger:
         seen = set(existing)
         duplicates: set[str] = set()
         new_rows = []
+        dup_count = 0
         for r in batch.usage:
             if r.record_id in seen:
                 duplicates.add(r.record_id)
+                dup_count += 1
                 continue
             seen.add(r.record_id)
             new_rows.append(r)
@@ -169,7 +171,6 @@ class SqliteLedger:
             slot[1] += 1
         if agg:
             await db.executemany(_UPSERT_HOURLY, [(*k, q, n) for k, (q, n) in agg.items()])
-        dup_count = sum(1 for r in batch.usage if r.record_id in duplicates)
         if dup_count:
             await db.execute(
                 "INSERT INTO ingest_counters (name, value) VALUES ('duplicates', ?)"
@@ -199,7 +200,7 @@ class SqliteLedger:
                 "INSERT INTO export_queue (bucket, line, enqueued_at) VALUES (?,?,?)",
                 [(e.bucket, e.line, now) for e in export],
             )
-        return CommitResult(len(new_rows), frozenset(duplicates), rollups)
+        return CommitResult(len(new_rows), frozenset(duplicates), rollups, dup_count)
 
     async def _read_rollups(
         self, db: aiosqlite.Connection, keys: list[tuple[str, str, str, str, str, str]]

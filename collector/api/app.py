@@ -1,0 +1,82 @@
+"""The FastAPI application factory (no import-time globals).
+
+``create_app(settings, collector=..., extra_routers=[...])`` mounts the
+ingest routes and any extra routers under ``/api/v1`` (OpenAPI at
+``/api/v1/openapi.json``, docs at ``/api/v1/docs``) and Prometheus metrics at
+``/metrics``. Without a running collector the lifespan opens the ledger itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from collector.api.deps import MetricsDep
+from collector.api.routes import router as ingest_router
+from collector.config import Settings
+from collector.metrics import Metrics
+from collector.store.ledger import Ledger
+from collector.store.sqlite import SqliteLedger
+
+if TYPE_CHECKING:
+    from collector.service import Collector
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    collector: Collector | None = None,
+    ledger: Ledger | None = None,
+    metrics: Metrics | None = None,
+    extra_routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """Build the API app; the ledger comes from the collector, ``ledger`` or settings."""
+    settings = settings or (collector.settings if collector else Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own: SqliteLedger | None = None
+        if collector is not None:
+            # The collector opens its ledger in run(); the API reads through its own
+            # connection so reads never queue behind a group commit.
+            own = SqliteLedger(settings.ledger.path)
+            await own.open()
+            app.state.ledger = own
+        elif ledger is not None:
+            app.state.ledger = ledger
+        else:
+            own = SqliteLedger(settings.ledger.path)
+            await own.open()
+            app.state.ledger = own
+        try:
+            yield
+        finally:
+            if own is not None:
+                await own.close()
+
+    app = FastAPI(
+        title="Logbot collector",
+        version="1",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.collector = collector
+    app.state.metrics = metrics or (collector.metrics if collector else Metrics())
+    app.include_router(ingest_router, prefix=API_PREFIX)
+    for router in extra_routers:
+        app.include_router(router, prefix=API_PREFIX)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus(m: MetricsDep) -> Response:
+        return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

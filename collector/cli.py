@@ -1,0 +1,269 @@
+"""``logbot-collector``: run the collector and look into its ledger.
+
+Subcommands: run, migrate, deadletters, usage, accounts add, devices add.
+Other parts of the collector plug their own subcommands in through
+``COMMAND_MODULES``: each module has ``register(subparsers, common)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import re
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from collector.clock import SystemClock, iso_utc
+from collector.config import Settings, load_settings
+from collector.errors import CollectorError, ConfigError
+from protocols import is_identifier
+
+PROG = "logbot-collector"
+Handler = Callable[[argparse.Namespace], int]
+SubParsers = Any  # argparse._SubParsersAction is private
+
+
+def command_modules() -> list[ModuleType]:
+    """Return the modules whose ``register(subparsers, common)`` adds subcommands."""
+    return []
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Load settings from ``--config`` (optional) and the environment."""
+    path = getattr(args, "config", None)
+    return load_settings(Path(path) if path else None)
+
+
+def build_parser(modules: Sequence[ModuleType] = ()) -> argparse.ArgumentParser:
+    """Build the full argument parser."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", "-c", metavar="FILE", help="collector TOML file (env overrides apply)"
+    )
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Logbot collector: MQTT ingest, exactly-once usage ledger, InfluxDB export.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", parents=[common], help="run ingest, export and the API")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("migrate", parents=[common], help="apply database migrations")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("deadletters", parents=[common], help="show rejected messages")
+    p.add_argument("--limit", type=int, default=20, help="how many (newest first)")
+    p.add_argument("--reason", help="only this reason")
+    p.set_defaults(func=cmd_deadletters)
+
+    p = sub.add_parser("usage", parents=[common], help="a device's usage in one month (UTC)")
+    p.add_argument("--device", required=True, help="device id")
+    p.add_argument("--month", required=True, type=_month, help="YYYY-MM")
+    p.set_defaults(func=cmd_usage)
+
+    acc = sub.add_parser("accounts", help="register accounts")
+    acc_sub = acc.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = acc_sub.add_parser("add", parents=[common], help="add an account")
+    p.add_argument("id", type=_identifier)
+    p.add_argument("--name", default="")
+    p.add_argument("--timezone", default="UTC")
+    p.add_argument("--parent", type=_identifier, default=None, help="parent (partner) account")
+    p.set_defaults(func=cmd_accounts_add)
+
+    dev = sub.add_parser("devices", help="register devices")
+    dev_sub = dev.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = dev_sub.add_parser("add", parents=[common], help="add a device to an account")
+    p.add_argument("id", type=_identifier)
+    p.add_argument("--account", required=True, type=_identifier)
+    p.add_argument("--serial", default=None)
+    p.add_argument("--model", default="gateway")
+    p.set_defaults(func=cmd_devices_add)
+    p = dev_sub.add_parser("set-status", parents=[common], help="activate, suspend or retire")
+    p.add_argument("id", type=_identifier)
+    p.add_argument("status", choices=["active", "suspended", "retired"])
+    p.set_defaults(func=cmd_devices_status)
+
+    for module in modules:
+        module.register(sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``logbot-collector``."""
+    parser = build_parser(command_modules())
+    args = parser.parse_args(argv)
+    handler: Handler = args.func
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"{PROG}: config error: {exc}", file=sys.stderr)
+        return 2
+    except CollectorError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _identifier(text: str) -> str:
+    if not is_identifier(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} must be 1-64 characters of A-Z a-z 0-9 _ . - starting with a letter/digit"
+        )
+    return text
+
+
+def _month(text: str) -> str:
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not YYYY-MM")
+    return text
+
+
+# -- commands ----------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the collector until SIGINT/SIGTERM."""
+    settings = settings_from_args(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(_run(settings))
+    return 0
+
+
+async def _run(settings: Settings) -> None:
+    from collector.service import Collector
+
+    collector = Collector(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, collector.request_stop)
+    if not settings.api.enabled:
+        await collector.run()
+        return
+    import uvicorn
+
+    from collector.api.app import create_app
+
+    app = create_app(settings, collector=collector)
+    config = uvicorn.Config(
+        app, host=settings.api.host, port=settings.api.port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    # uvicorn captures SIGINT/SIGTERM while it serves: when it stops, stop ingest too.
+    api = asyncio.create_task(server.serve())
+    api.add_done_callback(lambda _t: collector.request_stop())
+    try:
+        await collector.run()
+    finally:
+        server.should_exit = True
+        await api
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply every registered migration."""
+    from collector.store.sqlite import migrate_file
+
+    settings = settings_from_args(args)
+    ran = migrate_file(settings.ledger.path)
+    print(f"applied: {', '.join(ran)}" if ran else "database is up to date")
+    return 0
+
+
+def _with_ledger(args: argparse.Namespace, work: Callable[[Any], Any]) -> Any:
+    from collector.store.sqlite import SqliteLedger
+
+    settings = settings_from_args(args)
+
+    async def go() -> Any:
+        async with SqliteLedger(settings.ledger.path) as ledger:
+            return await work(ledger)
+
+    return asyncio.run(go())
+
+
+def cmd_deadletters(args: argparse.Namespace) -> int:
+    """Print dead-letter counts per reason and the newest letters."""
+
+    async def work(ledger: Any) -> tuple[dict[str, int], list[Any]]:
+        return await ledger.dead_letter_counts(), await ledger.dead_letters(
+            limit=args.limit, reason=args.reason
+        )
+
+    counts, letters = _with_ledger(args, work)
+    if not counts:
+        print("no dead letters")
+        return 0
+    print("reason                  count")
+    for reason, n in counts.items():
+        print(f"{reason:<22} {n:>6}")
+    print()
+    print(f"{'id':>6}  {'received_at':<20}  {'reason':<18}  {'device':<16}  detail")
+    for d in letters:
+        device = d.device_id or "-"
+        print(f"{d.id:>6}  {d.received_at:<20}  {d.reason:<18}  {device:<16}  {d.detail[:80]}")
+        print(f"{'':>8}topic={d.topic} bytes={d.raw_size} raw={d.raw_preview[:60]!r}")
+    return 0
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    """Print one device's usage per service, subject and unit for a month."""
+
+    async def work(ledger: Any) -> tuple[Any, list[Any], int]:
+        devices = await ledger.devices([args.device])
+        return devices.get(args.device), await ledger.usage_month(args.device, args.month), 0
+
+    device, totals, _ = _with_ledger(args, work)
+    if device is None:
+        print(f"{PROG}: error: device {args.device!r} is not registered", file=sys.stderr)
+        return 1
+    print(f"device {args.device} (account {device.account_id}, {device.status}), {args.month} UTC")
+    if not totals:
+        print("no usage")
+        return 0
+    print(f"{'service':<16} {'subject':<24} {'unit':<8} {'quantity':>18} {'records':>9}")
+    for t in totals:
+        print(f"{t.service:<16} {t.subject:<24} {t.unit:<8} {t.quantity:>18,} {t.records:>9,}")
+    return 0
+
+
+def cmd_accounts_add(args: argparse.Namespace) -> int:
+    """Register an account."""
+    now = iso_utc(SystemClock().now())
+    _with_ledger(
+        args,
+        lambda ledger: ledger.add_account(
+            args.id, name=args.name, timezone=args.timezone, parent_id=args.parent, now=now
+        ),
+    )
+    print(f"account {args.id} added")
+    return 0
+
+
+def cmd_devices_add(args: argparse.Namespace) -> int:
+    """Register a device to an account."""
+    now = iso_utc(SystemClock().now())
+    _with_ledger(
+        args,
+        lambda ledger: ledger.add_device(
+            args.id, account_id=args.account, serial=args.serial, model=args.model, now=now
+        ),
+    )
+    print(f"device {args.id} added to account {args.account}")
+    return 0
+
+
+def cmd_devices_status(args: argparse.Namespace) -> int:
+    """Change a device's registry status."""
+    _with_ledger(args, lambda ledger: ledger.set_device_status(args.id, args.status))
+    print(f"device {args.id} is now {args.status}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

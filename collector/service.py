@@ -1,0 +1,360 @@
+"""The collector process: broker in, group commit, acks, receipts, export, status.
+
+``Collector(settings, clock=...)`` runs in-process (demo, simulator, tests)
+with ``await collector.run()`` and ``collector.request_stop()``.
+
+Group commit: everything received in the last ``group_commit_ms`` is
+processed by the pure stages and written in ONE ledger transaction; only
+then are the messages acknowledged (PUBACK) and the receipts published.
+
+Test-only fault injection: ``LOGBOT_COLLECTOR_CRASH_AT=before_commit`` or
+``after_commit`` makes the process SIGKILL itself at that point of the
+first group carrying usage, to prove that a crash means redelivery, not loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections import deque
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from collector.clock import Clock, SystemClock, ns_of, parse_iso_utc
+from collector.config import Settings
+from collector.export import Exporter, InfluxClientSink, InfluxSink
+from collector.ingest.lineproto import format_line
+from collector.ingest.model import Inbound, Limits, Outcome
+from collector.ingest.receipts import build_receipts
+from collector.ingest.stages import dead_letter, process
+from collector.ingest.status import SWEEP_FACTOR, StatusChanges, StatusTracker
+from collector.metrics import Metrics
+from collector.mqtt import BrokerLink
+from collector.store.ledger import (
+    CommitBatch,
+    CommitResult,
+    DeviceInfo,
+    ExportLine,
+    Ledger,
+    RollupRow,
+    Transition,
+)
+from collector.store.sqlite import SqliteLedger
+from protocols import Command, encode
+
+log = logging.getLogger(__name__)
+CRASH_ENV = "LOGBOT_COLLECTOR_CRASH_AT"
+_MISS_RETRY = 1.0  # seconds before an unknown device is looked up again
+
+
+class Collector:
+    """One collector: subscribe, validate, authorize, commit, ack, receipt, export."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        ledger: Ledger | None = None,
+        sink: InfluxSink | None = None,
+        metrics: Metrics | None = None,
+        crash_at: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.ledger: Ledger = ledger or SqliteLedger(settings.ledger.path)
+        self.metrics = metrics or Metrics()
+        self._sink = sink
+        self.crash_at = crash_at if crash_at is not None else os.environ.get(CRASH_ENV, "")
+        ing = settings.ingest
+        self.limits = Limits(
+            max_future=timedelta(seconds=ing.max_future_seconds),
+            late_window=timedelta(hours=ing.late_window_hours),
+            raw_cap=ing.dead_letter_raw_cap,
+            usage_bucket=settings.influx.bucket,
+            data_bucket=settings.influx.data_bucket,
+        )
+        self.heartbeat = timedelta(seconds=settings.status.heartbeat_seconds)
+        self.tracker = StatusTracker(self.heartbeat)
+        self.ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._inbox: deque[Inbound] = deque()
+        self._wake = asyncio.Event()
+        self._devices: dict[str, DeviceInfo] = {}
+        self._misses: dict[str, float] = {}
+        self._link: BrokerLink | None = None
+        self._exporter: Exporter | None = None
+        self._registry_loaded_at = 0.0
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Ask ``run`` to finish its current group and return."""
+        self._stop.set()
+        self._wake.set()
+
+    @property
+    def link(self) -> BrokerLink:
+        """Return the broker link (only while running)."""
+        if self._link is None:
+            raise RuntimeError("collector is not running")
+        return self._link
+
+    async def send_command(
+        self, account: str, device: str, command: Command, *, retain: bool
+    ) -> None:
+        """Publish a Command to a device (billing's suspend/resume)."""
+        await self.link.send_command(account, device, command, retain=retain)
+
+    async def run(self) -> None:
+        """Run until ``request_stop``; the ledger is opened and closed here."""
+        await self.ledger.open()
+        try:
+            await self._load_state()
+            loop = asyncio.get_running_loop()
+            self._link = BrokerLink(self.settings.mqtt, self.clock, loop, self._deliver)
+            tasks = [asyncio.create_task(self._sweep_loop(), name="status-sweep")]
+            if self.settings.influx.enabled:
+                sink = self._sink or InfluxClientSink(self.settings.influx)
+                self._exporter = Exporter(
+                    self.ledger, sink, self.settings.influx, self.clock, self.metrics
+                )
+                tasks.append(asyncio.create_task(self._exporter.run(self._stop), name="export"))
+            self._link.start()
+            tasks.append(asyncio.create_task(self._signal_ready(), name="ready"))
+            try:
+                await self._ingest_loop()
+            finally:
+                self._stop.set()
+                self._link.stop()
+                for t in tasks:
+                    t.cancel()
+                for t in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await t
+                if self._exporter is not None:
+                    self._exporter.sink.close()
+        finally:
+            await self.ledger.close()
+
+    async def _signal_ready(self) -> None:
+        await self.link.subscribed.wait()
+        self.ready.set()
+
+    async def _load_state(self) -> None:
+        self.tracker = StatusTracker(
+            self.heartbeat,
+            await self.ledger.device_states(),
+            await self.ledger.peripherals(),
+            await self.ledger.room_states(),
+        )
+        await self._refresh_registry()
+
+    async def _refresh_registry(self) -> None:
+        self._devices = await self.ledger.devices()
+        self._misses.clear()
+        self._registry_loaded_at = self.clock.monotonic()
+
+    def _deliver(self, message: Inbound) -> None:
+        self._inbox.append(message)
+        self._wake.set()
+
+    # -- the group commit loop -------------------------------------------------------------
+
+    async def _ingest_loop(self) -> None:
+        ing = self.settings.ingest
+        while True:
+            if not self._inbox:
+                if self._stop.is_set():
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if ing.group_commit_ms and len(self._inbox) < ing.max_group_messages:
+                await asyncio.sleep(ing.group_commit_ms / 1000)
+            n = min(len(self._inbox), ing.max_group_messages)
+            group = [self._inbox.popleft() for _ in range(n)]
+            await self.handle_group(group)
+
+    async def handle_group(self, group: Sequence[Inbound]) -> CommitResult | None:
+        """Process, commit, ack and receipt one group of messages."""
+        await self._ensure_devices(group)
+        now = self.clock.now()
+        outcomes = [self._process_one(m, now) for m in group]
+        batch, changes = self._build_batch(outcomes)
+        if self.crash_at == "before_commit" and batch.usage:
+            _die()
+        result = await self._commit_with_retry(batch, changes)
+        if result is None:
+            return None
+        if self.crash_at == "after_commit" and batch.usage:
+            _die()
+        if self._link is not None:
+            self._link.ack(group)
+        self._after_commit(group, outcomes, batch, result)
+        return result
+
+    def _process_one(self, message: Inbound, now: datetime) -> Outcome:
+        try:
+            return process(message, self._devices, self.limits, now)
+        except Exception as exc:  # a bug must not stop ingest: quarantine the message
+            log.exception("pipeline failed on a message from %s", message.topic)
+            letter = dead_letter(message, "internal_error", repr(exc), self.limits)
+            return Outcome("rejected", dead_letters=[letter])
+
+    async def _ensure_devices(self, group: Sequence[Inbound]) -> None:
+        mono = self.clock.monotonic()
+        if mono - self._registry_loaded_at > self.settings.ingest.registry_refresh_seconds:
+            await self._refresh_registry()
+        wanted = set()
+        for m in group:
+            parts = m.topic.split("/")
+            if len(parts) == 5 and parts[3] not in self._devices:
+                last = self._misses.get(parts[3])
+                if last is None or mono - last > _MISS_RETRY:
+                    wanted.add(parts[3])
+        if wanted:
+            found = await self.ledger.devices(sorted(wanted)[:10_000])
+            self._devices.update(found)
+            for d in wanted - set(found):
+                self._misses[d] = mono
+
+    def _build_batch(self, outcomes: Sequence[Outcome]) -> tuple[CommitBatch, StatusChanges]:
+        t = self.clock.now()
+        usage, letters, export = [], [], []
+        for o in outcomes:
+            usage.extend(o.usage)
+            letters.extend(o.dead_letters)
+            export.extend(o.export)
+            if o.rejected or o.account is None or o.device is None:
+                continue
+            if o.status is not None:
+                self.tracker.status(o.account, o.device, o.status, t)
+            elif o.inventory is not None:
+                self.tracker.inventory(o.account, o.device, o.inventory, t)
+            else:
+                self.tracker.seen(o.account, o.device, t)
+        changes = self.tracker.drain()
+        export.extend(self._transition_lines(changes.transitions))
+        batch = CommitBatch(
+            usage=usage,
+            dead_letters=letters,
+            export=export,
+            device_states=changes.device_states,
+            room_states=changes.room_states,
+            transitions=changes.transitions,
+            peripherals=changes.peripherals,
+            rollup_line=self._rollup_line,
+        )
+        return batch, changes
+
+    async def _commit_with_retry(
+        self, batch: CommitBatch, changes: StatusChanges
+    ) -> CommitResult | None:
+        delay = 0.1
+        while True:
+            try:
+                return await self.ledger.commit(batch)
+            except Exception:
+                self.metrics.commit_failures.inc()
+                log.exception("group commit failed; retrying in %.1f s", delay)
+                if self._stop.is_set():
+                    # Unacked: the broker redelivers these after restart.
+                    self.tracker.restore(changes)
+                    return None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _after_commit(
+        self,
+        group: Sequence[Inbound],
+        outcomes: Sequence[Outcome],
+        batch: CommitBatch,
+        result: CommitResult,
+    ) -> None:
+        m = self.metrics
+        mono = self.clock.monotonic()
+        for msg in group:
+            m.observe_latency(mono - msg.received_mono)
+        m.group_size.observe(len(group))
+        for o in outcomes:
+            m.messages_in.labels(o.kind).inc()
+        for letter in batch.dead_letters:
+            m.rejects.labels(letter.reason).inc()
+        m.records_committed.inc(result.inserted)
+        if result.duplicate_rows:
+            m.duplicates.inc(result.duplicate_rows)
+        m.devices_online.set(sum(1 for s in self.tracker.devices.values() if s.state == "online"))
+        settled = [s for o in outcomes for s in o.settled]
+        if settled and self._link is not None:
+            for topic, receipt in build_receipts(settled, self.clock.now()):
+                self._link.publish(topic, encode(receipt))
+                m.receipts.inc()
+        if self._exporter is not None:
+            self._exporter.wake.set()
+
+    # -- status sweep --------------------------------------------------------------------------
+
+    async def _sweep_loop(self) -> None:
+        period = max(0.05, self.heartbeat.total_seconds() * SWEEP_FACTOR)
+        while not self._stop.is_set():
+            await asyncio.sleep(period)
+            self.tracker.sweep(self.clock.now())
+            changes = self.tracker.drain()
+            if not changes:
+                continue
+            batch = CommitBatch(
+                export=self._transition_lines(changes.transitions),
+                device_states=changes.device_states,
+                room_states=changes.room_states,
+                transitions=changes.transitions,
+                peripherals=changes.peripherals,
+            )
+            try:
+                await self.ledger.commit(batch)
+            except Exception:
+                log.exception("status commit failed; will retry")
+                self.tracker.restore(changes)
+
+    # -- export lines ------------------------------------------------------------------------------
+
+    def _rollup_line(self, r: RollupRow) -> ExportLine:
+        tags = {
+            "account": r.account_id,
+            "device": r.device_id,
+            "service": r.service,
+            "subject": r.subject,
+            "unit": r.unit,
+        }
+        hour = ns_of(parse_iso_utc(r.hour))
+        fields: dict[str, bool | int | float | str] = {
+            "quantity": r.quantity,
+            "records": r.records,
+        }
+        return ExportLine(self.limits.usage_bucket, format_line("usage_hourly", tags, fields, hour))
+
+    def _transition_lines(self, transitions: Sequence[Transition]) -> list[ExportLine]:
+        out = []
+        for t in transitions:
+            measurement = "device_status" if t.subject_kind == "device" else "room_status"
+            key = "device" if t.subject_kind == "device" else "room"
+            fields: dict[str, bool | int | float | str] = {
+                "state": t.state,
+                "up": int(t.state in ("online", "ok")),
+                "reason": t.reason,
+            }
+            tags = {"account": t.account_id, key: t.subject}
+            line = format_line(measurement, tags, fields, ns_of(parse_iso_utc(t.at)))
+            out.append(ExportLine(self.limits.usage_bucket, line))
+        return out
+
+
+def _die() -> None:
+    log.critical("%s: killing myself for a fault-injection test", CRASH_ENV)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+__all__ = ["CRASH_ENV", "Collector"]

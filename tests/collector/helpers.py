@@ -1,0 +1,172 @@
+"""Builders and a tiny MQTT device for the collector tests."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from collector.config import Settings, settings_from_mapping
+from collector.store.sqlite import SqliteLedger
+from protocols import (
+    DataBatch,
+    DataPoint,
+    Kind,
+    Receipt,
+    Service,
+    Topic,
+    Unit,
+    UsageBatch,
+    UsageRecord,
+    decode,
+    encode,
+)
+
+EPOCH = "00112233445566aa"
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def settings_for(
+    tmp_path: Path,
+    *,
+    mqtt_url: str = "mqtt://127.0.0.1:1",
+    influx_url: str | None = None,
+    client_id: str = "collector-test",
+    **sections: dict[str, Any],
+) -> Settings:
+    raw: dict[str, Any] = {
+        "mqtt": {"url": mqtt_url, "client_id": client_id},
+        "ledger": {"path": str(tmp_path / "ledger.db")},
+        "influx": {"enabled": influx_url is not None, "url": influx_url or "http://127.0.0.1:1"},
+        "api": {"enabled": False},
+    }
+    for name, values in sections.items():
+        raw.setdefault(name, {}).update(values)
+    return settings_from_mapping(raw, {})
+
+
+async def register(path: str, account: str, devices: list[str], *, status: str = "active") -> None:
+    async with SqliteLedger(path) as ledger:
+        now = "2026-01-01T00:00:00Z"
+        known = await ledger.devices()
+        if not any(d.account_id == account for d in known.values()):
+            try:
+                await ledger.add_account(
+                    account, name=account, timezone="UTC", parent_id=None, now=now
+                )
+            except Exception:  # noqa: S110 - already there
+                pass
+        for d in devices:
+            await ledger.add_device(d, account_id=account, serial=None, model="gateway", now=now)
+            if status != "active":
+                await ledger.set_device_status(d, status)
+
+
+def usage_record(
+    seq: int,
+    *,
+    quantity: int = 100,
+    start: datetime | None = None,
+    epoch: str = EPOCH,
+    service: Service = Service.VPN,
+    unit: Unit = Unit.BYTES,
+    subject: str = "wg0",
+) -> UsageRecord:
+    start = start or (now_utc() - timedelta(minutes=2))
+    return UsageRecord(
+        epoch=epoch, seq=seq, meter="vpn", service=service, subject=subject,
+        start=start, end=start + timedelta(minutes=1), quantity=quantity, unit=unit,
+    )  # fmt: skip
+
+
+def usage_batch(device: str, seqs: range | list[int], **kw: Any) -> UsageBatch:
+    return UsageBatch(
+        device=device, sent_at=now_utc(), records=[usage_record(s, **kw) for s in seqs]
+    )
+
+
+def data_batch(device: str, seq: int, n: int = 3, *, stream: str = "plc-line1") -> DataBatch:
+    base = int(now_utc().timestamp()) * 1_000_000_000
+    points = [
+        DataPoint(measurement="temperature", fields={"celsius": 20.0 + i},
+                  tags={"sensor": f"s{i}"}, ts=base + i)
+        for i in range(n)
+    ]  # fmt: skip
+    return DataBatch(
+        device=device, sent_at=now_utc(), epoch=EPOCH, seq=seq, stream=stream, points=points
+    )
+
+
+class Device:
+    """A paho client playing a device: publishes and collects its receipts."""
+
+    def __init__(self, port: int, account: str, device: str) -> None:
+        self.account = account
+        self.device = device
+        self.receipts: queue.Queue[Receipt] = queue.Queue()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"dev-{device}")
+        self.client.on_message = lambda _c, _u, m: self.receipts.put(decode(Receipt, m.payload))
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe(str(Topic(account, device, Kind.RECEIPT)), qos=1)
+        self.client.loop_start()
+        time.sleep(0.2)
+
+    def publish(self, kind: Kind, message: Any, *, device: str | None = None) -> None:
+        topic = Topic(self.account, device or self.device, kind)
+        payload = message if isinstance(message, bytes) else encode(message)
+        self.client.publish(str(topic), payload, qos=1).wait_for_publish(10)
+
+    def settled(self, timeout: float = 20.0) -> set[int]:
+        """Collect receipted sequences until nothing new arrives for a moment."""
+        out: set[int] = set()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                out |= self.receipts.get(timeout=1.0).sequences()
+            except queue.Empty:
+                if out:
+                    break
+        return out
+
+    async def send(self, kind: Kind, message: Any, *, device: str | None = None) -> None:
+        await asyncio.to_thread(self.publish, kind, message, device=device)
+
+    async def receipts_settled(self, timeout: float = 20.0) -> set[int]:
+        return await asyncio.to_thread(self.settled, timeout)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@contextmanager
+def device(port: int, account: str, dev: str) -> Iterator[Device]:
+    d = Device(port, account, dev)
+    try:
+        yield d
+    finally:
+        d.close()
+
+
+async def wait_for(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
