@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +82,7 @@ class Outbox:
         self._health = 0
         self._health_bytes = 0
         self._merge_floor = 0  # usage count right after the last merge
-        self.changed = asyncio.Event()  # set whenever records are appended
+        self._listeners: list[Callable[[], None]] = []
 
     @classmethod
     async def open(cls, path: Path, clock: Clock, limits: OutboxLimits | None = None) -> Outbox:
@@ -123,6 +123,14 @@ class Outbox:
         box = cls(db, str(epoch), clock, limits or OutboxLimits())
         await box._count()
         return box
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (synchronously) whenever something is appended."""
+        self._listeners.append(callback)
+
+    def _notify(self) -> None:
+        for callback in self._listeners:
+            callback()
 
     async def _count(self) -> None:
         rows = await _fetch(
@@ -185,7 +193,7 @@ class Outbox:
         self._usage += len(seqs)
         if seqs:
             log.debug("outbox.commit", extra={"kv": {"first": seqs[0], "last": seqs[-1]}})
-            self.changed.set()
+            self._notify()
         if self._usage > self.limits.usage_cap and (
             self._usage - self._merge_floor >= max(1, self.limits.usage_cap // 10)
         ):
@@ -206,7 +214,7 @@ class Outbox:
             )
         self._data += 1
         self._data_bytes += nbytes
-        self.changed.set()
+        self._notify()
         seq = int(cur.lastrowid or 0)
         log.debug("outbox.commit", extra={"kv": {"first": seq, "last": seq}})
         return seq
@@ -326,7 +334,7 @@ class Outbox:
                 )
         self._health += 1 - dropped
         self._health_bytes += len(body) - dropped_bytes
-        self.changed.set()
+        self._notify()
         return dropped
 
     async def health_next(self, limit: int = 10) -> list[tuple[int, bytes]]:

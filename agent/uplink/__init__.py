@@ -1,0 +1,1 @@
+"""The agent's way to the cloud: an MQTT link, the forwarder and its pacing."""

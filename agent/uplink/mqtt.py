@@ -1,0 +1,291 @@
+"""The MQTT link: paho-mqtt 2.x driven by the asyncio event loop.
+
+paho runs no thread of its own here: its socket callbacks register the
+socket with the loop (``add_reader``/``add_writer`` call ``loop_read`` and
+``loop_write``) and a timer calls ``loop_misc`` every second for keepalive —
+the "loop_asyncio" pattern of paho's examples — so any number of agents
+share one event loop. Only the blocking TCP/TLS connect runs in the default
+executor. The application owns the reconnect loop (jittered exponential
+backoff); paho never reconnects by itself.
+
+Session: MQTT 3.1.1 with ``clean_session=False`` (a persistent session: the
+broker queues receipts and commands while we are away), a retained last will
+``offline`` and a retained birth ``online`` on the ``status`` topic, both
+QoS 1 (MQTT 3.1.1 §3.1.2.5–3.1.2.7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent.config import Settings
+from agent.system import Clock
+from agent.uplink.pacing import Backoff
+from protocols import Kind, Topic
+
+log = logging.getLogger("agent.uplink")
+
+MessageHandler = Callable[[Kind, bytes], None]
+
+
+class MqttLink:
+    """A BrokerLink over paho-mqtt, integrated with asyncio."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock,
+        birth: Callable[[], bytes],
+        will: bytes,
+        on_message: MessageHandler,
+        on_state: Callable[[bool], None] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._birth = birth
+        self._on_message_cb = on_message
+        self._on_state = on_state
+        self._backoff = Backoff(
+            settings.uplink.reconnect_min, settings.uplink.reconnect_max, rng or random.Random()
+        )
+        self._account = settings.device.account
+        self._device = settings.device.id
+        self._up = asyncio.Event()
+        self._down = asyncio.Event()
+        self._connack: asyncio.Future[Any] | None = None
+        self._acks: dict[int, asyncio.Future[None]] = {}
+        self._since = 0.0
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._sock: Any = None
+        self._closed = asyncio.Event()  # set when the socket is gone
+        self._stopping = False
+        self.client = self._make_client(will)
+
+    def _make_client(self, will: bytes) -> mqtt.Client:
+        s = self._settings
+        c = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=s.client_id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+        )
+        if s.broker.username:
+            c.username_pw_set(s.broker.username, s.broker_password())
+        if s.broker.tls:
+            c.tls_set(
+                ca_certs=s.broker.ca_file or None,
+                certfile=s.broker.cert_file or None,
+                keyfile=s.broker.key_file or None,
+            )
+        c.will_set(self._topic(Kind.STATUS), will, qos=1, retain=True)
+        c.max_inflight_messages_set(64)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        c.on_publish = self._on_publish
+        c.on_socket_open = self._on_socket_open
+        c.on_socket_close = self._on_socket_close
+        c.on_socket_register_write = self._on_socket_register_write
+        c.on_socket_unregister_write = self._on_socket_unregister_write
+        return c
+
+    def _topic(self, kind: Kind) -> str:
+        return str(Topic(self._account, self._device, kind))
+
+    # -- BrokerLink ---------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._up.is_set()
+
+    @property
+    def connected_since(self) -> float:
+        return self._since
+
+    async def wait_connected(self) -> None:
+        await self._up.wait()
+
+    def publish(
+        self, kind: Kind, payload: bytes, *, retain: bool = False, want_ack: bool = False
+    ) -> asyncio.Future[None] | None:
+        """Queue a QoS 1 message on this device's ``kind`` topic."""
+        info = self.client.publish(self._topic(kind), payload, qos=1, retain=retain)
+        if not want_ack:
+            return None
+        fut: asyncio.Future[None] = self._loop.create_future()
+        if info.is_published():
+            fut.set_result(None)
+        else:
+            self._acks[info.mid] = fut
+        return fut
+
+    # -- the reconnect loop ---------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, stay connected and reconnect with backoff until cancelled."""
+        misc = asyncio.create_task(self._misc_timer())
+        try:
+            while not self._stopping:
+                try:
+                    await self._connect_once()
+                except (OSError, ConnectionError, TimeoutError) as exc:
+                    delay = self._backoff.next()
+                    log.warning(
+                        "uplink.connect_failed",
+                        extra={"kv": {"error": str(exc) or type(exc).__name__, "retry_s": delay}},
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                self._backoff.reset()
+                await self._down.wait()
+        finally:
+            misc.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await misc
+
+    async def _connect_once(self) -> None:
+        b = self._settings.broker
+        self._down.clear()
+        self._connack = self._loop.create_future()
+        await self._loop.run_in_executor(None, self._blocking_connect, b.host, b.port, b.keepalive)
+        try:
+            rc = await asyncio.wait_for(self._connack, timeout=max(10.0, b.keepalive))
+        except TimeoutError:
+            self._drop_socket()
+            raise
+        if rc.is_failure:
+            self._drop_socket()
+            raise ConnectionError(f"broker refused the connection: {rc}")
+
+    def _blocking_connect(self, host: str, port: int, keepalive: int) -> None:
+        self.client.connect(host, port, keepalive)
+
+    def _drop_socket(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.disconnect()
+        self._mark_down()
+
+    async def _misc_timer(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            if self._sock is not None:
+                self.client.loop_misc()
+
+    async def close(self, offline: bytes, grace: float = 3.0) -> None:
+        """Publish the retained ``offline`` status, then disconnect cleanly."""
+        self._stopping = True
+        if self.connected:
+            fut = self.publish(Kind.STATUS, offline, retain=True, want_ack=True)
+            if fut is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(fut, grace)
+        # A DISCONNECT makes the broker discard the will (MQTT 3.1.1 §3.14.4).
+        with contextlib.suppress(Exception):
+            self.client.disconnect()
+        if self._sock is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), grace)
+        self._mark_down()
+
+    # -- paho callbacks (on the loop thread, except socket_open during connect) --
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, rc: Any, _p: Any) -> None:
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_result(rc)
+        if rc.is_failure:
+            return
+        for kind in (Kind.RECEIPT, Kind.CMD):
+            client.subscribe(self._topic(kind), qos=1)
+        client.publish(self._topic(Kind.STATUS), self._birth(), qos=1, retain=True)
+        self._since = self._clock.monotonic()
+        self._up.set()
+        log.info(
+            "uplink.connected",
+            extra={"kv": {"session_present": bool(flags.session_present)}},
+        )
+        if self._on_state:
+            self._on_state(True)
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        if self._up.is_set():
+            log.warning("uplink.disconnected", extra={"kv": {"reason": str(rc)}})
+        self._mark_down()
+
+    def _mark_down(self) -> None:
+        was_up = self._up.is_set()
+        self._up.clear()
+        self._down.set()
+        if was_up and self._on_state:
+            self._on_state(False)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            topic = Topic.parse(msg.topic)
+        except ValueError:
+            log.warning("uplink.bad_topic", extra={"kv": {"topic": msg.topic}})
+            return
+        if topic.device != self._device or topic.account != self._account:
+            return
+        self._on_message_cb(topic.kind, bytes(msg.payload))
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
+        fut = self._acks.pop(mid, None)
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    def _call_in_loop(self, fn: Callable[..., Any], *args: Any) -> None:
+        if threading.get_ident() == self._loop_thread:
+            fn(*args)
+        else:
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def _on_socket_open(self, client: mqtt.Client, _u: Any, sock: Any) -> None:
+        self._call_in_loop(self._attach, sock)
+
+    def _attach(self, sock: Any) -> None:
+        self._sock = sock
+        self._closed.clear()
+        with contextlib.suppress(ValueError, OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2048 * 1024)
+        self._loop.add_reader(sock, self._readable)
+
+    def _on_socket_close(self, client: mqtt.Client, _u: Any, sock: Any) -> None:
+        self._call_in_loop(self._detach, sock)
+
+    def _detach(self, sock: Any) -> None:
+        self._loop.remove_reader(sock)
+        self._loop.remove_writer(sock)
+        if self._sock is sock:
+            self._sock = None
+            self._closed.set()
+        self._mark_down()
+
+    def _on_socket_register_write(self, client: mqtt.Client, _u: Any, sock: Any) -> None:
+        self._call_in_loop(self._loop.add_writer, sock, self._writable)
+
+    def _on_socket_unregister_write(self, client: mqtt.Client, _u: Any, sock: Any) -> None:
+        self._call_in_loop(self._loop.remove_writer, sock)
+
+    def _readable(self) -> None:
+        self.client.loop_read()
+        sock = self._sock
+        # TLS may hold decrypted bytes the selector cannot see (paho does the same).
+        while sock is not None and getattr(sock, "pending", lambda: 0)() > 0:
+            self.client.loop_read()
+            sock = self._sock
+
+    def _writable(self) -> None:
+        self.client.loop_write()
