@@ -1,0 +1,191 @@
+"""Coupon cards: unguessable single-use codes redeemed for logbit, credited at once.
+
+* Codes are ``LBC-XXXX-XXXX-XXXX-XXXX``: 16 Crockford base32 characters from
+  ``secrets`` (80 bits). Only a SHA-256 of the normalized code is stored, with
+  its last four characters as a hint; the code is shown once, at creation.
+  Input is normalized (case, spaces, dashes, ``O``->``0``, ``I``/``L``->``1``).
+* Redemption runs in one ``BEGIN IMMEDIATE`` transaction: the coupon row is
+  claimed with ``UPDATE ... WHERE redeemed_by IS NULL`` and the credit entry
+  posted together, so concurrent attempts credit once. Redeeming again from
+  the same account returns the first redemption (idempotent); from another
+  account it is refused.
+* Every attempt is logged in ``coupon_attempts``; an account with
+  ``MAX_FAILURES`` failed attempts within ``WINDOW`` is refused
+  (``CouponRateLimited``) until the window slides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from collector.billing import notices
+from collector.billing.db import parse_ts, ts, write
+from collector.billing.errors import (
+    CouponAlreadyRedeemed,
+    CouponError,
+    CouponInvalid,
+    CouponRateLimited,
+)
+from collector.billing.ledger import balance, post_entry
+from collector.billing.money import to_decimal, to_text
+
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
+CODE_CHARS = 16
+PREFIX = "LBC"
+MAX_FAILURES = 5
+WINDOW = timedelta(minutes=15)
+_FIXES = str.maketrans({"O": "0", "I": "1", "L": "1"})
+
+
+@dataclass(frozen=True, slots=True)
+class Redemption:
+    """The result of a redemption (``repeated`` when the same account redeemed it before)."""
+
+    account_id: str
+    logbit: Decimal
+    entry_id: int
+    balance: Decimal
+    repeated: bool
+
+
+def new_code() -> str:
+    """Return a fresh random coupon code."""
+    body = "".join(secrets.choice(ALPHABET) for _ in range(CODE_CHARS))
+    return f"{PREFIX}-" + "-".join(body[i : i + 4] for i in range(0, CODE_CHARS, 4))
+
+
+def normalize(code: str) -> str:
+    """Canonical form of a typed code (body only); empty if it cannot be a code."""
+    text = code.upper().replace(" ", "").replace("-", "")
+    if text.startswith(PREFIX):
+        text = text[len(PREFIX) :]
+    text = text.translate(_FIXES)
+    if len(text) != CODE_CHARS or any(c not in ALPHABET for c in text):
+        return ""
+    return text
+
+
+def code_hash(code: str) -> str:
+    """The stored SHA-256 of a normalized code."""
+    body = normalize(code)
+    if not body:
+        raise CouponInvalid("this is not a coupon code (LBC-XXXX-XXXX-XXXX-XXXX)")
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def create_coupons(
+    conn: sqlite3.Connection,
+    *,
+    logbit: Decimal,
+    count: int,
+    now: datetime,
+    created_by: str,
+    expires_at: datetime | None = None,
+) -> list[str]:
+    """Create ``count`` coupons worth ``logbit`` each; return their codes (shown only now)."""
+    amount = to_decimal(logbit)
+    if amount <= 0 or amount != amount.to_integral():
+        raise CouponError("a coupon is worth a positive whole number of logbit")
+    if not 1 <= count <= 10_000:
+        raise CouponError("create between 1 and 10000 coupons at a time")
+    codes = [new_code() for _ in range(count)]
+    with write(conn):
+        conn.executemany(
+            "INSERT INTO coupons (code_hash, hint, logbit, created_at, created_by, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    code_hash(c),
+                    c[-4:],
+                    to_text(amount),
+                    ts(now),
+                    created_by,
+                    None if expires_at is None else ts(expires_at),
+                )
+                for c in codes
+            ],
+        )
+    return codes
+
+
+def redeem(conn: sqlite3.Connection, *, account_id: str, code: str, now: datetime) -> Redemption:
+    """Redeem ``code`` for ``account_id``; raise a CouponError subclass with a clear message."""
+    hint = normalize(code)[-4:] or "?"
+    error: CouponError | None = None
+    result: Redemption | None = None
+    with write(conn):
+        failures = conn.execute(
+            "SELECT COUNT(*) FROM coupon_attempts WHERE account_id = ? AND ok = 0"
+            " AND reason != 'rate_limited' AND ts > ?",
+            (account_id, ts(now - WINDOW)),
+        ).fetchone()[0]
+        if failures >= MAX_FAILURES:
+            error = CouponRateLimited(
+                f"too many wrong coupon codes: try again after {int(WINDOW.total_seconds() // 60)}"
+                " minutes"
+            )
+        else:
+            result, error = _redeem(conn, account_id, code, now)
+        conn.execute(
+            "INSERT INTO coupon_attempts (account_id, ts, ok, reason, hint) VALUES (?, ?, ?, ?, ?)",
+            (
+                account_id,
+                ts(now),
+                int(error is None),
+                "ok" if error is None else error.reason,
+                hint,
+            ),
+        )
+    if error is not None:
+        raise error
+    assert result is not None
+    return result
+
+
+def _redeem(
+    conn: sqlite3.Connection, account_id: str, code: str, now: datetime
+) -> tuple[Redemption | None, CouponError | None]:
+    if not normalize(code):
+        return None, CouponInvalid("this is not a coupon code (LBC-XXXX-XXXX-XXXX-XXXX)")
+    digest = code_hash(code)
+    row = conn.execute(
+        "SELECT logbit, expires_at, redeemed_by, entry_id FROM coupons WHERE code_hash = ?",
+        (digest,),
+    ).fetchone()
+    if row is None:
+        return None, CouponInvalid("unknown coupon code")
+    logbit, expires, redeemed_by, entry_id = to_decimal(row[0]), row[1], row[2], row[3]
+    if redeemed_by == account_id:
+        return Redemption(account_id, logbit, entry_id, balance(conn, account_id), True), None
+    if redeemed_by is not None:
+        return None, CouponAlreadyRedeemed("this coupon has already been redeemed")
+    if expires is not None and parse_ts(expires) <= now:
+        return None, CouponInvalid("this coupon has expired")
+    entry_id, _ = post_entry(
+        conn,
+        account_id=account_id,
+        type_="coupon",
+        at=now,
+        description=f"coupon redeemed …{code_hint(code)}",
+        logbit=logbit,
+        document=f"coupon …{code_hint(code)}",
+    )
+    claimed = conn.execute(
+        "UPDATE coupons SET redeemed_by = ?, redeemed_at = ?, entry_id = ?"
+        " WHERE code_hash = ? AND redeemed_by IS NULL",
+        (account_id, ts(now), entry_id, digest),
+    ).rowcount
+    if claimed != 1:  # cannot happen under BEGIN IMMEDIATE; refuse rather than double-credit
+        raise CouponAlreadyRedeemed("this coupon has already been redeemed")
+    notices.after_credit(conn, account_id, now, "coupon redeemed")
+    return Redemption(account_id, logbit, entry_id, balance(conn, account_id), False), None
+
+
+def code_hint(code: str) -> str:
+    """The last four characters of a code, safe to show."""
+    return normalize(code)[-4:]
