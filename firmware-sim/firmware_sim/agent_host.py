@@ -1,11 +1,150 @@
-"""Wire the real ``agent`` package into a simulated gateway (placeholder until the daemon lands)."""
+"""Wire the real ``agent`` package into a simulated gateway.
+
+Each gateway runs ``agent.daemon.Agent`` on the shared event loop with the
+simulator's seams: its skewable accelerated clock, the gateway's
+``FakeStats`` (interface counters, boot id) and a ``FakeProbe`` for health.
+Meters are the real ones, configured against the simulated hardware: the
+VPN meter reads the tunnels' counters, the SIM meter talks AT to the fake
+modem's pty, the data-ingestion meter listens for the producer's lines and
+the peripherals meter scans the fake sysfs tree. Timeouts the agent counts
+on its clock are scaled by the speed so they stay the same in real time.
+"""
 
 from __future__ import annotations
 
-from firmware_sim.errors import ScenarioError
-from firmware_sim.gateway import AgentHandle, GatewaySpec
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.config import Settings, settings_from_mapping
+from agent.daemon import Agent
+from agent.errors import ConfigError
+from agent.health import FakeProbe
+from agent.meters.base import Meter, MeterDeps
+from agent.meters.registry import build_meter
+from firmware_sim.gateway import GatewaySpec
+
+log = logging.getLogger("firmware_sim.agent_host")
 
 
-def real_agent_factory(spec: GatewaySpec) -> AgentHandle:
-    """Build the real agent for ``spec``."""
-    raise ScenarioError(f"the agent daemon is not available yet ({spec.device})")
+def meter_tables(spec: GatewaySpec) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Return ``instance -> (kind, options)`` of the meters a gateway runs."""
+    every = spec.meter_interval_s
+    tunnels = [s.nic for s in spec.hardware.subjects if s.service == "vpn"]
+    tables: dict[str, tuple[str, dict[str, Any]]] = {
+        "vpn": ("vpn", {"interfaces": tunnels, "interval": every}),
+    }
+    if spec.modem_port:
+        tables["sim"] = ("sim", {"port": spec.modem_port, "interval": every})
+    if spec.data_port:
+        listener = {
+            "proto": "tcp",
+            "port": spec.data_port,
+            "stream": spec.data_stream,
+            "format": "line",
+        }
+        tables["data"] = ("data_ingestion", {"host": "127.0.0.1", "listeners": [listener]})
+    if spec.sysfs_root:
+        tables["peripherals"] = (
+            "peripherals",
+            {"sysfs": spec.sysfs_root, "room": spec.room, "interval": every},
+        )
+    return tables
+
+
+def agent_settings(spec: GatewaySpec, speed: float) -> Settings:
+    """Return the agent settings of one simulated gateway."""
+    raw: dict[str, Any] = {
+        "device": {"id": spec.device, "account": spec.account},
+        "broker": {"url": f"mqtt://{spec.broker_host}:{spec.broker_port}", "keepalive": 30},
+        "agent": {"state_dir": str(spec.state_dir), "log_level": "warning"},
+        "health": {"interval": max(spec.meter_interval_s * 5, 60.0)},
+        "uplink": {
+            # the agent waits on its clock: keep these in real seconds
+            "receipt_timeout": 15.0 * speed,
+            "reconnect_min": 0.5 * speed,
+            "reconnect_max": 5.0 * speed,
+            "resend_backoff_max": 30.0 * speed,
+            "rate_limit": 0.0,
+        },
+    }
+    return settings_from_mapping(raw, {})
+
+
+@dataclass
+class HostedAgent:
+    """The real agent of one gateway, with the simulator's view of its backlog."""
+
+    agent: Agent
+    skipped: Mapping[str, str] = field(default_factory=dict)  # meter -> why it did not build
+    tables: Mapping[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+
+    async def run(self) -> None:
+        """Run the agent until stopped."""
+        await self.agent.run()
+
+    def request_stop(self) -> None:
+        """Stop the agent cleanly."""
+        self.agent.request_stop()
+
+    def services(self) -> frozenset[str]:
+        """Return the services whose meters were built."""
+        kinds = {m: k for m, (k, _o) in self.tables.items()}
+        service_of = {"vpn": "vpn", "sim": "sim", "data_ingestion": "data_ingestion"}
+        return frozenset(
+            service_of[kinds[m]]
+            for m in self.tables
+            if m not in self.skipped and kinds[m] in service_of
+        )
+
+    def pending(self) -> int:
+        """Return usage records and data batches not yet receipted."""
+        outbox = self.agent.outbox
+        if outbox is None:
+            return 0
+        depth = outbox.depth()
+        return depth.usage + depth.data
+
+
+def build_meters(spec: GatewaySpec) -> tuple[list[Meter], dict[str, str]]:
+    """Build the gateway's real meters; a meter that cannot be built is reported, not fatal."""
+    deps = MeterDeps(
+        device_id=spec.device,
+        account=spec.account,
+        clock=spec.clock,
+        stats=spec.hardware.stats,
+        state_dir=spec.state_dir,
+    )
+    meters: list[Meter] = []
+    skipped: dict[str, str] = {}
+    for instance, (kind, options) in meter_tables(spec).items():
+        try:
+            meters.append(build_meter(kind, options, deps, instance))
+        except ConfigError as exc:
+            skipped[instance] = str(exc)
+            log.warning("meter %s of %s not built: %s", instance, spec.device, exc)
+    return meters, skipped
+
+
+def make_factory(speed: float) -> Any:
+    """Return an AgentFactory building real agents for a fleet running at ``speed``."""
+
+    def factory(spec: GatewaySpec) -> HostedAgent:
+        meters, skipped = build_meters(spec)
+        agent = Agent(
+            agent_settings(spec, speed),
+            clock=spec.clock,
+            stats=spec.hardware.stats,
+            probe=FakeProbe(boot=spec.hardware.stats.boot),
+            meters=meters,
+        )
+        return HostedAgent(agent, skipped, meter_tables(spec))
+
+    return factory
+
+
+def real_agent_factory(spec: GatewaySpec) -> HostedAgent:
+    """Build a real agent at speed 1 (fleets pass ``make_factory(speed)``)."""
+    built: HostedAgent = make_factory(1.0)(spec)
+    return built

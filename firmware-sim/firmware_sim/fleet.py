@@ -124,9 +124,9 @@ class Fleet:
         s = self.settings
         factory = self._factory
         if factory is None:
-            from firmware_sim.agent_host import real_agent_factory
+            from firmware_sim.agent_host import make_factory
 
-            factory = real_agent_factory
+            factory = make_factory(s.speed)
         try:
             self.gateways = await build_gateways(s, self.clock, factory)
             for gw in self.gateways:
@@ -198,6 +198,8 @@ class Fleet:
                 continue
             hw = gw.hw
             for subj in hw.subjects:
+                if subj.service not in gw.services:
+                    continue
                 if subj.service == "sim" and (gw.sim_silent or not hw.modem_present):
                     continue
                 n = subj.profile.bytes_for(subj.key, k, at, s.step_s)
@@ -214,24 +216,30 @@ class Fleet:
                     at=at,
                     quantity=n,
                 )
-            if gw.producer is not None:
+            if gw.producer is not None and "data_ingestion" in gw.services:
                 count = 1 + (k + gw.index) % 3
-                lines = make_lines(
-                    hw.subjects[0].key, k, int(at.timestamp()) * 10**9, count, gw.device
+                tags = {
+                    "account": gw.spec.account,
+                    "device": gw.device,
+                    "stream": gw.spec.data_stream,
+                }
+                ts = int(at.timestamp()) * 10**9
+                lines, billed = make_lines(
+                    hw.subjects[0].key, k, ts, count, sensor=gw.device, billed_tags=tags
                 )
                 gw.producer.put(lines)
-                nbytes = sum(len(line) for line in lines)
                 self.stats.data_lines += count
-                gen["data_ingestion"] = gen.get("data_ingestion", 0) + nbytes
-                self.truth.add(
-                    account=gw.spec.account,
-                    device=gw.device,
-                    service="data_ingestion",
-                    subject=gw.spec.data_stream,
-                    unit="bytes",
-                    at=at,
-                    quantity=nbytes,
-                )
+                gen["data_ingestion"] = gen.get("data_ingestion", 0) + billed
+                for unit, qty in (("bytes", billed), ("points", count)):
+                    self.truth.add(
+                        account=gw.spec.account,
+                        device=gw.device,
+                        service="data_ingestion",
+                        subject=gw.spec.data_stream,
+                        unit=unit,
+                        at=at,
+                        quantity=qty,
+                    )
 
     async def _cool_down(self, timeout_real: float = 120.0) -> None:
         s = self.settings

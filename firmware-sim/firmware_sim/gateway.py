@@ -32,6 +32,9 @@ class AgentHandle(Protocol):
     def pending(self) -> int:
         """Return how many usage records and data batches wait for a receipt."""
 
+    def services(self) -> frozenset[str]:
+        """Return the services whose meters run (traffic of others is not billable)."""
+
 
 @dataclass(frozen=True, slots=True)
 class GatewaySpec:
@@ -83,6 +86,7 @@ class SimGateway:
     producer_task: asyncio.Task[None] | None = None
     restarts: int = 0
     errors: list[str] = field(default_factory=list)
+    services: frozenset[str] = frozenset()
 
     @property
     def device(self) -> str:
@@ -102,6 +106,7 @@ class SimGateway:
     async def start(self) -> None:
         """Build and start the agent (and the data producer)."""
         self.agent = self.factory(self.spec)
+        self.services = self.agent.services()
         self.task = asyncio.create_task(self._run_agent(self.agent), name=f"agent-{self.device}")
         if self.producer is not None and self.producer_task is None:
             self.producer_task = asyncio.create_task(self.producer.run())

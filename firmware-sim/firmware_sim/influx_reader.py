@@ -1,11 +1,13 @@
 """Read usage totals back from InfluxDB (or VictoriaMetrics) for ``verify``.
 
-The collector writes one point per usage record (measurement ``usage``, tags
-``account``, ``device``, ``service``, ``subject``, field ``quantity``, time
-= window start). InfluxDB 2.x/3.x is read with a Flux query through
-``influxdb-client``; VictoriaMetrics (which accepts the same writes but has
-no Flux) through its ``/api/v1/export`` endpoint, where the series is named
-``usage_quantity``. The endpoint kind is detected once.
+The collector writes hourly rollups: measurement ``usage_hourly``, tags
+``account``, ``device``, ``service``, ``subject``, ``unit``, field
+``quantity``, time = the UTC hour; each commit rewrites the hour's running
+total, so the last (largest) value of a series at one timestamp is the total.
+InfluxDB 2.x/3.x is read with a Flux query through ``influxdb-client``;
+VictoriaMetrics (which accepts the same writes but has no Flux) through its
+``/api/v1/export`` endpoint, where the series is ``usage_hourly_quantity``.
+The endpoint kind is detected once.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class InfluxTarget:
     token: str = ""
     org: str = "logbot"
     bucket: str = "logbot"
-    measurement: str = "usage"
+    measurement: str = "usage_hourly"
     field: str = "quantity"
     timeout_s: float = 60.0
 
@@ -56,7 +58,8 @@ def _add(
     out: Totals, tags: Mapping[str, str], at: datetime, value: float, zones: Mapping[str, tzinfo]
 ) -> None:
     zone = zones.get(tags.get("account", ""), UTC)
-    key = (tags.get("device", ""), tags.get("service", ""), month_of(at, zone))
+    unit = tags.get("unit", "")
+    key = (tags.get("device", ""), tags.get("service", ""), unit, month_of(at, zone))
     out[key] = out.get(key, 0) + round(value)
 
 
@@ -78,8 +81,11 @@ def victoria_totals(target: InfluxTarget, zones: Mapping[str, tzinfo] | None = N
             continue
         series = json.loads(line)
         tags = {str(k): str(v) for k, v in series["metric"].items()}
+        latest: dict[int, float] = {}  # a rewritten hour keeps its largest (latest) total
         for value, ts_ms in zip(series["values"], series["timestamps"], strict=True):
-            _add(out, tags, datetime.fromtimestamp(ts_ms / 1000, UTC), float(value), zones)
+            latest[ts_ms] = max(latest.get(ts_ms, 0.0), float(value))
+        for ts_ms, value in latest.items():
+            _add(out, tags, datetime.fromtimestamp(ts_ms / 1000, UTC), value, zones)
     return out
 
 

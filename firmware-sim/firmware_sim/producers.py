@@ -21,9 +21,16 @@ from protocols.lineproto import format_point
 MEASUREMENTS = ("temperature", "humidity", "occupancy", "power")
 
 
-def make_lines(key: int, step: int, ts_ns: int, count: int, sensor: str) -> list[bytes]:
-    """Return ``count`` canonical lines (each ending with a newline) for one step."""
+def make_lines(
+    key: int, step: int, ts_ns: int, count: int, *, sensor: str, billed_tags: dict[str, str]
+) -> tuple[list[bytes], int]:
+    """Return ``count`` canonical lines for one step, and the bytes the collector bills.
+
+    The collector writes each point with ``billed_tags`` (account, device,
+    stream) added and bills the canonical line plus its newline.
+    """
     out = []
+    billed = 0
     for i in range(count):
         r = unit_random(key + i, step)
         measurement = MEASUREMENTS[int(r * len(MEASUREMENTS))]
@@ -34,7 +41,14 @@ def make_lines(key: int, step: int, ts_ns: int, count: int, sensor: str) -> list
             ts=ts_ns + i,
         )
         out.append(format_point(point).encode() + b"\n")
-    return out
+        tagged = DataPoint(
+            measurement=point.measurement,
+            fields=point.fields,
+            tags={**point.tags, **billed_tags},
+            ts=point.ts,
+        )
+        billed += len(format_point(tagged).encode()) + 1
+    return out, billed
 
 
 @dataclass

@@ -1,5 +1,8 @@
 """Compare ground truth with the collector's ledger (and InfluxDB) per device, service, month.
 
+Rows are keyed by device, service, unit and month (data ingestion is billed
+both in bytes and in points).
+
 Pure comparison (``compare``) is separate from the readers (``truth_totals``,
 ``ledger_totals``, and ``firmware_sim.influx_reader``) and from rendering
 (``render``), so each is tested on its own. Months are UTC months of the
@@ -18,16 +21,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from firmware_sim.errors import LedgerError
 from firmware_sim.truth import read_truth
 
-Key = tuple[str, str, str]  # (device, service, "YYYY-MM")
+Key = tuple[str, str, str, str]  # (device, service, unit, "YYYY-MM")
 Totals = dict[Key, int]
 
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One (device, service, month) line of the comparison."""
+    """One (device, service, unit, month) line of the comparison."""
 
     device: str
     service: str
+    unit: str
     month: str
     truth: int
     sources: tuple[int | None, ...]  # one per compared source, None when not read
@@ -80,7 +84,8 @@ def truth_totals(path: Path, zones: Mapping[str, tzinfo] | None = None) -> Total
     zones = zones or {}
     out: Totals = {}
     for rec in read_truth(path):
-        key = (rec.device, rec.service, month_of(rec.start, zones.get(rec.account, UTC)))
+        zone = zones.get(rec.account, UTC)
+        key = (rec.device, rec.service, rec.unit, month_of(rec.start, zone))
         out[key] = out.get(key, 0) + rec.quantity
     return out
 
@@ -121,16 +126,16 @@ def ledger_totals(db: Path, zones: Mapping[str, tzinfo] | None = None) -> Totals
     with _connect(db) as conn:
         try:
             cols = _columns(conn, "usage_records")
-            if not {"device_id", "service", "window_start", "quantity"} <= cols:
+            if not {"device_id", "service", "unit", "window_start", "quantity"} <= cols:
                 raise LedgerError(f"{db} has no usage_records table with the expected columns")
             account = "account_id" if "account_id" in cols else "''"
             rows = conn.execute(
-                f"SELECT {account}, device_id, service, window_start, SUM(quantity)"  # noqa: S608
-                " FROM usage_records GROUP BY 1, 2, 3, 4"
+                f"SELECT {account}, device_id, service, unit, window_start, SUM(quantity)"  # noqa: S608
+                " FROM usage_records GROUP BY 1, 2, 3, 4, 5"
             )
-            for acc, device, service, start, quantity in rows:
+            for acc, device, service, unit, start, quantity in rows:
                 zone = zones.get(str(acc), UTC)
-                key = (str(device), str(service), month_of(parse_ts(start), zone))
+                key = (str(device), str(service), str(unit), month_of(parse_ts(start), zone))
                 out[key] = out.get(key, 0) + int(quantity)
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot read usage from {db}: {exc}") from exc
@@ -156,7 +161,8 @@ def compare(
         Row(
             device=k[0],
             service=k[1],
-            month=k[2],
+            unit=k[2],
+            month=k[3],
             truth=truth.get(k, 0),
             sources=tuple(sources[n].get(k, 0) for n in names),
         )
@@ -168,13 +174,13 @@ def compare(
 def render(report: Report, *, show_all: bool = False) -> str:
     """Return the comparison as a plain-text table (differences only unless ``show_all``)."""
     rows = report.rows if show_all else report.differences
-    header = ("device", "service", "month", "truth", *report.source_names)
+    header = ("device", "service", "unit", "month", "truth", *report.source_names)
     diff_cols = tuple(f"{n}-truth" for n in report.source_names)
     table = [(*header, *diff_cols)]
     for r in rows:
         values = tuple("-" if v is None else str(v) for v in r.sources)
         diffs = tuple("-" if v is None else f"{v - r.truth:+d}" for v in r.sources)
-        table.append((r.device, r.service, r.month, str(r.truth), *values, *diffs))
+        table.append((r.device, r.service, r.unit, r.month, str(r.truth), *values, *diffs))
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in table]
     total_truth = sum(r.truth for r in report.rows)
@@ -183,7 +189,9 @@ def render(report: Report, *, show_all: bool = False) -> str:
         if report.ok
         else f"{len(report.differences)} difference(s) in {len(report.rows)} row(s)"
     )
-    summary = f"{len(report.rows)} device/service/month rows, truth total {total_truth}: {verdict}"
+    summary = (
+        f"{len(report.rows)} device/service/unit/month rows, truth total {total_truth}: {verdict}"
+    )
     if not rows:
         return summary
     return "\n".join([*lines, summary])

@@ -118,8 +118,8 @@ def test_account_timezone_moves_the_month(tmp_path: Path) -> None:
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE accounts SET timezone = 'Europe/Rome'")
     zones = verify.account_zones(db)
-    assert verify.ledger_totals(db, zones) == {("gw-1", "vpn", "2026-06"): 700}
-    assert verify.truth_totals(truth, zones) == {("gw-1", "vpn", "2026-06"): 700}
+    assert verify.ledger_totals(db, zones) == {("gw-1", "vpn", "bytes", "2026-06"): 700}
+    assert verify.truth_totals(truth, zones) == {("gw-1", "vpn", "bytes", "2026-06"): 700}
 
 
 def test_bad_inputs_give_one_line_and_status_two(
