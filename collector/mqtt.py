@@ -121,6 +121,8 @@ class BrokerLink:
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, codes: Any, _p: Any) -> None:
         if any(code.is_failure for code in codes):
             log.error("subscription refused: %s", codes)
+        else:
+            log.info("subscribed to %d filters", len(codes))
         self.loop.call_soon_threadsafe(self.subscribed.set)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _flags: Any, reason: Any, _p: Any) -> None:
