@@ -1,0 +1,418 @@
+"""Data-ingestion forwarding: local producers hand customer data to the agent.
+
+Listeners on loopback (asyncio TCP servers and UDP endpoints) take InfluxDB
+line protocol and JSON lines, one point per line. A TCP line starting with
+``{`` is JSON when the listener's format is ``auto`` (the default for TCP);
+a listener with ``format = "json"`` takes only JSON, ``"line"`` only line
+protocol. JSON lines look like
+``{"measurement": "m", "tags": {"k": "v"}, "fields": {"f": 1.5}, "ts": 1700000000000000000}``
+(``ts`` in nanoseconds, optional). Every listener feeds one named stream.
+
+Accepted points are batched per stream (``batch_points`` or
+``flush_interval_s``, whichever first) and committed to the outbox as one
+DataBatch with ``commit_data``; the stream's bytes (accepted line bytes,
+newline included) and points are counted when the commit succeeds.
+
+Malformed lines are counted (``lines_rejected``) and never forwarded; on TCP
+the producer gets ``ERR <line> <reason> <detail>`` for each. Lines are
+refused, never silently dropped, when the outbox is at its cap
+(``ERR <first>-<last> backpressure ...``) or the service is suspended
+(``ERR <first>-<last> suspended ...``); UDP refusals are counted
+(``lines_refused``). While a commit is merely in progress a TCP producer is
+slowed down by pausing the socket (TCP flow control), not refused.
+
+Accepted points live in memory until their batch commits (at most
+``flush_interval_s``, default 1 s); they are committed on stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import ipaddress
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import msgspec
+
+from agent.meters.base import BackPressure, MeterCounters, MeterDeps, MeterSink, ServiceSuspended
+from agent.meters.options import Options
+from protocols import DataPoint, Service, is_subject
+from protocols.lineproto import PRECISIONS, LineProtocolError, check_point, parse_line
+from protocols.messages import MAX_POINTS_PER_BATCH
+
+log = logging.getLogger("agent.meters.data_ingestion")
+Format = Literal["auto", "line", "json"]
+
+
+class _JsonPoint(msgspec.Struct, forbid_unknown_fields=True):
+    measurement: str
+    fields: dict[str, bool | int | float | str]
+    tags: dict[str, str] = msgspec.field(default_factory=dict)
+    ts: int | None = None
+
+
+_json_decoder = msgspec.json.Decoder(_JsonPoint)
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """One loopback socket feeding one stream."""
+
+    proto: Literal["tcp", "udp"]
+    port: int
+    stream: str
+    format: Format
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    """The validated ``[meters.data_ingestion]`` table."""
+
+    host: str
+    listeners: tuple[Listener, ...]
+    precision: str = "ns"
+    batch_points: int = 1000
+    batch_bytes: int = 128 * 1024
+    flush_interval_s: float = 1.0
+    max_line_bytes: int = 64 * 1024
+    max_buffered_points: int = 20_000
+
+
+@dataclass(slots=True)
+class _Buffer:
+    points: list[DataPoint] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    nbytes: int = 0
+    blocked: str = ""  # refusal reason while the outbox refuses this stream
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    drained: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class DataIngestionMeter:
+    """The listeners, per-stream buffers and their flushers."""
+
+    name = "data_ingestion"
+
+    def __init__(self, settings: IngestSettings, deps: MeterDeps) -> None:
+        self.settings = settings
+        self.deps = deps
+        self.counters = MeterCounters()
+        self.ports: list[int] = []  # bound ports, in listener order (port 0 = any)
+        self.started = asyncio.Event()
+        self._buffers: dict[str, _Buffer] = {}
+        self._sink: MeterSink | None = None
+
+    # ----------------------------------------------------------------- run
+
+    async def run(self, sink: MeterSink) -> None:
+        """Serve the listeners and forward batches until cancelled; flush on stop."""
+        self._sink = sink
+        loop = asyncio.get_running_loop()
+        servers: list[asyncio.Server] = []
+        transports: list[asyncio.DatagramTransport] = []
+        flushers: list[asyncio.Task[None]] = []
+        try:
+            for lst in self.settings.listeners:
+                self._buffer(lst.stream)
+                if lst.proto == "tcp":
+                    server = await loop.create_server(
+                        functools.partial(_TcpProtocol, self, lst), self.settings.host, lst.port
+                    )
+                    servers.append(server)
+                    self.ports.append(server.sockets[0].getsockname()[1])
+                else:
+                    transport, _ = await loop.create_datagram_endpoint(
+                        functools.partial(_UdpProtocol, self, lst),
+                        local_addr=(self.settings.host, lst.port),
+                    )
+                    transports.append(transport)
+                    self.ports.append(transport.get_extra_info("sockname")[1])
+            for stream in self._buffers:
+                flushers.append(asyncio.create_task(self._flusher(stream)))
+            self.started.set()
+            await asyncio.Event().wait()
+        finally:
+            for server in servers:
+                server.close()
+            for transport in transports:
+                transport.close()
+            for task in flushers:
+                task.cancel()
+            await asyncio.gather(*flushers, return_exceptions=True)
+            for stream in list(self._buffers):
+                await self._flush(stream, final=True)
+
+    def _buffer(self, stream: str) -> _Buffer:
+        buf = self._buffers.get(stream)
+        if buf is None:
+            buf = self._buffers[stream] = _Buffer()
+        return buf
+
+    # -------------------------------------------------------------- ingest
+
+    def ingest(self, lst: Listener, lines: list[bytes], first_no: int) -> list[bytes]:
+        """Parse ``lines`` into the stream's buffer; return error answers (TCP)."""
+        answers: list[bytes] = []
+        buf = self._buffers[lst.stream]
+        refusal = self._refusal(buf)
+        now_ns = int(self.deps.clock.now().timestamp() * 1e9)
+        precision = self.settings.precision
+        max_line = self.settings.max_line_bytes
+        accepted = rejected = refused = 0
+        refused_lo = refused_hi = 0
+        for offset, line in enumerate(lines):
+            no = first_no + offset
+            raw = line.rstrip(b"\r")
+            if not raw or raw.isspace() or raw.startswith(b"#"):
+                continue
+            if refusal:
+                refused += 1
+                refused_lo = refused_lo or no
+                refused_hi = no
+                continue
+            try:
+                if len(raw) > max_line:
+                    raise LineProtocolError(f"line longer than {max_line} bytes", reason="too_long")
+                if lst.format == "json" or (lst.format == "auto" and raw[:1] == b"{"):
+                    point = _json_point(raw, now_ns)
+                else:
+                    point = parse_line(raw.decode("utf-8"), default_ts=now_ns, precision=precision)
+            except (LineProtocolError, UnicodeDecodeError) as exc:
+                rejected += 1
+                reason = exc.reason if isinstance(exc, LineProtocolError) else "bad_utf8"
+                answers.append(f"ERR {no} {reason} {str(exc)[:200]}\n".encode())
+                continue
+            buf.points.append(point)
+            buf.sizes.append(len(raw) + 1)
+            buf.nbytes += len(raw) + 1
+            accepted += 1
+        if accepted:
+            self.counters.incr("lines_accepted", accepted)
+            full = len(buf.points) >= self.settings.batch_points
+            if full or buf.nbytes >= self.settings.batch_bytes:
+                buf.wake.set()
+        if rejected:
+            self.counters.incr("lines_rejected", rejected)
+        if refused:
+            self.counters.incr("lines_refused", refused)
+            answers.append(f"ERR {refused_lo}-{refused_hi} {refusal}\n".encode())
+        return answers
+
+    def _refusal(self, buf: _Buffer) -> str:
+        sink = self._sink
+        if sink is not None and sink.is_suspended(Service.DATA_INGESTION):
+            return "suspended data_ingestion is suspended"
+        if buf.blocked and len(buf.points) >= self.settings.batch_points:
+            return f"backpressure {buf.blocked}"
+        if len(buf.points) >= self.settings.max_buffered_points:
+            return "backpressure agent buffer full"
+        return ""
+
+    def congested(self, stream: str) -> bool:
+        """Tell whether a TCP listener should pause reading (commit behind)."""
+        return len(self._buffers[stream].points) >= 2 * self.settings.batch_points
+
+    async def wait_drained(self, stream: str) -> None:
+        """Wait until the stream's buffer is below the pause threshold."""
+        buf = self._buffers[stream]
+        while self.congested(stream) and not buf.blocked:
+            buf.drained.clear()
+            await buf.drained.wait()
+
+    # --------------------------------------------------------------- flush
+
+    async def _flusher(self, stream: str) -> None:
+        buf = self._buffers[stream]
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(buf.wake.wait(), self.settings.flush_interval_s)
+            buf.wake.clear()
+            await self._flush(stream)
+
+    async def _flush(self, stream: str, *, final: bool = False) -> None:
+        buf = self._buffers[stream]
+        sink = self._sink
+        limit = min(self.settings.batch_points, MAX_POINTS_PER_BATCH)
+        while buf.points and sink is not None:
+            count, nbytes = 0, 0
+            while count < min(limit, len(buf.points)) and nbytes < self.settings.batch_bytes:
+                nbytes += buf.sizes[count]
+                count += 1
+            batch = buf.points[:count]
+            try:
+                await sink.commit_data(stream, batch, nbytes)
+            except BackPressure as exc:
+                reason = "suspended" if isinstance(exc, ServiceSuspended) else "outbox full"
+                if not buf.blocked:
+                    log.warning("data_ingestion.refusing", extra={"kv": {"stream": stream}})
+                buf.blocked = reason
+                buf.drained.set()
+                if final:
+                    log.error(
+                        "data_ingestion.unflushed",
+                        extra={"kv": {"stream": stream, "points": len(buf.points)}},
+                    )
+                return
+            del buf.points[:count]
+            del buf.sizes[:count]
+            buf.nbytes -= nbytes
+            buf.blocked = ""
+            self.counters.incr(f"stream.{stream}.points", count)
+            self.counters.incr(f"stream.{stream}.bytes", nbytes)
+            if not self.congested(stream):
+                buf.drained.set()
+            if not final and len(buf.points) < self.settings.batch_points:
+                return
+
+    # ------------------------------------------------------------- totals
+
+    def totals(self, stream: str) -> tuple[int, int]:
+        """Return (points, bytes) committed for ``stream`` so far."""
+        values = self.counters.values
+        return values.get(f"stream.{stream}.points", 0), values.get(f"stream.{stream}.bytes", 0)
+
+
+def _json_point(raw: bytes, now_ns: int) -> DataPoint:
+    try:
+        jp = _json_decoder.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise LineProtocolError(f"bad JSON point: {exc}", reason="bad_json") from None
+    point = DataPoint(
+        measurement=jp.measurement,
+        fields=jp.fields,
+        tags=jp.tags,
+        ts=now_ns if jp.ts is None else jp.ts,
+    )
+    check_point(point)
+    return point
+
+
+class _TcpProtocol(asyncio.Protocol):
+    def __init__(self, meter: DataIngestionMeter, lst: Listener) -> None:
+        self.meter = meter
+        self.lst = lst
+        self.pending = b""
+        self.line_no = 1
+        self.transport: asyncio.Transport | None = None
+        self.paused = False
+        self.resume_task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        data = self.pending + data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self.pending = data
+            if len(data) > self.meter.settings.max_line_bytes:
+                self._answer([self.meter.ingest(self.lst, [data], self.line_no)])
+                self.pending = b""
+                self.line_no += 1
+            return
+        self.pending = data[cut + 1 :]
+        lines = data[:cut].split(b"\n")
+        answers = self.meter.ingest(self.lst, lines, self.line_no)
+        self.line_no += len(lines)
+        self._answer([answers])
+        if not self.paused and self.meter.congested(self.lst.stream):
+            self._pause()
+
+    def _answer(self, chunks: list[list[bytes]]) -> None:
+        if self.transport is not None:
+            for answers in chunks:
+                if answers:
+                    self.transport.write(b"".join(answers))
+
+    def _pause(self) -> None:
+        assert self.transport is not None
+        self.paused = True
+        self.transport.pause_reading()
+        self.resume_task = asyncio.get_running_loop().create_task(self._resume_later())
+
+    async def _resume_later(self) -> None:
+        await self.meter.wait_drained(self.lst.stream)
+        self.paused = False
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def eof_received(self) -> bool | None:
+        if self.pending:
+            self._answer([self.meter.ingest(self.lst, [self.pending], self.line_no)])
+            self.pending = b""
+        return None  # close once the answers are written
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.pending:
+            self.meter.ingest(self.lst, [self.pending], self.line_no)
+            self.pending = b""
+        self.transport = None
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, meter: DataIngestionMeter, lst: Listener) -> None:
+        self.meter = meter
+        self.lst = lst
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self.meter.ingest(self.lst, data.split(b"\n"), 1)
+
+
+def build(config: Mapping[str, Any], deps: MeterDeps) -> DataIngestionMeter:
+    """Build the data-ingestion meter from ``[meters.data_ingestion]``."""
+    opts = Options(config, "[meters.data_ingestion]")
+    opts.check_known(
+        {
+            "host",
+            "listeners",
+            "precision",
+            "batch_points",
+            "batch_bytes",
+            "flush_interval_s",
+            "max_line_bytes",
+            "max_buffered_points",
+        }
+    )
+    host = opts.string("host", "127.0.0.1")
+    try:
+        if not ipaddress.ip_address(host).is_loopback:
+            raise opts.fail("host", f"{host!r} is not a loopback address")
+    except ValueError:
+        if host != "localhost":
+            raise opts.fail("host", f"{host!r} is not a loopback address") from None
+    raw = config.get("listeners", [{"proto": "tcp", "port": 8094}, {"proto": "udp", "port": 8094}])
+    if not isinstance(raw, list) or not raw:
+        raise opts.fail("listeners", "expected a non-empty list of tables")
+    listeners: list[Listener] = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, Mapping):
+            raise opts.fail(f"listeners[{i}]", "expected a table")
+        lo = Options(item, f"[meters.data_ingestion] listeners[{i}]")
+        lo.check_known({"proto", "port", "stream", "format"})
+        proto = lo.string("proto", choices=("tcp", "udp"))
+        port = lo.integer("port", 8094, lo=0, hi=65535)
+        stream = lo.string("stream", "default")
+        if not is_subject(stream):
+            raise lo.fail("stream", f"{stream!r} is not a valid stream name")
+        default_fmt = "auto" if proto == "tcp" else "line"
+        fmt = lo.string("format", default_fmt, choices=("auto", "line", "json"))
+        listeners.append(Listener(proto, port, stream, fmt))  # type: ignore[arg-type]
+    batch_points = opts.integer("batch_points", 1000, lo=1, hi=MAX_POINTS_PER_BATCH)
+    settings = IngestSettings(
+        host=host,
+        listeners=tuple(listeners),
+        precision=opts.string("precision", "ns", choices=tuple(PRECISIONS)),
+        batch_points=batch_points,
+        batch_bytes=opts.integer("batch_bytes", 128 * 1024, lo=1024, hi=192 * 1024),
+        flush_interval_s=opts.number("flush_interval_s", 1.0, lo=0.01, hi=60),
+        max_line_bytes=opts.integer("max_line_bytes", 64 * 1024, lo=64, hi=64 * 1024),
+        max_buffered_points=opts.integer(
+            "max_buffered_points", max(20_000, 4 * batch_points), lo=2 * batch_points
+        ),
+    )
+    return DataIngestionMeter(settings, deps)
