@@ -51,7 +51,8 @@ CONFIG = {
 
 
 def _line(i: int) -> bytes:
-    return f"temp,sensor=s{i % 7},line=1 celsius={20 + i / 10},count={i}i {1700000000000000000 + i}".encode()
+    ts = 1700000000000000000 + i
+    return f"temp,sensor=s{i % 7},line=1 celsius={20 + i / 10},count={i}i {ts}".encode()
 
 
 async def _send_tcp(port: int, payload: bytes) -> bytes:
@@ -179,7 +180,7 @@ async def test_flush_on_stop(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("config", "key"),
     [
-        ({"host": "0.0.0.0"}, "host"),
+        ({"host": "192.0.2.1"}, "host"),
         ({"batch_points": 0}, "batch_points"),
         ({"precision": "m"}, "precision"),
         ({"listeners": [{"proto": "sctp", "port": 1}]}, "proto"),
