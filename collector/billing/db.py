@@ -22,8 +22,17 @@ BUSY_TIMEOUT_MS = 60_000
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
-    """Open the shared database (WAL) and apply the billing migrations."""
-    conn = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    """Open the shared database (WAL) and apply the billing migrations.
+
+    The connection may be handed to a worker thread (``asyncio.to_thread``) but
+    must be used by one thread at a time.
+    """
+    conn = sqlite3.connect(
+        str(path),
+        isolation_level=None,
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        check_same_thread=False,
+    )
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")

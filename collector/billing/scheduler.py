@@ -1,0 +1,120 @@
+"""The automatic monthly close: a loop in the collector with an injected clock.
+
+Each tick (every ``interval`` seconds of the clock):
+
+1. closes every finished, unclosed month of every account (``close_due``),
+   in the account's timezone — so Tokyo closes before Rome and Los Angeles;
+2. suspends accounts whose notice deadline passed with a negative balance;
+3. sends queued suspend/resume commands and notifications.
+
+Safe to run in several collectors at once: closes are idempotent per
+account and month, and each state change happens in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from collector.billing import notices
+from collector.billing.close import DEFAULT_LOOKBACK, CloseResult, close_due
+from collector.billing.commands import (
+    CommandSender,
+    NotificationSender,
+    dispatch_commands,
+    dispatch_notifications,
+)
+from collector.billing.db import connect
+from collector.billing.price_book import PriceBook
+
+log = logging.getLogger(__name__)
+
+
+class Clock(Protocol):
+    """Time as the scheduler needs it."""
+
+    def now(self) -> datetime:
+        """The current time (timezone-aware)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of this clock."""
+        ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now(self) -> datetime:
+        """Return the current UTC time."""
+        return datetime.now(UTC)
+
+    async def sleep(self, seconds: float) -> None:
+        """``asyncio.sleep``."""
+        await asyncio.sleep(seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class TickReport:
+    """What one tick did."""
+
+    closes: tuple[CloseResult, ...]
+    suspended: tuple[str, ...]
+    commands_sent: int
+    notifications_sent: int
+
+
+async def tick(
+    conn: sqlite3.Connection,
+    clock: Clock,
+    book: PriceBook,
+    sender: CommandSender | None,
+    *,
+    notifier: NotificationSender | None = None,
+    lookback: int = DEFAULT_LOOKBACK,
+) -> TickReport:
+    """Run one pass of close, deadline enforcement and dispatch."""
+    now = clock.now()
+    closes = await asyncio.to_thread(close_due, conn, book, now, lookback=lookback)
+    suspended = await asyncio.to_thread(notices.enforce_deadlines, conn, now)
+    sent = await dispatch_commands(conn, sender, now) if sender is not None else 0
+    notified = await dispatch_notifications(conn, notifier, now) if notifier is not None else 0
+    created = tuple(c for c in closes if c.created)
+    for c in created:
+        log.info("closed %s for %s: %s logbit", c.month, c.account_id, c.total)
+    for account in suspended:
+        log.warning("suspended account %s at its notice deadline", account)
+    return TickReport(created, tuple(suspended), sent, notified)
+
+
+async def run_close_scheduler(
+    db_path: str | Path,
+    clock: Clock,
+    price_book: PriceBook,
+    sender: CommandSender | None,
+    stop_event: asyncio.Event,
+    *,
+    interval: float = 60.0,
+    notifier: NotificationSender | None = None,
+    lookback: int = DEFAULT_LOOKBACK,
+) -> None:
+    """Tick until ``stop_event`` is set; a failing tick is logged and retried next time."""
+    conn = await asyncio.to_thread(connect, db_path)
+    try:
+        while not stop_event.is_set():
+            try:
+                await tick(conn, clock, price_book, sender, notifier=notifier, lookback=lookback)
+            except Exception:
+                log.exception("billing tick failed; retrying in %s s", interval)
+            sleeper = asyncio.ensure_future(clock.sleep(interval))
+            stopper = asyncio.ensure_future(stop_event.wait())
+            _, pending = await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+    finally:
+        await asyncio.to_thread(conn.close)
