@@ -86,7 +86,14 @@ class TestCollector:
         wait_until(self.client.is_connected, 10, "collector connected")
 
     def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
-        for kind in (Kind.USAGE, Kind.DATA, Kind.STATUS, Kind.HEALTH, Kind.CMD_REPLY, Kind.INVENTORY):
+        for kind in (
+            Kind.USAGE,
+            Kind.DATA,
+            Kind.STATUS,
+            Kind.HEALTH,
+            Kind.CMD_REPLY,
+            Kind.INVENTORY,
+        ):
             client.subscribe(str(TopicFilter(account=self.account, kind=kind)), qos=1)
 
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
@@ -115,7 +122,9 @@ class TestCollector:
             epoch=seqs[0][0],
             ranges=[(s, s) for _, s in seqs],
         )
-        client.publish(str(Topic(topic.account, topic.device, Kind.RECEIPT)), encode(receipt), qos=1)
+        client.publish(
+            str(Topic(topic.account, topic.device, Kind.RECEIPT)), encode(receipt), qos=1
+        )
 
     def of_kind(self, kind: Kind) -> list[bytes]:
         with self.lock:
