@@ -137,6 +137,10 @@ class Collector:
                         await t
                 if self._exporter is not None:
                     self._exporter.sink.close()
+                log.info(
+                    "stopped: committed %d records in this run",
+                    int(self.metrics.records_committed._value.get()),
+                )
         finally:
             await self.ledger.close()
 
