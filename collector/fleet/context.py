@@ -1,0 +1,78 @@
+"""The fleet API's dependencies, built once at start-up and kept on ``app.state``.
+
+``install(app, FleetContext(...))`` before serving; route handlers reach it
+through :func:`get_context`. Every request opens its own SQLite connection
+in FastAPI's worker thread and runs in one ``BEGIN IMMEDIATE`` transaction;
+fleet errors become HTTP errors with the same message.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi import HTTPException, Request
+
+from collector.fleet.billing_port import Billing
+from collector.fleet.db import Database, transaction
+from collector.fleet.errors import FleetError
+from collector.fleet.mail import Mailer, OutboxMailer
+from collector.fleet.status import DeviceStatusSource, SqlStatusSource
+
+
+@dataclass(frozen=True, slots=True)
+class FleetContext:
+    """Everything the fleet routes need."""
+
+    database: Database
+    billing: Billing | None = None
+    mailer: Mailer = field(default_factory=OutboxMailer)
+    status: DeviceStatusSource = field(default_factory=SqlStatusSource)
+    base_url: str = "http://127.0.0.1:8080"
+    stale_after: timedelta = timedelta(minutes=10)
+
+    def now(self) -> datetime:
+        """The current time from the injected clock."""
+        return self.database.clock()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """A connection in one write transaction; fleet errors become HTTP errors."""
+        with self.database.connection() as conn:
+            try:
+                with transaction(conn):
+                    yield conn
+            except FleetError as exc:
+                raise HTTPException(exc.status_code, str(exc)) from exc
+
+    @contextmanager
+    def conn(self) -> Iterator[sqlite3.Connection]:
+        """A connection with no transaction open (callee manages its own)."""
+        with self.database.connection() as conn:
+            try:
+                yield conn
+            except FleetError as exc:
+                raise HTTPException(exc.status_code, str(exc)) from exc
+
+    def require_billing(self) -> Billing:
+        """The billing port, or 503 when the collector runs without billing."""
+        if self.billing is None:
+            raise HTTPException(503, "billing is not configured")
+        return self.billing
+
+
+def install(app: Any, context: FleetContext) -> None:
+    """Attach the fleet context to a FastAPI app."""
+    app.state.fleet = context
+
+
+def get_context(request: Request) -> FleetContext:
+    """FastAPI dependency: the installed fleet context."""
+    ctx = getattr(request.app.state, "fleet", None)
+    if not isinstance(ctx, FleetContext):
+        raise HTTPException(503, "fleet API is not configured")
+    return ctx

@@ -1,0 +1,34 @@
+"""The fleet REST API: ``router`` for the app factory to mount under ``/api/v1``.
+
+Mount with ``app.include_router(router, prefix="/api/v1")`` (what
+``collector.api.app.create_app(extra_routers=[router])`` does) and attach a
+:class:`~collector.fleet.context.FleetContext` with
+``collector.fleet.context.install(app, ctx)``. Every operation except
+sign-in and invitation acceptance needs a bearer token or API key, and every
+object is checked against the caller's scope: objects of accounts the caller
+cannot see answer 404, writes on read-only accounts answer 403.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from collector.fleet import routes_access, routes_fleet, routes_support
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing, unknown, expired or revoked token"},
+    403: {"description": "Read-only access, or operators only"},
+    404: {"description": "Not found, or not in the caller's scope"},
+    409: {"description": "Conflicts with the current state"},
+    410: {"description": "Invitation expired, used or replaced"},
+    422: {"description": "Invalid input"},
+    503: {"description": "A component (billing) is not configured"},
+}
+
+router = APIRouter(responses=ERROR_RESPONSES)
+router.include_router(routes_access.public)
+router.include_router(routes_access.router)
+router.include_router(routes_fleet.router)
+router.include_router(routes_support.router)

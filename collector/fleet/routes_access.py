@@ -1,0 +1,271 @@
+"""Routes: sign-in, the caller, accounts, members, delegations, invitations, tokens."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from collector.fleet import access, invitations, tokens
+from collector.fleet.auth import Context, CurrentCaller
+from collector.fleet.errors import Forbidden, InvalidInput, NotFound
+from collector.fleet.schemas import (
+    AcceptIn,
+    AccountIn,
+    AccountOut,
+    DelegationIn,
+    DelegationOut,
+    InvitationIn,
+    InvitationOut,
+    LoginIn,
+    MemberOut,
+    MeOut,
+    RoleIn,
+    TokenIn,
+    TokenInfoOut,
+    TokenOut,
+)
+
+public = APIRouter(tags=["auth"])
+router = APIRouter(tags=["accounts"])
+
+
+def _account_out(row: object, role: str | None) -> AccountOut:
+    r = dict(row)  # type: ignore[call-overload]
+    return AccountOut(
+        id=r["id"],
+        name=r["name"] or "",
+        parent_id=r["parent_id"],
+        kind=r["kind"],
+        status=r["status"],
+        role=role,
+    )
+
+
+@public.post("/auth/login", summary="Sign in with e-mail and password")
+def login(ctx: Context, body: LoginIn) -> TokenOut:
+    """Open a 12-hour session; the token is shown once."""
+    with ctx.tx() as conn:
+        issued = tokens.sign_in(conn, ctx.now(), body.email, body.password)
+    return TokenOut(
+        id=issued.id, token=issued.token, kind=issued.kind, expires_at=issued.expires_at
+    )
+
+
+@public.post("/invitations/accept", summary="Accept an invitation (as its addressee)")
+def accept_invitation(ctx: Context, body: AcceptIn) -> TokenOut:
+    """Create or join the user, grant the invited role and sign in."""
+    with ctx.tx() as conn:
+        user_id = invitations.accept(
+            conn, ctx.now(), body.token, email=body.email, password=body.password, name=body.name
+        )
+        issued = tokens.issue_token(conn, ctx.now(), user_id, kind="session", name="invitation")
+    return TokenOut(
+        id=issued.id, token=issued.token, kind=issued.kind, expires_at=issued.expires_at
+    )
+
+
+@router.get("/me", summary="Who am I and which accounts can I reach")
+def me(ctx: Context, caller: CurrentCaller) -> MeOut:
+    """The caller with every account in scope and its role."""
+    with ctx.tx() as conn:
+        rows = access.visible_accounts(conn, caller)
+    return MeOut(
+        user_id=caller.user_id,
+        email=caller.email,
+        is_operator=caller.is_operator,
+        accounts=[_account_out(r, caller.roles.get(r["id"], "operator")) for r in rows],
+    )
+
+
+@router.get("/accounts", summary="Accounts in the caller's scope")
+def list_accounts(ctx: Context, caller: CurrentCaller) -> list[AccountOut]:
+    """Every account the caller may see."""
+    with ctx.tx() as conn:
+        rows = access.visible_accounts(conn, caller)
+    return [_account_out(r, caller.roles.get(r["id"], "operator")) for r in rows]
+
+
+@router.post("/accounts", status_code=201, summary="Create a subsidiary or a partner's customer")
+def create_account(ctx: Context, caller: CurrentCaller, body: AccountIn) -> AccountOut:
+    """With ``parent_id``: a subsidiary. With ``partner_id``: a customer the partner manages."""
+    with ctx.tx() as conn:
+        now = ctx.now()
+        if body.parent_id and body.partner_id:
+            raise InvalidInput("give parent_id or partner_id, not both")
+        if body.parent_id:
+            caller.require_write(body.parent_id)
+        elif body.partner_id:
+            caller.require_write(body.partner_id)
+        elif not caller.is_operator:
+            raise Forbidden("only operators create top-level accounts")
+        if body.kind == "partner" and not caller.is_operator:
+            raise Forbidden("only operators create partner accounts")
+        aid = access.create_account(
+            conn, now, body.name, account_id=body.id, parent_id=body.parent_id, kind=body.kind
+        )
+        if body.partner_id:
+            access.delegate(conn, now, aid, body.partner_id, "admin")
+        row = access.get_account(conn, aid)
+    return _account_out(row, "admin")
+
+
+@router.get("/accounts/{account_id}", summary="One account")
+def get_account(ctx: Context, caller: CurrentCaller, account_id: str) -> AccountOut:
+    """An account in scope."""
+    with ctx.tx() as conn:
+        caller.require_read(account_id)
+        row = access.get_account(conn, account_id)
+    return _account_out(row, caller.roles.get(account_id, "operator"))
+
+
+@router.get("/accounts/{account_id}/users", summary="Members and roles")
+def list_users(ctx: Context, caller: CurrentCaller, account_id: str) -> list[MemberOut]:
+    """Users holding a role on this account."""
+    with ctx.tx() as conn:
+        caller.require_read(account_id)
+        rows = access.users_of(conn, account_id)
+    return [
+        MemberOut(user_id=r["id"], email=r["email"], name=r["name"], role=r["role"]) for r in rows
+    ]
+
+
+@router.put("/accounts/{account_id}/users/{user_id}", summary="Change a member's role")
+def set_role(
+    ctx: Context, caller: CurrentCaller, account_id: str, user_id: str, body: RoleIn
+) -> MemberOut:
+    """Make a member admin or read-only."""
+    with ctx.tx() as conn:
+        caller.require_write(account_id)
+        members = {r["id"]: r for r in access.users_of(conn, account_id)}
+        if user_id not in members:
+            raise NotFound("member not found")
+        access.grant(conn, user_id, account_id, body.role)
+        r = members[user_id]
+    return MemberOut(user_id=user_id, email=r["email"], name=r["name"], role=body.role)
+
+
+@router.delete("/accounts/{account_id}/users/{user_id}", status_code=204, summary="Remove a member")
+def remove_user(ctx: Context, caller: CurrentCaller, account_id: str, user_id: str) -> Response:
+    """Withdraw a member's role on this account."""
+    with ctx.tx() as conn:
+        caller.require_write(account_id)
+        cur = conn.execute(
+            "DELETE FROM fleet_memberships WHERE user_id = ? AND account_id = ?",
+            (user_id, account_id),
+        )
+        if cur.rowcount == 0:
+            raise NotFound("member not found")
+    return Response(status_code=204)
+
+
+@router.get("/accounts/{account_id}/delegations", summary="Partners managing this account")
+def list_delegations(ctx: Context, caller: CurrentCaller, account_id: str) -> list[DelegationOut]:
+    """Delegations granted by this customer account."""
+    with ctx.tx() as conn:
+        caller.require_read(account_id)
+        rows = conn.execute(
+            "SELECT * FROM fleet_delegations WHERE customer_id = ? ORDER BY partner_id",
+            (account_id,),
+        ).fetchall()
+    return [DelegationOut(**dict(r)) for r in rows]
+
+
+@router.post("/accounts/{account_id}/delegations", status_code=201, summary="Delegate to a partner")
+def add_delegation(
+    ctx: Context, caller: CurrentCaller, account_id: str, body: DelegationIn
+) -> DelegationOut:
+    """Let a partner account manage this account."""
+    with ctx.tx() as conn:
+        caller.require_write(account_id)
+        access.delegate(conn, ctx.now(), account_id, body.partner_id, body.role)
+        row = conn.execute(
+            "SELECT * FROM fleet_delegations WHERE customer_id = ? AND partner_id = ?",
+            (account_id, body.partner_id),
+        ).fetchone()
+    return DelegationOut(**dict(row))
+
+
+@router.delete(
+    "/accounts/{account_id}/delegations/{partner_id}", status_code=204, summary="Revoke a partner"
+)
+def revoke_delegation(
+    ctx: Context, caller: CurrentCaller, account_id: str, partner_id: str
+) -> Response:
+    """Withdraw a partner's delegation."""
+    with ctx.tx() as conn:
+        caller.require_write(account_id)
+        access.revoke_delegation(conn, account_id, partner_id)
+    return Response(status_code=204)
+
+
+@router.get("/accounts/{account_id}/invitations", summary="Invitations of an account")
+def list_invitations(ctx: Context, caller: CurrentCaller, account_id: str) -> list[InvitationOut]:
+    """Sent invitations and their state (never their links)."""
+    with ctx.tx() as conn:
+        caller.require_read(account_id)
+        rows = invitations.list_invitations(conn, account_id)
+    return [InvitationOut(**dict(r)) for r in rows]
+
+
+@router.post("/accounts/{account_id}/invitations", status_code=201, summary="Invite a person")
+def invite(
+    ctx: Context, caller: CurrentCaller, account_id: str, body: InvitationIn
+) -> InvitationOut:
+    """E-mail a 30-day, single-use invitation bound to one address."""
+    with ctx.tx() as conn:
+        caller.require_write(account_id)
+        sent = invitations.invite(
+            conn,
+            ctx.now(),
+            ctx.mailer,
+            account_id,
+            email=body.email,
+            role=body.role,
+            invited_by=caller.user_id,
+            base_url=ctx.base_url,
+        )
+        row = invitations.get_invitation(conn, sent.id)
+    return InvitationOut(**{k: row[k] for k in InvitationOut.model_fields})
+
+
+@router.post("/invitations/{invitation_id}/resend", summary="Send an invitation again")
+def resend_invitation(ctx: Context, caller: CurrentCaller, invitation_id: str) -> InvitationOut:
+    """Replace the invitation with a new link; the old one stops working."""
+    with ctx.tx() as conn:
+        old = invitations.get_invitation(conn, invitation_id)
+        caller.require_write(old["account_id"])
+        sent = invitations.resend(
+            conn,
+            ctx.now(),
+            ctx.mailer,
+            invitation_id,
+            invited_by=caller.user_id,
+            base_url=ctx.base_url,
+        )
+        row = invitations.get_invitation(conn, sent.id)
+    return InvitationOut(**{k: row[k] for k in InvitationOut.model_fields})
+
+
+@router.get("/tokens", summary="My tokens and API keys")
+def list_tokens(ctx: Context, caller: CurrentCaller) -> list[TokenInfoOut]:
+    """The caller's sessions and API keys (never the secrets)."""
+    with ctx.tx() as conn:
+        rows = tokens.list_tokens(conn, caller.user_id)
+    return [TokenInfoOut(**dict(r)) for r in rows]
+
+
+@router.post("/tokens", status_code=201, summary="Create an API key")
+def create_token(ctx: Context, caller: CurrentCaller, body: TokenIn) -> TokenOut:
+    """A long-lived API key with the caller's own scope; shown once."""
+    with ctx.tx() as conn:
+        issued = tokens.issue_token(conn, ctx.now(), caller.user_id, kind="api_key", name=body.name)
+    return TokenOut(
+        id=issued.id, token=issued.token, kind=issued.kind, expires_at=issued.expires_at
+    )
+
+
+@router.delete("/tokens/{token_id}", status_code=204, summary="Revoke a token or API key")
+def revoke_token(ctx: Context, caller: CurrentCaller, token_id: str) -> Response:
+    """Revoke one of the caller's tokens."""
+    with ctx.tx() as conn:
+        tokens.revoke_token(conn, ctx.now(), caller.user_id, token_id)
+    return Response(status_code=204)

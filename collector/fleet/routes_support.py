@@ -1,0 +1,309 @@
+"""Routes: fleet status, offline rooms, tickets, services page, balance, ledger, cart."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter
+
+from collector.fleet import services, tickets
+from collector.fleet.auth import Context, CurrentCaller
+from collector.fleet.rooms import get_room
+from collector.fleet.routes_fleet import room_out
+from collector.fleet.schemas import (
+    BalanceOut,
+    CartIn,
+    CartLineOut,
+    CartOut,
+    CouponIn,
+    CouponOut,
+    FleetStatusOut,
+    LedgerOut,
+    OrderOut,
+    PackOut,
+    RequestStatusIn,
+    RoomOut,
+    ServiceRequestIn,
+    ServiceRequestOut,
+    ServiceStateOut,
+    ServiceSwitchIn,
+    TicketDetailOut,
+    TicketEventOut,
+    TicketIn,
+    TicketOut,
+    WorkIn,
+    WorkOut,
+)
+from collector.fleet.status import ATTENTION, EMPTY, OFFLINE, ONLINE, room_statuses
+
+router = APIRouter()
+LEDGER_COLUMNS = ["Type", "Date", "Description", "Logbit", "Cost (€)", "Document"]
+
+
+@router.get("/accounts/{account_id}/status", tags=["status"], summary="Fleet status")
+def fleet_status(ctx: Context, caller: CurrentCaller, account_id: str) -> FleetStatusOut:
+    """Rooms with their state and a count per state."""
+    with ctx.tx() as conn:
+        caller.require_read(account_id)
+        statuses = room_statuses(conn, ctx.status, account_id, ctx.now(), ctx.stale_after)
+        out = [room_out(conn, s) for s in statuses]
+    counts = dict.fromkeys((ONLINE, ATTENTION, OFFLINE, EMPTY), 0)
+    for s in statuses:
+        counts[s.state] += 1
+    return FleetStatusOut(account_id=account_id, counts=counts, rooms=out)
+
+
+@router.get("/accounts/{account_id}/offline-rooms", tags=["status"], summary="Offline rooms")
+def offline_rooms(ctx: Context, caller: CurrentCaller, account_id: str) -> list[RoomOut]:
+    """Rooms whose devices are not all online."""
+    with ctx.tx() as conn:
+        caller.require_read(account_id)
+        statuses = room_statuses(conn, ctx.status, account_id, ctx.now(), ctx.stale_after)
+        return [room_out(conn, s) for s in statuses if s.state in (OFFLINE, ATTENTION)]
+
+
+def _ticket_out(row: object) -> TicketOut:
+    r = dict(row)  # type: ignore[call-overload]
+    return TicketOut(**{k: r[k] for k in TicketOut.model_fields})
+
+
+@router.post("/rooms/{room_id}/tickets", status_code=201, tags=["support"], summary="Open a ticket")
+def open_ticket(ctx: Context, caller: CurrentCaller, room_id: str, body: TicketIn) -> TicketOut:
+    """Open a ticket for a room; needs an active support card; attaches the room's details."""
+    billing = ctx.require_billing()
+    with ctx.tx() as conn:
+        caller.require_write(get_room(conn, room_id)["account_id"])
+        tid = tickets.open_ticket(
+            conn,
+            ctx.now(),
+            billing,
+            ctx.status,
+            room_id=room_id,
+            subject=body.subject,
+            description=body.description,
+            card_code=body.card_code,
+            opened_by=caller.email,
+            stale_after=ctx.stale_after,
+        )
+        return _ticket_out(tickets.get_ticket(conn, tid))
+
+
+@router.get("/accounts/{account_id}/tickets", tags=["support"], summary="Ticket history")
+def list_tickets(ctx: Context, caller: CurrentCaller, account_id: str) -> list[TicketOut]:
+    """Every ticket of the account, visible to the whole team."""
+    with ctx.tx() as conn:
+        caller.require_read(account_id)
+        return [_ticket_out(r) for r in tickets.list_tickets(conn, account_id)]
+
+
+@router.get("/tickets/{ticket_id}", tags=["support"], summary="Ticket detail")
+def get_ticket(ctx: Context, caller: CurrentCaller, ticket_id: str) -> TicketDetailOut:
+    """A ticket with the room snapshot and its history."""
+    with ctx.tx() as conn:
+        row = tickets.get_ticket(conn, ticket_id)
+        caller.require_read(row["account_id"])
+        events = [TicketEventOut(**dict(e)) for e in tickets.ticket_events(conn, ticket_id)]
+        return TicketDetailOut(
+            **_ticket_out(row).model_dump(),
+            description=row["description"],
+            snapshot=json.loads(row["snapshot"]),
+            events=events,
+        )
+
+
+@router.post("/tickets/{ticket_id}/work", tags=["support"], summary="Log work (operators)")
+def log_work(ctx: Context, caller: CurrentCaller, ticket_id: str, body: WorkIn) -> WorkOut:
+    """Record support work; consumes the ticket's support-card minutes."""
+    billing = ctx.require_billing()
+    with ctx.tx() as conn:
+        tickets.get_ticket(conn, ticket_id)
+        caller.require_operator()
+        left = tickets.log_work(
+            conn,
+            ctx.now(),
+            billing,
+            ticket_id,
+            minutes=body.minutes,
+            note=body.note,
+            author=caller.email,
+            close=body.close,
+        )
+    return WorkOut(minutes_left=left)
+
+
+@router.get("/accounts/{account_id}/services", tags=["services"], summary="Service switches")
+def list_services(ctx: Context, caller: CurrentCaller, account_id: str) -> list[ServiceStateOut]:
+    """Self-service services per device or user."""
+    with ctx.tx() as conn:
+        caller.require_read(account_id)
+        rows = services.list_services(conn, account_id)
+    return [ServiceStateOut(**{**dict(r), "active": bool(r["active"])}) for r in rows]
+
+
+@router.put("/accounts/{account_id}/services", tags=["services"], summary="Switch a service")
+def switch_service(
+    ctx: Context, caller: CurrentCaller, account_id: str, body: ServiceSwitchIn
+) -> ServiceStateOut:
+    """Activate or deactivate a service for a device or user (self-service)."""
+    with ctx.tx() as conn:
+        caller.require_write(account_id)
+        now = ctx.now()
+        services.set_service(
+            conn,
+            now,
+            account_id,
+            target_kind=body.target_kind,
+            target_id=body.target_id,
+            service=body.service,
+            active=body.active,
+            changed_by=caller.email,
+        )
+    return ServiceStateOut(
+        target_kind=body.target_kind,
+        target_id=body.target_id,
+        service=body.service,
+        active=body.active,
+        changed_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+
+@router.get(
+    "/accounts/{account_id}/service-requests", tags=["services"], summary="Operator requests"
+)
+def list_requests(ctx: Context, caller: CurrentCaller, account_id: str) -> list[ServiceRequestOut]:
+    """Operator-assisted activation requests of the account with their status."""
+    with ctx.tx() as conn:
+        caller.require_read(account_id)
+        return [ServiceRequestOut(**dict(r)) for r in services.list_requests(conn, account_id)]
+
+
+@router.post(
+    "/accounts/{account_id}/service-requests",
+    status_code=201,
+    tags=["services"],
+    summary="Ask an operator to activate a service",
+)
+def create_request(
+    ctx: Context, caller: CurrentCaller, account_id: str, body: ServiceRequestIn
+) -> ServiceRequestOut:
+    """Queue an EdgeService, SIM, user or organization activation for an operator."""
+    with ctx.tx() as conn:
+        caller.require_write(account_id)
+        rid = services.request_activation(
+            conn,
+            ctx.now(),
+            account_id,
+            kind=body.kind,
+            details=body.details,
+            requested_by=caller.email,
+        )
+        return ServiceRequestOut(**dict(services.get_request(conn, rid)))
+
+
+@router.get("/operator/service-requests", tags=["services"], summary="Operator queue")
+def operator_queue(ctx: Context, caller: CurrentCaller) -> list[ServiceRequestOut]:
+    """Every request of every account (operators only)."""
+    with ctx.tx() as conn:
+        caller.require_operator()
+        return [ServiceRequestOut(**dict(r)) for r in services.list_requests(conn)]
+
+
+@router.post(
+    "/service-requests/{request_id}/status", tags=["services"], summary="Advance a request"
+)
+def advance_request(
+    ctx: Context, caller: CurrentCaller, request_id: str, body: RequestStatusIn
+) -> ServiceRequestOut:
+    """Move a request to in_progress, done or rejected (operators only)."""
+    with ctx.tx() as conn:
+        row = services.get_request(conn, request_id)
+        caller.require_read(row["account_id"])
+        caller.require_operator()
+        services.advance_request(conn, ctx.now(), request_id, body.status, body.note)
+        return ServiceRequestOut(**dict(services.get_request(conn, request_id)))
+
+
+@router.get("/accounts/{account_id}/balance", tags=["billing"], summary="Logbit balance")
+def balance(ctx: Context, caller: CurrentCaller, account_id: str) -> BalanceOut:
+    """The account's current balance."""
+    billing = ctx.require_billing()
+    with ctx.tx() as conn:
+        caller.require_read(account_id)
+        value = billing.balance(conn, account_id)
+    return BalanceOut(account_id=account_id, logbit=str(value))
+
+
+@router.get("/accounts/{account_id}/ledger", tags=["billing"], summary="Ledger")
+def ledger(ctx: Context, caller: CurrentCaller, account_id: str) -> LedgerOut:
+    """Rows ``Type, Date, Description, Logbit, Cost (€), Document``, newest first."""
+    billing = ctx.require_billing()
+    with ctx.tx() as conn:
+        caller.require_read(account_id)
+        rows = billing.ledger_rows(conn, account_id)
+    return LedgerOut(account_id=account_id, columns=LEDGER_COLUMNS, rows=[list(r) for r in rows])
+
+
+@router.post("/accounts/{account_id}/coupons", tags=["billing"], summary="Redeem a coupon")
+def redeem(ctx: Context, caller: CurrentCaller, account_id: str, body: CouponIn) -> CouponOut:
+    """Credit the coupon's logbits at once."""
+    billing = ctx.require_billing()
+    with ctx.tx():
+        caller.require_write(account_id)
+    with ctx.conn() as conn:
+        credited = billing.redeem_coupon(conn, ctx.now(), account_id, body.code, caller.email)
+        value = billing.balance(conn, account_id)
+    return CouponOut(account_id=account_id, credited=str(credited), logbit=str(value))
+
+
+@router.get("/packs", tags=["billing"], summary="Credit packs on sale")
+def packs(ctx: Context, caller: CurrentCaller) -> list[PackOut]:
+    """LOGBOT-CREDIT-100 / -500 / -1000 with their prices before IVA."""
+    billing = ctx.require_billing()
+    return [PackOut(sku=p.sku, credits=str(p.credits), price=str(p.price)) for p in billing.packs()]
+
+
+def _cart_out(cart: object) -> CartOut:
+    from collector.fleet.billing_port import Cart
+
+    assert isinstance(cart, Cart)
+    return CartOut(
+        lines=[
+            CartLineOut(
+                sku=x.sku,
+                quantity=x.quantity,
+                credits=str(x.credits),
+                price=str(x.price),
+                tax=str(x.tax),
+                total=str(x.total),
+            )
+            for x in cart.lines
+        ],
+        total=str(cart.total),
+    )
+
+
+@router.post("/cart/quote", tags=["billing"], summary="Price a cart with IVA")
+def quote(ctx: Context, caller: CurrentCaller, body: CartIn) -> CartOut:
+    """Name, credits, price, tax and total per line, and the cart total."""
+    billing = ctx.require_billing()
+    with ctx.tx():
+        return _cart_out(billing.quote([(i.sku, i.quantity) for i in body.items]))
+
+
+@router.post("/accounts/{account_id}/orders", status_code=201, tags=["billing"], summary="Pay")
+def pay(ctx: Context, caller: CurrentCaller, account_id: str, body: CartIn) -> OrderOut:
+    """Start a card payment; logbits are credited when the payment is confirmed."""
+    billing = ctx.require_billing()
+    with ctx.tx() as conn:
+        caller.require_write(account_id)
+        order = billing.pay(
+            conn, ctx.now(), account_id, [(i.sku, i.quantity) for i in body.items], caller.email
+        )
+        value = billing.balance(conn, account_id)
+    return OrderOut(
+        account_id=account_id,
+        order_id=order.order_id,
+        status=order.status,
+        total=str(order.total),
+        logbit=str(value),
+    )

@@ -1,0 +1,229 @@
+"""Tenant isolation generated from the route list, over real HTTP.
+
+* every route that names an object of account A answers 403/404 to a user of B;
+* every changing route answers 403 to a read-only user of A;
+* a partner sees exactly the customers delegated to it;
+* every secured route answers 401 without credentials.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from collector.fleet.db import Database
+from tests.fleet.conftest import FakeClock, prepare_database
+from tests.fleet.live import World, build_app, seed, serve
+
+Routes = list[tuple[str, str, bool]]  # (path template, method, has body)
+PUBLIC = {"/api/v1/auth/login", "/api/v1/invitations/accept"}
+# POSTs that compute without changing anything.
+PURE_POSTS = {"/api/v1/cart/quote"}
+# Personal routes: they act on the caller's own tokens, never on an account.
+PERSONAL = {"/api/v1/tokens", "/api/v1/tokens/{token_id}"}
+
+
+def sample_bodies(w: World) -> dict[tuple[str, str], dict[str, Any]]:
+    """A valid body for every route that takes one (the matrix fails if one is missing)."""
+    return {
+        ("POST", "/api/v1/accounts"): {"name": "Sub", "parent_id": "acme"},
+        ("PUT", "/api/v1/accounts/{account_id}/users/{user_id}"): {"role": "admin"},
+        ("POST", "/api/v1/accounts/{account_id}/delegations"): {"partner_id": "tsp"},
+        ("POST", "/api/v1/accounts/{account_id}/invitations"): {"email": "x@y.example"},
+        ("POST", "/api/v1/tokens"): {"name": "k"},
+        ("POST", "/api/v1/accounts/{account_id}/devices"): {"serial": "NEW-1", "model": "tap"},
+        ("POST", "/api/v1/accounts/{account_id}/sites"): {"name": "S"},
+        ("POST", "/api/v1/sites/{site_id}/rooms"): {"name": "R"},
+        ("POST", "/api/v1/rooms/{room_id}/devices"): {"serial": "2231TP0XYZ99"},
+        ("PUT", "/api/v1/rooms/{room_id}/licence"): {"contract_id": w.ids["contract"]},
+        ("POST", "/api/v1/rooms/{room_id}/licence/move"): {"to_room_id": w.ids["room2"]},
+        ("POST", "/api/v1/accounts/{account_id}/contracts"): {"sku": "SELECT-1Y", "licences": 1},
+        ("POST", "/api/v1/rooms/{room_id}/tickets"): {"subject": "s", "card_code": w.card},
+        ("POST", "/api/v1/tickets/{ticket_id}/work"): {"minutes": 5, "note": "n"},
+        ("PUT", "/api/v1/accounts/{account_id}/services"): {
+            "target_kind": "device",
+            "target_id": w.ids["device"],
+            "service": "vpn",
+            "active": True,
+        },
+        ("POST", "/api/v1/accounts/{account_id}/service-requests"): {"kind": "edge_service"},
+        ("POST", "/api/v1/service-requests/{request_id}/status"): {"status": "done"},
+        ("POST", "/api/v1/accounts/{account_id}/coupons"): {"code": w.coupon},
+        ("POST", "/api/v1/cart/quote"): {"items": [{"sku": "LOGBOT-CREDIT-100", "quantity": 1}]},
+        ("POST", "/api/v1/accounts/{account_id}/orders"): {
+            "items": [{"sku": "LOGBOT-CREDIT-100", "quantity": 1}]
+        },
+        ("POST", "/api/v1/auth/login"): {"email": "a@b.example", "password": "x"},
+        ("POST", "/api/v1/invitations/accept"): {
+            "token": "inv_x",
+            "email": "a@b.example",
+            "password": "12345678",
+        },
+    }
+
+
+def params_of_a(w: World) -> dict[str, str]:
+    """Path parameters naming account A's objects."""
+    return {
+        "account_id": "acme",
+        "device_id": w.ids["device"],
+        "site_id": w.ids["site"],
+        "room_id": w.ids["room"],
+        "contract_id": w.ids["contract"],
+        "invitation_id": w.ids["invitation"],
+        "ticket_id": w.ids["ticket"],
+        "request_id": w.ids["request"],
+        "token_id": w.ids["token"],
+        "user_id": w.ids["user_a_ro"],
+        "partner_id": "tsp",
+    }
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, World, Routes]]:
+    path = Path(tmp_path_factory.mktemp("matrix")) / "ledger.sqlite3"
+    prepare_database(path)
+    clock = FakeClock(datetime(2026, 5, 4, 9, 0, tzinfo=UTC))
+    world = seed(path, clock)
+    app = build_app(Database(path, clock))
+    # The route list, as the served OpenAPI document declares it.
+    routes: Routes = [
+        (path, method.upper(), "requestBody" in op)
+        for path, item in app.openapi()["paths"].items()
+        for method, op in item.items()
+    ]
+    assert len(routes) >= 50
+    with serve(app) as url:
+        yield url, world, routes
+
+
+def _call(url: str, token: str | None, method: str, path: str, body: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.request(method, url + path, json=body, headers=headers, timeout=30)
+
+
+def _cases(routes: Routes, w: World) -> Iterator[tuple[str, str, str, Any]]:
+    bodies = sample_bodies(w)
+    params = params_of_a(w)
+    for template, method, has_body in routes:
+        body = None
+        if has_body:
+            assert (method, template) in bodies, f"no sample body for {method} {template}"
+            body = bodies[(method, template)]
+        for n in re.findall(r"{(\w+)}", template):
+            assert n in params, f"no object of A for parameter {n} of {template}"
+        yield method, template, template.format(**params), body
+
+
+def test_user_of_b_gets_nothing_of_a(live: tuple[str, World, Routes]) -> None:
+    url, w, routes = live
+    checked = 0
+    for method, template, path, body in _cases(routes, w):
+        if template in PUBLIC or "{" not in template:
+            continue
+        r = _call(url, w.tokens["b_admin"], method, path, body)
+        assert r.status_code in (403, 404), (method, path, r.status_code, r.text)
+        checked += 1
+    assert checked >= 40
+    # Objects of A named in a body from B's own objects are refused too.
+    r = _call(
+        url, w.tokens["b_admin"], "POST", "/api/v1/accounts", {"name": "x", "parent_id": "acme"}
+    )
+    assert r.status_code == 404
+    site = _call(url, w.tokens["b_admin"], "POST", "/api/v1/accounts/globex/sites", {"name": "B"})
+    assert site.status_code == 201
+    room = _call(
+        url, w.tokens["b_admin"], "POST", f"/api/v1/sites/{site.json()['id']}/rooms", {"name": "B1"}
+    )
+    rid = room.json()["id"]
+    for method, path, body in (
+        ("POST", f"/api/v1/rooms/{rid}/devices", {"serial": "2214LZ0ABC12"}),
+        ("PUT", f"/api/v1/rooms/{rid}/licence", {"contract_id": w.ids["contract"]}),
+        ("POST", f"/api/v1/rooms/{rid}/licence/move", {"to_room_id": w.ids["room2"]}),
+        (
+            "PUT",
+            "/api/v1/accounts/globex/services",
+            {
+                "target_kind": "device",
+                "target_id": w.ids["device"],
+                "service": "vpn",
+                "active": True,
+            },
+        ),
+    ):
+        r = _call(url, w.tokens["b_admin"], method, path, body)
+        assert r.status_code == 404, (method, path, r.status_code, r.text)
+    listed = {
+        a["id"] for a in _call(url, w.tokens["b_admin"], "GET", "/api/v1/accounts", None).json()
+    }
+    assert listed == {"globex"}
+
+
+def test_read_only_user_cannot_change_anything(live: tuple[str, World, Routes]) -> None:
+    url, w, routes = live
+    checked = 0
+    for method, template, path, body in _cases(routes, w):
+        if method == "GET" or template in PUBLIC | PURE_POSTS | PERSONAL:
+            continue
+        r = _call(url, w.tokens["a_ro"], method, path, body)
+        assert r.status_code == 403, (method, path, r.status_code, r.text)
+        checked += 1
+    assert checked >= 25
+    # ... while reading works.
+    assert (
+        _call(url, w.tokens["a_ro"], "GET", "/api/v1/accounts/acme/rooms", None).status_code == 200
+    )
+    # Roles extend to subsidiaries.
+    assert _call(url, w.tokens["a_ro"], "GET", "/api/v1/accounts/acme-br", None).status_code == 200
+
+
+def test_partner_sees_exactly_its_delegated_customers(
+    live: tuple[str, World, Routes],
+) -> None:
+    url, w, _ = live
+    accounts = _call(url, w.tokens["p_admin"], "GET", "/api/v1/accounts", None).json()
+    assert {a["id"]: a["role"] for a in accounts} == {
+        "tsp": "admin",
+        "acme": "admin",
+        "acme-br": "admin",
+        "initech": "readonly",
+    }
+    assert (
+        _call(url, w.tokens["p_admin"], "GET", "/api/v1/accounts/globex", None).status_code == 404
+    )
+    ok = _call(url, w.tokens["p_admin"], "POST", "/api/v1/accounts/acme/sites", {"name": "P"})
+    assert ok.status_code == 201
+    ro = _call(url, w.tokens["p_admin"], "POST", "/api/v1/accounts/initech/sites", {"name": "P"})
+    assert ro.status_code == 403
+    # A partner may create a customer it then manages.
+    made = _call(
+        url,
+        w.tokens["p_admin"],
+        "POST",
+        "/api/v1/accounts",
+        {"name": "New Customer", "partner_id": "tsp", "id": "newco"},
+    )
+    assert made.status_code == 201
+    assert "newco" in {
+        a["id"] for a in _call(url, w.tokens["p_admin"], "GET", "/api/v1/accounts", None).json()
+    }
+    # Revoking the delegation removes access at once.
+    gone = _call(url, w.tokens["a_admin"], "DELETE", "/api/v1/accounts/acme/delegations/tsp", None)
+    assert gone.status_code == 204
+    assert _call(url, w.tokens["p_admin"], "GET", "/api/v1/accounts/acme", None).status_code == 404
+
+
+def test_every_secured_route_needs_credentials(live: tuple[str, World, Routes]) -> None:
+    url, w, routes = live
+    for method, template, path, body in _cases(routes, w):
+        if template in PUBLIC:
+            continue
+        for token in (None, "lbt_not-a-real-token", "garbage"):
+            r = _call(url, token, method, path, body)
+            assert r.status_code == 401, (method, path, token, r.status_code)
