@@ -61,12 +61,7 @@ async def register(path: str, account: str, devices: list[str], *, status: str =
         now = "2026-01-01T00:00:00Z"
         known = await ledger.devices()
         if not any(d.account_id == account for d in known.values()):
-            try:
-                await ledger.add_account(
-                    account, name=account, timezone="UTC", parent_id=None, now=now
-                )
-            except Exception:  # noqa: S110 - already there
-                pass
+            await ledger.add_account(account, name=account, timezone="UTC", parent_id=None, now=now)
         for d in devices:
             await ledger.add_device(d, account_id=account, serial=None, model="gateway", now=now)
             if status != "active":
@@ -142,8 +137,8 @@ class Device:
     async def send(self, kind: Kind, message: Any, *, device: str | None = None) -> None:
         await asyncio.to_thread(self.publish, kind, message, device=device)
 
-    async def receipts_settled(self, timeout: float = 20.0) -> set[int]:
-        return await asyncio.to_thread(self.settled, timeout)
+    async def receipts_settled(self, within: float = 20.0) -> set[int]:
+        return await asyncio.to_thread(self.settled, within)
 
     def close(self) -> None:
         self.client.disconnect()
@@ -159,8 +154,8 @@ def device(port: int, account: str, dev: str) -> Iterator[Device]:
         d.close()
 
 
-async def wait_for(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
+async def wait_for(check: Callable[[], Any], within: float = 20.0, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + within
     while True:
         result = check()
         if asyncio.iscoroutine(result):
@@ -168,5 +163,5 @@ async def wait_for(check: Callable[[], Any], timeout: float = 20.0, interval: fl
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
+            raise AssertionError(f"condition not met within {within} s")
         await asyncio.sleep(interval)

@@ -85,7 +85,7 @@ async def test_sigkill_around_commit_loses_nothing_and_charges_once(
         wait_subscribed(log, 2)
         # The broker redelivers the unacknowledged message to the persistent session.
         assert await dev.receipts_settled() == set(range(1, 21))
-        await wait_for(lambda: _records(db), timeout=20)
+        await wait_for(lambda: _records(db), within=20)
         assert await _records(db) == expected
         async with SqliteLedger(db) as ledger:
             hourly = await ledger._fetch("SELECT SUM(quantity), SUM(records) FROM usage_hourly", ())

@@ -135,7 +135,7 @@ async def test_hostile_inputs_are_dead_lettered_and_never_charged(
     for i, (topic, payload, _reason) in enumerate(cases):
         await asyncio.to_thread(_pub, mosquitto.port, topic, payload, tmp_path / f"p{i}")
 
-    await wait_for(letters_at_least(collector, len(cases)), timeout=30)
+    await wait_for(letters_at_least(collector, len(cases)), within=30)
     counts = await collector.ledger.dead_letter_counts()
     assert Counter(counts) == Counter(dict(Counter(r for _, _, r in cases)))
     for reason in {r for _, _, r in cases}:

@@ -65,7 +65,7 @@ async def test_two_collectors_share_the_load_and_one_dies(
                 rows = await ledger._fetch("SELECT COUNT(*) FROM usage_records", ())
             return int(rows[0][0]) >= BATCHES * PER_BATCH
 
-        await wait_for(all_committed, timeout=30)
+        await wait_for(all_committed, within=30)
         async with SqliteLedger(db) as ledger:
             rows = await ledger._fetch(
                 "SELECT COUNT(*), COUNT(DISTINCT record_id), SUM(quantity) FROM usage_records", ()
