@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -104,7 +105,7 @@ async def test_windows_are_aligned_contiguous_and_within_an_hour(tmp_path: Path)
         await rig.window()
     byte_samples = [s for s in rig.sink.usage if s.unit == Unit.BYTES]
     assert len(byte_samples) == 5
-    for a, b in zip(byte_samples, byte_samples[1:], strict=False):
+    for a, b in itertools.pairwise(byte_samples):
         assert a.end == b.start
     for s in rig.sink.usage:
         assert s.start.second == 0
