@@ -40,7 +40,10 @@ class PaymentIntent:
 class PaymentProvider(Protocol):
     """A card payment provider."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The provider's name, stored on the order."""
+        ...
 
     def start_payment(self, request: PaymentRequest) -> PaymentIntent:
         """Register the payment; never credits by itself."""
