@@ -10,7 +10,7 @@ FleetError
 └── Gone            an invitation link expired, was used or was replaced
 ```
 
-Routes map them to HTTP 404, 403, 409, 422, 401 and 410.
+Routes map them to HTTP 404, 403, 409, 400, 401 and 410.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ class Conflict(FleetError):
 
 
 class InvalidInput(FleetError):
-    """A value is malformed or out of range."""
+    """A value is malformed or out of range (422 stays FastAPI's schema validation)."""
 
-    status_code = 422
+    status_code = 400
 
 
 class Unauthorized(FleetError):

@@ -16,15 +16,16 @@ from typing import Any
 from fastapi import APIRouter
 
 from collector.fleet import routes_access, routes_fleet, routes_support
+from collector.fleet.schemas import ErrorOut
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing, unknown, expired or revoked token"},
-    403: {"description": "Read-only access, or operators only"},
-    404: {"description": "Not found, or not in the caller's scope"},
-    409: {"description": "Conflicts with the current state"},
-    410: {"description": "Invitation expired, used or replaced"},
-    422: {"description": "Invalid input"},
-    503: {"description": "A component (billing) is not configured"},
+    400: {"model": ErrorOut, "description": "A value is malformed or out of range"},
+    401: {"model": ErrorOut, "description": "Missing, unknown, expired or revoked token"},
+    403: {"model": ErrorOut, "description": "Read-only access, or operators only"},
+    404: {"model": ErrorOut, "description": "Not found, or not in the caller's scope"},
+    409: {"model": ErrorOut, "description": "Conflicts with the current state"},
+    410: {"model": ErrorOut, "description": "Invitation expired, used or replaced"},
+    503: {"model": ErrorOut, "description": "A component (billing) is not configured"},
 }
 
 router = APIRouter(responses=ERROR_RESPONSES)

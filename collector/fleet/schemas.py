@@ -14,6 +14,10 @@ Role = Literal["admin", "readonly"]
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
+class ErrorOut(BaseModel):
+    detail: str
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
