@@ -109,7 +109,7 @@ class SimMeter:
                     wait = min(wait, self._next_open - clock.monotonic())
                 await clock.sleep(max(wait, 0.0))
                 if not self.modem.is_open and clock.monotonic() >= self._next_open:
-                    await self._connect(sink)
+                    await self.connect(sink)
                 if clock.now() >= end:
                     await self.tick(sink, end)
                     end = nic_usage.next_boundary(clock.now(), self.settings.interval_s)
@@ -122,7 +122,8 @@ class SimMeter:
         self._next_open = self.deps.clock.monotonic() + self._backoff
         self._backoff = min(self._backoff * 2, self.settings.reopen_max_s)
 
-    async def _connect(self, sink: MeterSink) -> None:
+    async def connect(self, sink: MeterSink) -> None:
+        """Open the port and identify the modem; report health either way."""
         try:
             await self.modem.open()
             self.identity = await self.modem.identify()
