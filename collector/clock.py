@@ -6,6 +6,7 @@ receipts) takes a ``Clock`` so tests can move time by hand.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -57,14 +58,26 @@ class FakeClock:
         self.mono += seconds
 
 
+_ZERO = timedelta(0)
+# iso_utc and hour_of are pure and memoized: windows of a fleet share boundaries
+# (meters close windows on the minute), so formatting is mostly a cache hit.
+
+
+@functools.lru_cache(maxsize=16_384)
 def iso_utc(value: datetime) -> str:
     """Format as the ledger's text timestamp: ``YYYY-MM-DDTHH:MM:SSZ`` (UTC, whole seconds)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if value.utcoffset() != _ZERO:
+        value = value.astimezone(UTC)
+    # isoformat is implemented in C and far cheaper than strftime on the hot path.
+    return value.isoformat(timespec="seconds")[:19] + "Z"
 
 
+@functools.lru_cache(maxsize=16_384)
 def hour_of(value: datetime) -> str:
     """Return the UTC hour bucket ``YYYY-MM-DDTHH:00:00Z`` that ``value`` falls in."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:00:00Z")
+    if value.utcoffset() != _ZERO:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="hours")[:13] + ":00:00Z"
 
 
 def parse_iso_utc(text: str) -> datetime:

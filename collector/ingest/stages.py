@@ -120,13 +120,22 @@ def authorize(
     return None
 
 
-def check_record(record: UsageRecord, limits: Limits, now: datetime) -> tuple[str, str] | None:
-    """Return ``(reason, detail)`` if a decoded record is out of range, else None."""
-    if record.end > now + limits.max_future or record.start > now + limits.max_future:
+def check_record(
+    record: UsageRecord,
+    limits: Limits,
+    now: datetime,
+    bounds: tuple[datetime, datetime] | None = None,
+) -> tuple[str, str] | None:
+    """Return ``(reason, detail)`` if a decoded record is out of range, else None.
+
+    ``bounds`` = (oldest allowed end, newest allowed time), precomputed per batch.
+    """
+    oldest, newest = bounds or (now - limits.late_window, now + limits.max_future)
+    if record.end > newest:
         return "future_timestamp", f"window ends {iso_utc(record.end)}, now {iso_utc(now)}"
-    if record.end < now - limits.late_window:
+    if record.end < oldest:
         return "too_late", f"window ended {iso_utc(record.end)}, older than the late window"
-    if record.unit.value not in UNITS_FOR_SERVICE[record.service.value]:
+    if record.unit not in UNITS_FOR_SERVICE[record.service]:
         return "bad_unit", f"{record.service} is not measured in {record.unit}"
     return None
 
@@ -137,9 +146,11 @@ def usage_outcome(
     """Turn an authorized UsageBatch into ledger rows and per-record rejects."""
     out = Outcome("usage", topic.account, topic.device)
     received = iso_utc(msg.received_at)
+    device = topic.device
+    bounds = (now - limits.late_window, now + limits.max_future)
     for rec in batch.records:
-        rid = rec.record_id(topic.device)
-        problem = check_record(rec, limits, now)
+        rid = f"{device}:{rec.epoch}:{rec.seq}"  # = rec.record_id(device), inlined: hot path
+        problem = check_record(rec, limits, now, bounds)
         if problem is not None:
             out.dead_letters.append(
                 dead_letter(
@@ -151,23 +162,11 @@ def usage_outcome(
             continue
         out.usage.append(
             UsageRow(
-                record_id=rid,
-                account_id=topic.account,
-                device_id=topic.device,
-                meter=rec.meter,
-                service=rec.service.value,
-                subject=rec.subject,
-                unit=rec.unit.value,
-                window_start=iso_utc(rec.start),
-                window_end=iso_utc(rec.end),
-                hour=hour_of(rec.start),
-                quantity=rec.quantity,
-                flags=",".join(rec.flags),
-                received_at=received,
-                epoch=rec.epoch,
-                seq=rec.seq,
+                rid, topic.account, device, rec.meter, str.__str__(rec.service), rec.subject,
+                str.__str__(rec.unit), iso_utc(rec.start), iso_utc(rec.end), rec.quantity,
+                ",".join(rec.flags), received, rec.epoch, rec.seq, hour_of(rec.start),
             )
-        )
+        )  # fmt: skip
         out.settled.append(Settled(topic.account, topic.device, rec.epoch, rec.seq))
     return out
 

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
-@dataclass(frozen=True, slots=True)
-class UsageRow:
-    """One usage record as the ledger stores it."""
+class UsageRow(NamedTuple):
+    """One usage record as the ledger stores it.
+
+    A NamedTuple (immutable) rather than a dataclass: it is built once per
+    record on the hot path, and its first 14 fields are exactly the column
+    order of ``usage_records`` so it reaches SQLite without copying.
+    """
 
     record_id: str
     account_id: str
@@ -24,12 +28,12 @@ class UsageRow:
     unit: str
     window_start: str
     window_end: str
-    hour: str
     quantity: int
     flags: str
     received_at: str
-    epoch: str = ""
-    seq: int = 0
+    epoch: str
+    seq: int
+    hour: str  # UTC hour of window_start (the rollup key), not a usage_records column
 
 
 @dataclass(frozen=True, slots=True)

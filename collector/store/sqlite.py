@@ -27,6 +27,7 @@ from collector.store.ledger import (
     QueuedLine,
     RollupRow,
     Transition,
+    UsageRow,
     UsageTotal,
 )
 
@@ -131,38 +132,22 @@ class SqliteLedger:
             return result
 
     async def _commit(self, db: aiosqlite.Connection, batch: CommitBatch) -> CommitResult:
-        ids = [r.record_id for r in batch.usage]
-        existing: set[str] = set()
-        for chunk in _chunks(ids, _CHUNK):
-            marks = ",".join("?" * len(chunk))
-            async with db.execute(
-                f"SELECT record_id FROM usage_records WHERE record_id IN ({marks})",  # noqa: S608
-                tuple(chunk),
-            ) as cur:
-                existing.update(row[0] for row in await cur.fetchall())
-        seen = set(existing)
-        duplicates: set[str] = set()
-        new_rows = []
+        # First occurrence of each id in this group; later ones are duplicates.
+        unique: dict[str, UsageRow] = {}
+        repeated: set[str] = set()
         dup_count = 0
         for r in batch.usage:
-            if r.record_id in seen:
-                duplicates.add(r.record_id)
+            if r.record_id in unique:
+                repeated.add(r.record_id)
                 dup_count += 1
-                continue
-            seen.add(r.record_id)
-            new_rows.append(r)
-        if new_rows:
-            await db.executemany(
-                _INSERT_USAGE,
-                [
-                    (
-                        r.record_id, r.account_id, r.device_id, r.meter, r.service, r.subject,
-                        r.unit, r.window_start, r.window_end, r.quantity, r.flags,
-                        r.received_at, r.epoch, r.seq,
-                    )
-                    for r in new_rows
-                ],
-            )  # fmt: skip
+            else:
+                unique[r.record_id] = r
+        new_rows = await self._insert_new(db, list(unique.values()))
+        already: set[str] = set()
+        if len(new_rows) != len(unique):
+            already = set(unique) - {r.record_id for r in new_rows}
+            dup_count += len(already)
+        duplicates = already | repeated
         agg: dict[tuple[str, str, str, str, str, str], list[int]] = {}
         for r in new_rows:
             key = (r.account_id, r.device_id, r.service, r.subject, r.unit, r.hour)
@@ -178,8 +163,7 @@ class SqliteLedger:
                 (dup_count,),
             )
         rollups = await self._read_rollups(db, list(agg)) if agg else []
-        inserted_ids = {r.record_id for r in new_rows}
-        export = [e for e in batch.export if not e.only_if_new or e.only_if_new in inserted_ids]
+        export = [e for e in batch.export if not e.only_if_new or e.only_if_new not in duplicates]
         if batch.rollup_line is not None:
             export.extend(batch.rollup_line(r) for r in rollups)
         if batch.dead_letters:
@@ -201,6 +185,35 @@ class SqliteLedger:
                 [(e.bucket, e.line, now) for e in export],
             )
         return CommitResult(len(new_rows), frozenset(duplicates), rollups, dup_count)
+
+    async def _insert_new(self, db: aiosqlite.Connection, rows: list[UsageRow]) -> list[UsageRow]:
+        """Insert rows whose id is not in the ledger yet; return those rows.
+
+        Fast path: insert everything under a savepoint; only if an id already
+        exists (a resend) roll back and look the ids up first.
+        """
+        if not rows:
+            return []
+        await db.execute("SAVEPOINT usage_insert")
+        try:
+            await db.executemany(_INSERT_USAGE, [r[:14] for r in rows])
+        except sqlite3.IntegrityError:
+            await db.execute("ROLLBACK TO usage_insert")
+        else:
+            await db.execute("RELEASE usage_insert")
+            return rows
+        await db.execute("RELEASE usage_insert")
+        existing: set[str] = set()
+        ids = [r.record_id for r in rows]
+        for chunk in _chunks(ids, _CHUNK):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT record_id FROM usage_records WHERE record_id IN ({marks})"  # noqa: S608
+            async with db.execute(sql, tuple(chunk)) as cur:
+                existing.update(row[0] for row in await cur.fetchall())
+        fresh = [r for r in rows if r.record_id not in existing]
+        if fresh:
+            await db.executemany(_INSERT_USAGE, [r[:14] for r in fresh])
+        return fresh
 
     async def _read_rollups(
         self, db: aiosqlite.Connection, keys: list[tuple[str, str, str, str, str, str]]

@@ -118,7 +118,10 @@ def test_data_batch_lines_and_billable_bytes() -> None:
     ]  # fmt: skip
     batch = DataBatch(device="gw-1", sent_at=NOW, epoch=EPOCH, seq=7, stream="plc", points=points)
     out = process(inbound("gw-1", Kind.DATA, encode(batch)), DEVICES, LIMITS, NOW)
-    line = 'temp\\ c,account=acme,device=gw-1,sensor=x\\,y,stream=plc n=3i,ok=true,s="a\\"b",v=1.5 1000'
+    line = (
+        "temp\\ c,account=acme,device=gw-1,sensor=x\\,y,stream=plc"
+        ' n=3i,ok=true,s="a\\"b",v=1.5 1000'
+    )
     assert [e.line for e in out.export] == [line]
     assert {r.record_id: r.quantity for r in out.usage} == {
         f"gw-1:{EPOCH}:7/bytes": len(line) + 1,

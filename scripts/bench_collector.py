@@ -1,0 +1,247 @@
+"""Benchmark the collector's ingest against a real Mosquitto.
+
+1. Bare drain: N usage records (in batches) queued in a persistent session,
+   then drained by a subscriber that does nothing: records/s.
+2. Collector: the same queue for the collector's persistent session; time
+   until every record is committed to the ledger AND receipted to its device.
+3. Latency: the collector under 1,000 messages/s; p50/p99 receive-to-commit.
+
+Run: .venv/bin/python scripts/bench_collector.py [--records 200000] [--batch 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from collector.config import Settings, settings_from_mapping
+from collector.metrics import Metrics
+from collector.mqtt import subscriptions
+from collector.service import Collector
+from collector.store.sqlite import SqliteLedger
+from protocols import Kind, Receipt, Service, Topic, Unit, UsageBatch, UsageRecord, decode, encode
+from tests.servers import Mosquitto
+
+ACCOUNT = "bench"
+EPOCH = "0123456789abcdef"
+
+
+def client(client_id: str, port: int, *, clean: bool) -> mqtt.Client:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean)
+    c.max_inflight_messages_set(0)
+    c.max_queued_messages_set(0)
+    c.connect("127.0.0.1", port)
+    return c
+
+
+def make_payloads(devices: list[str], records: int, batch: int) -> list[tuple[str, bytes]]:
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
+    out = []
+    seq = dict.fromkeys(devices, 0)
+    for i in range(records // batch):
+        dev = devices[i % len(devices)]
+        recs = []
+        for _ in range(batch):
+            seq[dev] += 1
+            t = start + timedelta(seconds=seq[dev] % 1500)
+            recs.append(
+                UsageRecord(
+                    epoch=EPOCH, seq=seq[dev], meter="vpn", service=Service.VPN,
+                    subject="wg0", start=t, end=t + timedelta(seconds=60), quantity=1000,
+                    unit=Unit.BYTES,
+                )
+            )  # fmt: skip
+        msg = UsageBatch(device=dev, sent_at=datetime.now(UTC), records=recs)
+        out.append((str(Topic(ACCOUNT, dev, Kind.USAGE)), encode(msg)))
+    return out
+
+
+def create_session(client_id: str, port: int, filters: list[str]) -> None:
+    c = client(client_id, port, clean=False)
+    c.loop_start()
+    c.subscribe([(f, 1) for f in filters])
+    time.sleep(0.3)
+    c.disconnect()
+    c.loop_stop()
+
+
+def publish_all(port: int, payloads: list[tuple[str, bytes]]) -> None:
+    c = client("bench-publisher", port, clean=True)
+    c.loop_start()
+    infos = [c.publish(t, p, qos=1) for t, p in payloads]
+    for info in infos:
+        info.wait_for_publish(60)
+    c.disconnect()
+    c.loop_stop()
+
+
+def bare_drain(port: int, filters: list[str], payloads: list[tuple[str, bytes]]) -> float:
+    create_session("bench-bare", port, filters)
+    publish_all(port, payloads)
+    done = threading.Event()
+    count = [0]
+
+    def on_message(_c: mqtt.Client, _u: object, _m: mqtt.MQTTMessage) -> None:
+        count[0] += 1
+        if count[0] >= len(payloads):
+            done.set()
+
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare", clean_session=False)
+    c.on_message = on_message
+    t0 = time.perf_counter()
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    if not done.wait(600):
+        raise RuntimeError(f"bare subscriber got only {count[0]} messages")
+    elapsed = time.perf_counter() - t0
+    c.disconnect()
+    c.loop_stop()
+    # Remove the bare session so it queues nothing more.
+    gone = client("bench-bare", port, clean=True)
+    gone.disconnect()
+    return elapsed
+
+
+class ReceiptCounter:
+    """A device-side subscriber counting receipted sequences."""
+
+    def __init__(self, port: int) -> None:
+        self.settled = 0
+        self.target = 0
+        self.done = threading.Event()
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-devices")
+        self.c.on_message = self._on
+        self.c.connect("127.0.0.1", port)
+        self.c.subscribe(f"lb/v1/{ACCOUNT}/+/receipt", qos=1)
+        self.c.loop_start()
+
+    def _on(self, _c: mqtt.Client, _u: object, m: mqtt.MQTTMessage) -> None:
+        r = decode(Receipt, m.payload)
+        self.settled += sum(hi - lo + 1 for lo, hi in r.ranges)
+        if self.target and self.settled >= self.target:
+            self.done.set()
+
+    def expect(self, n: int) -> None:
+        self.target = self.settled + n
+        self.done.clear()
+
+    def close(self) -> None:
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--records", type=int, default=200_000)
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--devices", type=int, default=20)
+    ap.add_argument("--rate", type=int, default=1000, help="messages/s for the latency run")
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
+    ap.add_argument("--group-commit-ms", type=int, default=5)
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-collector-"))
+    broker = Mosquitto(work)
+    broker.start()
+    devices = [f"gw-{i:04d}" for i in range(args.devices)]
+    settings: Settings = settings_from_mapping(
+        {
+            "mqtt": {"url": broker.url, "client_id": "bench-collector"},
+            "ledger": {"path": str(work / "ledger.db")},
+            "ingest": {"group_commit_ms": args.group_commit_ms, "late_window_hours": 48},
+            "influx": {"enabled": False},
+            "api": {"enabled": False},
+        },
+        {},
+    )
+    async with SqliteLedger(settings.ledger.path) as ledger:
+        now = "2026-01-01T00:00:00Z"
+        await ledger.add_account(ACCOUNT, name="bench", timezone="UTC", parent_id=None, now=now)
+        for d in devices:
+            await ledger.add_device(d, account_id=ACCOUNT, serial=None, model="gateway", now=now)
+    try:
+        payloads = make_payloads(devices, args.records, args.batch)
+        n_records = len(payloads) * args.batch
+        mb = sum(len(p) for _, p in payloads) / 1e6
+        print(f"queue: {len(payloads)} messages x {args.batch} records = {n_records} records, "
+              f"{mb:.1f} MB")  # fmt: skip
+        filters = subscriptions(settings.mqtt)
+
+        bare_s = await asyncio.to_thread(bare_drain, broker.port, filters, payloads)
+        bare_rate = n_records / bare_s
+        print(f"bare subscriber drain: {bare_s:.2f} s = {bare_rate:,.0f} records/s")
+
+        await asyncio.to_thread(create_session, "bench-collector", broker.port, filters)
+        await asyncio.to_thread(publish_all, broker.port, payloads)
+        receipts = ReceiptCounter(broker.port)
+        receipts.expect(n_records)
+        metrics = Metrics(keep_latencies=1_000_000)
+        collector = Collector(settings, metrics=metrics)
+        t0 = time.perf_counter()
+        task = asyncio.create_task(collector.run())
+        while not receipts.done.is_set():
+            await asyncio.sleep(0.01)
+            if task.done():
+                task.result()
+        coll_s = time.perf_counter() - t0
+        committed = int(metrics.records_committed._value.get())
+        coll_rate = n_records / coll_s
+        print(f"collector commit+receipt: {coll_s:.2f} s = {coll_rate:,.0f} records/s "
+              f"(committed {committed})")  # fmt: skip
+        print(f"ratio collector/bare: {coll_rate / bare_rate:.2f}")
+
+        # Latency at a steady message rate (one small batch per message).
+        metrics.latencies.clear()
+        small = make_payloads(devices, args.rate * int(args.seconds) * 5, 5)[
+            : int(args.rate * args.seconds)
+        ]
+        # Fresh sequence space: another epoch, so none of these are duplicates.
+        small = [(t, p.replace(EPOCH.encode(), b"fedcba9876543210")) for t, p in small]
+        receipts.expect(len(small) * 5)
+
+        def paced() -> None:
+            c = client("bench-paced", broker.port, clean=True)
+            c.loop_start()
+            t_start = time.perf_counter()
+            for i, (t, p) in enumerate(small):
+                due = t_start + i / args.rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                c.publish(t, p, qos=1)
+            time.sleep(0.5)
+            c.disconnect()
+            c.loop_stop()
+
+        await asyncio.to_thread(paced)
+        while not receipts.done.is_set():
+            await asyncio.sleep(0.05)
+        lat = sorted(metrics.latencies)
+        p50 = statistics.quantiles(lat, n=100)[49] * 1000
+        p99 = statistics.quantiles(lat, n=100)[98] * 1000
+        print(f"latency at {args.rate} msg/s over {len(lat)} messages: "
+              f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {lat[-1] * 1000:.1f} ms")  # fmt: skip
+        collector.request_stop()
+        await task
+        receipts.close()
+        ok = coll_rate >= 50_000 and coll_rate / bare_rate >= 0.5 and p99 <= 250
+        print(f"targets (>= 50,000 records/s, ratio >= 0.5, p99 <= 250 ms): "
+              f"{'met' if ok else 'NOT met'}")  # fmt: skip
+    finally:
+        broker.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
