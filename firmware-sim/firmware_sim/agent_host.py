@@ -61,11 +61,12 @@ def agent_settings(spec: GatewaySpec, speed: float) -> Settings:
         "agent": {"state_dir": str(spec.state_dir), "log_level": "warning"},
         "health": {"interval": max(spec.meter_interval_s * 5, 60.0)},
         "uplink": {
-            # the agent waits on its clock: keep these in real seconds
-            "receipt_timeout": 15.0 * speed,
-            "reconnect_min": 0.5 * speed,
-            "reconnect_max": 5.0 * speed,
+            # receipts are timed on the agent's (accelerated) clock: scale them
+            # so they stay ~5 s of real time; reconnects wait in real time
+            "receipt_timeout": 5.0 * speed,
             "resend_backoff_max": 30.0 * speed,
+            "reconnect_min": 0.5,
+            "reconnect_max": 5.0,
             "rate_limit": 0.0,
         },
     }

@@ -1,0 +1,184 @@
+"""``logbot demo``: the whole system on one machine, with nothing to install.
+
+An embedded MQTT broker (amqtt), the collector in-process with an SQLite
+ledger (and InfluxDB when ``--influx-url`` or ``LOGBOT_DEMO_INFLUX_URL`` is
+set) and its REST API, and a simulated fleet of gateways in rooms running
+the real agent over a few real minutes of accelerated time, with one uplink
+outage and one room going offline. A live summary runs in the terminal; at
+the end the month is closed and the account's ledger is printed as the
+portal shows it. Ctrl-C ends the traffic early and shuts down cleanly; a
+second Ctrl-C stops at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from firmware_sim.errors import SimError
+from firmware_sim.faults import Fault, FaultKind
+from firmware_sim.scenario import FleetSettings, parse_duration
+
+PRICE_BOOK = Path(__file__).resolve().parents[2] / "deploy" / "pricebook.example.toml"
+ACCOUNT = "demo"
+COMBO = "LOGBOT-600"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSettings:
+    """What one demo run does."""
+
+    devices: int = 20
+    rooms: int = 10
+    duration_s: float = 4 * 3600.0  # simulated
+    speed: float = 120.0
+    seed: int = 7
+    work_dir: Path | None = None
+    influx_url: str = ""
+    live: bool = True
+    api: bool = True
+    short: bool = False
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="logbot demo",
+        description="Run broker, collector, API and a simulated fleet in one process, "
+        "then close the month and print the ledger.",
+    )
+    p.add_argument("command", nargs="?", default="demo", choices=["demo"], help=argparse.SUPPRESS)
+    p.add_argument("--short", action="store_true", help="a quick run (under a minute)")
+    p.add_argument("--devices", type=int, default=None, help="gateways (default 20)")
+    p.add_argument("--rooms", type=int, default=None, help="rooms (default 10)")
+    p.add_argument(
+        "--duration", type=parse_duration, default=None, help="simulated time (default 4h)"
+    )
+    p.add_argument("--speed", type=float, default=None, help="simulated seconds per real second")
+    p.add_argument("--seed", type=int, default=7, help="random seed")
+    p.add_argument("--work-dir", type=Path, default=None, help="keep the files here")
+    p.add_argument(
+        "--influx-url",
+        default=os.environ.get("LOGBOT_DEMO_INFLUX_URL", ""),
+        help="also write to this InfluxDB (token: LOGBOT_COLLECTOR_INFLUX_TOKEN)",
+    )
+    p.add_argument("--no-live", action="store_true", help="print events instead of a live table")
+    return p
+
+
+def settings_from_args(argv: Sequence[str] | None) -> DemoSettings:
+    """Parse the command line into DemoSettings."""
+    a = _parser().parse_args(argv)
+    short = bool(a.short)
+    devices = a.devices or (6 if short else 20)
+    rooms = a.rooms or (3 if short else 10)
+    if devices < 2 or rooms < 2 or rooms > devices:
+        raise SimError("the demo needs at least 2 rooms and at least as many gateways as rooms")
+    return DemoSettings(
+        devices=devices,
+        rooms=rooms,
+        duration_s=a.duration or (2 * 3600.0 if short else 4 * 3600.0),
+        speed=a.speed or (400.0 if short else 120.0),
+        seed=a.seed,
+        work_dir=a.work_dir,
+        influx_url=a.influx_url,
+        live=not a.no_live and sys.stdout.isatty(),
+        short=short,
+    )
+
+
+def demo_period(duration_s: float, meter_interval_s: float, now: datetime) -> datetime:
+    """Return a start so the simulated period ends hours before last month's last midnight.
+
+    The month is then over, so the demo can close it at the end. The margin
+    leaves room for the cool-down: reconnects wait in real time, which is
+    long in accelerated time, and the collector bills a data batch in the
+    month it was sent.
+    """
+    month_start = datetime(now.year, now.month, 1, tzinfo=UTC)
+    return month_start - timedelta(seconds=duration_s + 12 * meter_interval_s + 6 * 3600)
+
+
+def demo_faults(devices: int, rooms: int, duration_s: float) -> tuple[Fault, ...]:
+    """One uplink outage on one gateway and one whole room going offline."""
+    return (
+        Fault(duration_s * 0.2, 1, FaultKind.UPLINK_OUTAGE, duration_s * 0.15),
+        Fault(duration_s * 0.5, rooms - 1, FaultKind.ROOM_OFFLINE, duration_s * 0.2),
+    )
+
+
+def fleet_settings(demo: DemoSettings, work: Path, broker_url: str) -> FleetSettings:
+    """Return the settings of the demo's simulated fleet."""
+    interval = 60.0
+    return FleetSettings(
+        devices=demo.devices,
+        broker=broker_url,
+        seed=demo.seed,
+        truth=work / "truth.jsonl",
+        work_dir=work / "fleet",
+        account=ACCOUNT,
+        rooms=demo.rooms,
+        duration_s=demo.duration_s,
+        speed=demo.speed,
+        start=demo_period(demo.duration_s, interval, datetime.now(UTC)),
+        meter_interval_s=interval,
+        faults="none",
+        peripherals=False,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``logbot`` (``logbot demo``)."""
+    try:
+        demo = settings_from_args(argv)
+        if not PRICE_BOOK.exists():
+            raise SimError(f"price book {PRICE_BOOK} not found (run from a checkout)")
+        return asyncio.run(_guarded(demo))
+    except SimError as exc:
+        print(f"logbot demo: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("logbot demo: stopped", file=sys.stderr)
+        return 130
+
+
+async def _guarded(demo: DemoSettings) -> int:
+    """Run the demo; Ctrl-C once ends traffic early, twice cancels everything."""
+    from firmware_sim.demo_run import DemoRun
+
+    loop = asyncio.get_running_loop()
+    with contextlib.ExitStack() as stack:
+        tmp = None
+        if demo.work_dir is None:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="logbot-demo-"))
+        work = demo.work_dir or Path(str(tmp))
+        work.mkdir(parents=True, exist_ok=True)
+        runner = DemoRun(demo, work)
+        task = asyncio.current_task()
+        presses = 0
+
+        def on_sigint() -> None:
+            nonlocal presses
+            presses += 1
+            if presses == 1:
+                runner.interrupt()
+            elif task is not None:
+                task.cancel()
+
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+        try:
+            return await runner.run()
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

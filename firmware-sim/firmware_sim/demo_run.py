@@ -1,0 +1,254 @@
+"""The steps of ``logbot demo``: broker, collector + API, fleet, live summary, close, ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from firmware_sim.build import free_port
+from firmware_sim.demo import ACCOUNT, COMBO, PRICE_BOOK, DemoSettings, demo_faults, fleet_settings
+from firmware_sim.embedded_broker import EmbeddedBroker
+from firmware_sim.fleet import Fleet
+from firmware_sim.registry import register_fleet
+
+
+def _quiet_logs() -> None:
+    logging.basicConfig(level=logging.ERROR)
+    for name in ("agent", "collector", "firmware_sim", "uvicorn", "amqtt", "transitions"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _quiet_server_class() -> Any:
+    import uvicorn
+
+    class QuietServer(uvicorn.Server):
+        """uvicorn without its own signal handling: the demo owns Ctrl-C."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return QuietServer
+
+
+def _QuietServer(config: Any) -> Any:
+    return _quiet_server_class()(config)
+
+
+class DemoRun:
+    """One run of the demo in ``work``."""
+
+    def __init__(self, demo: DemoSettings, work: Path) -> None:
+        self.demo = demo
+        self.work = work
+        self.console = Console()
+        self.events: deque[str] = deque(maxlen=8)
+        self.fleet: Fleet | None = None
+        self.collector: Any = None
+        self._interrupted = False
+
+    def interrupt(self) -> None:
+        """Ctrl-C: end the traffic now, then shut down cleanly."""
+        self._interrupted = True
+        self.events.append("Ctrl-C: stopping traffic, shutting down cleanly")
+        if self.fleet is not None:
+            self.fleet.request_stop()
+
+    def _event(self, message: str) -> None:
+        self.events.append(message)
+        if not self.demo.live:
+            self.console.print(message, highlight=False)
+
+    async def run(self) -> int:
+        """Run every step; return the exit status."""
+        _quiet_logs()
+        say = self.console.print
+        broker = EmbeddedBroker()
+        url = await broker.start()
+        say(f"[bold]Logbot demo[/] in {self.work}")
+        say(f"  embedded MQTT broker (amqtt) at {url}")
+        fs = fleet_settings(self.demo, self.work, url)
+        db = self.work / "ledger.sqlite"
+        await register_fleet(db, fs, timezone="UTC")
+        await asyncio.to_thread(self._activate_combo, db, fs)
+        fleet = Fleet(
+            fs,
+            faults=demo_faults(fs.devices, fs.rooms, fs.duration_s),
+            on_event=self._event,
+        )
+        self.fleet = fleet
+        api_task, server = None, None
+        collector_task = None
+        try:
+            self.collector, server, api_url = self._collector(db, url, fleet)
+            collector_task = asyncio.create_task(self.collector.run(), name="collector")
+            if server is not None:
+                api_task = asyncio.create_task(server.serve(), name="api")
+                say(f"  collector REST API docs: [link]{api_url}/api/v1/docs[/link]")
+            say(f"  ledger: {db}")
+            if self.demo.influx_url:
+                say(f"  InfluxDB: {self.demo.influx_url}")
+            say(
+                f"  {fs.devices} gateways in {fs.rooms} rooms, {fs.duration_s / 3600:.1f} h of "
+                f"simulated time at {fs.speed:.0f}x from {fleet.clock.now():%Y-%m-%d %H:%M} UTC"
+            )
+            await asyncio.wait_for(self.collector.ready.wait(), 30)
+            await self._run_fleet(fleet)
+        finally:
+            if self.collector is not None:
+                self.collector.request_stop()
+            if server is not None:
+                server.should_exit = True
+            for task in (collector_task, api_task):
+                if task is not None:
+                    with contextlib.suppress(Exception, asyncio.CancelledError):
+                        await asyncio.wait_for(task, 30)
+            await broker.stop()
+        say("[bold]all components stopped[/]")
+        return await asyncio.to_thread(self._close_and_print, db, fleet)
+
+    def _collector(self, db: Path, url: str, fleet: Fleet) -> tuple[Any, Any, str]:
+        from collector.config import settings_from_mapping
+        from collector.service import Collector
+
+        port = free_port()
+        influx = (
+            {"enabled": True, "url": self.demo.influx_url}
+            if self.demo.influx_url
+            else {"enabled": False}
+        )
+        settings = settings_from_mapping(
+            {
+                "mqtt": {"url": url, "client_id": "logbot-demo-collector"},
+                "ledger": {"path": str(db)},
+                "influx": influx,
+                "status": {"heartbeat_seconds": 600.0},
+                "api": {"enabled": self.demo.api, "host": "127.0.0.1", "port": port},
+            },
+            {},
+        )
+        collector = Collector(settings, clock=fleet.clock)
+        server = None
+        if self.demo.api:
+            import uvicorn
+
+            from collector.api.app import create_app
+
+            app = create_app(settings, collector=collector)
+            config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error")
+            server = _QuietServer(config)
+        return collector, server, f"http://127.0.0.1:{port}"
+
+    def _activate_combo(self, db: Path, fs: Any) -> None:
+        """Half of the gateways take the data ingestion + VPN combo (the seed's LOGBOT-600)."""
+        from collector.billing import activations
+        from collector.billing.db import connect
+        from collector.billing.price_book import load_price_book
+        from firmware_sim.build import device_id
+
+        book = load_price_book(PRICE_BOOK)
+        conn = connect(db)
+        try:
+            start = fs.start.replace(minute=0, second=0, microsecond=0)
+            for i in range(0, fs.devices, 2):
+                with contextlib.suppress(Exception):  # already active (a re-run)
+                    activations.activate(
+                        conn,
+                        book,
+                        account_id=ACCOUNT,
+                        service_code=COMBO,
+                        subject_kind="device",
+                        subject_id=device_id(fs, i),
+                        start=start,
+                    )
+        finally:
+            conn.close()
+
+    async def _run_fleet(self, fleet: Fleet) -> None:
+        task = asyncio.create_task(fleet.run(), name="fleet")
+        if not self.demo.live:
+            await task
+            return
+        with Live(self._view(), console=self.console, refresh_per_second=4) as live:
+            while not task.done():
+                live.update(self._view())
+                await asyncio.wait({task}, timeout=0.25)
+            live.update(self._view())
+        await task
+
+    def _view(self) -> Group:
+        fleet = self.fleet
+        table = Table(title="simulated fleet", expand=False)
+        for col in ("room", "gateways", "online", "uplink"):
+            table.add_column(col)
+        states: dict[str, str] = {}
+        if self.collector is not None:
+            states = {d: s.state for d, s in self.collector.tracker.devices.items()}
+        if fleet is not None:
+            rooms: dict[str, list[Any]] = {}
+            for gw in fleet.gateways:
+                rooms.setdefault(gw.spec.room, []).append(gw)
+            for room, gws in sorted(rooms.items()):
+                online = sum(1 for g in gws if states.get(g.device) == "online")
+                cut = [g.device for g in gws if g.proxy is not None and not g.proxy.up]
+                table.add_row(
+                    room,
+                    str(len(gws)),
+                    f"{online}/{len(gws)}",
+                    "CUT " + ",".join(cut) if cut else "ok",
+                )
+        lines = []
+        if fleet is not None:
+            st = fleet.stats
+            gen = ", ".join(f"{k}: {v / 1e6:.2f} MB" for k, v in sorted(st.generated_bytes.items()))
+            lines.append(f"sim time {fleet.clock.now():%Y-%m-%d %H:%M:%S} UTC  phase {st.phase}")
+            lines.append(f"generated {gen or '-'}  data lines {st.data_lines:,}")
+        if self.collector is not None:
+            committed = self.collector.metrics.records_committed._value.get()
+            lines.append(f"collector: {int(committed):,} usage records committed")
+        lines.extend(f"  {e}" for e in self.events)
+        return Group(table, Text("\n".join(lines)))
+
+    def _close_and_print(self, db: Path, fleet: Fleet) -> int:
+        from collector.billing import ledger
+        from collector.billing.close import close_month
+        from collector.billing.db import connect
+        from collector.billing.periods import Month
+        from collector.billing.price_book import load_price_book
+        from firmware_sim import verify
+
+        say = self.console.print
+        start = fleet.clock.start
+        month = Month(start.year, start.month)
+        book = load_price_book(PRICE_BOOK)
+        conn = connect(db)
+        try:
+            result = close_month(conn, book, ACCOUNT, month, datetime.now(UTC), closed_by="demo")
+            rows = ledger.render(ledger.entries(conn, ACCOUNT), "UTC")
+        finally:
+            conn.close()
+        say(f"\n[bold]month close {result.month}[/] for account {ACCOUNT}: {result.total} logbit")
+        table = Table(title=f"ledger of account {ACCOUNT}")
+        for col in rows[0]:
+            table.add_column(col)
+        for row in rows[1:]:
+            table.add_row(*row)
+        say(table)
+        for row in rows[1:]:
+            print("LEDGER " + " | ".join(row))
+        report = verify.compare(
+            verify.truth_totals(fleet.settings.truth), {"ledger": verify.ledger_totals(db)}
+        )
+        say(verify.render(report))
+        return 0 if report.ok or self._interrupted else 1
