@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -42,12 +43,17 @@ class BrokerLink:
         settings: MqttSettings,
         clock: Clock,
         loop: asyncio.AbstractEventLoop,
-        deliver: Callable[[Inbound], None],
+        inbox: deque[Inbound],
+        wake: Callable[[], None],
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.loop = loop
-        self.deliver = deliver
+        # Messages go straight into ``inbox`` (deque.append is thread-safe); the
+        # event loop is woken once per burst, not once per message.
+        self.inbox = inbox
+        self.wake = wake
+        self._wake_scheduled = False
         self.connected = asyncio.Event()
         self.subscribed = asyncio.Event()
         self._generation = 0
@@ -144,4 +150,12 @@ class BrokerLink:
             retain=bool(msg.retain),
             generation=self._generation,
         )
-        self.loop.call_soon_threadsafe(self.deliver, inbound)
+        self.inbox.append(inbound)
+        if not self._wake_scheduled:
+            self._wake_scheduled = True
+            self.loop.call_soon_threadsafe(self._wake_loop)
+
+    def _wake_loop(self) -> None:
+        # Reset before waking: a message appended after this line schedules a new wake.
+        self._wake_scheduled = False
+        self.wake()

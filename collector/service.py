@@ -115,7 +115,9 @@ class Collector:
         try:
             await self._load_state()
             loop = asyncio.get_running_loop()
-            self._link = BrokerLink(self.settings.mqtt, self.clock, loop, self._deliver)
+            self._link = BrokerLink(
+                self.settings.mqtt, self.clock, loop, self._inbox, self._wake.set
+            )
             tasks = [asyncio.create_task(self._sweep_loop(), name="status-sweep")]
             if self.settings.influx.enabled:
                 sink = self._sink or InfluxClientSink(self.settings.influx)
