@@ -8,6 +8,8 @@ mail, tickets and service requests. Timestamps are ISO-8601 UTC text
 
 from __future__ import annotations
 
+import sqlite3
+
 from collector.store import migrations
 
 COMPONENT = "fleet"
@@ -158,3 +160,21 @@ CREATE TABLE fleet_service_requests (
 def register() -> None:
     """Declare the fleet migrations in the shared registry."""
     migrations.register(COMPONENT, [V1])
+
+
+ORDER = ("ingest", "billing", COMPONENT)
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply ingest, billing and fleet migrations in dependency order; return what ran.
+
+    The fleet scripts alter the ingest tables, so they must run after them
+    (``migrations.apply(conn)`` alone would sort ``fleet`` before ``ingest``).
+    """
+    from collector.billing import schema as billing_schema
+    from collector.store import schema as ingest_schema
+
+    ingest_schema.register()
+    migrations.register("billing", billing_schema.SCRIPTS)
+    register()
+    return migrations.apply(conn, ORDER)
