@@ -68,9 +68,9 @@ class StatusTracker:
         """Apply a birth (online) or last will (offline)."""
         reason = "birth" if message.state == "online" else (message.reason or "last_will")
         self.last_seen[device] = now
-        self._set(account, device, message.state, now, reason, message=message)
         if message.inventory:
             self._peripherals(account, device, message.inventory, now)
+        self._set(account, device, message.state, now, reason, message=message)
         self._rooms_of(account, now)
 
     def inventory(self, account: str, device: str, message: Inventory, now: datetime) -> None:
@@ -85,7 +85,6 @@ class StatusTracker:
             last = self.last_seen.get(device)
             if state.state == "online" and last is not None and now - last > self.timeout:
                 self._set(state.account_id, device, "offline", now, "heartbeat_timeout")
-                self._rooms_of(state.account_id, now)
 
     def drain(self) -> StatusChanges:
         """Return and forget what changed since the last drain."""
@@ -144,6 +143,7 @@ class StatusTracker:
         self._dirty_devices.add(device)
         if changed:
             self._changes.transitions.append(Transition("device", account, device, new, at, reason))
+            self._rooms_of(account, now)
 
     def _peripherals(
         self, account: str, device: str, items: list[Peripheral], now: datetime
