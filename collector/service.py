@@ -183,7 +183,11 @@ class Collector:
                 await asyncio.sleep(ing.group_commit_ms / 1000)
             n = min(len(self._inbox), ing.max_group_messages)
             group = [self._inbox.popleft() for _ in range(n)]
-            await self.handle_group(group)
+            try:
+                await self.handle_group(group)
+            except Exception:
+                # Not acknowledged: the broker redelivers these after a reconnect.
+                log.exception("a group of %d messages could not be handled", len(group))
 
     async def handle_group(self, group: Sequence[Inbound]) -> CommitResult | None:
         """Process, commit, ack and receipt one group of messages."""

@@ -226,8 +226,8 @@ async def main() -> None:
             c.loop_stop()
 
         await asyncio.to_thread(paced)
-        while not receipts.done.is_set():
-            await asyncio.sleep(0.05)
+        if not await asyncio.to_thread(receipts.done.wait, 120):
+            raise RuntimeError("the latency run was not fully receipted")
         lat = sorted(metrics.latencies)
         p50 = statistics.quantiles(lat, n=100)[49] * 1000
         p99 = statistics.quantiles(lat, n=100)[98] * 1000
