@@ -111,7 +111,7 @@ def list_invitations(conn: sqlite3.Connection, account_id: str) -> list[sqlite3.
     """Invitations of an account (never their secrets)."""
     return conn.execute(
         "SELECT id, account_id, email, role, created_at, expires_at, accepted_at, superseded_at"
-        " FROM fleet_invitations WHERE account_id = ? ORDER BY created_at, id",
+        " FROM fleet_invitations WHERE account_id = ? ORDER BY created_at, rowid",
         (account_id,),
     ).fetchall()
 

@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from protocols.identifiers import is_identifier
-from protocols.topics import DOWNSTREAM_KINDS, UPSTREAM_KINDS, Kind, Topic, TopicFilter
+from protocols.topics import (
+    DOWNSTREAM_KINDS,
+    SHARE_PREFIX,
+    UPSTREAM_KINDS,
+    Kind,
+    Topic,
+    TopicFilter,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +58,8 @@ def _service_acl(user: ServiceUser) -> list[str]:
     lines = [f"user {user.username}"]
     for kind in UPSTREAM_KINDS:
         lines.append(f"topic read {TopicFilter(kind=kind)}")
-        lines.append(f"topic read {TopicFilter(kind=kind, share_group='collectors')}")
+        # Shared subscriptions ($share/<group>/…, MQTT 5.0 §4.8.2) for any group name.
+        lines.append(f"topic read {SHARE_PREFIX}/+/{TopicFilter(kind=kind)}")
     lines += [f"topic write {TopicFilter(kind=k)}" for k in (Kind.RECEIPT, Kind.CMD)]
     return lines
 

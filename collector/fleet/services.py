@@ -101,10 +101,10 @@ def list_requests(conn: sqlite3.Connection, account_id: str | None = None) -> li
     """Requests of one account, or the operator queue (all accounts) when None."""
     if account_id is None:
         return conn.execute(
-            "SELECT * FROM fleet_service_requests ORDER BY created_at, id"
+            "SELECT * FROM fleet_service_requests ORDER BY created_at, rowid"
         ).fetchall()
     return conn.execute(
-        "SELECT * FROM fleet_service_requests WHERE account_id = ? ORDER BY created_at, id",
+        "SELECT * FROM fleet_service_requests WHERE account_id = ? ORDER BY created_at, rowid",
         (account_id,),
     ).fetchall()
 

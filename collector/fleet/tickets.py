@@ -106,7 +106,7 @@ def list_tickets(conn: sqlite3.Connection, account_id: str) -> list[sqlite3.Row]
     """Tickets of an account, newest first."""
     return conn.execute(
         "SELECT id, account_id, room_id, subject, status, created_at, opened_by"
-        " FROM fleet_tickets WHERE account_id = ? ORDER BY created_at DESC, id",
+        " FROM fleet_tickets WHERE account_id = ? ORDER BY created_at DESC, rowid DESC",
         (account_id,),
     ).fetchall()
 

@@ -75,11 +75,14 @@ def test_real_mosquitto_enforces_generated_acls(
     spy = Probe(broker.port, "collector", "collector-pass", "collector-spy")
     assert spy.wait_connected()
     spy.subscribe("lb/v1/+/+/+")
+    shared = Probe(broker.port, "collector", "collector-pass", "collector-shared")
+    assert shared.wait_connected()
+    shared.subscribe("$share/ingest-7/lb/v1/+/+/usage")
     a = Probe(broker.port, "gw-a", cred_a.password, "gw-a")
     b = Probe(broker.port, "gw-b", cred_b.password, "gw-b")
     assert a.wait_connected()
     assert b.wait_connected()
-    probes = [spy, a, b]
+    probes = [spy, shared, a, b]
     try:
         # b listens on everything it may try to reach.
         b.subscribe("#")
@@ -94,6 +97,7 @@ def test_real_mosquitto_enforces_generated_acls(
         spy.client.publish("lb/v1/globex/gw-b/cmd", b"cmd-for-b", qos=1).wait_for_publish(15)
         assert _wait(lambda: any(p == b"cmd-for-b" for _, p in b.received))
         assert _wait(lambda: any(p == b"own" for _, p in spy.received))
+        assert _wait(lambda: any(p == b"own" for _, p in shared.received))
         time.sleep(0.5)
         seen_by_spy = {p for _, p in spy.received}
         assert seen_by_spy == {b"own"}, seen_by_spy

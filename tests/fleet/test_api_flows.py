@@ -1,0 +1,221 @@
+"""API flows over real HTTP: status, tickets with support cards, services, invitations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from collector.billing import support_cards
+from collector.fleet import mail
+from collector.fleet.db import Database, connect, iso
+from tests.fleet.conftest import FakeClock, prepare_database
+from tests.fleet.live import World, build_app, seed, serve
+
+
+class Api:
+    def __init__(self, url: str, token: str | None) -> None:
+        self.url, self.token = url, token
+
+    def __call__(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return httpx.request(
+            method, f"{self.url}/api/v1{path}", json=body, headers=headers, timeout=30
+        )
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[tuple[str, World, FakeClock, Path]]:
+    db = tmp_path / "ledger.sqlite3"
+    prepare_database(db)
+    clock = FakeClock(datetime(2026, 5, 4, 9, 0, tzinfo=UTC))
+    world = seed(db, clock)
+    with serve(build_app(Database(db, clock))) as url:
+        yield url, world, clock, db
+
+
+def test_status_offline_stale_and_attention(env: tuple[str, World, FakeClock, Path]) -> None:
+    url, w, clock, db = env
+    admin = Api(url, w.tokens["a_admin"])
+    st = admin("GET", "/accounts/acme/status").json()
+    assert st["counts"] == {"online": 1, "needs_attention": 0, "offline": 0, "empty": 1}
+    # A missing room peripheral: the room needs attention.
+    conn = connect(db)
+    conn.execute(
+        "INSERT INTO room_peripherals (device_id, serial, account_id, room, model, present,"
+        " updated_at) VALUES ('gw-acme-1', '2231TP0XYZ99', 'acme', 'Sala Aurora', 'Tap', 0, ?)",
+        (iso(clock()),),
+    )
+    conn.close()
+    rooms = admin("GET", "/accounts/acme/offline-rooms").json()
+    assert [(r["name"], r["state"]) for r in rooms] == [("Sala Aurora", "needs_attention")]
+    # Nothing heard for longer than the stale window: offline.
+    clock.now += timedelta(minutes=11)
+    room = admin("GET", f"/rooms/{w.ids['room']}").json()
+    assert room["state"] == "offline"
+    assert {d["serial"]: d["state"] for d in room["devices"]} == {
+        "2214LZ0ABC12": "offline",
+        "GW-ACME-1": "offline",
+    }
+
+
+def test_tickets_need_an_active_card_and_consume_minutes(
+    env: tuple[str, World, FakeClock, Path],
+) -> None:
+    url, w, clock, db = env
+    admin, ro, op = (Api(url, w.tokens[k]) for k in ("a_admin", "a_ro", "operator"))
+    room = w.ids["room"]
+    bad = admin(
+        "POST", f"/rooms/{room}/tickets", {"subject": "help", "card_code": "LSSC-0000-0000-0000"}
+    )
+    assert bad.status_code == 400
+    assert "unknown support card" in bad.json()["detail"]
+    t = admin("POST", f"/rooms/{room}/tickets", {"subject": "Camera dark", "card_code": w.card})
+    assert t.status_code == 201, t.text
+    tid = t.json()["id"]
+    detail = ro("GET", f"/tickets/{tid}").json()  # the whole team sees tickets
+    assert {d["serial"] for d in detail["snapshot"]["devices"]} == {"2214LZ0ABC12", "GW-ACME-1"}
+    assert all(d["last_seen"] for d in detail["snapshot"]["devices"])
+    assert admin("POST", f"/tickets/{tid}/work", {"minutes": 30, "note": "x"}).status_code == 403
+    work = op("POST", f"/tickets/{tid}/work", {"minutes": 30, "note": "replaced cable"})
+    assert work.json() == {"minutes_left": 400 - 30}
+    work = op("POST", f"/tickets/{tid}/work", {"minutes": 371, "note": "too much"})
+    assert work.status_code == 409
+    assert [e["minutes"] for e in ro("GET", f"/tickets/{tid}").json()["events"]] == [0, 30]
+    assert [x["id"] for x in ro("GET", "/accounts/acme/tickets").json()] == [tid, w.ids["ticket"]]
+    # After 12 months the card has expired: no new tickets.
+    clock.now += timedelta(days=366)
+    late = admin("POST", f"/rooms/{room}/tickets", {"subject": "again", "card_code": w.card})
+    assert late.status_code == 409
+    assert "expired" in late.json()["detail"]
+    conn = connect(db)
+    fresh = support_cards.issue_card(conn, account_id="acme", purchased_at=clock())
+    conn.close()
+    assert (
+        admin(
+            "POST", f"/rooms/{room}/tickets", {"subject": "again", "card_code": fresh}
+        ).status_code
+        == 201
+    )
+
+
+def test_services_page(env: tuple[str, World, FakeClock, Path]) -> None:
+    url, w, _, _ = env
+    admin, op = Api(url, w.tokens["a_admin"]), Api(url, w.tokens["operator"])
+    body = {"target_kind": "device", "target_id": w.ids["device"], "service": "vpn", "active": True}
+    assert admin("PUT", "/accounts/acme/services", body).status_code == 200
+    body["active"] = False
+    admin("PUT", "/accounts/acme/services", body)
+    user = {
+        "target_kind": "user",
+        "target_id": w.ids["user_a_ro"],
+        "service": "sim",
+        "active": True,
+    }
+    assert admin("PUT", "/accounts/acme/services", user).status_code == 200
+    listed = admin("GET", "/accounts/acme/services").json()
+    assert [(s["target_kind"], s["service"], s["active"]) for s in listed] == [
+        ("device", "vpn", False),
+        ("user", "sim", True),
+    ]
+    req = admin(
+        "POST", "/accounts/acme/service-requests", {"kind": "edge_service", "details": "gw"}
+    )
+    rid = req.json()["id"]
+    assert req.json()["status"] == "queued"
+    assert admin("GET", "/operator/service-requests").status_code == 403
+    assert rid in {r["id"] for r in op("GET", "/operator/service-requests").json()}
+    assert (
+        op("POST", f"/service-requests/{rid}/status", {"status": "in_progress"}).status_code == 200
+    )
+    done = op("POST", f"/service-requests/{rid}/status", {"status": "done", "note": "activated"})
+    assert (done.json()["status"], done.json()["operator_note"]) == ("done", "activated")
+    again = op("POST", f"/service-requests/{rid}/status", {"status": "rejected"})
+    assert again.status_code == 409
+
+
+def test_invitation_accept_resend_over_http(env: tuple[str, World, FakeClock, Path]) -> None:
+    url, w, clock, db = env
+    admin, public = Api(url, w.tokens["a_admin"]), Api(url, None)
+    inv = admin(
+        "POST",
+        "/accounts/acme/invitations",
+        {"email": "Colleague@Acme.example", "role": "readonly"},
+    )
+    assert inv.status_code == 201
+    assert "token" not in inv.json()
+    conn = connect(db)
+    body = mail.pending(conn)[-1]["body"]
+    conn.close()
+    link = body.split("#accept=")[1].split()[0]
+    clock.now += timedelta(days=31)
+    expired = public(
+        "POST",
+        "/invitations/accept",
+        {"token": link, "email": "colleague@acme.example", "password": "p" * 12},
+    )
+    assert expired.status_code == 410
+    new = admin("POST", f"/invitations/{inv.json()['id']}/resend").json()
+    assert new["id"] != inv.json()["id"]
+    conn = connect(db)
+    link2 = mail.pending(conn)[-1]["body"].split("#accept=")[1].split()[0]
+    conn.close()
+    assert (
+        public(
+            "POST",
+            "/invitations/accept",
+            {"token": link, "email": "colleague@acme.example", "password": "p" * 12},
+        ).status_code
+        == 410
+    )
+    ok = public(
+        "POST",
+        "/invitations/accept",
+        {"token": link2, "email": "colleague@acme.example", "password": "p" * 12},
+    )
+    assert ok.status_code == 200
+    me = Api(url, ok.json()["token"])("GET", "/me").json()
+    assert {a["id"]: a["role"] for a in me["accounts"]} == {
+        "acme": "readonly",
+        "acme-br": "readonly",
+    }
+    again = public(
+        "POST",
+        "/invitations/accept",
+        {"token": link2, "email": "colleague@acme.example", "password": "p" * 12},
+    )
+    assert again.status_code == 410
+    login = public("POST", "/auth/login", {"email": "colleague@acme.example", "password": "p" * 12})
+    assert login.status_code == 200
+    assert (
+        public(
+            "POST", "/auth/login", {"email": "colleague@acme.example", "password": "wrong"}
+        ).status_code
+        == 401
+    )
+
+
+def test_tokens_and_credentials(env: tuple[str, World, FakeClock, Path]) -> None:
+    url, w, clock, _ = env
+    admin = Api(url, w.tokens["a_admin"])
+    key = admin("POST", "/tokens", {"name": "script"}).json()
+    scripted = Api(url, key["token"])
+    assert scripted("GET", "/accounts/acme").status_code == 200
+    assert admin("DELETE", f"/tokens/{key['id']}").status_code == 204
+    assert scripted("GET", "/accounts/acme").status_code == 401
+    cred = admin("POST", f"/devices/{w.ids['device']}/credentials").json()
+    assert cred["topic_prefix"] == f"lb/v1/acme/{w.ids['device']}/"
+    assert len(cred["password"]) >= 32
+    assert admin("GET", f"/devices/{w.ids['device']}").json()["has_credentials"] is True
+    # Sessions expire after 12 hours.
+    login = Api(url, None)(
+        "POST", "/auth/login", {"email": "admin@acme.example", "password": "correct-horse-battery"}
+    )
+    session = Api(url, login.json()["token"])
+    assert session("GET", "/me").status_code == 200
+    clock.now += timedelta(hours=12, seconds=1)
+    assert session("GET", "/me").status_code == 401
