@@ -69,11 +69,18 @@ class LedgerSettings:
     """Where the ledger database lives."""
 
     path: str = "collector.db"
+    # FULL: a commit survives power loss (the WAL is fsynced at each group commit).
+    # NORMAL: survives a process crash only; roughly 1.5x faster commits.
+    synchronous: str = "FULL"
 
     def validate(self) -> None:
-        """Refuse an empty path."""
+        """Refuse an empty path or an unknown synchronous mode."""
         if not self.path:
             raise ConfigError("ledger", "path", "must not be empty")
+        if self.synchronous not in ("FULL", "NORMAL"):
+            raise ConfigError(
+                "ledger", "synchronous", f"{self.synchronous!r} is not FULL or NORMAL"
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ import os
 import signal
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from collector.clock import Clock, SystemClock, ns_of, parse_iso_utc
@@ -50,6 +51,16 @@ CRASH_ENV = "LOGBOT_COLLECTOR_CRASH_AT"
 _MISS_RETRY = 1.0  # seconds before an unknown device is looked up again
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A group of messages after the pure stages, ready to commit."""
+
+    group: Sequence[Inbound]
+    outcomes: Sequence[Outcome]
+    batch: CommitBatch
+    changes: StatusChanges
+
+
 class Collector:
     """One collector: subscribe, validate, authorize, commit, ack, receipt, export."""
 
@@ -65,7 +76,9 @@ class Collector:
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.ledger: Ledger = ledger or SqliteLedger(settings.ledger.path)
+        self.ledger: Ledger = ledger or SqliteLedger(
+            settings.ledger.path, synchronous=settings.ledger.synchronous
+        )
         self.metrics = metrics or Metrics()
         self._sink = sink
         self.crash_at = crash_at if crash_at is not None else os.environ.get(CRASH_ENV, "")
@@ -171,40 +184,68 @@ class Collector:
     # -- the group commit loop -------------------------------------------------------------
 
     async def _ingest_loop(self) -> None:
+        """Pipeline: group N+1 is processed while group N commits (commits stay in order)."""
         ing = self.settings.ingest
-        while True:
-            if not self._inbox:
-                if self._stop.is_set():
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            if ing.group_commit_ms and len(self._inbox) < ing.max_group_messages:
-                await asyncio.sleep(ing.group_commit_ms / 1000)
-            n = min(len(self._inbox), ing.max_group_messages)
-            group = [self._inbox.popleft() for _ in range(n)]
-            try:
-                await self.handle_group(group)
-            except Exception:
-                # Not acknowledged: the broker redelivers these after a reconnect.
-                log.exception("a group of %d messages could not be handled", len(group))
+        committing: asyncio.Task[CommitResult | None] | None = None
+        try:
+            while True:
+                if not self._inbox:
+                    if committing is not None:
+                        await self._settle(committing)
+                        committing = None
+                        continue
+                    if self._stop.is_set():
+                        return
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                if ing.group_commit_ms and len(self._inbox) < ing.max_group_messages:
+                    await asyncio.sleep(ing.group_commit_ms / 1000)
+                n = min(len(self._inbox), ing.max_group_messages)
+                group = [self._inbox.popleft() for _ in range(n)]
+                try:
+                    prepared = await self.prepare(group)
+                except Exception:
+                    log.exception("a group of %d messages could not be processed", n)
+                    continue
+                if committing is not None:
+                    await self._settle(committing)
+                committing = asyncio.create_task(self.finish(prepared))
+        finally:
+            if committing is not None:
+                await self._settle(committing)
+
+    async def _settle(self, task: asyncio.Task[CommitResult | None]) -> None:
+        try:
+            await task
+        except Exception:
+            # Not acknowledged: the broker redelivers these after a reconnect.
+            log.exception("a group could not be committed")
 
     async def handle_group(self, group: Sequence[Inbound]) -> CommitResult | None:
         """Process, commit, ack and receipt one group of messages."""
+        return await self.finish(await self.prepare(group))
+
+    async def prepare(self, group: Sequence[Inbound]) -> Prepared:
+        """Run the pure stages on a group and build its commit batch."""
         await self._ensure_devices(group)
         now = self.clock.now()
         outcomes = [self._process_one(m, now) for m in group]
         batch, changes = self._build_batch(outcomes)
-        if self.crash_at == "before_commit" and batch.usage:
+        return Prepared(group, outcomes, batch, changes)
+
+    async def finish(self, p: Prepared) -> CommitResult | None:
+        """Commit a prepared group, then acknowledge it and publish its receipts."""
+        if self.crash_at == "before_commit" and p.batch.usage:
             _die()
-        result = await self._commit_with_retry(batch, changes)
+        result = await self._commit_with_retry(p.batch, p.changes)
         if result is None:
             return None
-        if self.crash_at == "after_commit" and batch.usage:
+        if self.crash_at == "after_commit" and p.batch.usage:
             _die()
         if self._link is not None:
-            self._link.ack(group)
-        self._after_commit(group, outcomes, batch, result)
+            self._link.ack(p.group)
+        self._after_commit(p.group, p.outcomes, p.batch, result)
         return result
 
     def _process_one(self, message: Inbound, now: datetime) -> Outcome:

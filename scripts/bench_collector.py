@@ -150,6 +150,7 @@ async def main() -> None:
     ap.add_argument("--rate", type=int, default=1000, help="messages/s for the latency run")
     ap.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
     ap.add_argument("--group-commit-ms", type=int, default=5)
+    ap.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-collector-"))
@@ -159,7 +160,7 @@ async def main() -> None:
     settings: Settings = settings_from_mapping(
         {
             "mqtt": {"url": broker.url, "client_id": "bench-collector"},
-            "ledger": {"path": str(work / "ledger.db")},
+            "ledger": {"path": str(work / "ledger.db"), "synchronous": args.synchronous},
             "ingest": {"group_commit_ms": args.group_commit_ms, "late_window_hours": 48},
             "influx": {"enabled": False},
             "api": {"enabled": False},
@@ -175,6 +176,7 @@ async def main() -> None:
         payloads = make_payloads(devices, args.records, args.batch)
         n_records = len(payloads) * args.batch
         mb = sum(len(p) for _, p in payloads) / 1e6
+        print(f"synchronous={args.synchronous} group_commit_ms={args.group_commit_ms}")
         print(f"queue: {len(payloads)} messages x {args.batch} records = {n_records} records, "
               f"{mb:.1f} MB")  # fmt: skip
         filters = subscriptions(settings.mqtt)
