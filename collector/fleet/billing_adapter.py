@@ -15,9 +15,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import cast
 
-from collector.billing import coupons, ledger, orders, support_cards
+from collector.billing import activations, coupons, ledger, orders, support_cards
 from collector.billing.cart import build_cart
 from collector.billing.errors import (
+    ActivationError,
     BillingError,
     CardExhausted,
     CardExpired,
@@ -26,7 +27,14 @@ from collector.billing.errors import (
 )
 from collector.billing.payments import OfflinePaymentProvider, PaymentProvider
 from collector.billing.price_book import PriceBook
-from collector.fleet.billing_port import Cart, CartLine, Pack, PlacedOrder
+from collector.fleet.billing_port import (
+    Activation,
+    Cart,
+    CartLine,
+    Pack,
+    PlacedOrder,
+    ServiceOffer,
+)
 from collector.fleet.errors import Conflict, InvalidInput
 
 
@@ -34,7 +42,13 @@ from collector.fleet.errors import Conflict, InvalidInput
 def _mapped() -> Iterator[None]:
     try:
         yield
-    except (CardExpired, CardExhausted, CouponAlreadyRedeemed, CouponRateLimited) as exc:
+    except (
+        ActivationError,
+        CardExpired,
+        CardExhausted,
+        CouponAlreadyRedeemed,
+        CouponRateLimited,
+    ) as exc:
         raise Conflict(str(exc)) from exc
     except BillingError as exc:
         raise InvalidInput(str(exc)) from exc
@@ -135,3 +149,142 @@ class BillingAdapter:
             return support_cards.consume_minutes(
                 conn, account_id, code, minutes, now, ticket=ticket_id
             )
+
+    def service_offers(self) -> Sequence[ServiceOffer]:
+        """Every service of the price book with how it is activated."""
+        return [
+            ServiceOffer(s.code, s.name, s.scope, s.activation)
+            for s in sorted(self.book.services.values(), key=lambda s: s.code)
+        ]
+
+    def activations(self, conn: sqlite3.Connection, account_id: str) -> list[Activation]:
+        """The account's activations and requests, newest first."""
+        return [_activation(r) for r in activations.list_activations(conn, account_id)]
+
+    def pending_requests(self, conn: sqlite3.Connection) -> list[Activation]:
+        """Requests of every account awaiting an operator, oldest first."""
+        out: list[Activation] = []
+        for (account_id,) in conn.execute("SELECT id FROM accounts ORDER BY id").fetchall():
+            rows = activations.list_activations(conn, account_id, status="requested")
+            out += [_activation(r) for r in rows]
+        return sorted(out, key=lambda a: a.id)
+
+    def activate(
+        self,
+        conn: sqlite3.Connection,
+        now: datetime,
+        *,
+        account_id: str,
+        service_code: str,
+        subject_kind: str,
+        subject_id: str,
+        actor: str,
+    ) -> int:
+        """Self-service activation from now."""
+        with _mapped():
+            return activations.activate(
+                conn,
+                self.book,
+                account_id=account_id,
+                service_code=service_code,
+                subject_kind=subject_kind,
+                subject_id=subject_id,
+                start=now,
+                actor=actor,
+            )
+
+    def deactivate(
+        self,
+        conn: sqlite3.Connection,
+        now: datetime,
+        *,
+        account_id: str,
+        activation_id: int,
+        actor: str,
+        operator: bool,
+    ) -> None:
+        """End an activation now."""
+        with _mapped():
+            activations.deactivate(
+                conn,
+                account_id=account_id,
+                activation_id=activation_id,
+                end=now,
+                actor=actor,
+                operator=operator,
+            )
+
+    def request_activation(
+        self,
+        conn: sqlite3.Connection,
+        now: datetime,
+        *,
+        account_id: str,
+        service_code: str,
+        subject_kind: str,
+        subject_id: str,
+        actor: str,
+        note: str,
+    ) -> int:
+        """Queue an operator-assisted activation."""
+        with _mapped():
+            return activations.request_activation(
+                conn,
+                self.book,
+                account_id=account_id,
+                service_code=service_code,
+                subject_kind=subject_kind,
+                subject_id=subject_id,
+                now=now,
+                requested_by=actor,
+                note=note,
+            )
+
+    def decide(
+        self,
+        conn: sqlite3.Connection,
+        now: datetime,
+        *,
+        account_id: str,
+        request_id: int,
+        approve: bool,
+        operator: str,
+        note: str,
+    ) -> None:
+        """Approve (active from now) or reject a request."""
+        with _mapped():
+            if approve:
+                activations.approve_request(
+                    conn,
+                    account_id=account_id,
+                    request_id=request_id,
+                    start=now,
+                    operator=operator,
+                    now=now,
+                )
+            else:
+                activations.reject_request(
+                    conn,
+                    account_id=account_id,
+                    request_id=request_id,
+                    operator=operator,
+                    now=now,
+                    note=note,
+                )
+
+
+def _activation(r: activations.ActivationRow) -> Activation:
+    return Activation(
+        id=r.id,
+        account_id=r.account_id,
+        service_code=r.service_code,
+        subject_kind=r.subject_kind,
+        subject_id=r.subject_id,
+        mode=r.mode,
+        status=r.status,
+        start=r.start,
+        end=r.end,
+        requested_by=r.requested_by,
+        decided_by=r.decided_by,
+        note=r.note,
+    )

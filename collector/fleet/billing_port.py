@@ -56,8 +56,97 @@ class PlacedOrder:
     total: Decimal
 
 
+@dataclass(frozen=True, slots=True)
+class ServiceOffer:
+    """A service of the price book as the services page offers it."""
+
+    code: str
+    name: str
+    scope: str  # "device" | "user" | "organization"
+    activation: str  # "self" | "operator"
+
+
+@dataclass(frozen=True, slots=True)
+class Activation:
+    """An activation period or an operator request."""
+
+    id: int
+    account_id: str
+    service_code: str
+    subject_kind: str
+    subject_id: str
+    mode: str
+    status: str
+    start: datetime | None
+    end: datetime | None
+    requested_by: str
+    decided_by: str
+    note: str
+
+
 class Billing(SupportCards, Protocol):
-    """Balance, ledger, coupons, packs and support cards."""
+    """Balance, ledger, coupons, packs, service activations and support cards."""
+
+    def service_offers(self) -> Sequence[ServiceOffer]:
+        """Services that can be activated, self-service or through an operator."""
+
+    def activations(self, conn: sqlite3.Connection, account_id: str) -> list[Activation]:
+        """The account's activations and requests, newest first."""
+
+    def pending_requests(self, conn: sqlite3.Connection) -> list[Activation]:
+        """Operator queue: requests of every account awaiting a decision, oldest first."""
+
+    def activate(
+        self,
+        conn: sqlite3.Connection,
+        now: datetime,
+        *,
+        account_id: str,
+        service_code: str,
+        subject_kind: str,
+        subject_id: str,
+        actor: str,
+    ) -> int:
+        """Self-service activation from now; return its id."""
+
+    def deactivate(
+        self,
+        conn: sqlite3.Connection,
+        now: datetime,
+        *,
+        account_id: str,
+        activation_id: int,
+        actor: str,
+        operator: bool,
+    ) -> None:
+        """End an activation now."""
+
+    def request_activation(
+        self,
+        conn: sqlite3.Connection,
+        now: datetime,
+        *,
+        account_id: str,
+        service_code: str,
+        subject_kind: str,
+        subject_id: str,
+        actor: str,
+        note: str,
+    ) -> int:
+        """Queue an operator-assisted activation; return the request id."""
+
+    def decide(
+        self,
+        conn: sqlite3.Connection,
+        now: datetime,
+        *,
+        account_id: str,
+        request_id: int,
+        approve: bool,
+        operator: str,
+        note: str,
+    ) -> None:
+        """Operator: approve (active from now) or reject a request."""
 
     def balance(self, conn: sqlite3.Connection, account_id: str) -> Decimal:
         """The account's logbit balance."""

@@ -1,4 +1,4 @@
-"""Routes: fleet status, offline rooms, tickets, services page, balance, ledger, cart."""
+"""Routes: fleet status, offline rooms, tickets, balance, ledger, coupons and cart."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 from fastapi import APIRouter
 
-from collector.fleet import services, tickets
+from collector.fleet import tickets
 from collector.fleet.auth import Context, CurrentCaller
 from collector.fleet.rooms import get_room
 from collector.fleet.routes_fleet import room_out
@@ -21,12 +21,7 @@ from collector.fleet.schemas import (
     LedgerOut,
     OrderOut,
     PackOut,
-    RequestStatusIn,
     RoomOut,
-    ServiceRequestIn,
-    ServiceRequestOut,
-    ServiceStateOut,
-    ServiceSwitchIn,
     TicketDetailOut,
     TicketEventOut,
     TicketIn,
@@ -129,98 +124,6 @@ def log_work(ctx: Context, caller: CurrentCaller, ticket_id: str, body: WorkIn) 
             close=body.close,
         )
     return WorkOut(minutes_left=left)
-
-
-@router.get("/accounts/{account_id}/services", tags=["services"], summary="Service switches")
-def list_services(ctx: Context, caller: CurrentCaller, account_id: str) -> list[ServiceStateOut]:
-    """Self-service services per device or user."""
-    with ctx.tx() as conn:
-        caller.require_read(account_id)
-        rows = services.list_services(conn, account_id)
-    return [ServiceStateOut(**{**dict(r), "active": bool(r["active"])}) for r in rows]
-
-
-@router.put("/accounts/{account_id}/services", tags=["services"], summary="Switch a service")
-def switch_service(
-    ctx: Context, caller: CurrentCaller, account_id: str, body: ServiceSwitchIn
-) -> ServiceStateOut:
-    """Activate or deactivate a service for a device or user (self-service)."""
-    with ctx.tx() as conn:
-        caller.require_write(account_id)
-        now = ctx.now()
-        services.set_service(
-            conn,
-            now,
-            account_id,
-            target_kind=body.target_kind,
-            target_id=body.target_id,
-            service=body.service,
-            active=body.active,
-            changed_by=caller.email,
-        )
-    return ServiceStateOut(
-        target_kind=body.target_kind,
-        target_id=body.target_id,
-        service=body.service,
-        active=body.active,
-        changed_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    )
-
-
-@router.get(
-    "/accounts/{account_id}/service-requests", tags=["services"], summary="Operator requests"
-)
-def list_requests(ctx: Context, caller: CurrentCaller, account_id: str) -> list[ServiceRequestOut]:
-    """Operator-assisted activation requests of the account with their status."""
-    with ctx.tx() as conn:
-        caller.require_read(account_id)
-        return [ServiceRequestOut(**dict(r)) for r in services.list_requests(conn, account_id)]
-
-
-@router.post(
-    "/accounts/{account_id}/service-requests",
-    status_code=201,
-    tags=["services"],
-    summary="Ask an operator to activate a service",
-)
-def create_request(
-    ctx: Context, caller: CurrentCaller, account_id: str, body: ServiceRequestIn
-) -> ServiceRequestOut:
-    """Queue an EdgeService, SIM, user or organization activation for an operator."""
-    with ctx.tx() as conn:
-        caller.require_write(account_id)
-        rid = services.request_activation(
-            conn,
-            ctx.now(),
-            account_id,
-            kind=body.kind,
-            details=body.details,
-            requested_by=caller.email,
-        )
-        return ServiceRequestOut(**dict(services.get_request(conn, rid)))
-
-
-@router.get("/operator/service-requests", tags=["services"], summary="Operator queue")
-def operator_queue(ctx: Context, caller: CurrentCaller) -> list[ServiceRequestOut]:
-    """Every request of every account (operators only)."""
-    with ctx.tx() as conn:
-        caller.require_operator()
-        return [ServiceRequestOut(**dict(r)) for r in services.list_requests(conn)]
-
-
-@router.post(
-    "/service-requests/{request_id}/status", tags=["services"], summary="Advance a request"
-)
-def advance_request(
-    ctx: Context, caller: CurrentCaller, request_id: str, body: RequestStatusIn
-) -> ServiceRequestOut:
-    """Move a request to in_progress, done or rejected (operators only)."""
-    with ctx.tx() as conn:
-        row = services.get_request(conn, request_id)
-        caller.require_read(row["account_id"])
-        caller.require_operator()
-        services.advance_request(conn, ctx.now(), request_id, body.status, body.note)
-        return ServiceRequestOut(**dict(services.get_request(conn, request_id)))
 
 
 @router.get("/accounts/{account_id}/balance", tags=["billing"], summary="Logbit balance")

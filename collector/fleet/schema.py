@@ -133,27 +133,6 @@ CREATE TABLE fleet_ticket_events (
     note TEXT NOT NULL,
     minutes INTEGER NOT NULL DEFAULT 0
 );
-CREATE TABLE fleet_service_states (
-    account_id TEXT NOT NULL REFERENCES accounts(id),
-    target_kind TEXT NOT NULL CHECK (target_kind IN ('device', 'user')),
-    target_id TEXT NOT NULL,
-    service TEXT NOT NULL,
-    active INTEGER NOT NULL,
-    changed_at TEXT NOT NULL,
-    changed_by TEXT NOT NULL,
-    PRIMARY KEY (account_id, target_kind, target_id, service)
-);
-CREATE TABLE fleet_service_requests (
-    id TEXT PRIMARY KEY,
-    account_id TEXT NOT NULL REFERENCES accounts(id),
-    kind TEXT NOT NULL,
-    details TEXT NOT NULL DEFAULT '',
-    status TEXT NOT NULL DEFAULT 'queued',
-    requested_by TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    operator_note TEXT NOT NULL DEFAULT ''
-);
 """
 
 

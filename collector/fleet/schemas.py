@@ -299,41 +299,40 @@ class WorkOut(BaseModel):
     minutes_left: int
 
 
-class ServiceSwitchIn(_In):
-    target_kind: Literal["device", "user"]
-    target_id: str = Field(min_length=1, max_length=64)
-    service: Literal["data_ingestion", "vpn", "sim"]
-    active: bool
+class ServiceOfferOut(BaseModel):
+    code: str
+    name: str
+    scope: str
+    activation: str
 
 
-class ServiceStateOut(BaseModel):
-    target_kind: str
-    target_id: str
-    service: str
-    active: bool
-    changed_at: str
+class ActivationIn(_In):
+    service_code: str = Field(min_length=1, max_length=64)
+    subject_kind: Literal["device", "user", "organization"]
+    subject_id: str = Field(min_length=1, max_length=64)
 
 
-class ServiceRequestIn(_In):
-    kind: Literal["edge_service", "sim_activation", "user_services", "organization_services"]
-    details: str = Field(default="", max_length=2000)
-
-
-class ServiceRequestOut(BaseModel):
-    id: str
-    account_id: str
-    kind: str
-    details: str
-    status: str
-    requested_by: str
-    created_at: str
-    updated_at: str
-    operator_note: str
-
-
-class RequestStatusIn(_In):
-    status: Literal["in_progress", "done", "rejected"]
+class ActivationRequestIn(ActivationIn):
     note: str = Field(default="", max_length=2000)
+
+
+class DecisionIn(_In):
+    note: str = Field(default="", max_length=2000)
+
+
+class ActivationOut(BaseModel):
+    id: int
+    account_id: str
+    service_code: str
+    subject_kind: str
+    subject_id: str
+    mode: str
+    status: str
+    start: str | None
+    end: str | None
+    requested_by: str
+    decided_by: str
+    note: str
 
 
 class BalanceOut(BaseModel):

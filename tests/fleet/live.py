@@ -23,7 +23,6 @@ from collector.fleet import (
     devices,
     invitations,
     rooms,
-    services,
     tickets,
     tokens,
 )
@@ -37,6 +36,7 @@ from tests.servers import free_port, wait_port
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "correct-horse-battery"
+PRICE_BOOK = REPO / "deploy" / "pricebook.example.toml"
 
 
 def build_app(database: Database) -> FastAPI:
@@ -50,7 +50,7 @@ def build_app(database: Database) -> FastAPI:
         app,
         FleetContext(
             database=database,
-            billing=BillingAdapter(load_price_book(REPO / "deploy" / "pricebook.example.toml")),
+            billing=BillingAdapter(load_price_book(PRICE_BOOK)),
             base_url="http://127.0.0.1",
         ),
     )
@@ -147,13 +147,29 @@ def seed(db_path: Path, clock: FakeClock) -> World:
             base_url="http://127.0.0.1",
         )
         w.ids["invitation"] = sent.id
-        w.ids["request"] = services.request_activation(
-            conn,
-            now,
-            "acme",
-            kind="sim_activation",
-            details="SIM for gw-acme-1",
-            requested_by="seed",
+        bill = BillingAdapter(load_price_book(PRICE_BOOK))
+        w.ids["activation"] = str(
+            bill.activate(
+                conn,
+                now,
+                account_id="acme",
+                service_code="LOGBOT-VPN",
+                subject_kind="device",
+                subject_id="gw-acme-1",
+                actor="seed",
+            )
+        )
+        w.ids["request"] = str(
+            bill.request_activation(
+                conn,
+                now,
+                account_id="acme",
+                service_code="LOGBOT-SIM",
+                subject_kind="device",
+                subject_id="gw-acme-1",
+                actor="seed",
+                note="SIM for gw-acme-1",
+            )
         )
         w.card = support_cards.issue_card(conn, account_id="acme", purchased_at=now)
         w.coupon = coupons.create_coupons(
@@ -176,7 +192,7 @@ def seed(db_path: Path, clock: FakeClock) -> World:
         w.ids["ticket"] = tickets.open_ticket(
             conn,
             now,
-            BillingAdapter(load_price_book(REPO / "deploy" / "pricebook.example.toml")),
+            BillingAdapter(load_price_book(PRICE_BOOK)),
             _NoStatus(),
             room_id=w.ids["room"],
             subject="seed",

@@ -106,36 +106,47 @@ def test_tickets_need_an_active_card_and_consume_minutes(
 def test_services_page(env: tuple[str, World, FakeClock, Path]) -> None:
     url, w, _, _ = env
     admin, op = Api(url, w.tokens["a_admin"]), Api(url, w.tokens["operator"])
-    body = {"target_kind": "device", "target_id": w.ids["device"], "service": "vpn", "active": True}
-    assert admin("PUT", "/accounts/acme/services", body).status_code == 200
-    body["active"] = False
-    admin("PUT", "/accounts/acme/services", body)
-    user = {
-        "target_kind": "user",
-        "target_id": w.ids["user_a_ro"],
-        "service": "sim",
-        "active": True,
-    }
-    assert admin("PUT", "/accounts/acme/services", user).status_code == 200
-    listed = admin("GET", "/accounts/acme/services").json()
-    assert [(s["target_kind"], s["service"], s["active"]) for s in listed] == [
-        ("device", "vpn", False),
-        ("user", "sim", True),
-    ]
-    req = admin(
-        "POST", "/accounts/acme/service-requests", {"kind": "edge_service", "details": "gw"}
-    )
+    offers = {o["code"]: o["activation"] for o in admin("GET", "/services").json()}
+    assert offers["LOGBOT-VPN"] == "self"
+    assert offers["LOGBOT-EDGE"] == offers["LOGBOT-SIM"] == "operator"
+    dev = w.ids["device"]
+    body = {"service_code": "LOGBOT-DATA", "subject_kind": "device", "subject_id": dev}
+    act = admin("POST", "/accounts/acme/activations", body)
+    assert act.status_code == 201, act.text
+    assert (act.json()["mode"], act.json()["status"]) == ("self", "active")
+    assert admin("POST", "/accounts/acme/activations", body).status_code == 409  # already active
+    off = admin("POST", f"/accounts/acme/activations/{act.json()['id']}/deactivate")
+    assert off.json()["status"] == "ended"
+    # Operator-assisted services cannot be self-activated; they are requested.
+    edge = {"service_code": "LOGBOT-EDGE", "subject_kind": "device", "subject_id": dev}
+    assert admin("POST", "/accounts/acme/activations", edge).status_code == 409
+    org = {"service_code": "LOGBOT-ORG", "subject_kind": "organization", "subject_id": "acme"}
+    req = admin("POST", "/accounts/acme/activation-requests", {**org, "note": "whole company"})
+    assert req.status_code == 201, req.text
+    assert req.json()["status"] == "requested"
+    foreign = {"service_code": "LOGBOT-USER", "subject_kind": "user", "subject_id": "user-nobody"}
+    assert admin("POST", "/accounts/acme/activation-requests", foreign).status_code == 404
+    assert admin("GET", "/operator/activation-requests").status_code == 403
+    queue = op("GET", "/operator/activation-requests").json()
+    assert {q["id"] for q in queue} == {int(w.ids["request"]), req.json()["id"]}
     rid = req.json()["id"]
-    assert req.json()["status"] == "queued"
-    assert admin("GET", "/operator/service-requests").status_code == 403
-    assert rid in {r["id"] for r in op("GET", "/operator/service-requests").json()}
-    assert (
-        op("POST", f"/service-requests/{rid}/status", {"status": "in_progress"}).status_code == 200
+    assert admin("POST", f"/accounts/acme/activation-requests/{rid}/approve", {}).status_code == 403
+    done = op("POST", f"/accounts/acme/activation-requests/{rid}/approve", {})
+    assert (done.json()["status"], done.json()["decided_by"]) == ("active", "staff@logbot.example")
+    no = op(
+        "POST", f"/accounts/acme/activation-requests/{w.ids['request']}/reject", {"note": "no SIM"}
     )
-    done = op("POST", f"/service-requests/{rid}/status", {"status": "done", "note": "activated"})
-    assert (done.json()["status"], done.json()["operator_note"]) == ("done", "activated")
-    again = op("POST", f"/service-requests/{rid}/status", {"status": "rejected"})
-    assert again.status_code == 409
+    assert (no.json()["status"], no.json()["note"]) == ("rejected", "no SIM")
+    assert op("POST", f"/accounts/acme/activation-requests/{rid}/approve", {}).status_code == 409
+    statuses = {
+        a["service_code"]: a["status"] for a in admin("GET", "/accounts/acme/activations").json()
+    }
+    assert statuses == {
+        "LOGBOT-ORG": "active",
+        "LOGBOT-SIM": "rejected",
+        "LOGBOT-DATA": "ended",
+        "LOGBOT-VPN": "active",
+    }
 
 
 def test_invitation_accept_resend_over_http(env: tuple[str, World, FakeClock, Path]) -> None:

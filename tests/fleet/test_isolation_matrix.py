@@ -46,14 +46,18 @@ def sample_bodies(w: World) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/api/v1/accounts/{account_id}/contracts"): {"sku": "SELECT-1Y", "licences": 1},
         ("POST", "/api/v1/rooms/{room_id}/tickets"): {"subject": "s", "card_code": w.card},
         ("POST", "/api/v1/tickets/{ticket_id}/work"): {"minutes": 5, "note": "n"},
-        ("PUT", "/api/v1/accounts/{account_id}/services"): {
-            "target_kind": "device",
-            "target_id": w.ids["device"],
-            "service": "vpn",
-            "active": True,
+        ("POST", "/api/v1/accounts/{account_id}/activations"): {
+            "service_code": "LOGBOT-DATA",
+            "subject_kind": "device",
+            "subject_id": w.ids["device"],
         },
-        ("POST", "/api/v1/accounts/{account_id}/service-requests"): {"kind": "edge_service"},
-        ("POST", "/api/v1/service-requests/{request_id}/status"): {"status": "done"},
+        ("POST", "/api/v1/accounts/{account_id}/activation-requests"): {
+            "service_code": "LOGBOT-EDGE",
+            "subject_kind": "device",
+            "subject_id": w.ids["device"],
+        },
+        ("POST", "/api/v1/accounts/{account_id}/activation-requests/{request_id}/approve"): {},
+        ("POST", "/api/v1/accounts/{account_id}/activation-requests/{request_id}/reject"): {},
         ("POST", "/api/v1/accounts/{account_id}/coupons"): {"code": w.coupon},
         ("POST", "/api/v1/cart/quote"): {"items": [{"sku": "LOGBOT-CREDIT-100", "quantity": 1}]},
         ("POST", "/api/v1/accounts/{account_id}/orders"): {
@@ -79,6 +83,7 @@ def params_of_a(w: World) -> dict[str, str]:
         "invitation_id": w.ids["invitation"],
         "ticket_id": w.ids["ticket"],
         "request_id": w.ids["request"],
+        "activation_id": w.ids["activation"],
         "token_id": w.ids["token"],
         "user_id": w.ids["user_a_ro"],
         "partner_id": "tsp",
@@ -147,13 +152,21 @@ def test_user_of_b_gets_nothing_of_a(live: tuple[str, World, Routes]) -> None:
         ("PUT", f"/api/v1/rooms/{rid}/licence", {"contract_id": w.ids["contract"]}),
         ("POST", f"/api/v1/rooms/{rid}/licence/move", {"to_room_id": w.ids["room2"]}),
         (
-            "PUT",
-            "/api/v1/accounts/globex/services",
+            "POST",
+            "/api/v1/accounts/globex/activations",
             {
-                "target_kind": "device",
-                "target_id": w.ids["device"],
-                "service": "vpn",
-                "active": True,
+                "service_code": "LOGBOT-DATA",
+                "subject_kind": "device",
+                "subject_id": w.ids["device"],
+            },
+        ),
+        (
+            "POST",
+            "/api/v1/accounts/globex/activation-requests",
+            {
+                "service_code": "LOGBOT-USER",
+                "subject_kind": "user",
+                "subject_id": w.ids["user_a_ro"],
             },
         ),
     ):

@@ -141,8 +141,28 @@ def test_portal_end_to_end(tmp_path: Path, browser_page: Page) -> None:
         expect(page.get_by_role("button", name="Pay 136.64 €")).to_be_visible()
         page.screenshot(path=ARTIFACTS / "06-cart.png", full_page=True)
 
+        # Services page: self-service activation, then a request for an operator.
+        page.get_by_role("link", name="Services").click()
+        services = page.get_by_role("table", name="Services of this account")
+        expect(services).to_contain_text("requested")
+        page.get_by_label("Service").first.select_option("LOGBOT-DATA")
+        page.get_by_label("For").first.select_option(label="Device 2214LZ0ABC12")
+        page.get_by_role("button", name="Activate", exact=True).click()
+        expect(page.locator("#status")).to_have_text("Service activated.")
+        expect(
+            services.get_by_role("row", name="data ingestion device 2214lz0abc12")
+        ).to_contain_text("active")
+        page.get_by_label("Service").nth(1).select_option("LOGBOT-EDGE")
+        page.get_by_label("For").nth(1).select_option(label="Device GW-ACME-1")
+        page.get_by_role("button", name="Send request").click()
+        expect(page.locator("#status")).to_have_text("Request sent: an operator will confirm it.")
+        expect(page.get_by_role("table", name="Services of this account")).to_contain_text(
+            "EdgeService"
+        )
+        page.screenshot(path=ARTIFACTS / "07-services.png", full_page=True)
+
         # Device detail with its usage chart.
         page.goto(f"{url}/portal/#device/gw-acme-1")
         expect(page.get_by_role("img", name="Hourly usage of GW-ACME-1")).to_be_visible()
-        page.screenshot(path=ARTIFACTS / "07-device.png", full_page=True)
+        page.screenshot(path=ARTIFACTS / "08-device.png", full_page=True)
         assert external == [], f"the portal fetched outside the collector: {external}"

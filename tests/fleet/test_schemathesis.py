@@ -64,6 +64,7 @@ def _real_ids(w: World) -> dict[str, str]:
         "invitation_id": w.ids["invitation"],
         "ticket_id": w.ids["ticket"],
         "request_id": w.ids["request"],
+        "activation_id": w.ids["activation"],
         "user_id": w.ids["user_a_ro"],
         "partner_id": "tsp",
     }

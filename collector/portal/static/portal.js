@@ -242,31 +242,45 @@ async function viewDevice(id) {
 // ---------- services ----------
 
 async function viewServices() {
-  const [sw, reqs, devices] = await Promise.all([
-    api("GET", `/accounts/${state.account}/services`),
-    api("GET", `/accounts/${state.account}/service-requests`),
-    api("GET", `/accounts/${state.account}/devices`),
+  const acct = state.account;
+  const [offers, acts, devices, users] = await Promise.all([
+    api("GET", "/services"),
+    api("GET", `/accounts/${acct}/activations`),
+    api("GET", `/accounts/${acct}/devices`),
+    api("GET", `/accounts/${acct}/users`),
   ]);
+  const subjects = {
+    device: devices.map((d) => [d.id, "Device " + (d.serial || d.id)]),
+    user: users.map((u) => [u.user_id, "User " + u.email]),
+    organization: [[acct, "The whole organization"]],
+  };
+  const name = new Map(offers.map((o) => [o.code, o.name]));
+  function serviceForm(mode, label, submit) {
+    const choices = offers.filter((o) => o.activation === mode).map((o) => [o.code, `${o.name} (${o.code}, per ${o.scope})`]);
+    return formOf([
+      { name: "service_code", label: "Service", options: choices },
+      { name: "subject_id", label: "For", options: [...subjects.device, ...subjects.user, ...subjects.organization] },
+      ...(mode === "operator" ? [{ name: "note", label: "Details for the operator", multiline: true, optional: true }] : []),
+    ], label, async (v) => {
+      const offer = offers.find((o) => o.code === v.service_code);
+      const kind = subjects.device.some(([id]) => id === v.subject_id) ? "device" : subjects.user.some(([id]) => id === v.subject_id) ? "user" : "organization";
+      if (offer.scope !== kind) throw new Error(`${offer.name} is activated per ${offer.scope}: choose a ${offer.scope}.`);
+      await submit({ service_code: v.service_code, subject_kind: kind, subject_id: v.subject_id, ...(v.note !== undefined ? { note: v.note } : {}) });
+    });
+  }
   page("Services",
-    h("h2", {}, "Self-service"),
-    table(["For", "Service", "Active", "Changed"], sw.map((s) => [`${s.target_kind} ${s.target_id}`, s.service, s.active ? "yes" : "no", when(s.changed_at)])),
-    formOf([
-      { name: "target_id", label: "Device", options: devices.map((d) => [d.id, d.serial || d.id]) },
-      { name: "service", label: "Service", options: [["data_ingestion", "Data ingestion"], ["vpn", "VPN"], ["sim", "SIM"]] },
-      { name: "active", label: "Action", options: [["true", "Activate"], ["false", "Deactivate"]] },
-    ], "Apply", async (v) => {
-      await api("PUT", `/accounts/${state.account}/services`, { target_kind: "device", target_id: v.target_id, service: v.service, active: v.active === "true" });
-      say("Service updated."); viewServices();
-    }, true),
-    h("h2", {}, "Activations with operator support"),
-    table(["Request", "Kind", "Status", "Requested", "Note"], reqs.map((q) => [q.id, q.kind, q.status, when(q.created_at), q.operator_note || "—"])),
-    formOf([
-      { name: "kind", label: "Service", options: [["edge_service", "EdgeService activation"], ["user_services", "Services for users"], ["organization_services", "Services for the organization"], ["sim_activation", "SIM activation"]] },
-      { name: "details", label: "Details", multiline: true, optional: true },
-    ], "Send request", async (v) => {
-      await api("POST", `/accounts/${state.account}/service-requests`, v);
-      say("Request sent to an operator."); viewServices();
-    }));
+    h("h2", {}, "Services per device, user and organization"),
+    table(["Service", "For", "How", "Status", "From", "Until", ""], acts.map((a) => [
+      name.get(a.service_code) || a.service_code, `${a.subject_kind} ${a.subject_id}`, a.mode === "self" ? "self-service" : "operator",
+      a.status, a.start ? when(a.start) : "—", a.end ? when(a.end) : "—",
+      a.status === "active" && a.mode === "self" ? h("button", { type: "button", class: "link", onclick: async () => {
+        try { await api("POST", `/accounts/${acct}/activations/${a.id}/deactivate`); say("Service deactivated."); viewServices(); } catch (err) { say(err.message, true); }
+      } }, "Deactivate") : "",
+    ]), "Services of this account"),
+    h("h2", {}, "Activate a service (self-service)"),
+    serviceForm("self", "Activate", async (b) => { await api("POST", `/accounts/${acct}/activations`, b); say("Service activated."); viewServices(); }),
+    h("h2", {}, "Ask an operator (EdgeService, SIM, user and organization services)"),
+    serviceForm("operator", "Send request", async (b) => { await api("POST", `/accounts/${acct}/activation-requests`, b); say("Request sent: an operator will confirm it."); viewServices(); }));
 }
 
 // ---------- balance, ledger, coupons, cart ----------
