@@ -30,9 +30,10 @@ from collector.billing.ledger import CHARGE_DESCRIPTION, LineIn, account_timezon
 from collector.billing.money import ZERO, to_decimal
 from collector.billing.periods import Month, local_date, month_of, zone
 from collector.billing.price_book import PriceBook
-from collector.billing.rating import Activation, LineKey, RatedLine, Rollup, adjustments, rate_month
+from collector.billing.rating import Activation, LineKey, RatedLine, adjustments, rate_month
+from collector.billing.usage import load_usage
 
-DEFAULT_LOOKBACK = 12
+DEFAULT_LOOKBACK = 3
 _HOUR = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -65,38 +66,47 @@ def load_activations(
     ]
 
 
-def load_rollups(
-    conn: sqlite3.Connection, account_id: str, month: Month, tz: ZoneInfo
-) -> list[Rollup]:
-    """Hourly usage of the account whose hour starts inside the local month."""
-    rows = conn.execute(
-        "SELECT device_id, service, unit, hour, quantity FROM usage_hourly"
-        " WHERE account_id = ? AND hour >= ? AND hour < ?",
-        (account_id, month.start_utc(tz).strftime(_HOUR), month.end_utc(tz).strftime(_HOUR)),
-    )
-    hours: dict[str, datetime] = {}
-    out: list[Rollup] = []
-    for device, service, unit, hour, quantity in rows:
-        instant = hours.get(hour)
-        if instant is None:
-            instant = hours[hour] = parse_ts(hour)
-        out.append(Rollup(device, service, unit, instant, int(quantity)))
-    return out
+def fingerprints(
+    conn: sqlite3.Connection, account_id: str, months: list[Month], tz: ZoneInfo
+) -> dict[Month, str]:
+    """Fingerprints of several months: one scan of usage, one query of activations each.
+
+    A fingerprint changes whenever a month's rating inputs change: usage rows,
+    their summed records and quantities, the count and last change of the
+    activations overlapping it.
+    """
+    if not months:
+        return {}
+    bounds = [(m, m.start_utc(tz).strftime(_HOUR), m.end_utc(tz).strftime(_HOUR)) for m in months]
+    bucket = " ".join(f"WHEN hour >= '{lo}' AND hour < '{hi}' THEN '{m}'" for m, lo, hi in bounds)
+    usage = {
+        str(row[0]): f"u{row[1]}:{row[2]}:{row[3]}"
+        for row in conn.execute(
+            f"SELECT CASE {bucket} END AS month, COUNT(*), COALESCE(SUM(records), 0),"  # noqa: S608 - generated text, no user input
+            " COALESCE(SUM(quantity), 0) FROM usage_hourly"
+            " WHERE account_id = ? AND hour >= ? AND hour < ? GROUP BY 1",
+            (account_id, min(lo for _, lo, _ in bounds), max(hi for _, _, hi in bounds)),
+        )
+        if row[0] is not None
+    }
+    return {
+        m: f"{usage.get(str(m), 'u0:0:0')}/{_activation_fp(conn, account_id, m, tz)}"
+        for m in months
+    }
 
 
 def fingerprint(conn: sqlite3.Connection, account_id: str, month: Month, tz: ZoneInfo) -> str:
-    """A text that changes whenever the month's rating inputs change."""
-    usage = conn.execute(
-        "SELECT COUNT(*), COALESCE(SUM(records), 0), COALESCE(SUM(quantity), 0)"
-        " FROM usage_hourly WHERE account_id = ? AND hour >= ? AND hour < ?",
-        (account_id, month.start_utc(tz).strftime(_HOUR), month.end_utc(tz).strftime(_HOUR)),
-    ).fetchone()
+    """The fingerprint of one month (see ``fingerprints``)."""
+    return fingerprints(conn, account_id, [month], tz)[month]
+
+
+def _activation_fp(conn: sqlite3.Connection, account_id: str, month: Month, tz: ZoneInfo) -> str:
     acts = conn.execute(
         "SELECT COUNT(*), COALESCE(MAX(updated_at), '') FROM activations WHERE account_id = ?"
         " AND start_at < ? AND (end_at IS NULL OR end_at > ?)",
         (account_id, ts(month.end_utc(tz)), ts(month.start_utc(tz))),
     ).fetchone()
-    return f"u{usage[0]}:{usage[1]}:{usage[2]}/a{acts[0]}:{acts[1]}"
+    return f"a{acts[0]}:{acts[1]}"
 
 
 def charged_by_line(
@@ -149,14 +159,13 @@ def close_month(
         if done is not None:
             return done
         with snapshot(conn):
-            current_fp = fingerprint(conn, account_id, month, tz)
-            lines = rate_month(
-                book,
-                month,
-                tz,
-                load_activations(conn, account_id, month, tz),
-                load_rollups(conn, account_id, month, tz),
+            activations = load_activations(conn, account_id, month, tz)
+            rollups, usage_fp = load_usage(
+                conn, book, account_id, month, tz, activations=activations
             )
+            current_fp = f"{usage_fp}/{_activation_fp(conn, account_id, month, tz)}"
+            lines = rate_month(book, month, tz, activations, rollups)
+            del rollups
             late = _late_adjustments(
                 conn, book, account_id=account_id, month=month, tz=tz, lookback=lookback
             )
@@ -237,18 +246,15 @@ def _late_adjustments(
         (account_id, str(oldest), str(month)),
     ).fetchall()
     out: list[tuple[Month, str, str, list[RatedLine]]] = []
+    current_fps = fingerprints(conn, account_id, [Month.parse(text) for text, _ in rows], tz)
     for text, stored in rows:
         closed = Month.parse(text)
-        current = fingerprint(conn, account_id, closed, tz)
+        current = current_fps[closed]
         if current == stored:
             continue
-        rerated = rate_month(
-            book,
-            closed,
-            tz,
-            load_activations(conn, account_id, closed, tz),
-            load_rollups(conn, account_id, closed, tz),
-        )
+        acts = load_activations(conn, account_id, closed, tz)
+        usage, _ = load_usage(conn, book, account_id, closed, tz, activations=acts)
+        rerated = rate_month(book, closed, tz, acts, usage)
         fixes = adjustments(charged_by_line(conn, account_id, closed), rerated, book)
         out.append((closed, stored, current, fixes))
     return out

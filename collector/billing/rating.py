@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from collector.billing.errors import RatingError
@@ -36,11 +37,17 @@ from collector.billing.periods import Month, ddmmyyyy, last_active_day, local_da
 from collector.billing.price_book import PriceBook, PriceVersion, ServiceDef
 
 LineKey = tuple[str, date, date]
+#: What the engine reads: (device, service, unit, hour start in UTC, quantity). ``Rollup``
+#: is the named form; the store passes plain tuples of the same shape.
+UsageRow = tuple[str, str, str, datetime, int]
 
 
-@dataclass(frozen=True, slots=True)
-class Rollup:
-    """Usage of one device, service and unit in one UTC hour (``hour`` = window start)."""
+class Rollup(NamedTuple):
+    """Usage of one device, service and unit in one UTC hour (``hour`` = window start).
+
+    A NamedTuple rather than a dataclass: a month holds millions of them and the
+    store builds them straight from its rows.
+    """
 
     device: str
     service: str
@@ -109,7 +116,7 @@ def rate_month(
     month: Month,
     tz: ZoneInfo,
     activations: Iterable[Activation],
-    rollups: Iterable[Rollup],
+    rollups: Iterable[UsageRow],
 ) -> list[RatedLine]:
     """Rate one account's month; return lines sorted by period and service code."""
     first, last = month.first_day, month.last_day
@@ -135,39 +142,51 @@ def rate_month(
         if act.subject_kind == "device" and svc.covers:
             by_device[act.subject_id].append((act, svc, key))
 
-    for candidates in by_device.values():
+    # Candidates per (device, usage service), best first: highest priority, then earliest.
+    covering: dict[tuple[str, str], list[tuple[datetime, datetime | None, ServiceDef, LineKey]]]
+    covering = defaultdict(list)
+    for device, candidates in by_device.items():
         candidates.sort(key=lambda c: (-c[1].priority, c[0].start, c[0].id))
+        for act, svc, key in candidates:
+            for usage_service in svc.covers:
+                covering[(device, usage_service)].append((act.start, act.end, svc, key))
 
     local_days: dict[datetime, date] = {}
     version_of: dict[tuple[str, date], int] = {}
     defaults: dict[str, tuple[ServiceDef, LineKey]] = {}
-    for rollup in rollups:
-        day = local_days.get(rollup.hour)
+    usage: defaultdict[tuple[LineKey, int, str, str], int] = defaultdict(int)
+    devices: defaultdict[LineKey, set[str]] = defaultdict(set)
+    for device, service, unit, hour, quantity in rollups:
+        day = local_days.get(hour)
         if day is None:
-            day = local_days[rollup.hour] = local_date(rollup.hour, tz)
-        if not first <= day <= last:
-            raise RatingError(f"usage at {rollup.hour.isoformat()} is outside {month}")
-        if rollup.quantity < 0:
-            raise RatingError(f"negative usage quantity for {rollup.device}")
+            day = local_days[hour] = local_date(hour, tz)
+            if not first <= day <= last:
+                raise RatingError(f"usage at {hour.isoformat()} is outside {month}")
+        if quantity < 0:
+            raise RatingError(f"negative usage quantity for {device}")
         target: tuple[ServiceDef, LineKey] | None = None
-        for act, svc, key in by_device.get(rollup.device, ()):
-            if rollup.service in svc.covers and act.active_at(rollup.hour):
+        for since, until, svc, key in covering.get((device, service), ()):
+            if since <= hour and (until is None or hour < until):
                 target = (svc, key)
                 break
         if target is None:
-            target = defaults.get(rollup.service)
+            target = defaults.get(service)
             if target is None:
-                svc = book.default_for(rollup.service)
-                target = defaults[rollup.service] = (svc, (svc.code, first, last))
+                svc = book.default_for(service)
+                target = defaults[service] = (svc, (svc.code, first, last))
         svc, key = target
         vkey = (svc.code, day)
         if vkey in version_of:
             index = version_of[vkey]
         else:
             index = version_of[vkey] = _version_index(svc, day)
-        counts = lines[key]
-        counts.usage[(index, rollup.service, rollup.unit)] += rollup.quantity
-        counts.subjects.add(f"device:{rollup.device}")
+        usage[(key, index, service, unit)] += quantity
+        devices[key].add(device)
+
+    for (key, index, service, unit), quantity in usage.items():
+        lines[key].usage[(index, service, unit)] += quantity
+    for key, names in devices.items():
+        lines[key].subjects.update(f"device:{name}" for name in names)
 
     rated = [_price_line(book.service(key[0]), key, counts, month) for key, counts in lines.items()]
     rated.sort(key=lambda line: (line.period_from, line.period_to, line.service_code))

@@ -1,0 +1,195 @@
+"""Benchmark: month close of one account with N devices x 5 services, from hourly rollups.
+
+Builds a fresh SQLite file (WAL) with the ingest tables and the billing
+schema, N devices each with 5 device services active (LOGBOT-600, -DATA,
+-VPN, -SIM, -EDGE, with staggered start days so there are many ledger
+lines), and usage rollups for data ingestion, VPN and SIM every
+``--every-hours`` hours of the month. Then times ``close_month`` (snapshot
+read + rating + one write transaction), and a second close that re-rates the
+first month after late usage arrives.
+
+    .venv/bin/python scripts/bench_close.py --devices 10000 --every-hours 24
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from collector.billing.close import close_month, load_activations  # noqa: E402
+from collector.billing.db import connect, ts  # noqa: E402
+from collector.billing.periods import Month, zone  # noqa: E402
+from collector.billing.price_book import load_price_book  # noqa: E402
+from collector.billing.usage import load_usage  # noqa: E402
+
+INGEST = """
+CREATE TABLE IF NOT EXISTS accounts (id TEXT PRIMARY KEY, name TEXT, parent_id TEXT,
+    timezone TEXT NOT NULL DEFAULT 'UTC', status TEXT NOT NULL DEFAULT 'active',
+    created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS devices (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, serial TEXT,
+    model TEXT, status TEXT NOT NULL DEFAULT 'active', created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS usage_hourly (account_id TEXT, device_id TEXT, service TEXT,
+    subject TEXT, unit TEXT, hour TEXT, quantity INTEGER NOT NULL, records INTEGER NOT NULL,
+    PRIMARY KEY (account_id, device_id, service, subject, unit, hour));
+CREATE INDEX IF NOT EXISTS usage_hourly_account_hour ON usage_hourly (account_id, hour);
+"""
+# Proposed to ingest (not created by billing): lets a close read usage from the index alone.
+COVERING = (
+    "CREATE INDEX IF NOT EXISTS usage_hourly_billing ON usage_hourly"
+    " (account_id, hour, device_id, service, unit, quantity, records)"
+)
+SERVICES = ["LOGBOT-600", "LOGBOT-DATA", "LOGBOT-VPN", "LOGBOT-SIM", "LOGBOT-EDGE"]
+USAGE = [("data_ingestion", "eth0", "bytes"), ("vpn", "wg0", "bytes"), ("sim", "wwan0", "bytes")]
+
+
+def build(
+    path: Path, devices: int, every: int, month: Month, *, covering: bool, aligned: bool
+) -> int:
+    raw = sqlite3.connect(str(path), isolation_level=None)
+    raw.execute("PRAGMA journal_mode = WAL")
+    raw.executescript(INGEST)
+    raw.close()
+    conn = connect(path)
+    tz = zone("Europe/Rome")
+    start = month.start_utc(tz)
+    end = month.end_utc(tz)
+    conn.execute("BEGIN")
+    conn.execute(
+        "INSERT INTO accounts VALUES ('bench', 'bench', NULL, 'Europe/Rome', 'active',"
+        " '2020-01-01T00:00:00Z')"
+    )
+    conn.executemany(
+        "INSERT INTO devices VALUES (?, 'bench', NULL, 'gateway', 'active',"
+        " '2020-01-01T00:00:00Z')",
+        [(f"gw-{d:05d}",) for d in range(devices)],
+    )
+    acts = []
+    for d in range(devices):
+        for i, code in enumerate(SERVICES):
+            begin = start - timedelta(days=1) if aligned else start + timedelta(days=(d + i) % 28)
+            acts.append(
+                (
+                    "bench",
+                    code,
+                    "device",
+                    f"gw-{d:05d}",
+                    1,
+                    "operator" if code in ("LOGBOT-SIM", "LOGBOT-EDGE") else "self",
+                    "active",
+                    ts(begin),
+                    ts(begin),
+                    ts(begin),
+                )
+            )
+    conn.executemany(
+        "INSERT INTO activations (account_id, service_code, subject_kind, subject_id, seats, mode,"
+        " status, start_at, requested_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        acts,
+    )
+    hours = []
+    t = start
+    while t < end:
+        hours.append(t.strftime("%Y-%m-%dT%H:00:00Z"))
+        t += timedelta(hours=every)
+    rows = 0
+    batch = []
+    for d in range(devices):
+        dev = f"gw-{d:05d}"
+        for service, subject, unit in USAGE:
+            for h in hours:
+                batch.append(("bench", dev, service, subject, unit, h, 1_000_000 + d, 3))
+        if len(batch) > 100_000:
+            conn.executemany("INSERT INTO usage_hourly VALUES (?, ?, ?, ?, ?, ?, ?, ?)", batch)
+            rows += len(batch)
+            batch = []
+    conn.executemany("INSERT INTO usage_hourly VALUES (?, ?, ?, ?, ?, ?, ?, ?)", batch)
+    rows += len(batch)
+    conn.execute("COMMIT")
+    if covering:
+        conn.execute(COVERING)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return rows
+
+
+@contextmanager
+def timed(label: str) -> Iterator[None]:
+    """Print wall and CPU seconds of a block."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    yield
+    print(
+        f"{label}: {time.perf_counter() - wall:.2f} s wall, {time.process_time() - cpu:.2f} s CPU"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--every-hours", type=int, default=24, help="one rollup per N hours")
+    parser.add_argument("--db", type=Path, default=None, help="keep the database here")
+    parser.add_argument(
+        "--covering-index", action="store_true", help="add the proposed covering index"
+    )
+    parser.add_argument(
+        "--aligned",
+        action="store_true",
+        help="all services active before the month (few breakpoints: SQL aggregation path)",
+    )
+    args = parser.parse_args()
+    book = load_price_book(ROOT / "deploy" / "pricebook.example.toml")
+    month = Month(2023, 5)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.db or Path(tmp) / "bench.db"
+        t0 = time.perf_counter()
+        count = build(
+            path,
+            args.devices,
+            args.every_hours,
+            month,
+            covering=args.covering_index,
+            aligned=args.aligned,
+        )
+        t1 = time.perf_counter()
+        print(
+            f"setup: {args.devices} devices x {len(SERVICES)} services, {count} usage rollups"
+            f" in {t1 - t0:.1f} s"
+        )
+        conn = connect(path)
+        tz = zone("Europe/Rome")
+        with timed("read usage (segment-aggregated in SQLite)"):
+            acts = load_activations(conn, "bench", month, tz)
+            rows, _ = load_usage(conn, book, "bench", month, tz, activations=acts)
+        print(f"  -> {len(rows)} rows for the rating engine")
+        now = datetime(2023, 6, 1, 1, 55, tzinfo=UTC)
+        with timed(f"close {month}"):
+            result = close_month(conn, book, "bench", month, now)
+        print(f"  -> {len(result.lines)} ledger lines, total {result.total} logbit")
+        with timed("repeat close (idempotent)"):
+            close_month(conn, book, "bench", month, now)
+        conn.execute(
+            "INSERT INTO usage_hourly VALUES ('bench', 'gw-00000', 'sim', 'late', 'bytes',"
+            " '2023-05-20T10:00:00Z', 5000000000, 1)"
+        )
+        with timed(f"close {month.next()} + re-rate {month} after late usage"):
+            june = close_month(
+                conn, book, "bench", month.next(), datetime(2023, 7, 1, 2, tzinfo=UTC)
+            )
+        print(f"  -> {len(june.adjustments)} adjustment line(s)")
+        print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (2 cores shared)")
+        conn.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
