@@ -20,8 +20,10 @@ and may be dropped oldest-first under a byte cap.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -150,18 +152,24 @@ class Outbox:
         """Close the database (after a checkpoint, so the WAL stays small)."""
         async with self._lock:
             try:
+                if self._db.in_transaction:
+                    await self._db.execute("ROLLBACK")
                 await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                log.warning("outbox.checkpoint_failed", extra={"kv": {"error": str(exc)}})
             finally:
                 await self._db.close()
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
             try:
+                # Shielded: a cancel must not leave a BEGIN behind without its ROLLBACK.
+                await asyncio.shield(self._db.execute("BEGIN IMMEDIATE"))
                 yield self._db
             except BaseException:
-                await asyncio.shield(self._db.execute("ROLLBACK"))
+                with contextlib.suppress(sqlite3.Error):
+                    await asyncio.shield(self._db.execute("ROLLBACK"))
                 raise
             # Once COMMIT is queued it happens; do not let a cancel hide that.
             await asyncio.shield(self._db.execute("COMMIT"))

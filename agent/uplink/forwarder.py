@@ -105,7 +105,8 @@ class Forwarder:
             if not worked:
                 timeout = self._next_deadline_in()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
 
     def _next_deadline_in(self) -> float:
         now = self._clock.monotonic()

@@ -38,7 +38,8 @@ class HealthSender:
             batch = await self._outbox.health_next(self._window)
             if not batch:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), 5.0)
+                    async with asyncio.timeout(5.0):
+                        await self._wake.wait()
                 continue
             futures = [
                 (hid, self._link.publish(Kind.HEALTH, body, want_ack=True)) for hid, body in batch

@@ -162,7 +162,8 @@ class MqttLink:
         self._connack = self._loop.create_future()
         await self._loop.run_in_executor(None, self._blocking_connect, b.host, b.port, b.keepalive)
         try:
-            rc = await asyncio.wait_for(self._connack, timeout=max(10.0, b.keepalive))
+            async with asyncio.timeout(max(10.0, b.keepalive)):
+                rc = await self._connack
         except TimeoutError:
             self._drop_socket()
             raise
@@ -191,13 +192,15 @@ class MqttLink:
             fut = self.publish(Kind.STATUS, offline, retain=True, want_ack=True)
             if fut is not None:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(fut, grace)
+                    async with asyncio.timeout(grace):
+                        await fut
         # A DISCONNECT makes the broker discard the will (MQTT 3.1.1 §3.14.4).
         with contextlib.suppress(Exception):
             self.client.disconnect()
         if self._sock is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closed.wait(), grace)
+                async with asyncio.timeout(grace):
+                    await self._closed.wait()
         self._mark_down()
 
     # -- paho callbacks (on the loop thread, except socket_open during connect) --

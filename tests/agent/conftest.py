@@ -54,9 +54,9 @@ def wait_until(pred: Callable[[], bool], timeout: float = 20.0, what: str = "") 
     raise AssertionError(f"timed out waiting for {what or pred}")
 
 
-async def await_until(pred: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
+async def await_until(pred: Callable[[], bool], limit: float = 20.0, what: str = "") -> None:
     """Like wait_until, for coroutines: polls without blocking the event loop."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if pred():
             return
@@ -73,7 +73,7 @@ class TestCollector:
         host, port = url.removeprefix("mqtt://").split(":")
         self.account = account
         self.received: list[tuple[str, str, int]] = []  # (device, epoch, seq) incl. duplicates
-        self.messages: dict[Kind, list[bytes]] = {}
+        self.messages: dict[Kind, list[tuple[str, bytes]]] = {}
         self.receipting = True
         self.lock = threading.Lock()
         self.client = mqtt.Client(
@@ -99,7 +99,7 @@ class TestCollector:
     def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         topic = Topic.parse(msg.topic)
         with self.lock:
-            self.messages.setdefault(topic.kind, []).append(bytes(msg.payload))
+            self.messages.setdefault(topic.kind, []).append((topic.device, bytes(msg.payload)))
         if topic.kind not in (Kind.USAGE, Kind.DATA):
             return
         try:
@@ -126,9 +126,10 @@ class TestCollector:
             str(Topic(topic.account, topic.device, Kind.RECEIPT)), encode(receipt), qos=1
         )
 
-    def of_kind(self, kind: Kind) -> list[bytes]:
+    def of_kind(self, kind: Kind, device: str | None = None) -> list[bytes]:
+        """Payloads received on ``kind`` topics (of ``device`` only, if given)."""
         with self.lock:
-            return list(self.messages.get(kind, []))
+            return [p for d, p in self.messages.get(kind, []) if device in (None, d)]
 
     def ids(self) -> list[tuple[str, str, int]]:
         with self.lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -90,7 +91,7 @@ def test_sigkill_at_random_moments(tmp_path: Path) -> None:
     for subject in ("a", "b"):
         windows = sorted((s, e) for _, subj, s, e in rows if subj == subject)
         assert windows, subject
-        for (_, end), (start, _) in zip(windows, windows[1:], strict=False):
+        for (_, end), (start, _) in itertools.pairwise(windows):
             assert start == end, f"{subject}: gap or overlap at {datetime.fromtimestamp(end / 1e6)}"
         state_row = db.execute(
             "SELECT value FROM meter_state WHERE key = ?", (f"synthetic/synthetic/{subject}",)

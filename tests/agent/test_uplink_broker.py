@@ -65,7 +65,8 @@ async def test_records_leave_outbox_only_on_receipt_and_are_resent(
     await await_until(lambda: meter.committed >= 30, what="30 committed")
     meter.stop.set()
     await await_until(lambda: len(collector.ids()) >= meter.committed, what="all sent once")
-    assert agent.outbox is not None and agent.forwarder is not None
+    assert agent.outbox is not None
+    assert agent.forwarder is not None
     # Received by the collector but not receipted: still in the outbox ...
     assert agent.outbox.depth().usage == meter.committed
     # ... and sent again once the receipt is overdue.
@@ -109,7 +110,8 @@ async def test_broker_outage_loses_nothing(
     await await_until(lambda: agent.link.connected, what="agent reconnects")
     await asyncio.sleep(1)
     meter.stop.set()
-    assert agent.outbox is not None and agent.forwarder is not None
+    assert agent.outbox is not None
+    assert agent.forwarder is not None
     await await_until(lambda: agent.outbox.depth().usage == 0, 30, "backlog receipted")
     agent.request_stop()
     await asyncio.wait_for(task, 20)
@@ -158,12 +160,11 @@ def test_last_will_published_when_agent_dies(
     keepalive = 5
 
     def last_state() -> str:
-        statuses = collector.of_kind(Kind.STATUS)
+        statuses = collector.of_kind(Kind.STATUS, device)
         return decode(Status, statuses[-1]).state if statuses else ""
 
     for n, how in enumerate((signal.SIGKILL, signal.SIGSTOP)):
         device = f"{unique_id}-{n}"
-        collector.messages.clear()
         cfg = tmp_path / f"{device}.toml"
         _write_config(cfg, mosquitto.url, device, tmp_path / device, keepalive)
         proc = _agent_process(cfg, tmp_path / f"{device}.log")
@@ -177,6 +178,6 @@ def test_last_will_published_when_agent_dies(
         finally:
             proc.kill()
             proc.wait(10)
-        status = decode(Status, collector.of_kind(Kind.STATUS)[-1])
+        status = decode(Status, collector.of_kind(Kind.STATUS, device)[-1])
         assert status.reason == "connection lost"
         assert elapsed <= 1.5 * keepalive + 1.0, f"{how.name}: offline after {elapsed:.1f} s"

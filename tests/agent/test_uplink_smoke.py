@@ -36,7 +36,7 @@ async def test_records_flow_and_leave_outbox_on_receipt(
     await await_until(lambda: len(collector.ids()) >= 100, 20, "100 records")
     agent.request_stop()
     await asyncio.wait_for(task, 20)
-    statuses = [decode(Status, p) for p in collector.of_kind(Kind.STATUS)]
+    statuses = [decode(Status, p) for p in collector.of_kind(Kind.STATUS, unique_id)]
     assert statuses[0].state == "online"
     assert statuses[-1].state == "offline"
     assert statuses[-1].reason == "stopped"

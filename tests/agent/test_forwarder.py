@@ -1,0 +1,154 @@
+"""The forwarder on a fake link: bounded memory, order, receipts, data batches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from agent.config import UplinkSettings
+from agent.meters.base import UsageSample
+from agent.outbox import Outbox
+from agent.system import SystemClock
+from agent.uplink.forwarder import Forwarder
+from agent.uplink.link import FakeLink
+from protocols import (
+    MAX_MESSAGE_BYTES,
+    DataBatch,
+    DataPoint,
+    Kind,
+    Receipt,
+    Service,
+    Unit,
+    UsageBatch,
+    decode,
+)
+from tests.agent.conftest import await_until
+
+T0 = datetime(2026, 5, 24, 10, 0, tzinfo=UTC)
+
+
+def samples(n: int, subject: str = "wg0") -> list[UsageSample]:
+    return [
+        UsageSample(
+            "vpn",
+            Service.VPN,
+            subject,
+            T0 + timedelta(seconds=i),
+            T0 + timedelta(seconds=i + 1),
+            1,
+            Unit.BYTES,
+        )
+        for i in range(n)
+    ]
+
+
+def sent_seqs(link: FakeLink) -> list[int]:
+    out: list[int] = []
+    for p in link.sent:
+        if p.kind == Kind.USAGE:
+            out += [r.seq for r in decode(UsageBatch, p.payload).records]
+        elif p.kind == Kind.DATA:
+            out.append(decode(DataBatch, p.payload).seq)
+    return out
+
+
+async def start(
+    tmp_path: Path, **uplink: float
+) -> tuple[Outbox, FakeLink, Forwarder, asyncio.Task[None]]:
+    box = await Outbox.open(tmp_path / "o.db", SystemClock())
+    link = FakeLink()
+    link.connect(at=-100.0)
+    settings = UplinkSettings(**uplink)  # type: ignore[arg-type]
+    fwd = Forwarder(box, link, settings, "gw-1", clock=SystemClock())
+    return box, link, fwd, asyncio.create_task(fwd.run())
+
+
+async def stop(box: Outbox, task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await box.close()
+
+
+async def test_inflight_window_bounds_memory_and_keeps_order(tmp_path: Path) -> None:
+    box, link, fwd, task = await start(
+        tmp_path, batch_size=100, max_inflight=300, receipt_timeout=60.0, rate_limit=0.0
+    )
+    await box.append_usage(samples(2000), "b")
+    await await_until(lambda: fwd.inflight == 300, 10, "window full")
+    await asyncio.sleep(0.2)
+    assert sent_seqs(link) == list(range(1, 301))  # nothing beyond the window, in order
+    receipt = Receipt(device="gw-1", ts=T0, epoch=box.epoch, ranges=[(1, 150)])
+    assert await fwd.on_receipt(receipt) == 150
+    await await_until(lambda: len(sent_seqs(link)) == 450, 10, "window refilled")
+    assert sent_seqs(link) == list(range(1, 451))
+    assert box.depth().usage == 1850
+    await stop(box, task)
+
+
+async def test_foreign_epoch_receipt_changes_nothing(tmp_path: Path) -> None:
+    box, _, fwd, task = await start(tmp_path, receipt_timeout=60.0)
+    await box.append_usage(samples(10), "b")
+    await await_until(lambda: fwd.inflight == 10, 10, "sent")
+    receipt = Receipt(device="gw-1", ts=T0, epoch="0123456789abcdef", ranges=[(1, 10)])
+    assert await fwd.on_receipt(receipt) == 0
+    assert box.depth().usage == 10
+    assert fwd.inflight == 10
+    await stop(box, task)
+
+
+async def test_rejected_records_are_deleted_and_counted(tmp_path: Path) -> None:
+    box, _, fwd, task = await start(tmp_path, receipt_timeout=60.0)
+    await box.append_usage(samples(10), "b")
+    await await_until(lambda: fwd.inflight == 10, 10, "sent")
+    receipt = decode(
+        Receipt,
+        b'{"type":"receipt","v":1,"device":"gw-1","ts":"2026-05-24T10:00:00Z","epoch":"'
+        + box.epoch.encode()
+        + b'","ranges":[[1,8]],"rejected":[[9,10,"future_timestamp"]]}',
+    )
+    assert await fwd.on_receipt(receipt) == 10
+    assert box.depth().usage == 0
+    assert fwd.inflight == 0
+    assert fwd.stats.rejected_reasons == {"future_timestamp": 1}
+    await stop(box, task)
+
+
+async def test_data_and_usage_share_the_sequence(tmp_path: Path) -> None:
+    box, link, fwd, task = await start(tmp_path, receipt_timeout=60.0)
+    await box.append_usage(samples(2), "b")
+    point = DataPoint(measurement="t", fields={"v": 1.5}, tags={"s": "a"}, ts=5)
+    import msgspec
+
+    await box.append_data("plc", msgspec.json.encode([point]), 40)
+    await box.append_usage(samples(1, "wg1"), "b")
+    await await_until(lambda: fwd.inflight == 4, 10, "sent")
+    assert sent_seqs(link) == [1, 2, 3, 4]
+    data = decode(DataBatch, link.of_kind(Kind.DATA)[0])
+    assert (data.epoch, data.seq, data.stream, data.points) == (box.epoch, 3, "plc", [point])
+    await stop(box, task)
+
+
+async def test_oversize_batches_are_split(tmp_path: Path) -> None:
+    box, link, fwd, task = await start(
+        tmp_path, batch_size=5000, max_inflight=5000, receipt_timeout=60.0, rate_limit=0.0
+    )
+    await box.append_usage(samples(3000, "x" * 120), "b" * 64)
+    await await_until(lambda: fwd.inflight == 3000, 10, "sent")
+    assert len(link.of_kind(Kind.USAGE)) > 1
+    assert all(len(p) <= MAX_MESSAGE_BYTES for p in link.of_kind(Kind.USAGE))
+    assert sorted(sent_seqs(link)) == list(range(1, 3001))
+    await stop(box, task)
+
+
+async def test_nothing_is_sent_while_disconnected(tmp_path: Path) -> None:
+    box, link, fwd, task = await start(tmp_path, receipt_timeout=60.0)
+    link.disconnect()
+    await box.append_usage(samples(5), "b")
+    await asyncio.sleep(0.3)
+    assert link.sent == []
+    link.connect(at=-100.0)
+    await await_until(lambda: fwd.inflight == 5, 10, "sent after connect")
+    await stop(box, task)
