@@ -11,13 +11,17 @@ from agent.health import FakeProbe, HealthReporter, PsutilStats
 from agent.outbox import Outbox
 from agent.system import FakeClock
 from protocols import HealthReport, ModemHealth, decode, encode
+from tests.agent.conftest import await_until
 
 T0 = datetime(2026, 5, 24, 10, 0, tzinfo=UTC)
 
 
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
 async def test_psutil_probe_gives_a_valid_report(tmp_path: Path) -> None:
     stats = PsutilStats()
-    boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    boot = (await asyncio.to_thread(BOOT_ID.read_text)).strip()
     assert stats.boot_id() == boot
     assert "lo" in stats.net_counters()
     box = await Outbox.open(tmp_path / "o.db", FakeClock(T0))
@@ -46,8 +50,7 @@ async def test_reporter_stores_snapshots_with_modem_depth_and_counters(tmp_path:
         counters=lambda: {"receipted": 7},
     )
     task = asyncio.create_task(reporter.run())
-    while box.depth().health < 3:
-        await asyncio.sleep(0.01)
+    await await_until(lambda: box.depth().health >= 3, 10, "three snapshots")
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
