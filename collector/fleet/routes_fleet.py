@@ -34,7 +34,7 @@ from collector.fleet.schemas import (
     SiteOut,
     UsagePointOut,
 )
-from collector.fleet.status import RoomStatus, classify, room_status
+from collector.fleet.status import RoomStatus, classify, room_status, room_status_history
 from protocols.topics import PREFIX, VERSION
 
 router = APIRouter(tags=["fleet"])
@@ -108,7 +108,7 @@ def register_device(
         return _device_out(conn, devices.get_device(conn, did))
 
 
-@router.get("/devices/{device_id}", summary="Device detail")
+@router.get("/devices/{device_id}/fleet", summary="Device detail: room, status, coverage")
 def get_device(ctx: Context, caller: CurrentCaller, device_id: str) -> DeviceDetailOut:
     """A device with its status, placement history and warranty coverage."""
     with ctx.tx() as conn:
@@ -155,7 +155,7 @@ def revoke_credentials(ctx: Context, caller: CurrentCaller, device_id: str) -> R
     return Response(status_code=204)
 
 
-@router.get("/devices/{device_id}/usage", summary="Hourly usage of a device")
+@router.get("/devices/{device_id}/usage/hourly", summary="Hourly usage of a device")
 def device_usage(
     ctx: Context,
     caller: CurrentCaller,
@@ -217,7 +217,10 @@ def list_rooms(ctx: Context, caller: CurrentCaller, account_id: str) -> list[Roo
 
 @router.get("/rooms/{room_id}", summary="Room detail")
 def get_room(ctx: Context, caller: CurrentCaller, room_id: str) -> RoomDetailOut:
-    """A room with status, placement and licence history and 7-day usage."""
+    """A room with status, placement, licence and status history and 7-day usage.
+
+    Usage and status changes count for the room the device was in at the time.
+    """
     with ctx.tx() as conn:
         caller.require_read(_room_account(conn, room_id))
         base = room_out(conn, _status_of(ctx, conn, room_id))
@@ -228,6 +231,7 @@ def get_room(ctx: Context, caller: CurrentCaller, room_id: str) -> RoomDetailOut
             placements=_placements(rooms.placement_history(conn, room_id=room_id)),
             licence_history=[dict(r) for r in contracts.licence_history(conn, room_id)],
             usage_7d=[dict(r) for r in usage],
+            status_history=[dict(r) for r in room_status_history(conn, room_id)],
         )
 
 

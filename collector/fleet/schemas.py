@@ -213,6 +213,7 @@ class RoomDetailOut(RoomOut):
     placements: list[PlacementOut]
     licence_history: list[dict[str, str | None]]
     usage_7d: list[dict[str, Any]]
+    status_history: list[dict[str, Any]]
 
 
 class AssignIn(_In):

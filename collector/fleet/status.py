@@ -153,3 +153,17 @@ def room_status(
         )
     state = worst([str(x["state"]) for x in details])
     return RoomStatus(room["id"], room["name"], room["site_name"], state, tuple(details))
+
+
+def room_status_history(
+    conn: sqlite3.Connection, room_id: str, limit: int = 50
+) -> list[sqlite3.Row]:
+    """Device status changes attributed to a room: those made while the device was in it."""
+    return conn.execute(
+        "SELECT t.subject AS device_id, d.serial, t.state, t.at, t.reason"
+        " FROM status_transitions t JOIN fleet_device_rooms p ON p.device_id = t.subject"
+        " JOIN devices d ON d.id = t.subject"
+        " WHERE t.subject_kind = 'device' AND p.room_id = ? AND t.at >= p.since"
+        " AND (p.until IS NULL OR t.at < p.until) ORDER BY t.at DESC, t.id DESC LIMIT ?",
+        (room_id, limit),
+    ).fetchall()

@@ -221,7 +221,7 @@ def test_tokens_and_credentials(env: tuple[str, World, FakeClock, Path]) -> None
     cred = admin("POST", f"/devices/{w.ids['device']}/credentials").json()
     assert cred["topic_prefix"] == f"lb/v1/acme/{w.ids['device']}/"
     assert len(cred["password"]) >= 32
-    assert admin("GET", f"/devices/{w.ids['device']}").json()["has_credentials"] is True
+    assert admin("GET", f"/devices/{w.ids['device']}/fleet").json()["has_credentials"] is True
     # Sessions expire after 12 hours.
     login = Api(url, None)(
         "POST", "/auth/login", {"email": "admin@acme.example", "password": "correct-horse-battery"}

@@ -9,6 +9,7 @@ import pytest
 
 from collector.fleet import access, devices, invitations, mail, rooms
 from collector.fleet.errors import Conflict, Gone, NotFound, Unauthorized
+from collector.fleet.status import room_status_history
 from collector.fleet.tokens import sign_in
 from tests.fleet.conftest import FakeClock
 
@@ -49,6 +50,17 @@ def test_moves_keep_history_and_attribute_usage(conn: sqlite3.Connection, clock:
         ("Borealis", None),
     ]
     assert rooms.room_at(conn, dev, "2026-05-04T10:30:00Z") == a
+    # Status changes count for the room the device was in at the time.
+    for at, st in (("2026-05-04T10:00:00Z", "offline"), ("2026-05-04T12:00:00Z", "online")):
+        conn.execute(
+            "INSERT INTO status_transitions (subject_kind, account_id, subject, state, at)"
+            " VALUES ('device', 'acme', ?, ?, ?)",
+            (dev, st, at),
+        )
+    assert [(e["state"], e["at"]) for e in room_status_history(conn, a)] == [
+        ("offline", "2026-05-04T10:00:00Z")
+    ]
+    assert [e["state"] for e in room_status_history(conn, b)] == ["online"]
     assert rooms.current_room(conn, dev) == b
 
 

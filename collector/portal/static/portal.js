@@ -202,6 +202,8 @@ async function viewRoom(id) {
     ]), "Devices in this room"),
     h("h2", {}, "Usage, last 7 days"),
     r.usage_7d.length ? table(["Service", "Unit", "Quantity"], r.usage_7d.map((u) => [u.service, u.unit, u.quantity])) : h("p", { class: "muted" }, "No usage."),
+    h("h2", {}, "Status changes in this room"),
+    r.status_history.length ? table(["When", "Device", "State", "Reason"], r.status_history.map((e) => [when(e.at), e.serial || e.device_id, e.state, e.reason || "—"]), "Status changes in this room") : h("p", { class: "muted" }, "No status changes recorded."),
     h("h2", {}, "Device moves"),
     table(["Serial", "Since", "Until"], r.placements.map((p) => [p.serial, when(p.since), p.until ? when(p.until) : "now"])),
   ];
@@ -222,8 +224,8 @@ async function viewRoom(id) {
 }
 
 async function viewDevice(id) {
-  const d = await api("GET", "/devices/" + id);
-  const usage = await api("GET", `/devices/${id}/usage?hours=168`);
+  const d = await api("GET", `/devices/${id}/fleet`);
+  const usage = await api("GET", `/devices/${id}/usage/hourly?hours=168`);
   const byHour = new Map();
   for (const u of usage) byHour.set(u.hour, (byHour.get(u.hour) || 0) + u.quantity);
   const points = [...byHour.entries()].map(([hour, value]) => ({ hour, value }));

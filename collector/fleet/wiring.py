@@ -1,0 +1,57 @@
+"""Attach the fleet API context and the portal to the collector's FastAPI app.
+
+``create_app(..., extra_routers=[collector.fleet.routes.router])`` mounts the
+routes under ``/api/v1``; :func:`attach` then gives them their context
+(database, billing, mail, status source) and serves the portal at
+``/portal/``. It also authenticates the ingest routes: their
+``require_principal`` hook is overridden with the fleet's bearer-token
+caller, so they see exactly the caller's accounts (operators: all).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from collector.api.deps import Principal, require_principal
+from collector.fleet.auth import CurrentCaller
+from collector.fleet.context import FleetContext, install
+from collector.fleet.db import Database
+
+
+def fleet_principal(caller: CurrentCaller) -> Principal:
+    """The ingest routes' principal from the fleet's authenticated caller."""
+    return Principal(caller.email, None if caller.is_operator else caller.readable)
+
+
+def attach(
+    app: FastAPI,
+    *,
+    db_path: str | Path,
+    price_book: str | Path | None = None,
+    base_url: str = "http://127.0.0.1:8080",
+    stale_after: timedelta = timedelta(minutes=10),
+    portal: bool = True,
+) -> FleetContext:
+    """Install the fleet context (billing from ``price_book`` if given) and the portal."""
+    billing = None
+    if price_book is not None:
+        from collector.billing.price_book import load_price_book
+        from collector.fleet.billing_adapter import BillingAdapter
+
+        billing = BillingAdapter(load_price_book(price_book))
+    ctx = FleetContext(
+        database=Database(Path(db_path)),
+        billing=billing,
+        base_url=base_url,
+        stale_after=stale_after,
+    )
+    install(app, ctx)
+    app.dependency_overrides[require_principal] = fleet_principal
+    if portal:
+        from collector.portal import mount
+
+        mount(app)
+    return ctx
