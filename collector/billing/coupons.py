@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import sqlite3
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ CODE_CHARS = 16
 PREFIX = "LBC"
 MAX_FAILURES = 5
 WINDOW = timedelta(minutes=15)
+log = logging.getLogger(__name__)
 _FIXES = str.maketrans({"O": "0", "I": "1", "L": "1"})
 
 
@@ -142,6 +144,7 @@ def redeem(conn: sqlite3.Connection, *, account_id: str, code: str, now: datetim
             ),
         )
     if error is not None:
+        log.warning("coupon redemption refused for %s (…%s): %s", account_id, hint, error.reason)
         raise error
     assert result is not None
     return result

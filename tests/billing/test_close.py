@@ -265,3 +265,39 @@ def test_two_connections_closing_at_once_charge_once(
     created = sorted(getattr(r, "created") for r in results)  # noqa: B009
     assert created == [False, True]
     assert len(ledger.entries(db, "acme")) == 1
+
+
+def test_dst_day_and_month_end_after_dst(db: sqlite3.Connection, book: PriceBook) -> None:
+    # 29/10/2023 lasts 25 hours in Rome; 31/10 23:00 local is 22:00 UTC (winter time).
+    add_account(db, "acme")
+    add_device(db, "acme", "gw-1")
+    dst_day = datetime(2023, 10, 28, 22, tzinfo=UTC)  # 29/10 00:00 local (+02:00)
+    for h in range(25):
+        add_usage(
+            db,
+            account="acme",
+            device="gw-1",
+            service="data_ingestion",
+            hour=dst_day + timedelta(hours=h),
+            quantity=10**9,
+        )
+    assert (dst_day + timedelta(hours=25)).astimezone(ROME).day == 30
+    add_usage(
+        db,
+        account="acme",
+        device="gw-1",
+        service="data_ingestion",
+        hour=datetime(2023, 10, 31, 22, 59, 59, tzinfo=UTC),
+        quantity=10**9,
+    )  # 23:59 local
+    add_usage(
+        db,
+        account="acme",
+        device="gw-1",
+        service="data_ingestion",
+        hour=datetime(2023, 10, 31, 23, 0, tzinfo=UTC),
+        quantity=10**9,
+    )  # 01/11 00:00 local
+    october = close_month(db, book, "acme", Month(2023, 10), rome(2023, 11, 1, 0, 30))
+    november = close_month(db, book, "acme", Month(2023, 11), rome(2023, 12, 1, 0, 30))
+    assert (october.total, november.total) == (2 * 26, 2 * 1)
