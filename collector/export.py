@@ -106,6 +106,7 @@ class Exporter:
         self.metrics = metrics
         self.wake = asyncio.Event()
         self.failures = 0
+        self._lag_checked = float("-inf")
 
     async def run(self, stop: asyncio.Event) -> None:
         """Export until ``stop`` is set (then one last attempt without waiting)."""
@@ -142,6 +143,11 @@ class Exporter:
         return len(rows)
 
     async def _update_lag(self) -> None:
+        # Counting a large backlog is O(n): refresh the gauges at most once a second.
+        mono = self.clock.monotonic()
+        if mono - self._lag_checked < 1.0:
+            return
+        self._lag_checked = mono
         backlog = await self.ledger.export_backlog()
         self.metrics.export_pending.set(backlog.pending)
         lag = 0.0

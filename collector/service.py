@@ -289,16 +289,18 @@ class Collector:
             else:
                 self.tracker.seen(o.account, o.device, t)
         changes = self.tracker.drain()
-        export.extend(self._transition_lines(changes.transitions))
+        exporting = self.settings.influx.enabled  # else nothing would ever drain the queue
+        if exporting:
+            export.extend(self._transition_lines(changes.transitions))
         batch = CommitBatch(
             usage=usage,
             dead_letters=letters,
-            export=export,
+            export=export if exporting else [],
             device_states=changes.device_states,
             room_states=changes.room_states,
             transitions=changes.transitions,
             peripherals=changes.peripherals,
-            rollup_line=self._rollup_line,
+            rollup_line=self._rollup_line if exporting else None,
         )
         return batch, changes
 
@@ -357,8 +359,9 @@ class Collector:
             changes = self.tracker.drain()
             if not changes:
                 continue
+            lines = self._transition_lines(changes.transitions)
             batch = CommitBatch(
-                export=self._transition_lines(changes.transitions),
+                export=lines if self.settings.influx.enabled else [],
                 device_states=changes.device_states,
                 room_states=changes.room_states,
                 transitions=changes.transitions,
