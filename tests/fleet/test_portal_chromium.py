@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from collector.fleet import mail
 from collector.fleet.db import Database, connect, iso
 from tests.fleet.conftest import FakeClock, prepare_database
 from tests.fleet.live import PASSWORD, REPO, build_app, seed, serve
@@ -165,4 +166,19 @@ def test_portal_end_to_end(tmp_path: Path, browser_page: Page) -> None:
         page.goto(f"{url}/portal/#device/gw-acme-1")
         expect(page.get_by_role("img", name="Hourly usage of GW-ACME-1")).to_be_visible()
         page.screenshot(path=ARTIFACTS / "08-device.png", full_page=True)
+        # Sign out; the invited colleague accepts the e-mailed link (read-only role).
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        conn = connect(db)
+        body = next(m["body"] for m in mail.pending(conn) if m["recipient"] == "new@acme.example")
+        conn.close()
+        link = body.split("#accept=")[1].split()[0]
+        page.goto(f"{url}/portal/#accept={link}")
+        expect(page.get_by_role("heading", name="Welcome to Logbot")).to_be_visible()
+        page.get_by_label("E-mail").fill("new@acme.example")
+        page.get_by_label("Password (8 characters or more)").fill("a-fresh-password")
+        page.get_by_role("button", name="Get started").click()
+        expect(page.get_by_role("heading", name="Fleet")).to_be_visible()
+        expect(page.get_by_label("Account")).to_contain_text("Acme S.p.A. (readonly)")
+        page.screenshot(path=ARTIFACTS / "09-invited-colleague.png", full_page=True)
         assert external == [], f"the portal fetched outside the collector: {external}"
