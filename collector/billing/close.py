@@ -16,6 +16,7 @@ A closed month's entry is never rewritten.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from collector.billing import notices
 from collector.billing.db import parse_ts, snapshot, ts, write
-from collector.billing.errors import CloseError
+from collector.billing.errors import BillingError, CloseError
 from collector.billing.ledger import CHARGE_DESCRIPTION, LineIn, account_timezone, post_entry
 from collector.billing.money import ZERO, to_decimal
 from collector.billing.periods import Month, local_date, month_of, zone
@@ -34,6 +35,7 @@ from collector.billing.rating import Activation, LineKey, RatedLine, adjustments
 from collector.billing.usage import load_usage
 
 DEFAULT_LOOKBACK = 3
+log = logging.getLogger(__name__)
 _HOUR = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -197,25 +199,31 @@ def close_due(
     lookback: int = DEFAULT_LOOKBACK,
     closed_by: str = "scheduler",
 ) -> list[CloseResult]:
-    """Close every finished, unclosed month of every account (oldest first)."""
+    """Close every finished, unclosed month of every account (oldest first).
+
+    An account whose close fails (bad timezone, a usage day the price book
+    cannot price) is logged and skipped; the others are closed.
+    """
     results: list[CloseResult] = []
     accounts = conn.execute("SELECT id, timezone, created_at FROM accounts ORDER BY id").fetchall()
     for account_id, timezone, created_at in accounts:
-        tz = zone(timezone or "UTC")
-        last = month_of(now, tz).prev()
-        row = conn.execute(
-            "SELECT MAX(month) FROM month_closes WHERE account_id = ?", (account_id,)
-        ).fetchone()
-        month = (
-            Month.parse(row[0]).next() if row[0] else Month.of(local_date(parse_ts(created_at), tz))
-        )
-        while month <= last:
-            results.append(
-                close_month(
-                    conn, book, account_id, month, now, lookback=lookback, closed_by=closed_by
+        try:
+            tz = zone(timezone or "UTC")
+            last = month_of(now, tz).prev()
+            row = conn.execute(
+                "SELECT MAX(month) FROM month_closes WHERE account_id = ?", (account_id,)
+            ).fetchone()
+            created = Month.of(local_date(parse_ts(created_at), tz))
+            month = Month.parse(row[0]).next() if row[0] else created
+            while month <= last:
+                results.append(
+                    close_month(
+                        conn, book, account_id, month, now, lookback=lookback, closed_by=closed_by
+                    )
                 )
-            )
-            month = month.next()
+                month = month.next()
+        except BillingError as exc:
+            log.error("cannot close account %s: %s", account_id, exc)
     return results
 
 

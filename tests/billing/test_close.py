@@ -301,3 +301,10 @@ def test_dst_day_and_month_end_after_dst(db: sqlite3.Connection, book: PriceBook
     october = close_month(db, book, "acme", Month(2023, 10), rome(2023, 11, 1, 0, 30))
     november = close_month(db, book, "acme", Month(2023, 11), rome(2023, 12, 1, 0, 30))
     assert (october.total, november.total) == (2 * 26, 2 * 1)
+
+
+def test_close_due_skips_a_broken_account(db: sqlite3.Connection, book: PriceBook) -> None:
+    add_account(db, "bad", tz="Mars/Olympus", created="2023-04-02")
+    add_account(db, "good", created="2023-04-02")
+    done = close_due(db, book, datetime(2023, 5, 2, tzinfo=UTC))
+    assert [(r.account_id, r.month) for r in done] == [("good", "2023-04")]
