@@ -33,10 +33,24 @@ def meter_tables(spec: GatewaySpec) -> dict[str, tuple[str, dict[str, Any]]]:
     every = spec.meter_interval_s
     tunnels = [s.nic for s in spec.hardware.subjects if s.service == "vpn"]
     tables: dict[str, tuple[str, dict[str, Any]]] = {
-        "vpn": ("vpn", {"interfaces": tunnels, "interval": every}),
+        # connected seconds depend on reading times, not on generated traffic:
+        # the ground truth covers bytes, so they are left out here
+        "vpn": ("vpn", {"interfaces": tunnels, "interval_s": every, "connected_seconds": False}),
     }
     if spec.modem_port:
-        tables["sim"] = ("sim", {"port": spec.modem_port, "interval": every})
+        # every third gateway reads the modem's own counters, the others wwan0's
+        source = "vendor" if spec.index % 3 == 2 else "interface"
+        tables["sim"] = (
+            "sim",
+            {
+                "port": spec.modem_port,
+                "interval_s": every,
+                "counter_source": source,
+                "interface": "wwan0",
+                "reopen_min_s": 0.2,
+                "reopen_max_s": 2.0,
+            },
+        )
     if spec.data_port:
         listener = {
             "proto": "tcp",
@@ -46,9 +60,15 @@ def meter_tables(spec: GatewaySpec) -> dict[str, tuple[str, dict[str, Any]]]:
         }
         tables["data"] = ("data_ingestion", {"host": "127.0.0.1", "listeners": [listener]})
     if spec.sysfs_root:
+        expected = [{"serial": p.serial, "model": p.model} for p in spec.expected]
         tables["peripherals"] = (
             "peripherals",
-            {"sysfs": spec.sysfs_root, "room": spec.room, "interval": every},
+            {
+                "sysfs_root": spec.sysfs_root,
+                "poll_s": every,
+                "report_interval_s": 10 * every,
+                "rooms": [{"room": spec.room, "expected": expected}],
+            },
         )
     return tables
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from firmware_sim.clock import AcceleratedClock, SkewedClock
 from firmware_sim.gateway import AgentFactory, GatewaySpec, SimGateway, UsbControl
-from firmware_sim.hardware import GatewayHardware, imei_for, room_peripherals
+from firmware_sim.hardware import GatewayHardware, RoomPeripheral, imei_for, room_peripherals
 from firmware_sim.producers import LineProducer
 from firmware_sim.proxy import UplinkProxy
 from firmware_sim.scenario import FleetSettings
@@ -55,7 +55,7 @@ def _make_modem(settings: FleetSettings, hw: GatewayHardware, directory: Path) -
     return modem
 
 
-def _make_usb(directory: Path, hw: GatewayHardware, expected: tuple[object, ...]) -> UsbControl:
+def _make_usb(directory: Path, expected: tuple[RoomPeripheral, ...]) -> UsbControl:
     from firmware_sim.usb_tree import build_usb_tree
 
     return build_usb_tree(directory, expected)
@@ -77,7 +77,7 @@ async def build_gateway(
     usb = None
     sysfs = ""
     if settings.peripherals:
-        usb = await asyncio.to_thread(_make_usb, base / "sys", hw, expected)
+        usb = await asyncio.to_thread(_make_usb, base / "sys", expected)
         sysfs = str(base / "sys")
     proxy = None
     host, port = settings.broker_host, settings.broker_port
@@ -92,6 +92,7 @@ async def build_gateway(
         producer = LineProducer(port=data_port)
     spec = GatewaySpec(
         device=device,
+        index=index,
         account=settings.account,
         room=room_of(settings, index),
         broker_host=host,

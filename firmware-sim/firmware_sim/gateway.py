@@ -41,6 +41,7 @@ class GatewaySpec:
     """What an AgentFactory needs to build one gateway's agent."""
 
     device: str
+    index: int
     account: str
     room: str
     broker_host: str

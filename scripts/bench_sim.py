@@ -1,0 +1,147 @@
+"""Benchmark the fleet simulator: gateways per process, memory per gateway, records/s.
+
+Starts a private Mosquitto (Debian's) and a ``logbot-collector run`` process
+with a fresh SQLite ledger, then runs N simulated gateways with the real
+agent in THIS process for a while, and prints:
+
+- gateways started and running in one process, and the process's RSS before
+  and after (memory per simulated gateway);
+- usage records + data batches committed by the collector per real second
+  during the traffic phase (the whole loop: meters -> outbox -> MQTT ->
+  collector -> ledger -> receipt);
+- whether the ledger matches the ground truth afterwards.
+
+Usage: .venv/bin/python scripts/bench_sim.py --devices 1000 --seconds 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from firmware_sim import verify  # noqa: E402
+from firmware_sim.fleet import Fleet  # noqa: E402
+from firmware_sim.registry import register_fleet  # noqa: E402
+from firmware_sim.scenario import FleetSettings  # noqa: E402
+
+from tests.servers import Mosquitto  # noqa: E402
+
+
+def committed(db: Path) -> int:
+    """Return usage rows in the ledger (a data batch gives two: bytes and points)."""
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM usage_records").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+async def bench(args: argparse.Namespace, work: Path) -> None:
+    proc = psutil.Process()
+    broker_dir = work / "mosquitto"
+    broker_dir.mkdir()
+    broker = Mosquitto(broker_dir, extra="max_connections -1")
+    broker.start()
+    db = work / "ledger.sqlite"
+    settings = FleetSettings(
+        devices=args.devices,
+        broker=broker.url,
+        seed=1,
+        truth=work / "truth.jsonl",
+        work_dir=work / "fleet",
+        account="bench",
+        duration_s=args.seconds * args.speed,
+        speed=args.speed,
+        meter_interval_s=60.0,
+        step_s=30.0,
+        faults="none",
+        modem=not args.no_modem,
+        peripherals=not args.no_peripherals,
+        data=not args.no_data,
+        outage_proxy=False,
+    )
+    await register_fleet(db, settings)
+    conf = work / "collector.toml"
+    conf.write_text(
+        f'[mqtt]\nurl = "{broker.url}"\nclient_id = "bench"\n[ledger]\npath = "{db}"\n'
+        "[influx]\nenabled = false\n[api]\nenabled = false\n"
+    )
+    log = (work / "collector.log").open("wb")
+    collector = subprocess.Popen(  # noqa: ASYNC220 - started once, before the fleet
+        [sys.executable, "-m", "collector.cli", "run", "--config", str(conf)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        await asyncio.sleep(2)
+        rss0 = proc.memory_info().rss
+        fleet = Fleet(settings)
+        t_start = time.monotonic()
+        run = asyncio.create_task(fleet.run())
+        while fleet.stats.phase in ("starting", "warm-up"):  # noqa: ASYNC110 - a sampler
+            await asyncio.sleep(0.5)
+        started_s = time.monotonic() - t_start
+        running = sum(1 for g in fleet.gateways if g.running)
+        rss1 = proc.memory_info().rss
+        c0, t0 = committed(db), time.monotonic()
+        while fleet.stats.phase == "traffic":  # noqa: ASYNC110 - a sampler
+            await asyncio.sleep(1)
+        c1, t1 = committed(db), time.monotonic()
+        rss2 = proc.memory_info().rss
+        await run
+        print(
+            f"gateways per process: {running} of {args.devices} running"
+            f" (started in {started_s:.0f} s)"
+        )
+        print(f"process RSS: {rss0 / 2**20:.0f} MiB before, {rss2 / 2**20:.0f} MiB with the fleet")
+        per = (max(rss1, rss2) - rss0) / max(running, 1)
+        print(f"memory per simulated gateway: {per / 2**10:.0f} KiB")
+        print(f"threads in the simulator process: {proc.num_threads()}")
+        rate = (c1 - c0) / max(t1 - t0, 1e-9)
+        print(
+            f"ledger rows committed during traffic: {c1 - c0} in {t1 - t0:.0f} s"
+            f" = {rate:.0f} records/s"
+        )
+        print(f"traffic steps late: {fleet.stats.lagging_steps} of {fleet.stats.steps}")
+        report = verify.compare(
+            verify.truth_totals(settings.truth), {"ledger": verify.ledger_totals(db)}
+        )
+        print("verify: " + verify.render(report).splitlines()[-1])
+    finally:
+        collector.send_signal(signal.SIGTERM)
+        collector.wait(30)
+        log.close()
+        broker.stop()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--devices", type=int, default=1000)
+    p.add_argument("--seconds", type=float, default=60.0, help="real seconds of traffic")
+    p.add_argument("--speed", type=float, default=60.0)
+    p.add_argument("--no-modem", action="store_true")
+    p.add_argument("--no-peripherals", action="store_true")
+    p.add_argument("--no-data", action="store_true")
+    args = p.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-sim-"))
+    try:
+        asyncio.run(bench(args, work))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
