@@ -47,9 +47,10 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 UINT64_MAX = 2**64 - 1
 
-_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_INT = re.compile(r"-?\d+")
-_UINT = re.compile(r"\d+")
+_INT = re.compile(r"-?[0-9]+")
+_UINT = re.compile(r"[0-9]+")
+_NUM_END = frozenset("0123456789.")
+_SLOW_FIRST = frozenset(" \t#")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TRUE = frozenset({"t", "T", "true", "True", "TRUE"})
 _FALSE = frozenset({"f", "F", "false", "False", "FALSE"})
@@ -76,34 +77,66 @@ def parse_line(line: str, *, default_ts: int = 0, precision: str = "ns") -> Data
     ``default_ts`` (nanoseconds) is used when the line has no timestamp;
     ``precision`` scales the line's timestamp to nanoseconds.
     """
-    if precision not in PRECISIONS:
+    scale = PRECISIONS.get(precision)
+    if scale is None:
         raise LineProtocolError(f"unknown precision {precision!r}", reason="bad_precision")
-    line = line.rstrip("\r")
-    if not line.strip() or line.lstrip().startswith("#"):
-        raise LineProtocolError("empty line or comment", reason="empty")
-    if "\\" in line or '"' in line:
-        key, fields, ts_s = _parse_slow(line)
-        measurement, tags = _parse_key(key)
-    else:
-        key, _, rest = line.partition(" ")
-        fields_s, _, ts_s = rest.partition(" ")
-        if " " in ts_s:
-            raise LineProtocolError("unexpected text after the timestamp", reason="syntax")
-        parts = key.split(",")
-        measurement = parts[0]
-        tags = {}
+    if line[-1:] == "\r":
+        line = line.rstrip("\r")
+    if not line or line[0] in _SLOW_FIRST or "\\" in line or '"' in line or _CONTROL.search(line):
+        return _parse_general(line, default_ts, scale)
+    # Fast path: no escapes, no strings, no control characters.
+    key, _, rest = line.partition(" ")
+    fields_s, _, ts_s = rest.partition(" ")
+    if " " in ts_s:
+        raise LineProtocolError("unexpected text after the timestamp", reason="syntax")
+    parts = key.split(",")
+    measurement = parts[0]
+    if not 0 < len(measurement) <= MAX_NAME:
+        raise LineProtocolError(f"measurement must be 1-{MAX_NAME} characters", reason="bad_name")
+    tags: dict[str, str] = {}
+    if len(parts) > 1:
+        if len(parts) > MAX_TAGS + 1:
+            raise LineProtocolError(f"more than {MAX_TAGS} tags", reason="too_many_tags")
         for item in parts[1:]:
             k, eq, v = item.partition("=")
             if not eq or "=" in v:
                 raise LineProtocolError(f"tag {item[:32]!r} is not key=value", reason="syntax")
+            if not 0 < len(k) <= MAX_NAME:
+                raise LineProtocolError(
+                    f"tag key must be 1-{MAX_NAME} characters", reason="bad_name"
+                )
+            if not 0 < len(v) <= MAX_TAG_VALUE:
+                raise LineProtocolError(f"tag {k[:32]!r} has an invalid value", reason="bad_tag")
             tags[k] = v
-        fields = {}
-        for item in fields_s.split(","):
-            k, eq, v = item.partition("=")
-            if not eq:
-                raise LineProtocolError(f"field {item[:32]!r} has no '='", reason="syntax")
-            fields[k] = _parse_value(v)
-    ts = _parse_ts(ts_s, default_ts, PRECISIONS[precision])
+    fields: dict[str, FieldValue] = {}
+    items = fields_s.split(",")
+    if len(items) > MAX_FIELDS:
+        raise LineProtocolError(f"a point needs 1-{MAX_FIELDS} fields", reason="bad_field")
+    for item in items:
+        k, eq, v = item.partition("=")
+        if not eq:
+            raise LineProtocolError(f"field {item[:32]!r} has no '='", reason="syntax")
+        if not 0 < len(k) <= MAX_NAME:
+            raise LineProtocolError(f"field key must be 1-{MAX_NAME} characters", reason="bad_name")
+        fields[k] = _parse_value(v)
+    if not ts_s:
+        ts = default_ts
+    elif ts_s.isdigit() and ts_s.isascii():
+        ts = int(ts_s) * scale
+        if ts > INT64_MAX:
+            raise LineProtocolError(f"timestamp {ts_s} is out of range", reason="bad_timestamp")
+    else:
+        ts = _parse_ts(ts_s, default_ts, scale)
+    return DataPoint(measurement=measurement, fields=fields, tags=tags, ts=ts)
+
+
+def _parse_general(line: str, default_ts: int, scale: int) -> DataPoint:
+    """The careful path: escapes, quoted strings, and every check."""
+    if not line.strip() or line.lstrip().startswith("#"):
+        raise LineProtocolError("empty line or comment", reason="empty")
+    key, fields, ts_s = _parse_slow(line)
+    measurement, tags = _parse_key(key)
+    ts = _parse_ts(ts_s, default_ts, scale)
     _check_parts(measurement, tags, fields)
     return DataPoint(measurement=measurement, fields=fields, tags=tags, ts=ts)
 
@@ -126,6 +159,16 @@ def _parse_value(text: str) -> FieldValue:
     if not text:
         raise LineProtocolError("empty field value", reason="bad_field")
     last = text[-1]
+    if last in _NUM_END and text.isascii() and "_" not in text:
+        try:
+            number = float(text)
+        except ValueError:
+            raise LineProtocolError(
+                f"field value {text[:32]!r} is not valid", reason="bad_field"
+            ) from None
+        if not math.isfinite(number):
+            raise LineProtocolError(f"float {text[:32]} is not finite", reason="bad_field")
+        return number
     if last == "i" and _INT.fullmatch(text, 0, len(text) - 1):
         value = int(text[:-1])
         if not INT64_MIN <= value <= INT64_MAX:
@@ -140,11 +183,6 @@ def _parse_value(text: str) -> FieldValue:
         return True
     if text in _FALSE:
         return False
-    if _FLOAT.fullmatch(text):
-        number = float(text)
-        if not math.isfinite(number):
-            raise LineProtocolError(f"float {text[:32]} is not finite", reason="bad_field")
-        return number
     raise LineProtocolError(f"field value {text[:32]!r} is not valid", reason="bad_field")
 
 

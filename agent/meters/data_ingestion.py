@@ -32,15 +32,15 @@ import contextlib
 import functools
 import ipaddress
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import msgspec
 
 from agent.meters.base import BackPressure, MeterCounters, MeterDeps, MeterSink, ServiceSuspended
 from agent.meters.options import Options
-from protocols import DataPoint, Service, is_subject
+from protocols import MAX_MESSAGE_BYTES, DataPoint, Service, is_subject
 from protocols.lineproto import PRECISIONS, LineProtocolError, check_point, parse_line
 from protocols.messages import MAX_POINTS_PER_BATCH
 
@@ -56,6 +56,10 @@ class _JsonPoint(msgspec.Struct, forbid_unknown_fields=True):
 
 
 _json_decoder = msgspec.json.Decoder(_JsonPoint)
+_points_encoder = msgspec.json.Encoder()
+# Points of one DataBatch, encoded, stay below the message limit with room
+# for the envelope (device, epoch, seq, stream, timestamps).
+MAX_BATCH_JSON = MAX_MESSAGE_BYTES - 8 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +80,7 @@ class IngestSettings:
     listeners: tuple[Listener, ...]
     precision: str = "ns"
     batch_points: int = 1000
-    batch_bytes: int = 128 * 1024
+    batch_bytes: int = 160 * 1024
     flush_interval_s: float = 1.0
     max_line_bytes: int = 64 * 1024
     max_buffered_points: int = 20_000
@@ -154,45 +158,70 @@ class DataIngestionMeter:
 
     # -------------------------------------------------------------- ingest
 
-    def ingest(self, lst: Listener, lines: list[bytes], first_no: int) -> list[bytes]:
-        """Parse ``lines`` into the stream's buffer; return error answers (TCP)."""
+    def ingest(self, lst: Listener, block: bytes, first_no: int) -> list[bytes]:
+        """Parse the lines of ``block`` into the stream's buffer; return error answers.
+
+        ``block`` holds whole lines separated by ``\\n``; line numbers start
+        at ``first_no``. An ASCII block (the usual case) is decoded at once.
+        """
         answers: list[bytes] = []
         buf = self._buffers[lst.stream]
         refusal = self._refusal(buf)
         now_ns = int(self.deps.clock.now().timestamp() * 1e9)
         precision = self.settings.precision
         max_line = self.settings.max_line_bytes
-        accepted = rejected = refused = 0
+        json_first = lst.format == "auto"
+        json_only = lst.format == "json"
+        points, sizes = buf.points, buf.sizes
+        accepted = rejected = refused = nbytes = 0
         refused_lo = refused_hi = 0
-        for offset, line in enumerate(lines):
-            no = first_no + offset
-            raw = line.rstrip(b"\r")
-            if not raw or raw.isspace() or raw.startswith(b"#"):
+        items = cast(
+            Sequence[str | bytes],
+            block.decode("ascii").split("\n") if block.isascii() else block.split(b"\n"),
+        )
+        for offset, item in enumerate(items):
+            size = len(item) + 1
+            if size == 1:
                 continue
+            try:
+                line = item if isinstance(item, str) else item.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                line, error = "", f"bad_utf8 {exc}"
+            else:
+                error = ""
+                first = line[0]
+                if first == "#" or (first in " \t\r" and line.isspace()):
+                    continue
+            no = first_no + offset
             if refusal:
                 refused += 1
                 refused_lo = refused_lo or no
                 refused_hi = no
                 continue
-            try:
-                if len(raw) > max_line:
-                    raise LineProtocolError(f"line longer than {max_line} bytes", reason="too_long")
-                if lst.format == "json" or (lst.format == "auto" and raw[:1] == b"{"):
-                    point = _json_point(raw, now_ns)
-                else:
-                    point = parse_line(raw.decode("utf-8"), default_ts=now_ns, precision=precision)
-            except (LineProtocolError, UnicodeDecodeError) as exc:
+            if not error:
+                try:
+                    if size > max_line + 1:
+                        raise LineProtocolError(
+                            f"line longer than {max_line} bytes", reason="too_long"
+                        )
+                    if json_only or (json_first and line[0] == "{"):
+                        point = _json_point(line, now_ns)
+                    else:
+                        point = parse_line(line, default_ts=now_ns, precision=precision)
+                except LineProtocolError as exc:
+                    error = f"{exc.reason} {exc}"
+            if error:
                 rejected += 1
-                reason = exc.reason if isinstance(exc, LineProtocolError) else "bad_utf8"
-                answers.append(f"ERR {no} {reason} {str(exc)[:200]}\n".encode())
+                answers.append(f"ERR {no} {error[:200]}\n".encode())
                 continue
-            buf.points.append(point)
-            buf.sizes.append(len(raw) + 1)
-            buf.nbytes += len(raw) + 1
+            points.append(point)
+            sizes.append(size)
+            nbytes += size
             accepted += 1
         if accepted:
+            buf.nbytes += nbytes
             self.counters.incr("lines_accepted", accepted)
-            full = len(buf.points) >= self.settings.batch_points
+            full = len(points) >= self.settings.batch_points
             if full or buf.nbytes >= self.settings.batch_bytes:
                 buf.wake.set()
         if rejected:
@@ -243,6 +272,11 @@ class DataIngestionMeter:
                 nbytes += buf.sizes[count]
                 count += 1
             batch = buf.points[:count]
+            # The DataBatch must fit one MQTT message: check the real encoding.
+            while count > 1 and len(_points_encoder.encode(batch)) > MAX_BATCH_JSON:
+                count //= 2
+                batch = batch[:count]
+                nbytes = sum(buf.sizes[:count])
             try:
                 await sink.commit_data(stream, batch, nbytes)
             except BackPressure as exc:
@@ -276,7 +310,7 @@ class DataIngestionMeter:
         return values.get(f"stream.{stream}.points", 0), values.get(f"stream.{stream}.bytes", 0)
 
 
-def _json_point(raw: bytes, now_ns: int) -> DataPoint:
+def _json_point(raw: str, now_ns: int) -> DataPoint:
     try:
         jp = _json_decoder.decode(raw)
     except msgspec.DecodeError as exc:
@@ -311,14 +345,14 @@ class _TcpProtocol(asyncio.Protocol):
         if cut < 0:
             self.pending = data
             if len(data) > self.meter.settings.max_line_bytes:
-                self._answer([self.meter.ingest(self.lst, [data], self.line_no)])
+                self._answer([self.meter.ingest(self.lst, data, self.line_no)])
                 self.pending = b""
                 self.line_no += 1
             return
         self.pending = data[cut + 1 :]
-        lines = data[:cut].split(b"\n")
-        answers = self.meter.ingest(self.lst, lines, self.line_no)
-        self.line_no += len(lines)
+        block = data[:cut]
+        answers = self.meter.ingest(self.lst, block, self.line_no)
+        self.line_no += block.count(b"\n") + 1
         self._answer([answers])
         if not self.paused and self.meter.congested(self.lst.stream):
             self._pause()
@@ -343,13 +377,13 @@ class _TcpProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         if self.pending:
-            self._answer([self.meter.ingest(self.lst, [self.pending], self.line_no)])
+            self._answer([self.meter.ingest(self.lst, self.pending, self.line_no)])
             self.pending = b""
         return None  # close once the answers are written
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.pending:
-            self.meter.ingest(self.lst, [self.pending], self.line_no)
+            self.meter.ingest(self.lst, self.pending, self.line_no)
             self.pending = b""
         self.transport = None
 
@@ -360,7 +394,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.lst = lst
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        self.meter.ingest(self.lst, data.split(b"\n"), 1)
+        self.meter.ingest(self.lst, data, 1)
 
 
 def build(config: Mapping[str, Any], deps: MeterDeps) -> DataIngestionMeter:
@@ -408,7 +442,7 @@ def build(config: Mapping[str, Any], deps: MeterDeps) -> DataIngestionMeter:
         listeners=tuple(listeners),
         precision=opts.string("precision", "ns", choices=tuple(PRECISIONS)),
         batch_points=batch_points,
-        batch_bytes=opts.integer("batch_bytes", 128 * 1024, lo=1024, hi=192 * 1024),
+        batch_bytes=opts.integer("batch_bytes", 160 * 1024, lo=1024, hi=1024 * 1024),
         flush_interval_s=opts.number("flush_interval_s", 1.0, lo=0.01, hi=60),
         max_line_bytes=opts.integer("max_line_bytes", 64 * 1024, lo=64, hi=64 * 1024),
         max_buffered_points=opts.integer(

@@ -194,3 +194,28 @@ def test_bad_config_names_the_key(config: dict[str, Any], key: str, tmp_path: Pa
     with pytest.raises(ConfigError) as info:
         build(config, _deps(tmp_path))
     assert key in info.value.key
+
+
+async def test_every_batch_fits_one_message(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from protocols import DataBatch, encode
+
+    sink = FakeSink()
+    config = {**CONFIG, "batch_points": 5000, "batch_bytes": 1024 * 1024}
+    n = 12_000
+    async with running(config, sink, tmp_path) as meter:
+        # Tiny lines whose JSON form is many times their line-protocol size.
+        await _send_tcp(meter.ports[0], b"".join(b"m,t=%d f=%di\n" % (i % 3, i) for i in range(n)))
+        await wait_until(lambda: sink.points() == n)
+    assert len(sink.data) > 2
+    for stream, points, _ in sink.data:
+        batch = DataBatch(
+            device="gw-1",
+            sent_at=datetime.now(UTC),
+            epoch="0123456789abcdef",
+            seq=1,
+            stream=stream,
+            points=points,
+        )
+        assert len(encode(batch)) <= 256 * 1024
