@@ -22,6 +22,8 @@ from collector.fleet.errors import InvalidInput, NotFound, Unauthorized
 TOKEN_PREFIX = "lbt_"  # noqa: S105 - a prefix, not a secret
 SESSION_TTL = timedelta(hours=12)
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+# A well-formed hash of nothing anyone knows (random salt and digest).
+_DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$" + "A" * 86 + "=="
 
 
 def hash_secret(secret: str) -> str:
@@ -127,6 +129,8 @@ def sign_in(conn: sqlite3.Connection, now: datetime, email: str, password: str) 
     row = conn.execute(
         "SELECT id, password_hash FROM fleet_users WHERE email = ?", (email.strip().lower(),)
     ).fetchone()
-    if row is None or not verify_password(password, row["password_hash"]):
+    # Hash even for an unknown address so that timing does not reveal which exist.
+    stored = row["password_hash"] if row is not None else _DUMMY_HASH
+    if not verify_password(password, stored) or row is None:
         raise Unauthorized("unknown e-mail or wrong password")
     return issue_token(conn, now, row["id"], kind="session", name="sign-in")

@@ -83,6 +83,12 @@ def test_portal_end_to_end(tmp_path: Path, browser_page: Page) -> None:
             "request",
             lambda r: external.append(r.url) if not r.url.startswith(url) else None,
         )
+        js_errors: list[str] = []
+        page.on("pageerror", lambda exc: js_errors.append(str(exc)))
+        page.on(
+            "console",
+            lambda m: js_errors.append(m.text) if "Content Security Policy" in m.text else None,
+        )
         page.goto(f"{url}/")
         expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
         page.get_by_label("E-mail").fill("admin@acme.example")
@@ -182,3 +188,4 @@ def test_portal_end_to_end(tmp_path: Path, browser_page: Page) -> None:
         expect(page.get_by_label("Account")).to_contain_text("Acme S.p.A. (readonly)")
         page.screenshot(path=ARTIFACTS / "09-invited-colleague.png", full_page=True)
         assert external == [], f"the portal fetched outside the collector: {external}"
+        assert js_errors == []
