@@ -24,11 +24,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from collector.clock import Clock, SystemClock, ns_of, parse_iso_utc
+from collector.clock import Clock, SystemClock
 from collector.config import Settings
 from collector.export import Exporter, InfluxClientSink, InfluxSink
-from collector.ingest.lineproto import format_line
 from collector.ingest.model import Inbound, Limits, Outcome
+from collector.ingest.points import rollup_line, transition_lines
 from collector.ingest.receipts import build_receipts
 from collector.ingest.stages import dead_letter, process
 from collector.ingest.status import SWEEP_FACTOR, StatusChanges, StatusTracker
@@ -41,7 +41,6 @@ from collector.store.ledger import (
     ExportLine,
     Ledger,
     RollupRow,
-    Transition,
 )
 from collector.store.sqlite import SqliteLedger
 from protocols import Command, encode
@@ -291,7 +290,7 @@ class Collector:
         changes = self.tracker.drain()
         exporting = self.settings.influx.enabled  # else nothing would ever drain the queue
         if exporting:
-            export.extend(self._transition_lines(changes.transitions))
+            export.extend(transition_lines(self.limits.usage_bucket, changes.transitions))
         batch = CommitBatch(
             usage=usage,
             dead_letters=letters,
@@ -351,6 +350,9 @@ class Collector:
 
     # -- status sweep --------------------------------------------------------------------------
 
+    def _rollup_line(self, r: RollupRow) -> ExportLine:
+        return rollup_line(self.limits.usage_bucket, r)
+
     async def _sweep_loop(self) -> None:
         period = max(0.05, self.heartbeat.total_seconds() * SWEEP_FACTOR)
         while not self._stop.is_set():
@@ -359,7 +361,7 @@ class Collector:
             changes = self.tracker.drain()
             if not changes:
                 continue
-            lines = self._transition_lines(changes.transitions)
+            lines = transition_lines(self.limits.usage_bucket, changes.transitions)
             batch = CommitBatch(
                 export=lines if self.settings.influx.enabled else [],
                 device_states=changes.device_states,
@@ -372,38 +374,6 @@ class Collector:
             except Exception:
                 log.exception("status commit failed; will retry")
                 self.tracker.restore(changes)
-
-    # -- export lines ------------------------------------------------------------------------------
-
-    def _rollup_line(self, r: RollupRow) -> ExportLine:
-        tags = {
-            "account": r.account_id,
-            "device": r.device_id,
-            "service": r.service,
-            "subject": r.subject,
-            "unit": r.unit,
-        }
-        hour = ns_of(parse_iso_utc(r.hour))
-        fields: dict[str, bool | int | float | str] = {
-            "quantity": r.quantity,
-            "records": r.records,
-        }
-        return ExportLine(self.limits.usage_bucket, format_line("usage_hourly", tags, fields, hour))
-
-    def _transition_lines(self, transitions: Sequence[Transition]) -> list[ExportLine]:
-        out = []
-        for t in transitions:
-            measurement = "device_status" if t.subject_kind == "device" else "room_status"
-            key = "device" if t.subject_kind == "device" else "room"
-            fields: dict[str, bool | int | float | str] = {
-                "state": t.state,
-                "up": int(t.state in ("online", "ok")),
-                "reason": t.reason,
-            }
-            tags = {"account": t.account_id, key: t.subject}
-            line = format_line(measurement, tags, fields, ns_of(parse_iso_utc(t.at)))
-            out.append(ExportLine(self.limits.usage_bucket, line))
-        return out
 
 
 def _die() -> None:

@@ -11,9 +11,10 @@ from datetime import datetime
 
 import msgspec
 
-from collector.clock import hour_of, iso_utc, ns_of
+from collector.clock import hour_of, iso_utc
 from collector.ingest.lineproto import format_line, has_line_break
 from collector.ingest.model import Inbound, Limits, Outcome, Settled
+from collector.ingest.points import health_line
 from collector.store.ledger import DeadLetter, DeviceInfo, ExportLine, UsageRow
 from protocols import (
     CommandReply,
@@ -220,26 +221,6 @@ def data_outcome(
     out.export = [ExportLine(bucket, line, only_if_new=f"{bid}/points") for line in lines]
     out.settled.append(Settled(topic.account, topic.device, batch.epoch, batch.seq))
     return out
-
-
-def health_line(topic: Topic, report: HealthReport) -> str:
-    """Return the line-protocol point of a health report."""
-    fields: dict[str, bool | int | float | str] = {
-        "cpu_percent": report.cpu_percent,
-        "mem_used": report.mem_used,
-        "mem_total": report.mem_total,
-        "uptime_s": report.uptime_s,
-        "load1": report.load[0],
-        "agent_rss": report.agent_rss,
-    }
-    for name, celsius in report.temperatures.items():
-        fields[f"temp_{name}"] = celsius
-    for disk in report.disks:
-        fields[f"disk_used:{disk.mount}"] = disk.used
-    if report.modem is not None and report.modem.rssi_dbm is not None:
-        fields["rssi_dbm"] = report.modem.rssi_dbm
-    tags = {"account": topic.account, "device": topic.device}
-    return format_line("health", tags, fields, ns_of(report.ts))
 
 
 def _reject(
