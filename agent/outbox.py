@@ -85,6 +85,12 @@ class Outbox:
         self._health_bytes = 0
         self._merge_floor = 0  # usage count right after the last merge
         self._listeners: list[Callable[[], None]] = []
+        self._pending: list[
+            tuple[list[tuple[Any, ...]], dict[str, bytes], asyncio.Future[list[int]]]
+        ]
+        self._pending = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._last_seq = 0  # the sqlite_sequence of records, kept in step by every insert
 
     @classmethod
     async def open(cls, path: Path, clock: Clock, limits: OutboxLimits | None = None) -> Outbox:
@@ -135,6 +141,8 @@ class Outbox:
             callback()
 
     async def _count(self) -> None:
+        found = await _fetch(self._db, "SELECT seq FROM sqlite_sequence WHERE name = 'records'")
+        self._last_seq = int(found[0][0]) if found else 0
         rows = await _fetch(
             self._db, "SELECT cls, count(*), coalesce(sum(nbytes), 0) FROM records GROUP BY cls"
         )
@@ -170,6 +178,10 @@ class Outbox:
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     await asyncio.shield(self._db.execute("ROLLBACK"))
+                    found = await asyncio.shield(
+                        _fetch(self._db, "SELECT seq FROM sqlite_sequence WHERE name = 'records'")
+                    )
+                    self._last_seq = int(found[0][0]) if found else 0
                 raise
             # Once COMMIT is queued it happens; do not let a cancel hide that.
             await asyncio.shield(self._db.execute("COMMIT"))
@@ -182,31 +194,63 @@ class Outbox:
         boot_id: str,
         state: Mapping[str, bytes] | None = None,
     ) -> list[int]:
-        """Append usage records and meter state in one transaction; return the seqs."""
+        """Append usage records and meter state in one transaction; return the seqs.
+
+        Concurrent callers are committed together (group commit): one
+        transaction and one fsync for every append waiting at that moment,
+        each caller's records and state still all-or-nothing.
+        """
         now = self._clock.now().timestamp()
-        seqs: list[int] = []
-        async with self._write() as db:
-            for s in samples:
-                cur = await db.execute(
-                    "INSERT INTO records(cls, created, meter, service, subject, unit, start_us,"
-                    " end_us, quantity, boot_id, flags) VALUES ('usage', ?,?,?,?,?,?,?,?,?,?)",
-                    (now, *sample_row(s, boot_id)),
-                )
-                seqs.append(int(cur.lastrowid or 0))
-            if state:
-                await db.executemany(
-                    "INSERT OR REPLACE INTO meter_state(key, value) VALUES (?, ?)",
-                    list(state.items()),
-                )
-        self._usage += len(seqs)
-        if seqs:
-            log.debug("outbox.commit", extra={"kv": {"first": seqs[0], "last": seqs[-1]}})
-            self._notify()
+        rows = [(now, *sample_row(s, boot_id)) for s in samples]  # ValueError: caller's fault
+        fut: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._pending.append((rows, dict(state or {}), fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_usage())
+        seqs = await fut
         if self._usage > self.limits.usage_cap and (
             self._usage - self._merge_floor >= max(1, self.limits.usage_cap // 10)
         ):
             await self.merge_usage()
         return seqs
+
+    async def _flush_usage(self) -> None:
+        while self._pending:
+            group, self._pending = self._pending, []
+            try:
+                async with self._write() as db:
+                    # AUTOINCREMENT under our exclusive write lock: consecutive seqs
+                    # after the last one handed out (rolled back with us on failure).
+                    base = self._last_seq
+                    await db.executemany(
+                        "INSERT INTO records(cls, created, meter, service, subject, unit,"
+                        " start_us, end_us, quantity, boot_id, flags)"
+                        " VALUES ('usage', ?,?,?,?,?,?,?,?,?,?)",
+                        [row for rows, _, _ in group for row in rows],
+                    )
+                    states = [item for _, st, _ in group for item in st.items()]
+                    if states:
+                        await db.executemany(
+                            "INSERT OR REPLACE INTO meter_state(key, value) VALUES (?, ?)", states
+                        )
+            except BaseException as exc:
+                error = exc if isinstance(exc, Exception) else OutboxError("outbox closed")
+                for _, _, fut in group:
+                    if not fut.done():
+                        fut.set_exception(error)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            total = sum(len(rows) for rows, _, _ in group)
+            self._last_seq = base + total
+            self._usage += total
+            if total:
+                log.debug("outbox.commit", extra={"kv": {"first": base + 1, "last": base + total}})
+                self._notify()
+            for rows, _, fut in group:
+                seqs = list(range(base + 1, base + 1 + len(rows)))
+                base += len(rows)
+                if not fut.done():
+                    fut.set_result(seqs)
 
     async def append_data(self, stream: str, points: bytes, nbytes: int) -> int:
         """Append one customer data batch (points as encoded JSON); return its seq."""
@@ -220,6 +264,7 @@ class Outbox:
                 "INSERT INTO records(cls, created, stream, body, nbytes) VALUES ('data', ?,?,?,?)",
                 (now, stream, points, nbytes),
             )
+        self._last_seq = max(self._last_seq, int(cur.lastrowid or 0))
         self._data += 1
         self._data_bytes += nbytes
         self._notify()

@@ -176,3 +176,28 @@ async def test_wal_and_full_sync(tmp_path: Path) -> None:
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     con.close()
     await box.close()
+
+
+async def test_group_commit_returns_the_real_seqs(tmp_path: Path) -> None:
+    import asyncio
+
+    box = await open_box(tmp_path / "o.db")
+
+    async def usage(k: int) -> list[tuple[int, str]]:
+        out = []
+        for i in range(5):
+            subj = f"s{k}-{i}"
+            seqs = await box.append_usage([sample(i, subject=subj)] * 2, "boot", {f"k{k}": b"x"})
+            out += [(seq, subj) for seq in seqs]
+        return out
+
+    async def data(k: int) -> list[tuple[int, str]]:
+        return [(await box.append_data(f"d{k}", b"[]", 10), f"d{k}") for _ in range(3)]
+
+    results = await asyncio.gather(*(usage(k) for k in range(10)), *(data(k) for k in range(3)))
+    got = [pair for r in results for pair in r]
+    assert len({seq for seq, _ in got}) == len(got) == 10 * 5 * 2 + 3 * 3
+    rows = await box.claim_next(0, 1000)
+    actual = {r.seq: (r.usage.subject if r.usage else r.stream) for r in rows}
+    assert dict(got) == actual
+    await box.close()
