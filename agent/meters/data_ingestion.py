@@ -60,6 +60,7 @@ _points_encoder = msgspec.json.Encoder()
 # Points of one DataBatch, encoded, stay below the message limit with room
 # for the envelope (device, epoch, seq, stream, timestamps).
 MAX_BATCH_JSON = MAX_MESSAGE_BYTES - 8 * 1024
+READ_SIZE = 32 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,11 +326,19 @@ def _json_point(raw: str, now_ns: int) -> DataPoint:
     return point
 
 
-class _TcpProtocol(asyncio.Protocol):
+class _TcpProtocol(asyncio.BufferedProtocol):
+    """One producer connection; reads at most READ_SIZE bytes at a time.
+
+    A bounded read buffer bounds how many points one read can create (tiny
+    lines would otherwise turn a 256 KiB read into 20,000 live points).
+    """
+
     def __init__(self, meter: DataIngestionMeter, lst: Listener) -> None:
         self.meter = meter
         self.lst = lst
+        self.buffer = bytearray(READ_SIZE)
         self.pending = b""
+        self.skipping = False
         self.line_no = 1
         self.transport: asyncio.Transport | None = None
         self.paused = False
@@ -339,8 +348,20 @@ class _TcpProtocol(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
 
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return memoryview(self.buffer)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(self.buffer[:nbytes]))
+
     def data_received(self, data: bytes) -> None:
-        data = self.pending + data
+        if self.skipping:  # the rest of a line already refused as too long
+            eol = data.find(b"\n")
+            if eol < 0:
+                return
+            self.skipping = False
+            data = data[eol + 1 :]
+        data = self.pending + data if self.pending else data
         cut = data.rfind(b"\n")
         if cut < 0:
             self.pending = data
@@ -348,6 +369,7 @@ class _TcpProtocol(asyncio.Protocol):
                 self._answer([self.meter.ingest(self.lst, data, self.line_no)])
                 self.pending = b""
                 self.line_no += 1
+                self.skipping = True
             return
         self.pending = data[cut + 1 :]
         block = data[:cut]

@@ -219,3 +219,15 @@ async def test_every_batch_fits_one_message(tmp_path: Path) -> None:
             points=points,
         )
         assert len(encode(batch)) <= 256 * 1024
+
+
+async def test_too_long_line_is_refused_once(tmp_path: Path) -> None:
+    sink = FakeSink()
+    config = {**CONFIG, "max_line_bytes": 1024}
+    async with running(config, sink, tmp_path) as meter:
+        huge = b"m,t=a f=" + b"1" * 200_000
+        answer = await _send_tcp(meter.ports[0], _line(1) + b"\n" + huge + b"\n" + _line(2) + b"\n")
+        await wait_until(lambda: sink.points() == 2)
+    assert answer.count(b"ERR") == 1
+    assert answer.startswith(b"ERR 2 too_long")
+    assert meter.counters.values["lines_rejected"] == 1
