@@ -53,19 +53,17 @@ def _device_out(conn: sqlite3.Connection, row: sqlite3.Row) -> DeviceOut:
     )
 
 
-def room_out(conn: sqlite3.Connection, status: RoomStatus) -> RoomOut:
+def room_out(status: RoomStatus) -> RoomOut:
     """A room with its status, devices and licence."""
-    room = rooms.get_room(conn, status.room_id)
-    lic = contracts.room_licence(conn, status.room_id)
     return RoomOut(
-        id=room["id"],
-        account_id=room["account_id"],
-        site_id=room["site_id"],
-        site_name=room["site_name"],
-        name=room["name"],
+        id=status.room_id,
+        account_id=status.account_id,
+        site_id=status.site_id,
+        site_name=status.site,
+        name=status.name,
         state=status.state,
         devices=[RoomDeviceOut.model_validate(d) for d in status.devices],
-        licence_contract_id=None if lic is None else lic["contract_id"],
+        licence_contract_id=status.licence_contract_id,
     )
 
 
@@ -201,7 +199,7 @@ def create_room(ctx: Context, caller: CurrentCaller, site_id: str, body: RoomIn)
     with ctx.tx() as conn:
         caller.require_write(rooms.get_site(conn, site_id)["account_id"])
         rid = rooms.create_room(conn, ctx.now(), site_id, body.name)
-        return room_out(conn, _status_of(ctx, conn, rid))
+        return room_out(_status_of(ctx, conn, rid))
 
 
 @router.get("/accounts/{account_id}/rooms", summary="Rooms with status")
@@ -210,8 +208,7 @@ def list_rooms(ctx: Context, caller: CurrentCaller, account_id: str) -> list[Roo
     with ctx.tx() as conn:
         caller.require_read(account_id)
         return [
-            room_out(conn, _status_of(ctx, conn, r["id"]))
-            for r in rooms.list_rooms(conn, account_id)
+            room_out(_status_of(ctx, conn, r["id"])) for r in rooms.list_rooms(conn, account_id)
         ]
 
 
@@ -223,7 +220,7 @@ def get_room(ctx: Context, caller: CurrentCaller, room_id: str) -> RoomDetailOut
     """
     with ctx.tx() as conn:
         caller.require_read(_room_account(conn, room_id))
-        base = room_out(conn, _status_of(ctx, conn, room_id))
+        base = room_out(_status_of(ctx, conn, room_id))
         now = ctx.now()
         usage = rooms.room_usage(conn, room_id, iso(now - timedelta(days=7)), iso(now))
         return RoomDetailOut(
@@ -241,7 +238,7 @@ def assign_device(ctx: Context, caller: CurrentCaller, room_id: str, body: Assig
     with ctx.tx() as conn:
         caller.require_write(_room_account(conn, room_id))
         rooms.assign_device(conn, ctx.now(), room_id, body.serial)
-        return room_out(conn, _status_of(ctx, conn, room_id))
+        return room_out(_status_of(ctx, conn, room_id))
 
 
 @router.delete("/rooms/{room_id}/devices/{device_id}", status_code=204, summary="Remove a device")
@@ -260,7 +257,7 @@ def assign_licence(ctx: Context, caller: CurrentCaller, room_id: str, body: Lice
         caller.require_write(_room_account(conn, room_id))
         caller.require_read(contracts.get_contract(conn, body.contract_id)["account_id"])
         contracts.assign_licence(conn, ctx.now(), room_id, body.contract_id)
-        return room_out(conn, _status_of(ctx, conn, room_id))
+        return room_out(_status_of(ctx, conn, room_id))
 
 
 @router.delete("/rooms/{room_id}/licence", status_code=204, summary="Free a room's licence")
@@ -279,7 +276,7 @@ def move_licence(ctx: Context, caller: CurrentCaller, room_id: str, body: MoveLi
         caller.require_write(_room_account(conn, room_id))
         caller.require_write(_room_account(conn, body.to_room_id))
         contracts.move_licence(conn, ctx.now(), room_id, body.to_room_id)
-        return room_out(conn, _status_of(ctx, conn, body.to_room_id))
+        return room_out(_status_of(ctx, conn, body.to_room_id))
 
 
 def _contract_out(conn: sqlite3.Connection, contract_id: str) -> ContractOut:

@@ -41,7 +41,7 @@ def fleet_status(ctx: Context, caller: CurrentCaller, account_id: str) -> FleetS
     with ctx.tx() as conn:
         caller.require_read(account_id)
         statuses = room_statuses(conn, ctx.status, account_id, ctx.now(), ctx.stale_after)
-        out = [room_out(conn, s) for s in statuses]
+        out = [room_out(s) for s in statuses]
     counts = dict.fromkeys((ONLINE, ATTENTION, OFFLINE, EMPTY), 0)
     for s in statuses:
         counts[s.state] += 1
@@ -54,7 +54,7 @@ def offline_rooms(ctx: Context, caller: CurrentCaller, account_id: str) -> list[
     with ctx.tx() as conn:
         caller.require_read(account_id)
         statuses = room_statuses(conn, ctx.status, account_id, ctx.now(), ctx.stale_after)
-        return [room_out(conn, s) for s in statuses if s.state in (OFFLINE, ATTENTION)]
+        return [room_out(s) for s in statuses if s.state in (OFFLINE, ATTENTION)]
 
 
 def _ticket_out(row: object) -> TicketOut:

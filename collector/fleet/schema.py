@@ -72,6 +72,7 @@ CREATE TABLE fleet_device_rooms (
     until TEXT
 );
 CREATE UNIQUE INDEX fleet_device_rooms_open ON fleet_device_rooms(device_id) WHERE until IS NULL;
+CREATE INDEX fleet_device_rooms_room ON fleet_device_rooms(room_id, since);
 CREATE TABLE fleet_contracts (
     id TEXT PRIMARY KEY,
     account_id TEXT NOT NULL REFERENCES accounts(id),
@@ -133,6 +134,13 @@ CREATE TABLE fleet_ticket_events (
     note TEXT NOT NULL,
     minutes INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX fleet_room_licences_contract ON fleet_room_licences(contract_id) WHERE until IS NULL;
+CREATE INDEX fleet_rooms_account ON fleet_rooms(account_id);
+CREATE INDEX fleet_sites_account ON fleet_sites(account_id);
+CREATE INDEX fleet_contracts_account ON fleet_contracts(account_id);
+CREATE INDEX fleet_memberships_account ON fleet_memberships(account_id);
+CREATE INDEX fleet_tickets_account ON fleet_tickets(account_id, created_at);
+CREATE INDEX fleet_invitations_account ON fleet_invitations(account_id);
 """
 
 

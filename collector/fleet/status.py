@@ -18,10 +18,11 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from collector.fleet.db import iso
-from collector.fleet.rooms import devices_in_room, list_rooms
+from collector.fleet.errors import NotFound
 
 ONLINE, OFFLINE, ATTENTION, EMPTY = "online", "offline", "needs_attention", "empty"
 _RANK = {ONLINE: 0, ATTENTION: 1, OFFLINE: 2}
+_CHUNK = 500  # ids per IN (...) query, well under SQLite's variable limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,33 +54,47 @@ class SqlStatusSource:
     def health(
         self, conn: sqlite3.Connection, device_ids: Sequence[str]
     ) -> dict[str, DeviceHealth]:
-        """Return the raw health of each device that reported a status."""
+        """Return the raw health of each device that reported a status (batched queries)."""
         out: dict[str, DeviceHealth] = {}
-        for device_id in device_ids:
-            row = conn.execute(
-                "SELECT state, last_seen FROM device_status WHERE device_id = ?", (device_id,)
-            ).fetchone()
-            missing = tuple(
-                f"{r['model']} {r['serial']}".strip()
-                for r in conn.execute(
-                    "SELECT model, serial FROM room_peripherals WHERE device_id = ? AND present = 0"
-                    " ORDER BY serial",
-                    (device_id,),
-                ).fetchall()
-            )
-            recent = tuple(
-                {"state": r["state"], "at": r["at"], "reason": r["reason"]}
-                for r in conn.execute(
-                    "SELECT state, at, reason FROM status_transitions WHERE subject_kind = 'device'"
-                    " AND subject = ? ORDER BY at DESC, id DESC LIMIT ?",
-                    (device_id, self.recent_limit),
-                ).fetchall()
-            )
-            if row is not None:
-                out[device_id] = DeviceHealth(
-                    device_id, row["state"], row["last_seen"], missing, recent
-                )
+        ids = list(dict.fromkeys(device_ids))
+        for start in range(0, len(ids), _CHUNK):
+            out.update(self._chunk(conn, ids[start : start + _CHUNK]))
         return out
+
+    def _chunk(self, conn: sqlite3.Connection, ids: list[str]) -> dict[str, DeviceHealth]:
+        marks = ",".join("?" * len(ids))
+        missing: dict[str, list[str]] = {}
+        for r in conn.execute(
+            "SELECT device_id, model, serial FROM room_peripherals"  # noqa: S608 - placeholders
+            f" WHERE present = 0 AND device_id IN ({marks}) ORDER BY device_id, serial",
+            ids,
+        ):
+            missing.setdefault(r["device_id"], []).append(f"{r['model']} {r['serial']}".strip())
+        recent: dict[str, list[dict[str, str]]] = {}
+        for r in conn.execute(
+            "SELECT subject, state, at, reason FROM (SELECT subject, state, at, reason,"  # noqa: S608
+            " ROW_NUMBER() OVER (PARTITION BY subject ORDER BY at DESC, id DESC) AS n"
+            " FROM status_transitions WHERE subject_kind = 'device'"
+            f" AND subject IN ({marks})) WHERE n <= ? ORDER BY subject, n",
+            [*ids, self.recent_limit],
+        ):
+            recent.setdefault(r["subject"], []).append(
+                {"state": r["state"], "at": r["at"], "reason": r["reason"]}
+            )
+        return {
+            r["device_id"]: DeviceHealth(
+                r["device_id"],
+                r["state"],
+                r["last_seen"],
+                tuple(missing.get(r["device_id"], ())),
+                tuple(recent.get(r["device_id"], ())),
+            )
+            for r in conn.execute(
+                "SELECT device_id, state, last_seen FROM device_status"  # noqa: S608
+                f" WHERE device_id IN ({marks})",
+                ids,
+            )
+        }
 
 
 def classify(health: DeviceHealth | None, now: datetime, stale_after: timedelta) -> str:
@@ -98,13 +113,84 @@ def worst(states: Sequence[str]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RoomStatus:
-    """One room with its state and its devices' states."""
+    """One room with its state, its devices' states and its licence."""
 
     room_id: str
+    account_id: str
+    site_id: str
     name: str
     site: str
     state: str
+    licence_contract_id: str | None
     devices: tuple[dict[str, object], ...]
+
+
+def _statuses(
+    conn: sqlite3.Connection,
+    source: DeviceStatusSource,
+    *,
+    account_id: str | None,
+    room_id: str | None,
+    now: datetime,
+    stale_after: timedelta,
+) -> list[RoomStatus]:
+    # A handful of queries for any number of rooms: rooms, placements, licences, health.
+    # Rooms in scope: those of the account, plus the one room asked for (NULL matches none).
+    scope = {"account": account_id, "room": room_id}
+    rooms = conn.execute(
+        "SELECT r.id, r.account_id, r.site_id, r.name, s.name AS site_name FROM fleet_rooms r"
+        " JOIN fleet_sites s ON s.id = r.site_id"
+        " WHERE r.id IN (SELECT id FROM fleet_rooms WHERE account_id = :account UNION ALL"
+        " SELECT :room) ORDER BY s.name, r.name, r.id",
+        scope,
+    ).fetchall()
+    devs: dict[str, list[sqlite3.Row]] = {}
+    for d in conn.execute(
+        "SELECT p.room_id, d.id, d.serial, d.model FROM fleet_device_rooms p"
+        " JOIN devices d ON d.id = p.device_id WHERE p.until IS NULL AND p.room_id IN"
+        " (SELECT id FROM fleet_rooms WHERE account_id = :account UNION ALL SELECT :room)"
+        " ORDER BY d.serial, d.id",
+        scope,
+    ):
+        devs.setdefault(d["room_id"], []).append(d)
+    licences = {
+        row[0]: row[1]
+        for row in conn.execute(
+            "SELECT room_id, contract_id FROM fleet_room_licences WHERE until IS NULL AND room_id"
+            " IN (SELECT id FROM fleet_rooms WHERE account_id = :account UNION ALL SELECT :room)",
+            scope,
+        )
+    }
+    health = source.health(conn, [d["id"] for ds in devs.values() for d in ds])
+    out: list[RoomStatus] = []
+    for room in rooms:
+        details: list[dict[str, object]] = []
+        for d in devs.get(room["id"], []):
+            h = health.get(d["id"])
+            details.append(
+                {
+                    "device_id": d["id"],
+                    "serial": d["serial"],
+                    "model": d["model"],
+                    "state": classify(h, now, stale_after),
+                    "last_seen": h.last_seen if h else None,
+                    "missing_peripherals": list(h.missing_peripherals) if h else [],
+                    "recent": list(h.recent) if h else [],
+                }
+            )
+        out.append(
+            RoomStatus(
+                room_id=room["id"],
+                account_id=room["account_id"],
+                site_id=room["site_id"],
+                name=room["name"],
+                site=room["site_name"],
+                state=worst([str(x["state"]) for x in details]),
+                licence_contract_id=licences.get(room["id"]),
+                devices=tuple(details),
+            )
+        )
+    return out
 
 
 def room_statuses(
@@ -115,10 +201,9 @@ def room_statuses(
     stale_after: timedelta,
 ) -> list[RoomStatus]:
     """Every room of an account with its status."""
-    out: list[RoomStatus] = []
-    for room in list_rooms(conn, account_id):
-        out.append(room_status(conn, source, room["id"], now, stale_after, room=room))
-    return out
+    return _statuses(
+        conn, source, account_id=account_id, room_id=None, now=now, stale_after=stale_after
+    )
 
 
 def room_status(
@@ -127,32 +212,14 @@ def room_status(
     room_id: str,
     now: datetime,
     stale_after: timedelta,
-    *,
-    room: sqlite3.Row | None = None,
 ) -> RoomStatus:
     """One room's status with its devices' serials, last-seen times and recent health."""
-    if room is None:
-        from collector.fleet.rooms import get_room
-
-        room = get_room(conn, room_id)
-    devs = devices_in_room(conn, room_id)
-    health = source.health(conn, [d["id"] for d in devs])
-    details: list[dict[str, object]] = []
-    for d in devs:
-        h = health.get(d["id"])
-        details.append(
-            {
-                "device_id": d["id"],
-                "serial": d["serial"],
-                "model": d["model"],
-                "state": classify(h, now, stale_after),
-                "last_seen": h.last_seen if h else None,
-                "missing_peripherals": list(h.missing_peripherals) if h else [],
-                "recent": list(h.recent) if h else [],
-            }
-        )
-    state = worst([str(x["state"]) for x in details])
-    return RoomStatus(room["id"], room["name"], room["site_name"], state, tuple(details))
+    found = _statuses(
+        conn, source, account_id=None, room_id=room_id, now=now, stale_after=stale_after
+    )
+    if not found:
+        raise NotFound(f"room {room_id!r} not found")
+    return found[0]
 
 
 def room_status_history(
