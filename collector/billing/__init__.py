@@ -9,7 +9,12 @@ transaction: ``schema``, ``ledger``, ``close``, ``credits``, ``coupons``,
 (suspend/resume to agents through a ``CommandSender``).
 """
 
+import logging
+
 from collector.billing.errors import BillingError
 from collector.billing.money import round_logbit
+
+# Library logging convention: the application decides where records go.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = ["BillingError", "round_logbit"]

@@ -93,9 +93,11 @@ def load_usage(
             for i, p in reversed(list(enumerate(points, start=1)))
         )
         segment = f", CASE {when} ELSE 0 END" if points else ""
+        # "+hour" keeps SQLite on the primary key (account, device, service, subject,
+        # unit, hour), whose order lets it stream the groups instead of sorting them.
         sql = (
             "SELECT device_id, service, unit, MIN(hour), SUM(quantity), SUM(records), COUNT(*)"
-            " FROM usage_hourly WHERE account_id = ? AND hour >= ? AND hour < ?"
+            " FROM usage_hourly WHERE account_id = ? AND +hour >= ? AND +hour < ?"
             " GROUP BY device_id, service, subject, unit"
         )
         rows = conn.execute(sql + segment, bounds).fetchall()
