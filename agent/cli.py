@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from agent.config import Settings, load_settings
@@ -79,6 +80,9 @@ async def _serve(settings: Settings, config: Path) -> None:
 
     agent = Agent(settings)
     loop = asyncio.get_running_loop()
+    # Two workers are enough for psutil snapshots and the broker connect; each
+    # extra thread would cost memory (stack, malloc arena) on a small gateway.
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=2, thread_name_prefix="agent"))
 
     def reload() -> None:
         try:

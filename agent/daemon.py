@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.metadata
 import logging
 import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agent import __version__
 from agent.commands import CommandHandler
 from agent.config import Settings
 from agent.health import HealthProbe, HealthReporter, PsutilStats
@@ -36,11 +36,8 @@ log = logging.getLogger("agent.daemon")
 
 
 def agent_version() -> str:
-    """Return the installed version of the agent."""
-    try:
-        return importlib.metadata.version("logbot-edge")
-    except importlib.metadata.PackageNotFoundError:
-        return "0.0.0"
+    """Return the version of the agent."""
+    return __version__
 
 
 class Agent:

@@ -104,6 +104,8 @@ class Outbox:
             await db.execute("PRAGMA busy_timeout = 10000")
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute("PRAGMA synchronous = FULL")
+            # A small page cache: the outbox is read sequentially, memory is scarce.
+            await db.execute("PRAGMA cache_size = -512")
             rows = await _fetch(db, "PRAGMA quick_check")
             verdict = [r[0] for r in rows]
             if verdict != ["ok"]:

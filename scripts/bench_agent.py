@@ -243,13 +243,15 @@ def bench_steady(workdir: Path, broker: Broker, seconds: float) -> None:
     dt = time.monotonic() - t0
     cpu = (cpu1.user - cpu0.user + cpu1.system - cpu0.system) / dt * 100
     rss = p.memory_info().rss
-    uss = p.memory_full_info().uss
+    full = p.memory_full_info()
+    uss, pss = full.uss, full.pss
     proc.terminate()
     proc.wait(20)
     consumer.close()
     print(
         f"steady (health every 10 s + 10 synthetic meters, {dt:.0f} s): "
-        f"RSS {rss / 1e6:.1f} MB (peak {peak / 1e6:.1f} MB, USS {uss / 1e6:.1f} MB), "
+        f"RSS {rss / 1e6:.1f} MB (peak {peak / 1e6:.1f} MB, "
+        f"PSS {pss / 1e6:.1f} MB, USS {uss / 1e6:.1f} MB), "
         f"CPU {cpu:.2f} % of a core; records receipted {consumer.records}"
     )
 

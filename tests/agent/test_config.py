@@ -179,3 +179,12 @@ def test_registry_lists_every_kind() -> None:
         "peripherals",
         "synthetic",
     }
+
+
+def test_version_matches_the_package() -> None:
+    import tomllib
+
+    import agent
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    assert agent.__version__ == tomllib.loads(pyproject.read_text())["project"]["version"]
