@@ -161,13 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _wrap(handler: Handler) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
+        from collector.errors import CollectorError
+
         try:
             book = _price_book(args)
             conn = connect(_db_path(args))
-        except PriceBookError as exc:
-            print(f"logbot-collector: config error: {exc}", file=sys.stderr)
-            return 2
-        except (OSError, sqlite3.Error, ValueError) as exc:
+        except (PriceBookError, CollectorError, OSError, sqlite3.Error, ValueError) as exc:
             print(f"logbot-collector: config error: {exc}", file=sys.stderr)
             return 2
         try:
