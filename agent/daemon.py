@@ -82,11 +82,11 @@ class Agent:
     async def run(self) -> None:
         """Run sessions until stopped; a reload starts a new session."""
         while True:
-            self._stop.clear()
             await self._session()
             if self._pending is None:
                 return
             self.settings, self._pending = self._pending, None
+            self._stop.clear()
             log.info("agent.reloaded")
 
     def build_meters(self) -> list[Meter]:

@@ -69,7 +69,9 @@ class TestCollector:
 
     __test__ = False
 
-    def __init__(self, url: str, account: str = "acme") -> None:
+    def __init__(
+        self, url: str, account: str = "acme", username: str = "", password: str = ""
+    ) -> None:
         host, port = url.removeprefix("mqtt://").split(":")
         self.account = account
         self.received: list[tuple[str, str, int]] = []  # (device, epoch, seq) incl. duplicates
@@ -81,6 +83,8 @@ class TestCollector:
         )
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
+        if username:
+            self.client.username_pw_set(username, password)
         self.client.connect(host, int(port), 30)
         self.client.loop_start()
         wait_until(self.client.is_connected, 10, "collector connected")
@@ -141,11 +145,11 @@ class TestCollector:
 
 
 @pytest.fixture
-def collector_factory() -> Iterator[Callable[[str], TestCollector]]:
+def collector_factory() -> Iterator[Callable[..., TestCollector]]:
     made: list[TestCollector] = []
 
-    def make(url: str) -> TestCollector:
-        c = TestCollector(url)
+    def make(url: str, **credentials: str) -> TestCollector:
+        c = TestCollector(url, **credentials)
         made.append(c)
         return c
 
