@@ -91,14 +91,12 @@ async def bench(args: argparse.Namespace, work: Path) -> None:
         fleet = Fleet(settings)
         t_start = time.monotonic()
         run = asyncio.create_task(fleet.run())
-        while fleet.stats.phase in ("starting", "warm-up"):  # noqa: ASYNC110 - a sampler
-            await asyncio.sleep(0.5)
+        await fleet.traffic_started.wait()
         started_s = time.monotonic() - t_start
         running = sum(1 for g in fleet.gateways if g.running)
         rss1 = proc.memory_info().rss
         c0, t0 = committed(db), time.monotonic()
-        while fleet.stats.phase == "traffic":  # noqa: ASYNC110 - a sampler
-            await asyncio.sleep(1)
+        await fleet.traffic_ended.wait()
         c1, t1 = committed(db), time.monotonic()
         rss2 = proc.memory_info().rss
         await run

@@ -65,7 +65,7 @@ def meter_tables(spec: GatewaySpec) -> dict[str, tuple[str, dict[str, Any]]]:
             "peripherals",
             {
                 "sysfs_root": spec.sysfs_root,
-                "poll_s": every,
+                "poll_s": min(every, 60.0),
                 "report_interval_s": 10 * every,
                 "rooms": [{"room": spec.room, "expected": expected}],
             },

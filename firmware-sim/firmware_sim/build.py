@@ -8,6 +8,7 @@ peripherals and traffic profiles).
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from pathlib import Path
 
@@ -31,10 +32,42 @@ def room_of(settings: FleetSettings, index: int) -> str:
 
 
 def free_port() -> int:
-    """Return a free TCP port on 127.0.0.1."""
+    """Return a free TCP port on 127.0.0.1 (from the kernel's ephemeral range)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class ListenerPorts:
+    """Hands out free ports for agents' listeners BELOW the ephemeral range.
+
+    A port found free now is bound by the agent only later; meanwhile a
+    socket bound to port 0 (an uplink proxy, a client) could get the same
+    port from the kernel's ephemeral range (32768-60999 on Linux). Ports
+    below it are never handed out that way, so they cannot be taken.
+    """
+
+    LOW, HIGH = 20_000, 32_000
+
+    def __init__(self, seed: int) -> None:
+        self._next = self.LOW + (seed * 7919) % (self.HIGH - self.LOW)
+        self._given: set[int] = set()
+
+    def take(self) -> int:
+        """Return a port nothing listens on now and that was not handed out before."""
+        for _ in range(self.HIGH - self.LOW):
+            port = self._next
+            self._next = self.LOW if port + 1 >= self.HIGH else port + 1
+            if port in self._given:
+                continue
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            self._given.add(port)
+            return port
+        raise OSError("no free listener port below the ephemeral range")
 
 
 def _make_modem(settings: FleetSettings, hw: GatewayHardware, directory: Path) -> object:
@@ -62,7 +95,11 @@ def _make_usb(directory: Path, expected: tuple[RoomPeripheral, ...]) -> UsbContr
 
 
 async def build_gateway(
-    settings: FleetSettings, clock: AcceleratedClock, factory: AgentFactory, index: int
+    settings: FleetSettings,
+    clock: AcceleratedClock,
+    factory: AgentFactory,
+    index: int,
+    ports: ListenerPorts,
 ) -> SimGateway:
     """Build (but do not start) gateway ``index``."""
     device = device_id(settings, index)
@@ -88,7 +125,7 @@ async def build_gateway(
     producer = None
     data_port = 0
     if settings.data:
-        data_port = free_port()
+        data_port = ports.take()
         producer = LineProducer(port=data_port)
     spec = GatewaySpec(
         device=device,
@@ -115,4 +152,7 @@ async def build_gateways(
     settings: FleetSettings, clock: AcceleratedClock, factory: AgentFactory
 ) -> list[SimGateway]:
     """Build every gateway of the fleet."""
-    return [await build_gateway(settings, clock, factory, i) for i in range(settings.devices)]
+    ports = ListenerPorts(settings.seed + os.getpid())
+    return [
+        await build_gateway(settings, clock, factory, i, ports) for i in range(settings.devices)
+    ]

@@ -93,6 +93,8 @@ class Fleet:
         self._on_event = on_event or (lambda _msg: None)
         self._stop = asyncio.Event()
         self.traffic_on = False
+        self.traffic_started = asyncio.Event()  # set when billable traffic begins
+        self.traffic_ended = asyncio.Event()  # set when it stops (cool-down begins)
 
     def event(self, message: str) -> None:
         """Report something that happened (the demo shows these)."""
@@ -136,6 +138,8 @@ class Fleet:
             await self._sleep_or_stop(3 * s.meter_interval_s)
             if not self._stop.is_set():
                 await self._traffic_phase()
+            self.traffic_started.set()
+            self.traffic_ended.set()
             await self._cool_down()
         finally:
             self.stats.phase = "stopping"
@@ -160,6 +164,7 @@ class Fleet:
         boundaries = month_boundaries(t0, end)
         self.stats.phase = "traffic"
         self.traffic_on = True
+        self.traffic_started.set()
         self.event(f"traffic starts (until {end:%Y-%m-%d %H:%M:%S})")
         runner = FaultRunner(self, t0)
         fault_task = asyncio.create_task(runner.run(self.schedule()))
@@ -185,6 +190,7 @@ class Fleet:
                     await self.truth.flush(at - timedelta(seconds=2 * s.truth_window_s))
         finally:
             self.traffic_on = False
+            self.traffic_ended.set()
             fault_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await fault_task

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,12 +114,21 @@ class SimGateway:
             self.producer_task = asyncio.create_task(self.producer.run())
 
     async def _run_agent(self, agent: AgentHandle) -> None:
-        try:
-            await agent.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # an agent crash is a finding, not a simulator crash
-            self.errors.append(f"{type(exc).__name__}: {exc}")
+        """Run the agent; like systemd (Restart=always), restart it after a crash."""
+        while True:
+            try:
+                await agent.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # an agent crash is a finding, not a simulator crash
+                where = traceback.extract_tb(exc.__traceback__)[-1]
+                self.errors.append(
+                    f"{type(exc).__name__}: {exc} at {where.filename}:{where.lineno}"
+                )
+                await asyncio.sleep(1.0)
+                agent = self.agent = self.factory(self.spec)
+                continue
+            return
 
     async def stop(self, grace_s: float = 30.0) -> None:
         """Stop the agent cleanly (cancel it after ``grace_s`` real seconds)."""

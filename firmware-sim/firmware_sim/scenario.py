@@ -126,6 +126,12 @@ def add_fleet_arguments(p: argparse.ArgumentParser) -> None:
         default=60.0,
         help="simulated seconds between meter readings",
     )
+    p.add_argument(
+        "--truth-window",
+        type=parse_duration,
+        default=3600.0,
+        help="window of one ground-truth line (default 1h)",
+    )
     p.add_argument("--faults", choices=("none", "random"), default="random", help="fault mode")
     p.add_argument(
         "--fault-rate", type=float, default=2.0, help="faults per gateway per simulated day"
@@ -133,6 +139,14 @@ def add_fleet_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-modem", action="store_true", help="no fake modem pty per gateway")
     p.add_argument("--no-data", action="store_true", help="no line-protocol producers")
     p.add_argument("--no-proxy", action="store_true", help="connect straight to the broker")
+    p.add_argument("--no-peripherals", action="store_true", help="no fake USB room devices")
+    p.add_argument(
+        "--register",
+        type=Path,
+        default=None,
+        metavar="LEDGER",
+        help="first register the account and devices in this collector ledger (SQLite)",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> FleetSettings:
@@ -151,11 +165,13 @@ def settings_from_args(args: argparse.Namespace) -> FleetSettings:
         speed=args.speed,
         start=args.start,
         meter_interval_s=args.meter_interval,
+        truth_window_s=max(int(args.truth_window), 1),
         faults=args.faults,
         fault_rate_per_day=args.fault_rate,
         modem=not args.no_modem,
         data=not args.no_data,
         outage_proxy=not args.no_proxy,
+        peripherals=not args.no_peripherals,
     )
     settings.validate()
     return settings
@@ -164,9 +180,24 @@ def settings_from_args(args: argparse.Namespace) -> FleetSettings:
 def run_fleet_command(args: argparse.Namespace) -> int:
     """Run ``firmware-sim fleet``; return the exit status."""
     settings = settings_from_args(args)
+    return asyncio.run(_run_fleet(settings, args.register))
+
+
+async def _run_fleet(settings: FleetSettings, register: Path | None) -> int:
+    import signal
+
     from firmware_sim.fleet import Fleet
 
-    fleet = Fleet(settings)
-    summary = asyncio.run(fleet.run())
-    print(summary.text())
+    if register is not None:
+        from firmware_sim.registry import register_fleet
+
+        added = await register_fleet(register, settings)
+        print(f"registered {added} new device(s) of account {settings.account} in {register}")
+    fleet = Fleet(settings, on_event=print)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, fleet.request_stop)
+    loop.add_signal_handler(signal.SIGTERM, fleet.request_stop)
+    stats = await fleet.run()
+    print(stats.text())
+    print(f"ground truth: {settings.truth}")
     return 0
