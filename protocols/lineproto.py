@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Iterable
 from typing import Final
 
@@ -51,6 +52,7 @@ _INT = re.compile(r"-?[0-9]+")
 _UINT = re.compile(r"[0-9]+")
 _NUM_END = frozenset("0123456789.")
 _SLOW_FIRST = frozenset(" \t#")
+_intern = sys.intern
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TRUE = frozenset({"t", "T", "true", "True", "TRUE"})
 _FALSE = frozenset({"f", "F", "false", "False", "FALSE"})
@@ -90,7 +92,9 @@ def parse_line(line: str, *, default_ts: int = 0, precision: str = "ns") -> Data
     if " " in ts_s:
         raise LineProtocolError("unexpected text after the timestamp", reason="syntax")
     parts = key.split(",")
-    measurement = parts[0]
+    # Names and tag values repeat from line to line: interning shares them
+    # (about half the memory of a buffered point).
+    measurement = _intern(parts[0])
     if not 0 < len(measurement) <= MAX_NAME:
         raise LineProtocolError(f"measurement must be 1-{MAX_NAME} characters", reason="bad_name")
     tags: dict[str, str] = {}
@@ -107,7 +111,7 @@ def parse_line(line: str, *, default_ts: int = 0, precision: str = "ns") -> Data
                 )
             if not 0 < len(v) <= MAX_TAG_VALUE:
                 raise LineProtocolError(f"tag {k[:32]!r} has an invalid value", reason="bad_tag")
-            tags[k] = v
+            tags[_intern(k)] = _intern(v)
     fields: dict[str, FieldValue] = {}
     items = fields_s.split(",")
     if len(items) > MAX_FIELDS:
@@ -118,7 +122,7 @@ def parse_line(line: str, *, default_ts: int = 0, precision: str = "ns") -> Data
             raise LineProtocolError(f"field {item[:32]!r} has no '='", reason="syntax")
         if not 0 < len(k) <= MAX_NAME:
             raise LineProtocolError(f"field key must be 1-{MAX_NAME} characters", reason="bad_name")
-        fields[k] = _parse_value(v)
+        fields[_intern(k)] = _parse_value(v)
     if not ts_s:
         ts = default_ts
     elif ts_s.isdigit() and ts_s.isascii():
