@@ -220,7 +220,7 @@ def test_two_processes_closing_at_once_charge_once(
 ) -> None:
     seed_combo(db, book)
     _bulk_usage(db, 200)
-    start = time.time() + 2.0
+    start = time.time() + 5.0  # both interpreters are up and waiting by then
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", CLOSER, str(db_path), str(PRICE_BOOK), str(start), f"p{i}"],
