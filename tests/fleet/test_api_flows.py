@@ -230,3 +230,45 @@ def test_tokens_and_credentials(env: tuple[str, World, FakeClock, Path]) -> None
     assert session("GET", "/me").status_code == 200
     clock.now += timedelta(hours=12, seconds=1)
     assert session("GET", "/me").status_code == 401
+
+
+def test_contracts_spares_and_coverage_over_http(env: tuple[str, World, FakeClock, Path]) -> None:
+    url, w, clock, _ = env
+    admin, partner = Api(url, w.tokens["a_admin"]), Api(url, w.tokens["p_admin"])
+    # The seed bought 10 licences for acme; the subsidiary's purchases count at the parent.
+    assert admin("GET", "/accounts/acme-br/entitlement").json() == {
+        "principal_id": "acme",
+        "licensed_rooms": 10,
+        "spares": 0,
+    }
+    first = admin("POST", "/accounts/acme-br/contracts", {"sku": "SELECT-2Y", "licences": 30})
+    assert first.json()["spares_granted"] == 0
+    clock.now += timedelta(days=31)
+    second = partner("POST", "/accounts/acme-br/contracts", {"sku": "SELECT-5Y", "licences": 10})
+    assert second.status_code == 201, second.text
+    assert second.json()["spares_granted"] == 1  # 10 + 30 + 10 = 50
+    assert admin("GET", "/accounts/acme/entitlement").json()["spares"] == 1
+    late = admin("POST", f"/contracts/{first.json()['id']}/cancel")
+    assert late.status_code == 409  # day 31
+    ok = admin("POST", f"/contracts/{second.json()['id']}/cancel")
+    assert ok.json()["status"] == "cancelled"
+    assert admin("GET", "/accounts/acme/entitlement").json() == {
+        "principal_id": "acme",
+        "licensed_rooms": 40,
+        "spares": 0,
+    }
+    # The room's licence comes from the 3-year contract; the Rally Bar registered at
+    # the seed is covered until the contract ends (within its 5-year cap).
+    detail = admin("GET", f"/devices/{w.ids['device']}/fleet").json()
+    assert detail["coverage_end"] == "2029-05-04"
+    # Moving the licence and a device between rooms keeps the history.
+    moved = admin("POST", f"/rooms/{w.ids['room']}/licence/move", {"to_room_id": w.ids["room2"]})
+    assert moved.json()["licence_contract_id"] == w.ids["contract"]
+    placed = admin("POST", f"/rooms/{w.ids['room2']}/devices", {"serial": "2214LZ0ABC12"})
+    assert [d["serial"] for d in placed.json()["devices"]] == ["2214LZ0ABC12"]
+    room1 = admin("GET", f"/rooms/{w.ids['room']}").json()
+    assert room1["licence_contract_id"] is None
+    assert [(p["serial"], p["until"] is not None) for p in room1["placements"]] == [
+        ("2214LZ0ABC12", True),
+        ("GW-ACME-1", False),
+    ]

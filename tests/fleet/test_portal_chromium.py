@@ -51,6 +51,15 @@ def browser_page() -> Iterator[Page]:
             browser.close()
 
 
+AUDIT_JS = (Path(__file__).parent / "a11y_audit.js").read_text()
+
+
+def _audit(page: Page, where: str) -> None:
+    """Basic accessibility checks on the current view (a11y_audit.js): names, labels, h1, lang."""
+    problems = page.evaluate(AUDIT_JS)
+    assert problems == [], f"{where}: {problems}"
+
+
 def _room_goes_offline(db: Path, clock: FakeClock, device: str) -> None:
     """What the ingest component records when a device's last will arrives."""
     conn: sqlite3.Connection = connect(db)
@@ -98,6 +107,7 @@ def test_portal_end_to_end(tmp_path: Path, browser_page: Page) -> None:
         rooms = page.get_by_role("table", name="Rooms and their status")
         expect(rooms.get_by_role("row", name="Sala Aurora")).to_contain_text("Online")
         page.screenshot(path=ARTIFACTS / "01-fleet.png", full_page=True)
+        _audit(page, "01-fleet")
 
         # The gateway's last will arrives: the room goes offline.
         _room_goes_offline(db, clock, "gw-acme-1")
@@ -106,12 +116,14 @@ def test_portal_end_to_end(tmp_path: Path, browser_page: Page) -> None:
         row = page.get_by_role("row", name="Sala Aurora")
         expect(row).to_contain_text("Offline")
         page.screenshot(path=ARTIFACTS / "02-offline-rooms.png", full_page=True)
+        _audit(page, "02-offline-rooms")
 
         # Open a ticket from the offline room, paid by the support card.
         row.get_by_role("link", name="Sala Aurora").click()
         expect(page.get_by_role("heading", name="Room Sala Aurora")).to_be_visible()
         page.get_by_label("Support card code").fill(world.card)
         page.screenshot(path=ARTIFACTS / "03-room-ticket-form.png", full_page=True)
+        _audit(page, "03-room-ticket-form")
         page.get_by_role("button", name="Open ticket").click()
         expect(page.get_by_role("heading", name="Ticket tkt-")).to_be_visible()
         attached = page.get_by_role("table", name="Devices attached to the ticket")
@@ -119,6 +131,7 @@ def test_portal_end_to_end(tmp_path: Path, browser_page: Page) -> None:
         expect(attached.get_by_role("row", name="GW-ACME-1")).to_contain_text("Offline")
         expect(attached.get_by_role("row", name="GW-ACME-1")).to_contain_text("offline")
         page.screenshot(path=ARTIFACTS / "04-ticket.png", full_page=True)
+        _audit(page, "04-ticket")
         page.get_by_role("link", name="Tickets").click()
         expect(page.get_by_role("table", name="Tickets")).to_contain_text(
             "Room Sala Aurora is offline"
@@ -133,6 +146,7 @@ def test_portal_end_to_end(tmp_path: Path, browser_page: Page) -> None:
         expect(balance).to_have_text("250 logbit")
         expect(page.get_by_role("table", name="Ledger")).to_contain_text("250")
         page.screenshot(path=ARTIFACTS / "05-balance.png", full_page=True)
+        _audit(page, "05-balance")
         # A wrong code is refused with a clear message and changes nothing.
         page.get_by_label("Enter coupon").fill("LBC-0000-0000-0000-0000")
         page.get_by_role("button", name="Redeem").click()
@@ -147,6 +161,7 @@ def test_portal_end_to_end(tmp_path: Path, browser_page: Page) -> None:
         expect(cart).to_contain_text("€136.64")
         expect(page.get_by_role("button", name="Pay 136.64 €")).to_be_visible()
         page.screenshot(path=ARTIFACTS / "06-cart.png", full_page=True)
+        _audit(page, "06-cart")
 
         # Services page: self-service activation, then a request for an operator.
         page.get_by_role("link", name="Services").click()
@@ -167,11 +182,13 @@ def test_portal_end_to_end(tmp_path: Path, browser_page: Page) -> None:
             "EdgeService"
         )
         page.screenshot(path=ARTIFACTS / "07-services.png", full_page=True)
+        _audit(page, "07-services")
 
         # Device detail with its usage chart.
         page.goto(f"{url}/portal/#device/gw-acme-1")
         expect(page.get_by_role("img", name="Hourly usage of GW-ACME-1")).to_be_visible()
         page.screenshot(path=ARTIFACTS / "08-device.png", full_page=True)
+        _audit(page, "08-device")
         # Sign out; the invited colleague accepts the e-mailed link (read-only role).
         page.get_by_role("button", name="Sign out").click()
         expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
@@ -187,5 +204,6 @@ def test_portal_end_to_end(tmp_path: Path, browser_page: Page) -> None:
         expect(page.get_by_role("heading", name="Fleet")).to_be_visible()
         expect(page.get_by_label("Account")).to_contain_text("Acme S.p.A. (readonly)")
         page.screenshot(path=ARTIFACTS / "09-invited-colleague.png", full_page=True)
+        _audit(page, "09-invited-colleague")
         assert external == [], f"the portal fetched outside the collector: {external}"
         assert js_errors == []

@@ -201,11 +201,11 @@ async function viewRoom(id) {
       d.missing_peripherals.join(", ") || "—",
     ]), "Devices in this room"),
     h("h2", {}, "Usage, last 7 days"),
-    r.usage_7d.length ? table(["Service", "Unit", "Quantity"], r.usage_7d.map((u) => [u.service, u.unit, u.quantity])) : h("p", { class: "muted" }, "No usage."),
+    r.usage_7d.length ? table(["Service", "Unit", "Quantity"], r.usage_7d.map((u) => [u.service, u.unit, u.quantity]), "Usage in this room, last 7 days") : h("p", { class: "muted" }, "No usage."),
     h("h2", {}, "Status changes in this room"),
     r.status_history.length ? table(["When", "Device", "State", "Reason"], r.status_history.map((e) => [when(e.at), e.serial || e.device_id, e.state, e.reason || "—"]), "Status changes in this room") : h("p", { class: "muted" }, "No status changes recorded."),
     h("h2", {}, "Device moves"),
-    table(["Serial", "Since", "Until"], r.placements.map((p) => [p.serial, when(p.since), p.until ? when(p.until) : "now"])),
+    table(["Serial", "Since", "Until"], r.placements.map((p) => [p.serial, when(p.since), p.until ? when(p.until) : "now"]), "Device moves"),
   ];
   if (r.state === "offline" || r.state === "needs_attention") {
     parts.push(h("h2", {}, "Open a support ticket"),
@@ -238,7 +238,7 @@ async function viewDevice(id) {
     ], "Device details"),
     h("h2", {}, "Usage per hour, last 7 days"),
     points.length ? barChart(points, `Hourly usage of ${d.serial}: ${points.length} hours, peak ${Math.max(...points.map((p) => p.value))}`) : h("p", { class: "muted" }, "No usage yet."),
-    points.length ? table(["Hour", "Quantity"], points.map((p) => [p.hour, p.value])) : null);
+    points.length ? table(["Hour", "Quantity"], points.map((p) => [p.hour, p.value]), "Usage per hour") : null);
 }
 
 // ---------- services ----------
@@ -272,7 +272,7 @@ async function viewServices() {
   }
   page("Services",
     h("h2", {}, "Services per device, user and organization"),
-    table(["Service", "For", "How", "Status", "From", "Until", ""], acts.map((a) => [
+    table(["Service", "For", "How", "Status", "From", "Until", "Action"], acts.map((a) => [
       name.get(a.service_code) || a.service_code, `${a.subject_kind} ${a.subject_id}`, a.mode === "self" ? "self-service" : "operator",
       a.status, a.start ? when(a.start) : "—", a.end ? when(a.end) : "—",
       a.status === "active" && a.mode === "self" ? h("button", { type: "button", class: "link", onclick: async () => {
@@ -342,13 +342,13 @@ async function viewTicket(id) {
   const t = await api("GET", "/tickets/" + id);
   const snap = t.snapshot || {};
   page("Ticket " + t.id,
-    table(["Field", "Value"], [["Subject", t.subject], ["Status", t.status], ["Opened", when(t.created_at)], ["By", t.opened_by], ["Room", (snap.name || "") + " — " + (snap.site || "")], ["Room status when opened", badge(snap.state || "empty")]]),
+    table(["Field", "Value"], [["Subject", t.subject], ["Status", t.status], ["Opened", when(t.created_at)], ["By", t.opened_by], ["Room", (snap.name || "") + " — " + (snap.site || "")], ["Room status when opened", badge(snap.state || "empty")]], "Ticket details"),
     h("h2", {}, "Devices attached"),
     table(["Serial", "Model", "Status", "Last seen", "Recent health"], (snap.devices || []).map((d) => [
       d.serial, d.model, badge(d.state), when(d.last_seen), (d.recent || []).map((e) => `${e.state} ${when(e.at)}`).join("; ") || "—",
     ]), "Devices attached to the ticket"),
     h("h2", {}, "History"),
-    table(["When", "Who", "Note", "Minutes"], t.events.map((e) => [when(e.at), e.author, e.note, e.minutes])));
+    table(["When", "Who", "Note", "Minutes"], t.events.map((e) => [when(e.at), e.author, e.note, e.minutes]), "Ticket history"));
 }
 
 // ---------- router ----------
