@@ -111,7 +111,7 @@ def log_work(ctx: Context, caller: CurrentCaller, ticket_id: str, body: WorkIn) 
     """Record support work; consumes the ticket's support-card minutes."""
     billing = ctx.require_billing()
     with ctx.tx() as conn:
-        tickets.get_ticket(conn, ticket_id)
+        caller.require_read(tickets.get_ticket(conn, ticket_id)["account_id"])
         caller.require_operator()
         left = tickets.log_work(
             conn,
