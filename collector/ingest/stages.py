@@ -12,13 +12,13 @@ from datetime import datetime
 import msgspec
 
 from collector.clock import hour_of, iso_utc
-from collector.ingest.lineproto import format_line, has_line_break
 from collector.ingest.model import Inbound, Limits, Outcome, Settled
 from collector.ingest.points import health_line
 from collector.store.ledger import DeadLetter, DeviceInfo, ExportLine, UsageRow
 from protocols import (
     CommandReply,
     DataBatch,
+    DataPoint,
     DecodeError,
     HealthReport,
     Inventory,
@@ -30,6 +30,7 @@ from protocols import (
     UsageRecord,
     decode,
 )
+from protocols.lineproto import LineProtocolError, check_point, format_point
 
 RESERVED_TAGS = frozenset({"account", "device", "stream"})
 UNITS_FOR_SERVICE = {
@@ -186,18 +187,26 @@ def data_outcome(
     lines: list[str] = []
     refused = 0
     for point in batch.points:
-        texts = [point.measurement, *point.tags, *point.tags.values(), *point.fields]
-        texts += [v for v in point.fields.values() if isinstance(v, str)]
-        if RESERVED_TAGS.intersection(point.tags) or any(map(has_line_break, texts)):
+        if RESERVED_TAGS.intersection(point.tags):
             refused += 1
             continue
-        lines.append(format_line(point.measurement, {**point.tags, **base}, point.fields, point.ts))
+        tagged = DataPoint(
+            measurement=point.measurement, fields=point.fields,
+            tags={**point.tags, **base}, ts=point.ts,
+        )  # fmt: skip
+        try:
+            check_point(tagged)
+        except LineProtocolError:
+            refused += 1
+            continue
+        # The contract's canonical line: billed bytes are exactly what agents expect.
+        lines.append(format_point(tagged))
     out = Outcome("data", topic.account, topic.device)
     if refused:
         out.dead_letters.append(
             dead_letter(
-                msg, "bad_point", f"{refused} of {len(batch.points)} points refused"
-                " (reserved tag or line break)", limits, account=topic.account,
+                msg, "bad_point", f"{refused} of {len(batch.points)} points refused (reserved"
+                " tag, or not representable as line protocol)", limits, account=topic.account,
                 device=topic.device, record_ref=bid,
             )
         )  # fmt: skip
