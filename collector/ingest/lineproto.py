@@ -1,4 +1,7 @@
-"""InfluxDB line protocol formatting for what the collector exports.
+"""InfluxDB line protocol for the collector's own points (rollups, health, status).
+
+Customers' points go through ``protocols.lineproto.format_point`` instead,
+because their bytes are billed and must match the contract exactly.
 
 Deterministic: tags sorted by key, explicit nanosecond timestamps, so a
 replayed line overwrites the point it wrote before instead of adding one.
@@ -30,11 +33,6 @@ def _field_value(value: FieldValue) -> str:
             raise ValueError("line protocol cannot carry NaN or infinity")
         return repr(value)
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def has_line_break(text: str) -> bool:
-    """Tell whether ``text`` contains a character that would end a line."""
-    return "\n" in text or "\r" in text
 
 
 def format_line(
