@@ -97,9 +97,7 @@ class SimMeter:
     async def run(self, sink: MeterSink) -> None:
         """Reopen the modem with backoff and close a window every interval."""
         clock = self.deps.clock
-        self._state = nic_usage.decode_state(await sink.load_state(COUNTER_KEY))
-        saved = await sink.load_state(ICCID_KEY)
-        self._iccid = saved.decode() if saved else None
+        await self.load(sink)
         self._next_open = clock.monotonic()
         try:
             end = nic_usage.next_boundary(clock.now(), self.settings.interval_s)
@@ -115,6 +113,12 @@ class SimMeter:
                     end = nic_usage.next_boundary(clock.now(), self.settings.interval_s)
         finally:
             await self.modem.close()
+
+    async def load(self, sink: MeterSink) -> None:
+        """Resume from the counter state and last ICCID committed before a restart."""
+        self._state = nic_usage.decode_state(await sink.load_state(COUNTER_KEY))
+        saved = await sink.load_state(ICCID_KEY)
+        self._iccid = saved.decode() if saved else None
 
     def _failed(self, sink: MeterSink, state: str, error: str) -> None:
         self.counters.incr(f"modem_{state}")
