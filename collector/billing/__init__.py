@@ -1,10 +1,11 @@
 """Rating and credits: price book, monthly close in logbit, packs, coupons, notices, suspension.
 
-Pure parts (no I/O): ``money``, ``price_book``, ``rating``, ``periods``.
-Store parts take a plain ``sqlite3.Connection`` on the shared collector
-database (WAL) and keep every write in one short ``BEGIN IMMEDIATE``
-transaction: ``schema``, ``ledger``, ``close``, ``credits``, ``coupons``,
-``notices``, ``activations``, ``support_cards``. The asynchronous edges are
+Pure parts (no I/O): ``money``, ``periods``, ``price_book``, ``rating``,
+``cart``, ``payments``. Store parts take a plain ``sqlite3.Connection`` on the
+shared collector database (WAL) and keep every write in one short
+``BEGIN IMMEDIATE`` transaction: ``schema``, ``db``, ``usage``, ``close``,
+``ledger``, ``orders``, ``coupons``, ``notices``, ``activations``,
+``support_cards``. See README.md. The asynchronous edges are
 ``scheduler`` (automatic monthly close, clock injected) and ``commands``
 (suspend/resume to agents through a ``CommandSender``).
 """
