@@ -33,13 +33,16 @@ from __future__ import annotations
 import math
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Final
 
 from protocols.errors import ProtocolError
 from protocols.messages import DataPoint
 
-PRECISIONS: Final[dict[str, int]] = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+PRECISIONS: Final[Mapping[str, int]] = MappingProxyType(
+    {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+)
 MAX_NAME = 128
 MAX_TAG_VALUE = 256
 MAX_TAGS = 64

@@ -7,7 +7,9 @@ Pure functions over ``AtResponse``; each raises ``AtParseError`` (an
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from agent.modem.at_parser import AtResponse
 from agent.modem.errors import AtParseError
@@ -17,19 +19,21 @@ _ICCID = re.compile(r"(89[0-9]{16,18})F?", re.IGNORECASE)
 _IMSI = re.compile(r"[0-9]{6,15}")
 _DIGITS = re.compile(r"[0-9]{1,9}")
 # 3GPP TS 27.007 §7.2 <stat> of +CREG/+CGREG/+CEREG.
-REGISTRATION = {
-    0: "not_registered",
-    1: "home",
-    2: "searching",
-    3: "denied",
-    4: "unknown",
-    5: "roaming",
-    6: "home_sms_only",
-    7: "roaming_sms_only",
-    8: "emergency_only",
-    9: "home_csfb_not_preferred",
-    10: "roaming_csfb_not_preferred",
-}
+REGISTRATION: Mapping[int, str] = MappingProxyType(
+    {
+        0: "not_registered",
+        1: "home",
+        2: "searching",
+        3: "denied",
+        4: "unknown",
+        5: "roaming",
+        6: "home_sms_only",
+        7: "roaming_sms_only",
+        8: "emergency_only",
+        9: "home_csfb_not_preferred",
+        10: "roaming_csfb_not_preferred",
+    }
+)
 ICCID_PREFIXES = ("+CCID:", "+QCCID:", "+ICCID:", "^ICCID:", "+CRSM:")
 
 

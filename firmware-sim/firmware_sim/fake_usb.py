@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import itertools
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,14 +34,16 @@ class FakeUsbDevice:
 
 
 # A few room devices of the seed's product list (vendor 046d: Logitech).
-ROOM_DEVICES = {
-    "Rally Bar": ("046d", "089b"),
-    "Rally Bar Mini": ("046d", "08d3"),
-    "Rally Camera": ("046d", "0881"),
-    "Meetup": ("046d", "0866"),
-    "Tap": ("046d", "0876"),
-    "Scribe": ("046d", "08e4"),
-}
+ROOM_DEVICES: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {
+        "Rally Bar": ("046d", "089b"),
+        "Rally Bar Mini": ("046d", "08d3"),
+        "Rally Camera": ("046d", "0881"),
+        "Meetup": ("046d", "0866"),
+        "Tap": ("046d", "0876"),
+        "Scribe": ("046d", "08e4"),
+    }
+)
 
 
 class FakeUsbTree:
