@@ -184,7 +184,7 @@ def test_last_will_published_when_agent_dies(
         # (it goes out at once). SIGSTOP leaves the socket open and silent: only
         # the broker's keepalive timer can tell (MQTT 3.1.1 §3.1.2.10: 1.5 x
         # keepalive after the last packet); Mosquitto 2.0.11 was measured at 7.6
-        # to 10.0 s for keepalive 5 on this loaded machine, so the bound there is
-        # looser: it proves the will fires on silence, not the broker's precision.
-        limit = 1.5 * keepalive if how == signal.SIGKILL else 2 * keepalive + 2.0
+        # to 12.1 s for keepalive 5 on this (heavily loaded) machine, so the bound
+        # there is looser: it proves the will fires on silence alone.
+        limit = 1.5 * keepalive if how == signal.SIGKILL else 3 * keepalive
         assert elapsed <= limit, f"{how.name}: offline after {elapsed:.1f} s"
