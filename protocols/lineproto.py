@@ -47,6 +47,7 @@ MAX_NAME = 128
 MAX_TAG_VALUE = 256
 MAX_TAGS = 64
 MAX_FIELDS = 256
+MAX_SERIES_CACHE = 4096
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 UINT64_MAX = 2**64 - 1
@@ -76,11 +77,21 @@ FieldValue = bool | int | float | str
 # --------------------------------------------------------------------- parse
 
 
-def parse_line(line: str, *, default_ts: int = 0, precision: str = "ns") -> DataPoint:
+def parse_line(
+    line: str,
+    *,
+    default_ts: int = 0,
+    precision: str = "ns",
+    series_cache: dict[str, tuple[str, dict[str, str]]] | None = None,
+) -> DataPoint:
     """Parse one line (without its newline) into a DataPoint.
 
     ``default_ts`` (nanoseconds) is used when the line has no timestamp;
     ``precision`` scales the line's timestamp to nanoseconds.
+    ``series_cache`` (owned by the caller, bounded here to MAX_SERIES_CACHE)
+    remembers parsed series keys (measurement and tags), which repeat from
+    line to line; points parsed with the same cache share their ``tags``
+    dict, which must be treated as read-only (DataPoint is frozen).
     """
     scale = PRECISIONS.get(precision)
     if scale is None:
@@ -94,6 +105,39 @@ def parse_line(line: str, *, default_ts: int = 0, precision: str = "ns") -> Data
     fields_s, _, ts_s = rest.partition(" ")
     if " " in ts_s:
         raise LineProtocolError("unexpected text after the timestamp", reason="syntax")
+    if series_cache is None:
+        measurement, tags = _parse_series(key)
+    else:
+        series = series_cache.get(key)
+        if series is None:
+            if len(series_cache) >= MAX_SERIES_CACHE:
+                series_cache.clear()
+            series = series_cache[key] = _parse_series(key)
+        measurement, tags = series
+    fields: dict[str, FieldValue] = {}
+    items = fields_s.split(",")
+    if len(items) > MAX_FIELDS:
+        raise LineProtocolError(f"a point needs 1-{MAX_FIELDS} fields", reason="bad_field")
+    for item in items:
+        k, eq, v = item.partition("=")
+        if not eq:
+            raise LineProtocolError(f"field {item[:32]!r} has no '='", reason="syntax")
+        if not 0 < len(k) <= MAX_NAME:
+            raise LineProtocolError(f"field key must be 1-{MAX_NAME} characters", reason="bad_name")
+        fields[_intern(k)] = _parse_value(v)
+    if not ts_s:
+        ts = default_ts
+    elif ts_s.isdigit() and ts_s.isascii():
+        ts = int(ts_s) * scale
+        if ts > INT64_MAX:
+            raise LineProtocolError(f"timestamp {ts_s} is out of range", reason="bad_timestamp")
+    else:
+        ts = _parse_ts(ts_s, default_ts, scale)
+    return DataPoint(measurement=measurement, fields=fields, tags=tags, ts=ts)
+
+
+def _parse_series(key: str) -> tuple[str, dict[str, str]]:
+    """Measurement and tags of an unescaped series key (the fast path)."""
     parts = key.split(",")
     # Names and tag values repeat from line to line: interning shares them
     # (about half the memory of a buffered point).
@@ -115,26 +159,7 @@ def parse_line(line: str, *, default_ts: int = 0, precision: str = "ns") -> Data
             if not 0 < len(v) <= MAX_TAG_VALUE:
                 raise LineProtocolError(f"tag {k[:32]!r} has an invalid value", reason="bad_tag")
             tags[_intern(k)] = _intern(v)
-    fields: dict[str, FieldValue] = {}
-    items = fields_s.split(",")
-    if len(items) > MAX_FIELDS:
-        raise LineProtocolError(f"a point needs 1-{MAX_FIELDS} fields", reason="bad_field")
-    for item in items:
-        k, eq, v = item.partition("=")
-        if not eq:
-            raise LineProtocolError(f"field {item[:32]!r} has no '='", reason="syntax")
-        if not 0 < len(k) <= MAX_NAME:
-            raise LineProtocolError(f"field key must be 1-{MAX_NAME} characters", reason="bad_name")
-        fields[_intern(k)] = _parse_value(v)
-    if not ts_s:
-        ts = default_ts
-    elif ts_s.isdigit() and ts_s.isascii():
-        ts = int(ts_s) * scale
-        if ts > INT64_MAX:
-            raise LineProtocolError(f"timestamp {ts_s} is out of range", reason="bad_timestamp")
-    else:
-        ts = _parse_ts(ts_s, default_ts, scale)
-    return DataPoint(measurement=measurement, fields=fields, tags=tags, ts=ts)
+    return measurement, tags
 
 
 def _parse_general(line: str, default_ts: int, scale: int) -> DataPoint:

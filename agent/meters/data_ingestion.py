@@ -110,6 +110,7 @@ class DataIngestionMeter:
         self.started = asyncio.Event()
         self._buffers: dict[str, _Buffer] = {}
         self._sink: MeterSink | None = None
+        self._series: dict[str, tuple[str, dict[str, str]]] = {}  # lineproto series cache
 
     # ----------------------------------------------------------------- run
 
@@ -174,6 +175,7 @@ class DataIngestionMeter:
         json_first = lst.format == "auto"
         json_only = lst.format == "json"
         points, sizes = buf.points, buf.sizes
+        series = self._series
         accepted = rejected = refused = nbytes = 0
         refused_lo = refused_hi = 0
         items = cast(
@@ -208,7 +210,9 @@ class DataIngestionMeter:
                     if json_only or (json_first and line[0] == "{"):
                         point = _json_point(line, now_ns)
                     else:
-                        point = parse_line(line, default_ts=now_ns, precision=precision)
+                        point = parse_line(
+                            line, default_ts=now_ns, precision=precision, series_cache=series
+                        )
                 except LineProtocolError as exc:
                     error = f"{exc.reason} {exc}"
             if error:

@@ -178,3 +178,26 @@ def test_parser_raises_only_its_error(text: str) -> None:
         return
     # Whatever parses formats back and parses to the same point.
     assert parse_line(format_point(p)) == p
+
+
+def test_series_cache_gives_the_same_points_and_stays_bounded() -> None:
+    from protocols.lineproto import MAX_SERIES_CACHE
+
+    cache: dict[str, tuple[str, dict[str, str]]] = {}
+    lines = [f"cpu,host=h{i % 3},cpu=c f={i}i {i}" for i in range(30)]
+    assert [parse_line(x, series_cache=cache) for x in lines] == [parse_line(x) for x in lines]
+    assert len(cache) == 3
+    with pytest.raises(LineProtocolError):
+        parse_line("cpu,host f=1", series_cache=cache)
+    assert len(cache) == 3  # failures are not remembered
+    for i in range(MAX_SERIES_CACHE + 10):
+        parse_line(f"m,k=v{i} f=1", series_cache=cache)
+    assert len(cache) <= MAX_SERIES_CACHE
+
+
+@settings(max_examples=200)
+@given(st.lists(points, min_size=1, max_size=5))
+def test_round_trip_with_series_cache(batch: list[DataPoint]) -> None:
+    cache: dict[str, tuple[str, dict[str, str]]] = {}
+    for point in batch + batch:
+        assert parse_line(format_point(point), series_cache=cache) == point
