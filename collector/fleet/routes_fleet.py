@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from collector.fleet import contracts, devices, rooms
+from collector.fleet import contracts, devices, purchase_mail, rooms
 from collector.fleet.auth import Context, CurrentCaller
 from collector.fleet.catalog import PRODUCTS
 from collector.fleet.context import FleetContext
@@ -300,7 +300,11 @@ def list_contracts(ctx: Context, caller: CurrentCaller, account_id: str) -> list
 def buy_contract(
     ctx: Context, caller: CurrentCaller, account_id: str, body: ContractIn
 ) -> ContractOut:
-    """Record a purchase (SKU fixes the term); spares accrue at the principal entity."""
+    """Record a purchase (SKU fixes the term); spares accrue at the principal entity.
+
+    The contract details are e-mailed to the end customer (with an invitation if
+    they are not a member yet) and copied to the reseller and distributor.
+    """
     with ctx.tx() as conn:
         caller.require_write(account_id)
         bought = contracts.purchase(
@@ -310,6 +314,16 @@ def buy_contract(
             sku=body.sku,
             licences=body.licences,
             starts_on=body.starts_on,
+        )
+        purchase_mail.notify_purchase(
+            conn,
+            ctx.now(),
+            ctx.mailer,
+            bought.contract_id,
+            purchase_mail.OrderContacts(
+                body.end_customer_email, body.reseller_email, body.distributor_email
+            ),
+            base_url=ctx.base_url,
         )
         return _contract_out(conn, bought.contract_id)
 

@@ -232,6 +232,9 @@ class ContractIn(_In):
     sku: str = Field(min_length=1, max_length=32)
     licences: int = Field(ge=1, le=100_000)
     starts_on: date | None = None
+    end_customer_email: str | None = Field(default=None, min_length=3, max_length=254)
+    reseller_email: str | None = Field(default=None, min_length=3, max_length=254)
+    distributor_email: str | None = Field(default=None, min_length=3, max_length=254)
 
 
 class ContractOut(BaseModel):

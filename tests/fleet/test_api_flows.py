@@ -272,3 +272,39 @@ def test_contracts_spares_and_coverage_over_http(env: tuple[str, World, FakeCloc
         ("2214LZ0ABC12", True),
         ("GW-ACME-1", False),
     ]
+
+
+def test_purchase_mails_the_customer_and_copies(env: tuple[str, World, FakeClock, Path]) -> None:
+    url, w, _, db = env
+    admin = Api(url, w.tokens["a_admin"])
+    bought = admin(
+        "POST",
+        "/accounts/acme/contracts",
+        {
+            "sku": "SELECT-1Y",
+            "licences": 5,
+            "end_customer_email": "CIO@acme.example",
+            "reseller_email": "sales@reseller.example",
+            "distributor_email": "orders@distributor.example",
+        },
+    )
+    assert bought.status_code == 201, bought.text
+    conn = connect(db)
+    queued = [(m["recipient"], m["subject"]) for m in mail.pending(conn)][-4:]
+    conn.close()
+    assert queued == [
+        ("cio@acme.example", "Logbot service contract details"),
+        ("sales@reseller.example", "Logbot service contract details"),
+        ("orders@distributor.example", "Logbot service contract details"),
+        ("cio@acme.example", "Welcome to Logbot"),  # only the end customer is invited
+    ]
+    # An existing member gets the details but no new invitation.
+    admin(
+        "POST",
+        "/accounts/acme/contracts",
+        {"sku": "SELECT-1Y", "licences": 1, "end_customer_email": "admin@acme.example"},
+    )
+    conn = connect(db)
+    last = [(m["recipient"], m["subject"]) for m in mail.pending(conn)][-1]
+    conn.close()
+    assert last == ("admin@acme.example", "Logbot service contract details")

@@ -1,0 +1,78 @@
+"""Mail sent when a contract is bought, as the room-fleet seed describes it.
+
+The end customer gets the contract details ("Logbot service contract
+details"), and copies go to the reseller and distributor addresses given
+with the order. If the end customer is not yet a member of the account,
+they also get the welcome invitation (admin role); reseller and distributor
+never get an invitation.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+
+from collector.fleet.access import normalize_email
+from collector.fleet.contracts import get_contract
+from collector.fleet.invitations import invite
+from collector.fleet.mail import Mail, Mailer
+
+SUBJECT = "Logbot service contract details"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderContacts:
+    """Addresses given with a purchase order."""
+
+    end_customer: str | None = None
+    reseller: str | None = None
+    distributor: str | None = None
+
+
+def _details(row: sqlite3.Row) -> str:
+    return (
+        f"Contract {row['id']} for account {row['account_id']}\n"
+        f"SKU {row['sku']}: {row['licences']} room licences, {row['term_years']} year(s),"
+        f" from {row['starts_on']} to {row['ends_on']}.\n"
+        "It can be cancelled within 30 days of purchase."
+    )
+
+
+def notify_purchase(
+    conn: sqlite3.Connection,
+    now: datetime,
+    mailer: Mailer,
+    contract_id: str,
+    contacts: OrderContacts,
+    *,
+    base_url: str,
+) -> list[str]:
+    """Queue the confirmation (and invitation) e-mails; return the recipients."""
+    row = get_contract(conn, contract_id)
+    sent: list[str] = []
+    for address in (contacts.end_customer, contacts.reseller, contacts.distributor):
+        if address:
+            email = normalize_email(address)
+            if email not in sent:
+                mailer.send(conn, now, Mail(email, SUBJECT, _details(row)))
+                sent.append(email)
+    if contacts.end_customer:
+        email = normalize_email(contacts.end_customer)
+        member = conn.execute(
+            "SELECT 1 FROM fleet_memberships m JOIN fleet_users u ON u.id = m.user_id"
+            " WHERE u.email = ? AND m.account_id = ?",
+            (email, row["account_id"]),
+        ).fetchone()
+        if member is None:
+            invite(
+                conn,
+                now,
+                mailer,
+                row["account_id"],
+                email=email,
+                role="admin",
+                invited_by="purchase",
+                base_url=base_url,
+            )
+    return sent
