@@ -58,3 +58,5 @@ def setup_logging(level: str, device: str = "", stream: TextIO | None = None) ->
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # aiosqlite logs every statement at DEBUG: far too much even for debugging us.
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, root.level))

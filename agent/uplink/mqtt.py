@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import socket
@@ -130,7 +131,13 @@ class MqttLink:
             fut.set_result(None)
         else:
             self._acks[info.mid] = fut
+            # A caller that gives up (cancels) must not leave its entry behind.
+            fut.add_done_callback(functools.partial(self._forget_ack, info.mid))
         return fut
+
+    def _forget_ack(self, mid: int, fut: asyncio.Future[None]) -> None:
+        if self._acks.get(mid) is fut:
+            del self._acks[mid]
 
     # -- the reconnect loop ---------------------------------------------------
 
