@@ -6,9 +6,11 @@ and serial. It belongs to the room that expects its serial, else to the room
 whose ``ports`` contain its port path (``1-1`` covers ``1-1.2``). A room's
 expected serials that are not present are reported with ``present = false``.
 
-Changes are reported at once: the device list of ``sysfs_root`` is polled
-every ``poll_s`` (a directory listing, cheap) and a plug or unplug triggers
-a full scan and an Inventory; a full scan and report also happen every
+Changes are reported at once: a kernel USB uevent (Linux netlink, when
+``uevents`` is on and the socket can be opened) wakes the meter, and the
+device list of ``sysfs_root`` is also polled every ``poll_s`` (a directory
+listing, cheap; this is what sees a fake tree); a plug or unplug triggers a
+full scan and an Inventory; a full scan and report also happen every
 ``report_interval_s`` even if nothing changed. Sysfs reads run in an
 executor.
 """
@@ -16,6 +18,8 @@ executor.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +59,7 @@ class PeripheralSettings:
     rooms: tuple[Room, ...] = ()
     models: Mapping[str, str] | None = None  # "vid:pid" -> model name
     include_unmapped: bool = True
+    uevents: bool = True  # also rescan at once on kernel USB events (Linux netlink)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +137,27 @@ class PeripheralsMeter:
     async def run(self, sink: MeterSink) -> None:
         """Poll the device list; report changes at once and every interval."""
         loop = asyncio.get_running_loop()
+        kicked = asyncio.Event()
+        listener = _open_uevents() if self.settings.uevents else None
+        if listener is not None:
+            loop.add_reader(listener.fileno(), self._on_uevent, listener, kicked)
+        try:
+            await self._loop(sink, kicked)
+        finally:
+            if listener is not None:
+                loop.remove_reader(listener.fileno())
+                listener.close()
+
+    def _on_uevent(self, listener: socket.socket, kicked: asyncio.Event) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                msg = listener.recv(16384)
+                if b"SUBSYSTEM=usb" in msg:
+                    self.counters.incr("usb_uevents")
+                    kicked.set()
+
+    async def _loop(self, sink: MeterSink, kicked: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
         clock = self.deps.clock
         root = self.settings.sysfs_root
         names: frozenset[str] | None = None
@@ -150,14 +176,45 @@ class PeripheralsMeter:
                     self.last = found
                     next_report = clock.monotonic() + self.settings.report_interval_s
                 names = current
-            await clock.sleep(self.settings.poll_s)
+            if kicked.is_set():
+                kicked.clear()
+                await asyncio.sleep(0.2)  # let sysfs settle after a kernel event
+                continue
+            sleeper = asyncio.ensure_future(clock.sleep(self.settings.poll_s))
+            waker = asyncio.ensure_future(kicked.wait())
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (sleeper, waker):
+                task.cancel()
+            await asyncio.gather(sleeper, waker, return_exceptions=True)
+
+
+def _open_uevents() -> socket.socket | None:
+    """Listen to kernel uevents (USB plug/unplug at once); None where not possible."""
+    family = getattr(socket, "AF_NETLINK", None)
+    if family is None:
+        return None
+    try:
+        sock = socket.socket(family, socket.SOCK_DGRAM, 15)  # NETLINK_KOBJECT_UEVENT
+        sock.bind((0, 1))  # group 1: kernel events
+        sock.setblocking(False)
+    except OSError:
+        return None
+    return sock
 
 
 def build(config: Mapping[str, Any], deps: MeterDeps) -> PeripheralsMeter:
     """Build the peripherals meter from ``[meters.peripherals]``."""
     opts = Options(config, "[meters.peripherals]")
     opts.check_known(
-        {"sysfs_root", "poll_s", "report_interval_s", "rooms", "models", "include_unmapped"}
+        {
+            "sysfs_root",
+            "poll_s",
+            "report_interval_s",
+            "rooms",
+            "models",
+            "include_unmapped",
+            "uevents",
+        }
     )
     rooms: list[Room] = []
     raw_rooms = config.get("rooms", [])
@@ -204,5 +261,6 @@ def build(config: Mapping[str, Any], deps: MeterDeps) -> PeripheralsMeter:
         rooms=tuple(rooms),
         models={k.lower(): v for k, v in models.items()},
         include_unmapped=opts.boolean("include_unmapped", True),
+        uevents=opts.boolean("uevents", True),
     )
     return PeripheralsMeter(settings, deps)

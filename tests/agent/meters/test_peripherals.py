@@ -111,3 +111,28 @@ def test_bad_config_names_the_key(config: dict[str, Any], key: str, tmp_path: Pa
     with pytest.raises(ConfigError) as info:
         build(config, _deps(tmp_path))
     assert info.value.key.endswith(key)
+
+
+async def test_usb_uevents_wake_the_meter(tmp_path: Path) -> None:
+    import socket
+
+    from agent.meters.peripherals import _open_uevents
+
+    listener = _open_uevents()
+    assert listener is not None  # Linux, netlink kernel events (root or not)
+    listener.close()
+    meter = build(_config(tmp_path), _deps(tmp_path))
+    kicked = asyncio.Event()
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    b.setblocking(False)
+    try:
+        a.send(b"add@/devices/virtual/net/x\0ACTION=add\0SUBSYSTEM=net\0")
+        meter._on_uevent(b, kicked)
+        assert not kicked.is_set()
+        a.send(b"add@/devices/pci0000:00/usb1/1-1\0ACTION=add\0SUBSYSTEM=usb\0")
+        meter._on_uevent(b, kicked)
+        assert kicked.is_set()
+        assert meter.counters.values["usb_uevents"] == 1
+    finally:
+        a.close()
+        b.close()
