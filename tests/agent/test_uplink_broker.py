@@ -100,6 +100,11 @@ async def test_broker_outage_loses_nothing(
     agent = Agent(settings, stats=FakeStats(), probe=FakeProbe(), meters=[meter])
     task = asyncio.create_task(agent.run())
     await await_until(lambda: len(collector.ids()) >= 100, what="traffic before the outage")
+    # Some records reach the collector but their receipts never come back: they
+    # are in flight when the broker goes away and must be resent afterwards.
+    collector.receipting = False
+    seen = len(collector.ids())
+    await await_until(lambda: len(collector.ids()) >= seen + 20, what="unreceipted records")
     await asyncio.to_thread(broker.stop)
     assert agent.link is not None
     await await_until(lambda: not agent.link.connected, what="agent notices the outage")
@@ -107,6 +112,7 @@ async def test_broker_outage_loses_nothing(
     await asyncio.sleep(10)
     assert meter.committed > at_stop + 100  # metering went on, into the outbox
     await asyncio.to_thread(broker.start)
+    collector.receipting = True
     await await_until(lambda: agent.link.connected, what="agent reconnects")
     await asyncio.sleep(1)
     meter.stop.set()
@@ -116,6 +122,7 @@ async def test_broker_outage_loses_nothing(
     agent.request_stop()
     await asyncio.wait_for(task, 20)
 
+    assert agent.forwarder.stats.resent_records >= 20
     ids = collector.ids()
     epoch = agent.outbox.epoch
     created = {(unique_id, epoch, s) for s in range(1, meter.committed + 1)}
