@@ -12,6 +12,7 @@ import asyncio
 import logging
 import re
 import signal
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -106,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except CollectorError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except (sqlite3.Error, OSError) as exc:
+        print(f"{PROG}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

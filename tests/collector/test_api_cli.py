@@ -114,6 +114,11 @@ def test_cli_registry_usage_and_deadletters(tmp_path: Path) -> None:
         _cli("usage", "--device", "gw-1", "--month", "May", "--config", str(conf)).returncode == 2
     )
     assert "no dead letters" in _cli("deadletters", "--config", str(conf)).stdout
+    nowhere = tmp_path / "c2.toml"
+    nowhere.write_text('[ledger]\npath = "/proc/no/such/dir/l.db"\n')
+    broken = _cli("deadletters", "--config", str(nowhere))
+    assert broken.returncode == 1
+    assert len(broken.stderr.strip().splitlines()) == 1
     helptext = _cli("--help").stdout
     for command in ("run", "migrate", "deadletters", "usage", "accounts", "devices"):
         assert command in helptext
