@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 from collector.billing.db import parse_ts, ts, write
 from collector.billing.ledger import account_timezone, balance, ensure_account
 from collector.billing.money import ZERO, format_logbit, to_text
-from collector.billing.periods import Month, notice_deadline
+from collector.billing.periods import Month, month_of, notice_deadline
 
 
 def state(conn: sqlite3.Connection, account_id: str) -> str:
@@ -49,7 +49,9 @@ def after_close(
         amount = balance(conn, account_id)
         if amount >= ZERO or state(conn, account_id) != "active":
             return False
-        deadline = notice_deadline(month, tz)
+        # The end of the month after the closed one; a close that ran late (collector
+        # down) still leaves the customer until the end of the month it is told in.
+        deadline = max(notice_deadline(month, tz), month_of(now, tz).end_utc(tz))
         shown = (deadline - timedelta(seconds=1)).astimezone(tz)
         message = (
             f"Your Logbot balance is {format_logbit(amount)} logbit after the close of {month}."

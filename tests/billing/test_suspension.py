@@ -201,3 +201,15 @@ async def test_scheduler_loop_closes_with_injected_clock(
     closed_at = db.execute("SELECT closed_at FROM month_closes").fetchone()[0]
     assert closed_at == "2023-05-31T22:00:00.000000Z"  # 01/06 00:00 Rome: first tick of June
     assert clock.slept[0] == 3600
+
+
+def test_late_close_still_leaves_a_month_to_pay(db: sqlite3.Connection, book: PriceBook) -> None:
+    from collector.billing.close import close_month
+    from collector.billing.periods import Month
+
+    seed(db, book, "acme")
+    # May is closed only on 3 July (collector down): deadline end of July, not end of June.
+    close_month(db, book, "acme", Month(2023, 5), rome(2023, 7, 3, 9))
+    assert notices.deadline_of(db, "acme") == rome(2023, 8, 1)
+    assert notices.enforce_deadlines(db, rome(2023, 7, 3, 10)) == []
+    assert notices.enforce_deadlines(db, rome(2023, 8, 1, 0, 0, 1)) == ["acme"]
