@@ -457,8 +457,8 @@ def build(config: Mapping[str, Any], deps: MeterDeps) -> DataIngestionMeter:
         proto = lo.string("proto", choices=("tcp", "udp"))
         port = lo.integer("port", 8094, lo=0, hi=65535)
         stream = lo.string("stream", "default")
-        if not is_subject(stream):
-            raise lo.fail("stream", f"{stream!r} is not a valid stream name")
+        if not is_subject(stream) or len(stream) > 64:
+            raise lo.fail("stream", f"{stream!r} is not a valid stream name (1-64 characters)")
         default_fmt = "auto" if proto == "tcp" else "line"
         fmt = lo.string("format", default_fmt, choices=("auto", "line", "json"))
         listeners.append(Listener(proto, port, stream, fmt))  # type: ignore[arg-type]

@@ -50,6 +50,8 @@ class FakeModemConfig:
     noise_probability: float = 0.0  # chance of garbage bytes before an answer
     urc_probability: float = 0.0  # chance of a URC in the middle of an answer
     counters_survive_replug: bool = True  # Quectel keeps QGDCNT in NVRAM
+    sent_per_s: int = 0  # the data counters also advance by themselves (bytes/s)
+    recv_per_s: int = 0
     seed: int = 0
     link_name: str = "ttyFAKE0"
     extra: dict[str, str] = field(default_factory=dict)  # command -> raw answer
@@ -65,6 +67,7 @@ class FakeModem:
         self._rng = random.Random(self.config.seed)
         self._sent = 0
         self._recv = 0
+        self._advanced_at = time.monotonic()
         self._master = -1
         self._slave = -1
         self._thread: threading.Thread | None = None
@@ -132,7 +135,16 @@ class FakeModem:
     def counters(self) -> tuple[int, int]:
         """Return the data counters (sent, received)."""
         with self._lock:
+            self._advance()
             return self._sent, self._recv
+
+    def _advance(self) -> None:
+        """Add the configured rates for the time since the last call (lock held)."""
+        now = time.monotonic()
+        elapsed = now - self._advanced_at
+        self._advanced_at = now
+        self._sent += int(self.config.sent_per_s * elapsed)
+        self._recv += int(self.config.recv_per_s * elapsed)
 
     def swap_sim(self, iccid: str, imsi: str) -> None:
         """Put another SIM in the modem."""
@@ -241,6 +253,7 @@ class FakeModem:
         if cmd == "AT+CSQ":
             return [f"+CSQ: {cfg.csq},99"], "OK"
         if cmd == "AT+QGDCNT?" and cfg.vendor_counters:
+            self._advance()
             return [f"+QGDCNT: {self._sent},{self._recv}"], "OK"
         if cmd == "AT+QGDCNT=0" and cfg.vendor_counters:
             self._sent = self._recv = 0

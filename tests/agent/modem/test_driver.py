@@ -113,3 +113,19 @@ async def test_garbage_and_silence(modem: FakeModem) -> None:
         assert (await drv.command("AT")).ok
     finally:
         await drv.close()
+
+
+async def test_counters_advance_by_themselves(tmp_path: Path) -> None:
+    import asyncio
+
+    with FakeModem(tmp_path, FakeModemConfig(sent_per_s=1000, recv_per_s=4000)) as fake:
+        drv = SerialModem(str(fake.path))
+        await drv.open()
+        try:
+            first = await drv.data_counters()
+            await asyncio.sleep(0.3)
+            second = await drv.data_counters()
+        finally:
+            await drv.close()
+    assert second[0] > first[0]
+    assert second[1] - first[1] > 3 * (second[0] - first[0]) > 0
