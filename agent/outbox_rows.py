@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 from agent.meters.base import UsageSample
-from protocols import Service, Unit, UsageRecord
+from protocols import (
+    MAX_QUANTITY,
+    MAX_WINDOW_SECONDS,
+    Service,
+    Unit,
+    UsageRecord,
+    is_identifier,
+    is_subject,
+)
+from protocols.messages import Flag
 
 SCHEMA_VERSION = 1
 SCHEMA = (
@@ -47,8 +56,35 @@ def from_us(us: int) -> datetime:
     return _EPOCH0 + timedelta(microseconds=us)
 
 
+_FLAGS = frozenset(get_args(Flag))
+
+
+def check_sample(s: UsageSample) -> None:
+    """Refuse (ValueError) a sample the collector would refuse: it is the meter's bug.
+
+    A record the collector cannot decode would make its whole batch
+    undecodable, so it is stopped here, before it gets a sequence number.
+    """
+    if not is_identifier(s.meter):
+        raise ValueError(f"meter name {s.meter!r} is not an identifier")
+    if not is_subject(s.subject):
+        raise ValueError(f"subject {s.subject!r} is not a valid subject")
+    if not 0 <= s.quantity <= MAX_QUANTITY:
+        raise ValueError(f"quantity {s.quantity} is outside 0..{MAX_QUANTITY}")
+    if s.start.tzinfo is None or s.end.tzinfo is None:
+        raise ValueError("usage windows need timezone-aware datetimes")
+    if not timedelta(0) <= s.end - s.start <= timedelta(seconds=MAX_WINDOW_SECONDS):
+        raise ValueError(f"window {s.start.isoformat()}..{s.end.isoformat()} is not 0..1 day")
+    unknown = set(s.flags) - _FLAGS
+    if unknown:
+        raise ValueError(f"unknown flags {sorted(unknown)}")
+    Service(s.service)
+    Unit(s.unit)
+
+
 def sample_row(s: UsageSample, boot_id: str) -> tuple[Any, ...]:
-    """Columns meter..flags of a usage sample."""
+    """Columns meter..flags of a usage sample (checked first)."""
+    check_sample(s)
     return (
         s.meter,
         str(s.service),

@@ -17,10 +17,19 @@ import msgspec
 from agent.meters.base import ServiceSuspended, UsageSample
 from agent.outbox import Outbox
 from agent.system import StatsSource
-from protocols import DataPoint, ModemHealth, Peripheral, Service
+from protocols import (
+    MAX_MESSAGE_BYTES,
+    DataPoint,
+    ModemHealth,
+    Peripheral,
+    Service,
+    is_subject,
+)
+from protocols.messages import MAX_POINTS_PER_BATCH
 
 log = logging.getLogger("agent.sink")
 _points_encoder = msgspec.json.Encoder()
+_points_decoder = msgspec.json.Decoder(list[DataPoint])
 
 
 class OutboxSink:
@@ -56,10 +65,25 @@ class OutboxSink:
         return await self._outbox.load_state(key)
 
     async def commit_data(self, stream: str, points: Sequence[DataPoint], nbytes: int) -> None:
-        """Append one customer data batch; raises BackPressure at the cap or when suspended."""
+        """Append one customer data batch; raises BackPressure at the cap or when suspended.
+
+        Raises ValueError for a batch the collector could not accept (bad
+        stream name, invalid point, more than one message's worth).
+        """
         if Service.DATA_INGESTION.value in self._suspended:
             raise ServiceSuspended(Service.DATA_INGESTION.value)
-        await self._outbox.append_data(stream, _points_encoder.encode(list(points)), nbytes)
+        if not is_subject(stream):
+            raise ValueError(f"stream {stream!r} is not a valid subject")
+        if not 1 <= len(points) <= MAX_POINTS_PER_BATCH:
+            raise ValueError(f"a data batch holds 1..{MAX_POINTS_PER_BATCH} points")
+        encoded = _points_encoder.encode(list(points))
+        if len(encoded) > MAX_MESSAGE_BYTES - 1024:
+            raise ValueError(f"{len(encoded)} bytes of points do not fit one message; split them")
+        try:  # the constraints of DataPoint are checked on decode, as the collector will
+            _points_decoder.decode(encoded)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"invalid data point: {exc}") from exc
+        await self._outbox.append_data(stream, encoded, nbytes)
 
     async def report_inventory(self, peripherals: Sequence[Peripheral]) -> None:
         """Publish the peripherals now (retained) and keep them for the birth message."""

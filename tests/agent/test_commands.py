@@ -179,3 +179,17 @@ async def test_commands_over_the_broker(
     assert not agent.sink.is_suspended(Service.SIM)
     agent.request_stop()
     await asyncio.wait_for(task, 20)
+
+
+async def test_data_batches_are_checked_before_they_get_a_seq(tmp_path: Path) -> None:
+    box, sink, _, _ = await make_handler(tmp_path)
+    ok = DataPoint(measurement="t", fields={"v": 1.0}, ts=1)
+    with pytest.raises(ValueError, match="stream"):
+        await sink.commit_data("bad stream", [ok], 10)
+    with pytest.raises(ValueError, match="1..5000 points"):
+        await sink.commit_data("plc", [ok] * 5001, 10)
+    with pytest.raises(ValueError, match="invalid data point"):
+        await sink.commit_data("plc", [DataPoint(measurement="", fields={"v": 1}, ts=1)], 10)
+    await sink.commit_data("plc", [ok], 10)
+    assert box.depth().data == 1
+    await box.close()

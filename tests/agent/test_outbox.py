@@ -201,3 +201,25 @@ async def test_group_commit_returns_the_real_seqs(tmp_path: Path) -> None:
     actual = {r.seq: (r.usage.subject if r.usage else r.stream) for r in rows}
     assert dict(got) == actual
     await box.close()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        UsageSample("vpn meter", Service.VPN, "wg0", T0, T0, 1, Unit.BYTES),
+        UsageSample("vpn", Service.VPN, "wg 0", T0, T0, 1, Unit.BYTES),
+        UsageSample("vpn", Service.VPN, "wg0", T0, T0, -1, Unit.BYTES),
+        UsageSample("vpn", Service.VPN, "wg0", T0, T0 - timedelta(seconds=1), 1, Unit.BYTES),
+        UsageSample("vpn", Service.VPN, "wg0", T0, T0 + timedelta(days=2), 1, Unit.BYTES),
+        UsageSample("vpn", Service.VPN, "wg0", T0, T0, 1, Unit.BYTES, ("weird",)),
+    ],
+)
+async def test_records_the_collector_would_refuse_are_refused_here(
+    tmp_path: Path, bad: UsageSample
+) -> None:
+    box = await open_box(tmp_path / "o.db")
+    with pytest.raises(ValueError):  # noqa: PT011 - each case has its own message
+        await box.append_usage([sample(0), bad], "boot")
+    assert box.depth().usage == 0  # all or nothing
+    assert await box.append_usage([sample(0)], "boot") == [1]
+    await box.close()
