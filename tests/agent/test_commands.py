@@ -186,7 +186,7 @@ async def test_data_batches_are_checked_before_they_get_a_seq(tmp_path: Path) ->
     ok = DataPoint(measurement="t", fields={"v": 1.0}, ts=1)
     with pytest.raises(ValueError, match="stream"):
         await sink.commit_data("bad stream", [ok], 10)
-    with pytest.raises(ValueError, match="1..5000 points"):
+    with pytest.raises(ValueError, match=r"1\.\.5000 points"):
         await sink.commit_data("plc", [ok] * 5001, 10)
     with pytest.raises(ValueError, match="invalid data point"):
         await sink.commit_data("plc", [DataPoint(measurement="", fields={"v": 1}, ts=1)], 10)
