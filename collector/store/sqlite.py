@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,6 +41,8 @@ _INSERT_USAGE = (
     " unit, window_start, window_end, quantity, flags, received_at, epoch, seq)"
     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+_INSERT_USAGE_ROWS = _INSERT_USAGE.split(" VALUES ", maxsplit=1)[0] + " VALUES "
+_ROW = "(" + ",".join("?" * 14) + ")"
 _UPSERT_HOURLY = (
     "INSERT INTO usage_hourly (account_id, device_id, service, subject, unit, hour,"
     " quantity, records) VALUES (?,?,?,?,?,?,?,?)"
@@ -65,6 +68,15 @@ def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
         yield items[i : i + size]
 
 
+def _variable_limit() -> int:
+    """Return how many ``?`` parameters one statement may have in this SQLite build."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        return int(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    finally:
+        conn.close()
+
+
 def migrate_file(path: str | Path) -> list[str]:
     """Apply every registered migration to the database at ``path`` (blocking)."""
     schema.register()
@@ -84,6 +96,7 @@ class SqliteLedger:
         self.synchronous = synchronous
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._rows_per_statement = max(1, min(500, _variable_limit() // 14))
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -196,7 +209,7 @@ class SqliteLedger:
             return []
         await db.execute("SAVEPOINT usage_insert")
         try:
-            await db.executemany(_INSERT_USAGE, [r[:14] for r in rows])
+            await self._insert_rows(db, rows)
         except sqlite3.IntegrityError:
             await db.execute("ROLLBACK TO usage_insert")
         else:
@@ -212,8 +225,17 @@ class SqliteLedger:
                 existing.update(row[0] for row in await cur.fetchall())
         fresh = [r for r in rows if r.record_id not in existing]
         if fresh:
-            await db.executemany(_INSERT_USAGE, [r[:14] for r in fresh])
+            await self._insert_rows(db, fresh)
         return fresh
+
+    async def _insert_rows(self, db: aiosqlite.Connection, rows: list[UsageRow]) -> None:
+        # Multi-row INSERT statements, not executemany: executemany releases and
+        # re-takes the GIL around every row, which crawls when the MQTT thread and
+        # the event loop are busy; one statement per few hundred rows does not.
+        per = self._rows_per_statement
+        for chunk in _chunks(rows, per):
+            sql = _INSERT_USAGE_ROWS + ",".join([_ROW] * len(chunk))
+            await db.execute(sql, list(chain.from_iterable(r[:14] for r in chunk)))
 
     async def _read_rollups(
         self, db: aiosqlite.Connection, keys: list[tuple[str, str, str, str, str, str]]
