@@ -40,6 +40,8 @@ SENDER = textwrap.dedent(
         for i in range(n)
     )
     s = socket.create_connection(("127.0.0.1", port))
+    print("ready", flush=True)
+    sys.stdin.readline()  # "go": the clock starts now, not at interpreter start-up
     s.sendall(lines)
     s.shutdown(socket.SHUT_WR)
     answer = s.recv(1 << 20)
@@ -85,21 +87,28 @@ async def throughput(lines: int) -> dict[str, float]:
         )
         task = asyncio.create_task(meter.run(sink))
         await meter.started.wait()
-        start = time.perf_counter()
-        cpu_start = time.process_time()
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-c",
             SENDER,
             str(meter.ports[0]),
             str(lines),
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
+        assert proc.stdout is not None
+        assert proc.stdin is not None
+        await proc.stdout.readline()  # the sender has its payload and a connection
+        start = time.perf_counter()
+        cpu_start = time.process_time()
+        proc.stdin.write(b"go\n")
+        await proc.stdin.drain()
         while meter.totals("bench")[0] < lines:  # noqa: ASYNC110 (polls a plain counter)
             await asyncio.sleep(0.005)
         elapsed = time.perf_counter() - start
         cpu = time.process_time() - cpu_start
-        out, _ = await proc.communicate()
+        out = await proc.stdout.read()
+        await proc.wait()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
