@@ -58,8 +58,7 @@ class FaultRunner:
         return [gws[fault.target]] if 0 <= fault.target < len(gws) else []
 
     async def _quiesce(self, gw: SimGateway, fault: Fault) -> None:
-        interval = self.fleet.settings.meter_interval_s
-        await self._until(max(fault.at_s - 2 * interval, 0))
+        await self._until(max(fault.at_s - self.fleet.quiet_s, 0))
         gw.paused += 1
         await self._until(fault.at_s)
         # lines already queued must reach the agent before the fault
@@ -137,7 +136,7 @@ class FaultRunner:
         """Keep the SIM silent while the meter takes a reading of the new modem/SIM."""
         gw.sim_silent += 1
         try:
-            await self.fleet.clock.sleep(2 * self.fleet.settings.meter_interval_s)
+            await self.fleet.clock.sleep(self.fleet.quiet_s)
         finally:
             gw.sim_silent -= 1
 

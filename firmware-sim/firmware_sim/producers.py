@@ -61,6 +61,8 @@ class LineProducer:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _writer: asyncio.StreamWriter | None = None
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
+    refusals: list[str] = field(default_factory=list)  # the agent's ERR lines (last 20)
+    _reader: asyncio.Task[None] | None = None
 
     def put(self, lines: list[bytes]) -> None:
         """Queue lines for sending."""
@@ -84,6 +86,9 @@ class LineProducer:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        if self._reader is not None:
+            self._reader.cancel()
+            self._reader = None
 
     async def _connect(self) -> asyncio.StreamWriter | None:
         if self._writer is not None and not self._writer.is_closing():
@@ -91,10 +96,18 @@ class LineProducer:
         if not self.port:
             return None
         try:
-            _, self._writer = await asyncio.open_connection("127.0.0.1", self.port)
+            reader, self._writer = await asyncio.open_connection("127.0.0.1", self.port)
         except OSError:
             return None
+        self._reader = asyncio.create_task(self._read_replies(reader))
         return self._writer
+
+    async def _read_replies(self, reader: asyncio.StreamReader) -> None:
+        """Keep the agent's answers (``ERR ...`` for refused lines) flowing and noted."""
+        with contextlib.suppress(OSError):
+            while line := await reader.readline():
+                self.refusals.append(line.decode(errors="replace").strip())
+                del self.refusals[:-20]
 
     async def run(self) -> None:
         """Send queued lines until cancelled."""

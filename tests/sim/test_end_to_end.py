@@ -184,9 +184,24 @@ async def test_simulated_day_of_50_gateways_has_zero_difference(
         await asyncio.sleep(3)
         status = _verify(settings.truth, db, victoria.url)
     out = capsys.readouterr().out
-    assert status == 0, out[-4000:] + collector.log.read_text()[-3000:]
-    assert "no difference" in out
     crashes = {gw.device: gw.errors for gw in fleet.gateways if gw.errors}
+    producers = {
+        gw.device: len(gw.producer.pending)
+        for gw in fleet.gateways
+        if gw.producer is not None and gw.producer.pending
+    }
+    refusals = {
+        gw.device: gw.producer.refusals[-3:]
+        for gw in fleet.gateways
+        if gw.producer is not None and gw.producer.refusals
+    }
+    diagnosis = (
+        f"\ncrashes {crashes}\nunsettled {stats.unsettled}\nproducers {producers}"
+        f"\nrefusals {refusals}\n"
+    )
+    assert status == 0, out[-2000:] + diagnosis + collector.log.read_text()[-2000:]
+    assert "no difference" in out
     assert not crashes, crashes
+    assert not stats.unsettled
     elapsed = time.monotonic() - started
     print(f"end-to-end took {elapsed:.0f} s; {stats.text()}")
