@@ -18,27 +18,32 @@ from tests.fleet.live import World, build_app, seed, serve
 
 
 class Api:
-    def __init__(self, url: str, token: str | None) -> None:
-        self.url, self.token = url, token
+    """Calls as one user over a shared keep-alive client."""
+
+    def __init__(self, client: httpx.Client, token: str | None) -> None:
+        self.client, self.token = client, token
 
     def __call__(self, method: str, path: str, body: Any = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        return httpx.request(
-            method, f"{self.url}/api/v1{path}", json=body, headers=headers, timeout=30
-        )
+        return self.client.request(method, f"/api/v1{path}", json=body, headers=headers)
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[tuple[str, World, FakeClock, Path]]:
+def env(tmp_path: Path) -> Iterator[tuple[httpx.Client, World, FakeClock, Path]]:
     db = tmp_path / "ledger.sqlite3"
     prepare_database(db)
     clock = FakeClock(datetime(2026, 5, 4, 9, 0, tzinfo=UTC))
     world = seed(db, clock)
-    with serve(build_app(Database(db, clock))) as url:
-        yield url, world, clock, db
+    with (
+        serve(build_app(Database(db, clock))) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+        yield client, world, clock, db
 
 
-def test_status_offline_stale_and_attention(env: tuple[str, World, FakeClock, Path]) -> None:
+def test_status_offline_stale_and_attention(
+    env: tuple[httpx.Client, World, FakeClock, Path],
+) -> None:
     url, w, clock, db = env
     admin = Api(url, w.tokens["a_admin"])
     st = admin("GET", "/accounts/acme/status").json()
@@ -64,7 +69,7 @@ def test_status_offline_stale_and_attention(env: tuple[str, World, FakeClock, Pa
 
 
 def test_tickets_need_an_active_card_and_consume_minutes(
-    env: tuple[str, World, FakeClock, Path],
+    env: tuple[httpx.Client, World, FakeClock, Path],
 ) -> None:
     url, w, clock, db = env
     admin, ro, op = (Api(url, w.tokens[k]) for k in ("a_admin", "a_ro", "operator"))
@@ -103,7 +108,7 @@ def test_tickets_need_an_active_card_and_consume_minutes(
     )
 
 
-def test_services_page(env: tuple[str, World, FakeClock, Path]) -> None:
+def test_services_page(env: tuple[httpx.Client, World, FakeClock, Path]) -> None:
     url, w, _, _ = env
     admin, op = Api(url, w.tokens["a_admin"]), Api(url, w.tokens["operator"])
     offers = {o["code"]: o["activation"] for o in admin("GET", "/services").json()}
@@ -149,7 +154,9 @@ def test_services_page(env: tuple[str, World, FakeClock, Path]) -> None:
     }
 
 
-def test_invitation_accept_resend_over_http(env: tuple[str, World, FakeClock, Path]) -> None:
+def test_invitation_accept_resend_over_http(
+    env: tuple[httpx.Client, World, FakeClock, Path],
+) -> None:
     url, w, clock, db = env
     admin, public = Api(url, w.tokens["a_admin"]), Api(url, None)
     inv = admin(
@@ -210,7 +217,7 @@ def test_invitation_accept_resend_over_http(env: tuple[str, World, FakeClock, Pa
     )
 
 
-def test_tokens_and_credentials(env: tuple[str, World, FakeClock, Path]) -> None:
+def test_tokens_and_credentials(env: tuple[httpx.Client, World, FakeClock, Path]) -> None:
     url, w, clock, _ = env
     admin = Api(url, w.tokens["a_admin"])
     key = admin("POST", "/tokens", {"name": "script"}).json()
@@ -232,7 +239,9 @@ def test_tokens_and_credentials(env: tuple[str, World, FakeClock, Path]) -> None
     assert session("GET", "/me").status_code == 401
 
 
-def test_contracts_spares_and_coverage_over_http(env: tuple[str, World, FakeClock, Path]) -> None:
+def test_contracts_spares_and_coverage_over_http(
+    env: tuple[httpx.Client, World, FakeClock, Path],
+) -> None:
     url, w, clock, _ = env
     admin, partner = Api(url, w.tokens["a_admin"]), Api(url, w.tokens["p_admin"])
     # The seed bought 10 licences for acme; the subsidiary's purchases count at the parent.
@@ -274,7 +283,9 @@ def test_contracts_spares_and_coverage_over_http(env: tuple[str, World, FakeCloc
     ]
 
 
-def test_purchase_mails_the_customer_and_copies(env: tuple[str, World, FakeClock, Path]) -> None:
+def test_purchase_mails_the_customer_and_copies(
+    env: tuple[httpx.Client, World, FakeClock, Path],
+) -> None:
     url, w, _, db = env
     admin = Api(url, w.tokens["a_admin"])
     bought = admin(

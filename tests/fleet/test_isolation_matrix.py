@@ -92,7 +92,7 @@ def params_of_a(w: World) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, World, Routes]]:
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, World, Routes]]:
     path = Path(tmp_path_factory.mktemp("matrix")) / "ledger.sqlite3"
     prepare_database(path)
     clock = FakeClock(datetime(2026, 5, 4, 9, 0, tzinfo=UTC))
@@ -105,13 +105,15 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, World,
         for method, op in item.items()
     ]
     assert len(routes) >= 50
-    with serve(app) as url:
-        yield url, world, routes
+    with serve(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        yield client, world, routes
 
 
-def _call(url: str, token: str | None, method: str, path: str, body: Any) -> httpx.Response:
+def _call(
+    client: httpx.Client, token: str | None, method: str, path: str, body: Any
+) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.request(method, url + path, json=body, headers=headers, timeout=30)
+    return client.request(method, path, json=body, headers=headers)
 
 
 def _cases(routes: Routes, w: World) -> Iterator[tuple[str, str, str, Any]]:
@@ -127,26 +129,32 @@ def _cases(routes: Routes, w: World) -> Iterator[tuple[str, str, str, Any]]:
         yield method, template, template.format(**params), body
 
 
-def test_user_of_b_gets_nothing_of_a(live: tuple[str, World, Routes]) -> None:
-    url, w, routes = live
+def test_user_of_b_gets_nothing_of_a(live: tuple[httpx.Client, World, Routes]) -> None:
+    client, w, routes = live
     checked = 0
     for method, template, path, body in _cases(routes, w):
         if template in PUBLIC or "{" not in template:
             continue
-        r = _call(url, w.tokens["b_admin"], method, path, body)
+        r = _call(client, w.tokens["b_admin"], method, path, body)
         # 404, never 403: the existence of another tenant's objects is not revealed.
         assert r.status_code == 404, (method, path, r.status_code, r.text)
         checked += 1
     assert checked >= 40
     # Objects of A named in a body from B's own objects are refused too.
     r = _call(
-        url, w.tokens["b_admin"], "POST", "/api/v1/accounts", {"name": "x", "parent_id": "acme"}
+        client, w.tokens["b_admin"], "POST", "/api/v1/accounts", {"name": "x", "parent_id": "acme"}
     )
     assert r.status_code == 404
-    site = _call(url, w.tokens["b_admin"], "POST", "/api/v1/accounts/globex/sites", {"name": "B"})
+    site = _call(
+        client, w.tokens["b_admin"], "POST", "/api/v1/accounts/globex/sites", {"name": "B"}
+    )
     assert site.status_code == 201
     room = _call(
-        url, w.tokens["b_admin"], "POST", f"/api/v1/sites/{site.json()['id']}/rooms", {"name": "B1"}
+        client,
+        w.tokens["b_admin"],
+        "POST",
+        f"/api/v1/sites/{site.json()['id']}/rooms",
+        {"name": "B1"},
     )
     rid = room.json()["id"]
     for method, path, body in (
@@ -172,37 +180,40 @@ def test_user_of_b_gets_nothing_of_a(live: tuple[str, World, Routes]) -> None:
             },
         ),
     ):
-        r = _call(url, w.tokens["b_admin"], method, path, body)
+        r = _call(client, w.tokens["b_admin"], method, path, body)
         assert r.status_code == 404, (method, path, r.status_code, r.text)
     listed = {
-        a["id"] for a in _call(url, w.tokens["b_admin"], "GET", "/api/v1/accounts", None).json()
+        a["id"] for a in _call(client, w.tokens["b_admin"], "GET", "/api/v1/accounts", None).json()
     }
     assert listed == {"globex"}
 
 
-def test_read_only_user_cannot_change_anything(live: tuple[str, World, Routes]) -> None:
-    url, w, routes = live
+def test_read_only_user_cannot_change_anything(live: tuple[httpx.Client, World, Routes]) -> None:
+    client, w, routes = live
     checked = 0
     for method, template, path, body in _cases(routes, w):
         if method == "GET" or template in PUBLIC | PURE_POSTS | PERSONAL:
             continue
-        r = _call(url, w.tokens["a_ro"], method, path, body)
+        r = _call(client, w.tokens["a_ro"], method, path, body)
         assert r.status_code == 403, (method, path, r.status_code, r.text)
         checked += 1
     assert checked >= 25
     # ... while reading works.
     assert (
-        _call(url, w.tokens["a_ro"], "GET", "/api/v1/accounts/acme/rooms", None).status_code == 200
+        _call(client, w.tokens["a_ro"], "GET", "/api/v1/accounts/acme/rooms", None).status_code
+        == 200
     )
     # Roles extend to subsidiaries.
-    assert _call(url, w.tokens["a_ro"], "GET", "/api/v1/accounts/acme-br", None).status_code == 200
+    assert (
+        _call(client, w.tokens["a_ro"], "GET", "/api/v1/accounts/acme-br", None).status_code == 200
+    )
 
 
 def test_partner_sees_exactly_its_delegated_customers(
-    live: tuple[str, World, Routes],
+    live: tuple[httpx.Client, World, Routes],
 ) -> None:
-    url, w, _ = live
-    accounts = _call(url, w.tokens["p_admin"], "GET", "/api/v1/accounts", None).json()
+    client, w, _ = live
+    accounts = _call(client, w.tokens["p_admin"], "GET", "/api/v1/accounts", None).json()
     assert {a["id"]: a["role"] for a in accounts} == {
         "tsp": "admin",
         "acme": "admin",
@@ -210,15 +221,16 @@ def test_partner_sees_exactly_its_delegated_customers(
         "initech": "readonly",
     }
     assert (
-        _call(url, w.tokens["p_admin"], "GET", "/api/v1/accounts/globex", None).status_code == 404
+        _call(client, w.tokens["p_admin"], "GET", "/api/v1/accounts/globex", None).status_code
+        == 404
     )
-    ok = _call(url, w.tokens["p_admin"], "POST", "/api/v1/accounts/acme/sites", {"name": "P"})
+    ok = _call(client, w.tokens["p_admin"], "POST", "/api/v1/accounts/acme/sites", {"name": "P"})
     assert ok.status_code == 201
-    ro = _call(url, w.tokens["p_admin"], "POST", "/api/v1/accounts/initech/sites", {"name": "P"})
+    ro = _call(client, w.tokens["p_admin"], "POST", "/api/v1/accounts/initech/sites", {"name": "P"})
     assert ro.status_code == 403
     # A partner may create a customer it then manages.
     made = _call(
-        url,
+        client,
         w.tokens["p_admin"],
         "POST",
         "/api/v1/accounts",
@@ -226,19 +238,23 @@ def test_partner_sees_exactly_its_delegated_customers(
     )
     assert made.status_code == 201
     assert "newco" in {
-        a["id"] for a in _call(url, w.tokens["p_admin"], "GET", "/api/v1/accounts", None).json()
+        a["id"] for a in _call(client, w.tokens["p_admin"], "GET", "/api/v1/accounts", None).json()
     }
     # Revoking the delegation removes access at once.
-    gone = _call(url, w.tokens["a_admin"], "DELETE", "/api/v1/accounts/acme/delegations/tsp", None)
+    gone = _call(
+        client, w.tokens["a_admin"], "DELETE", "/api/v1/accounts/acme/delegations/tsp", None
+    )
     assert gone.status_code == 204
-    assert _call(url, w.tokens["p_admin"], "GET", "/api/v1/accounts/acme", None).status_code == 404
+    assert (
+        _call(client, w.tokens["p_admin"], "GET", "/api/v1/accounts/acme", None).status_code == 404
+    )
 
 
-def test_every_secured_route_needs_credentials(live: tuple[str, World, Routes]) -> None:
-    url, w, routes = live
+def test_every_secured_route_needs_credentials(live: tuple[httpx.Client, World, Routes]) -> None:
+    client, w, routes = live
     for method, template, path, body in _cases(routes, w):
         if template in PUBLIC:
             continue
         for token in (None, "lbt_not-a-real-token", "garbage"):
-            r = _call(url, token, method, path, body)
+            r = _call(client, token, method, path, body)
             assert r.status_code == 401, (method, path, token, r.status_code)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
@@ -77,6 +78,7 @@ def test_every_operation_conforms(served: tuple[str, World]) -> None:
     headers = {"Authorization": f"Bearer {world.tokens['a_admin']}"}
     failures: list[str] = []
     operations = 0
+    session = requests.Session()  # keep-alive: one connection for the whole run
     statuses: dict[int, int] = {}
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -99,13 +101,16 @@ def test_every_operation_conforms(served: tuple[str, World]) -> None:
                 suppress_health_check=list(HealthCheck),
             )
             def run(case: Any) -> None:
-                response = case.call_and_validate(base_url=url, headers=headers, checks=CHECKS)
+                response = case.call_and_validate(
+                    base_url=url, session=session, headers=headers, checks=CHECKS
+                )
                 statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 
             try:
                 run()
             except Exception as exc:
                 failures.append(f"{operation.label}: {type(exc).__name__}: {exc}"[:1500])
+    session.close()
     assert operations >= 50
     # The run reached the handlers: successes and scoped refusals, not only 4xx validation.
     assert sum(n for code, n in statuses.items() if 200 <= code < 300) >= 40, statuses
