@@ -34,18 +34,18 @@ import ipaddress
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import msgspec
 
 from agent.meters.base import BackPressure, MeterCounters, MeterDeps, MeterSink, ServiceSuspended
+from agent.meters.ingest_sockets import Listener, TcpIngest, UdpIngest
 from agent.meters.options import Options
 from protocols import MAX_MESSAGE_BYTES, DataPoint, Service, is_subject
 from protocols.lineproto import PRECISIONS, LineProtocolError, check_point, parse_line
 from protocols.messages import MAX_POINTS_PER_BATCH
 
 log = logging.getLogger("agent.meters.data_ingestion")
-Format = Literal["auto", "line", "json"]
 
 
 class _JsonPoint(msgspec.Struct, forbid_unknown_fields=True):
@@ -60,17 +60,6 @@ _points_encoder = msgspec.json.Encoder()
 # Points of one DataBatch, encoded, stay below the message limit with room
 # for the envelope (device, epoch, seq, stream, timestamps).
 MAX_BATCH_JSON = MAX_MESSAGE_BYTES - 8 * 1024
-READ_SIZE = 32 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Listener:
-    """One loopback socket feeding one stream."""
-
-    proto: Literal["tcp", "udp"]
-    port: int
-    stream: str
-    format: Format
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,13 +115,13 @@ class DataIngestionMeter:
                 self._buffer(lst.stream)
                 if lst.proto == "tcp":
                     server = await loop.create_server(
-                        functools.partial(_TcpProtocol, self, lst), self.settings.host, lst.port
+                        functools.partial(TcpIngest, self, lst), self.settings.host, lst.port
                     )
                     servers.append(server)
                     self.ports.append(server.sockets[0].getsockname()[1])
                 else:
                     transport, _ = await loop.create_datagram_endpoint(
-                        functools.partial(_UdpProtocol, self, lst),
+                        functools.partial(UdpIngest, self, lst),
                         local_addr=(self.settings.host, lst.port),
                     )
                     transports.append(transport)
@@ -328,99 +317,6 @@ def _json_point(raw: str, now_ns: int) -> DataPoint:
     )
     check_point(point)
     return point
-
-
-class _TcpProtocol(asyncio.BufferedProtocol):
-    """One producer connection; reads at most READ_SIZE bytes at a time.
-
-    A bounded read buffer bounds how many points one read can create (tiny
-    lines would otherwise turn a 256 KiB read into 20,000 live points).
-    """
-
-    def __init__(self, meter: DataIngestionMeter, lst: Listener) -> None:
-        self.meter = meter
-        self.lst = lst
-        self.buffer = bytearray(READ_SIZE)
-        self.pending = b""
-        self.skipping = False
-        self.line_no = 1
-        self.transport: asyncio.Transport | None = None
-        self.paused = False
-        self.resume_task: asyncio.Task[None] | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return memoryview(self.buffer)
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(bytes(self.buffer[:nbytes]))
-
-    def data_received(self, data: bytes) -> None:
-        if self.skipping:  # the rest of a line already refused as too long
-            eol = data.find(b"\n")
-            if eol < 0:
-                return
-            self.skipping = False
-            data = data[eol + 1 :]
-        data = self.pending + data if self.pending else data
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            self.pending = data
-            if len(data) > self.meter.settings.max_line_bytes:
-                self._answer([self.meter.ingest(self.lst, data, self.line_no)])
-                self.pending = b""
-                self.line_no += 1
-                self.skipping = True
-            return
-        self.pending = data[cut + 1 :]
-        block = data[:cut]
-        answers = self.meter.ingest(self.lst, block, self.line_no)
-        self.line_no += block.count(b"\n") + 1
-        self._answer([answers])
-        if not self.paused and self.meter.congested(self.lst.stream):
-            self._pause()
-
-    def _answer(self, chunks: list[list[bytes]]) -> None:
-        if self.transport is not None:
-            for answers in chunks:
-                if answers:
-                    self.transport.write(b"".join(answers))
-
-    def _pause(self) -> None:
-        assert self.transport is not None
-        self.paused = True
-        self.transport.pause_reading()
-        self.resume_task = asyncio.get_running_loop().create_task(self._resume_later())
-
-    async def _resume_later(self) -> None:
-        await self.meter.wait_drained(self.lst.stream)
-        self.paused = False
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
-
-    def eof_received(self) -> bool | None:
-        if self.pending:
-            self._answer([self.meter.ingest(self.lst, self.pending, self.line_no)])
-            self.pending = b""
-        return None  # close once the answers are written
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.pending:
-            self.meter.ingest(self.lst, self.pending, self.line_no)
-            self.pending = b""
-        self.transport = None
-
-
-class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, meter: DataIngestionMeter, lst: Listener) -> None:
-        self.meter = meter
-        self.lst = lst
-
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        self.meter.ingest(self.lst, data, 1)
 
 
 def build(config: Mapping[str, Any], deps: MeterDeps) -> DataIngestionMeter:
