@@ -180,13 +180,17 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def _with_ledger(args: argparse.Namespace, work: Callable[[Any], Any]) -> Any:
-    from collector.store.sqlite import SqliteLedger
+    from collector.store.factory import make_ledger
 
     settings = settings_from_args(args)
 
     async def go() -> Any:
-        async with SqliteLedger(settings.ledger.path) as ledger:
+        ledger = make_ledger(settings.ledger)
+        await ledger.open()
+        try:
             return await work(ledger)
+        finally:
+            await ledger.close()
 
     return asyncio.run(go())
 

@@ -34,6 +34,7 @@ from collector.ingest.stages import dead_letter, process
 from collector.ingest.status import SWEEP_FACTOR, StatusChanges, StatusTracker
 from collector.metrics import Metrics
 from collector.mqtt import BrokerLink
+from collector.store.factory import make_ledger
 from collector.store.ledger import (
     CommitBatch,
     CommitResult,
@@ -42,7 +43,6 @@ from collector.store.ledger import (
     Ledger,
     RollupRow,
 )
-from collector.store.sqlite import SqliteLedger
 from protocols import Command, encode
 
 log = logging.getLogger(__name__)
@@ -75,9 +75,7 @@ class Collector:
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.ledger: Ledger = ledger or SqliteLedger(
-            settings.ledger.path, synchronous=settings.ledger.synchronous
-        )
+        self.ledger: Ledger = ledger or make_ledger(settings.ledger)
         self.metrics = metrics or Metrics()
         self._sink = sink
         self.crash_at = crash_at if crash_at is not None else os.environ.get(CRASH_ENV, "")

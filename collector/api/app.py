@@ -19,8 +19,8 @@ from collector.api.deps import MetricsDep
 from collector.api.routes import router as ingest_router
 from collector.config import Settings
 from collector.metrics import Metrics
+from collector.store.factory import make_ledger
 from collector.store.ledger import Ledger
-from collector.store.sqlite import SqliteLedger
 
 if TYPE_CHECKING:
     from collector.service import Collector
@@ -41,17 +41,17 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        own: SqliteLedger | None = None
+        own: Ledger | None = None
         if collector is not None:
             # The collector opens its ledger in run(); the API reads through its own
             # connection so reads never queue behind a group commit.
-            own = SqliteLedger(settings.ledger.path)
+            own = make_ledger(settings.ledger)
             await own.open()
             app.state.ledger = own
         elif ledger is not None:
             app.state.ledger = ledger
         else:
-            own = SqliteLedger(settings.ledger.path)
+            own = make_ledger(settings.ledger)
             await own.open()
             app.state.ledger = own
         try:
