@@ -231,7 +231,11 @@ class MqttLink:
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         if self._up.is_set():
-            log.warning("uplink.disconnected", extra={"kv": {"reason": str(rc)}})
+            log.log(
+                logging.INFO if self._stopping else logging.WARNING,
+                "uplink.disconnected",
+                extra={"kv": {"reason": str(rc)}},
+            )
         self._mark_down()
 
     def _mark_down(self) -> None:
