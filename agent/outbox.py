@@ -160,6 +160,10 @@ class Outbox:
 
     async def close(self) -> None:
         """Close the database (after a checkpoint, so the WAL stays small)."""
+        if self._flusher is not None:
+            # Appends already queued are committed (or failed) before closing.
+            with contextlib.suppress(Exception):
+                await self._flusher
         async with self._lock:
             try:
                 if self._db.in_transaction:
