@@ -34,6 +34,7 @@ from collector.fleet.billing_port import (
     Pack,
     PlacedOrder,
     ServiceOffer,
+    SupportCard,
 )
 from collector.fleet.errors import Conflict, InvalidInput
 
@@ -149,6 +150,13 @@ class BillingAdapter:
             return support_cards.consume_minutes(
                 conn, account_id, code, minutes, now, ticket=ticket_id
             )
+
+    def support_cards(self, conn: sqlite3.Connection, account_id: str) -> list[SupportCard]:
+        """The account's cards (hints only), newest first."""
+        return [
+            SupportCard(c.hint, c.minutes_total, c.minutes_left, c.purchased_at, c.expires_at)
+            for c in support_cards.list_cards(conn, account_id)
+        ]
 
     def service_offers(self) -> Sequence[ServiceOffer]:
         """Every service of the price book with how it is activated."""

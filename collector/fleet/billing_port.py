@@ -57,6 +57,17 @@ class PlacedOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class SupportCard:
+    """A support card as the account sees it (only the code's last characters)."""
+
+    hint: str
+    minutes_total: int
+    minutes_left: int
+    purchased_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceOffer:
     """A service of the price book as the services page offers it."""
 
@@ -86,6 +97,9 @@ class Activation:
 
 class Billing(SupportCards, Protocol):
     """Balance, ledger, coupons, packs, service activations and support cards."""
+
+    def support_cards(self, conn: sqlite3.Connection, account_id: str) -> list[SupportCard]:
+        """The account's support cards, newest first."""
 
     def service_offers(self) -> Sequence[ServiceOffer]:
         """Services that can be activated, self-service or through an operator."""

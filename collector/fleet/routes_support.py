@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from collector.fleet import tickets
 from collector.fleet.auth import Context, CurrentCaller
+from collector.fleet.db import iso
 from collector.fleet.rooms import get_room
 from collector.fleet.routes_fleet import room_out
 from collector.fleet.schemas import (
@@ -22,6 +23,7 @@ from collector.fleet.schemas import (
     OrderOut,
     PackOut,
     RoomOut,
+    SupportCardOut,
     TicketDetailOut,
     TicketEventOut,
     TicketIn,
@@ -81,6 +83,29 @@ def open_ticket(ctx: Context, caller: CurrentCaller, room_id: str, body: TicketI
             stale_after=ctx.stale_after,
         )
         return _ticket_out(tickets.get_ticket(conn, tid))
+
+
+@router.get("/accounts/{account_id}/support-cards", tags=["support"], summary="Support cards")
+def list_support_cards(
+    ctx: Context, caller: CurrentCaller, account_id: str
+) -> list[SupportCardOut]:
+    """The account's support cards: minutes left and expiry (12 months from purchase)."""
+    billing = ctx.require_billing()
+    with ctx.tx() as conn:
+        caller.require_read(account_id)
+        cards = billing.support_cards(conn, account_id)
+    now = ctx.now()
+    return [
+        SupportCardOut(
+            hint=c.hint,
+            minutes_total=c.minutes_total,
+            minutes_left=c.minutes_left,
+            purchased_at=iso(c.purchased_at),
+            expires_at=iso(c.expires_at),
+            active=c.minutes_left > 0 and now < c.expires_at,
+        )
+        for c in cards
+    ]
 
 
 @router.get("/accounts/{account_id}/tickets", tags=["support"], summary="Ticket history")

@@ -293,6 +293,15 @@ class TicketDetailOut(TicketOut):
     events: list[TicketEventOut]
 
 
+class SupportCardOut(BaseModel):
+    hint: str
+    minutes_total: int
+    minutes_left: int
+    purchased_at: str
+    expires_at: str
+    active: bool
+
+
 class WorkIn(_In):
     minutes: int = Field(ge=0, le=1440)
     note: str = Field(min_length=1, max_length=2000)

@@ -88,6 +88,10 @@ def test_tickets_need_an_active_card_and_consume_minutes(
     assert admin("POST", f"/tickets/{tid}/work", {"minutes": 30, "note": "x"}).status_code == 403
     work = op("POST", f"/tickets/{tid}/work", {"minutes": 30, "note": "replaced cable"})
     assert work.json() == {"minutes_left": 400 - 30}
+    cards = ro("GET", "/accounts/acme/support-cards").json()
+    assert [(c["minutes_left"], c["minutes_total"], c["active"]) for c in cards] == [
+        (370, 400, True)
+    ]
     work = op("POST", f"/tickets/{tid}/work", {"minutes": 371, "note": "too much"})
     assert work.status_code == 409
     assert [e["minutes"] for e in ro("GET", f"/tickets/{tid}").json()["events"]] == [0, 30]

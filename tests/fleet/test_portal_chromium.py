@@ -136,6 +136,7 @@ def test_portal_end_to_end(tmp_path: Path, browser_page: Page) -> None:
         expect(page.get_by_role("table", name="Tickets")).to_contain_text(
             "Room Sala Aurora is offline"
         )
+        expect(page.get_by_role("table", name="Support cards")).to_contain_text("400")
 
         # Redeem a coupon: the balance changes at once.
         page.get_by_role("link", name="Balance").click()

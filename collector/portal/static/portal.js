@@ -332,10 +332,17 @@ async function viewBuy() {
 // ---------- tickets ----------
 
 async function viewTickets() {
-  const list = await api("GET", `/accounts/${state.account}/tickets`);
+  const [list, cards] = await Promise.all([
+    api("GET", `/accounts/${state.account}/tickets`),
+    api("GET", `/accounts/${state.account}/support-cards`),
+  ]);
   page("Tickets", list.length ? table(["Ticket", "Subject", "Room", "Status", "Opened", "By"], list.map((t) => [
     h("a", { href: "#ticket/" + t.id }, t.id), t.subject, t.room_id || "—", t.status, when(t.created_at), t.opened_by,
-  ]), "Tickets") : h("p", {}, "No tickets yet."));
+  ]), "Tickets") : h("p", {}, "No tickets yet."),
+  h("h2", {}, "Support cards"),
+  cards.length ? table(["Card", "Minutes left", "Of", "Valid until", "Status"], cards.map((c) => [
+    "…" + c.hint, c.minutes_left, c.minutes_total, when(c.expires_at), c.active ? "active" : "not usable",
+  ]), "Support cards") : h("p", {}, "No support card: buy one to open tickets."));
 }
 
 async function viewTicket(id) {
