@@ -159,6 +159,9 @@ async def _run(settings: Settings) -> None:
         app, host=settings.api.host, port=settings.api.port, log_level="warning", lifespan="on"
     )
     server = uvicorn.Server(config)
+    logging.getLogger(PROG).info(
+        "API on http://%s:%d/api/v1 (metrics at /metrics)", settings.api.host, settings.api.port
+    )
     # uvicorn captures SIGINT/SIGTERM while it serves: when it stops, stop ingest too.
     api = asyncio.create_task(server.serve())
     api.add_done_callback(lambda _t: collector.request_stop())
