@@ -19,7 +19,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -330,8 +330,8 @@ class Collector:
         for msg in group:
             m.observe_latency(mono - msg.received_mono)
         m.group_size.observe(len(group))
-        for o in outcomes:
-            m.messages_in.labels(o.kind).inc()
+        for kind, n in Counter(o.kind for o in outcomes).items():
+            m.messages_in.labels(kind).inc(n)
         for letter in batch.dead_letters:
             m.rejects.labels(letter.reason).inc()
         m.records_committed.inc(result.inserted)

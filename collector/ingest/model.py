@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from collector.store.ledger import DeadLetter, ExportLine, UsageRow
 from protocols import HealthReport, Inventory, Status
@@ -40,9 +41,11 @@ class Limits:
         return self.data_bucket.replace("{account}", account)
 
 
-@dataclass(frozen=True, slots=True)
-class Settled:
-    """One outbox sequence settled by a commit (``reason`` empty = committed)."""
+class Settled(NamedTuple):
+    """One outbox sequence settled by a commit (``reason`` empty = committed).
+
+    A NamedTuple: one is built per record on the hot path.
+    """
 
     account: str
     device: str
