@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 from agent.cli import main
 from protocols import Kind, Status, decode
 from tests.agent.conftest import TestCollector, wait_until
-from tests.servers import Mosquitto
+from tests.servers import Mosquitto, free_port
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -86,3 +88,32 @@ def test_sighup_reloads_and_sigterm_stops_cleanly(
     text = capsys.readouterr().out
     assert "connection        stopped" in text
     assert "depth             usage=" in text
+
+
+@pytest.mark.slow
+def test_sigterm_while_the_broker_is_unreachable(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    cfg = tmp_path / "agent.toml"
+    cfg.write_text(_config(f"mqtt://127.0.0.1:{free_port()}", "gw-off", state, 0.2))
+    log = tmp_path / "agent.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agent.cli", "run", "--config", str(cfg)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        wait_until(lambda: "uplink.connect_failed" in log.read_text(), 20, "a failed connect")
+        time.sleep(1.0)  # the meter commits a few windows meanwhile
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    db = sqlite3.connect(state / "outbox.db")
+    assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    assert db.execute("SELECT value FROM meta WHERE key = 'connection'").fetchone() == ("stopped",)
+    assert db.execute("SELECT count(*) FROM records").fetchone()[0] > 0  # kept for later
+    db.close()
