@@ -50,6 +50,19 @@ class FleetContext:
                 raise HTTPException(exc.status_code, str(exc)) from exc
 
     @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A connection in one read transaction (a WAL snapshot that never blocks writers)."""
+        with self.database.connection() as conn:
+            try:
+                conn.execute("BEGIN")
+                try:
+                    yield conn
+                finally:
+                    conn.execute("ROLLBACK")
+            except FleetError as exc:
+                raise HTTPException(exc.status_code, str(exc)) from exc
+
+    @contextmanager
     def conn(self) -> Iterator[sqlite3.Connection]:
         """A connection with no transaction open (callee manages its own)."""
         with self.database.connection() as conn:

@@ -66,7 +66,7 @@ def accept_invitation(ctx: Context, body: AcceptIn) -> TokenOut:
 @router.get("/me", summary="Who am I and which accounts can I reach")
 def me(ctx: Context, caller: CurrentCaller) -> MeOut:
     """The caller with every account in scope and its role."""
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         rows = access.visible_accounts(conn, caller)
     return MeOut(
         user_id=caller.user_id,
@@ -79,7 +79,7 @@ def me(ctx: Context, caller: CurrentCaller) -> MeOut:
 @router.get("/accounts", summary="Accounts in the caller's scope")
 def list_accounts(ctx: Context, caller: CurrentCaller) -> list[AccountOut]:
     """Every account the caller may see."""
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         rows = access.visible_accounts(conn, caller)
     return [_account_out(r, caller.roles.get(r["id"], "operator")) for r in rows]
 
@@ -111,7 +111,7 @@ def create_account(ctx: Context, caller: CurrentCaller, body: AccountIn) -> Acco
 @router.get("/accounts/{account_id}", summary="One account")
 def get_account(ctx: Context, caller: CurrentCaller, account_id: str) -> AccountOut:
     """An account in scope."""
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         caller.require_read(account_id)
         row = access.get_account(conn, account_id)
     return _account_out(row, caller.roles.get(account_id, "operator"))
@@ -120,7 +120,7 @@ def get_account(ctx: Context, caller: CurrentCaller, account_id: str) -> Account
 @router.get("/accounts/{account_id}/users", summary="Members and roles")
 def list_users(ctx: Context, caller: CurrentCaller, account_id: str) -> list[MemberOut]:
     """Users holding a role on this account."""
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         caller.require_read(account_id)
         rows = access.users_of(conn, account_id)
     return [
@@ -160,7 +160,7 @@ def remove_user(ctx: Context, caller: CurrentCaller, account_id: str, user_id: s
 @router.get("/accounts/{account_id}/delegations", summary="Partners managing this account")
 def list_delegations(ctx: Context, caller: CurrentCaller, account_id: str) -> list[DelegationOut]:
     """Delegations granted by this customer account."""
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         caller.require_read(account_id)
         rows = conn.execute(
             "SELECT * FROM fleet_delegations WHERE customer_id = ? ORDER BY partner_id",
@@ -200,7 +200,7 @@ def revoke_delegation(
 @router.get("/accounts/{account_id}/invitations", summary="Invitations of an account")
 def list_invitations(ctx: Context, caller: CurrentCaller, account_id: str) -> list[InvitationOut]:
     """Sent invitations and their state (never their links)."""
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         caller.require_read(account_id)
         rows = invitations.list_invitations(conn, account_id)
     return [InvitationOut(**dict(r)) for r in rows]
@@ -248,7 +248,7 @@ def resend_invitation(ctx: Context, caller: CurrentCaller, invitation_id: str) -
 @router.get("/tokens", summary="My tokens and API keys")
 def list_tokens(ctx: Context, caller: CurrentCaller) -> list[TokenInfoOut]:
     """The caller's sessions and API keys (never the secrets)."""
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         rows = tokens.list_tokens(conn, caller.user_id)
     return [TokenInfoOut(**dict(r)) for r in rows]
 

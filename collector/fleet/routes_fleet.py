@@ -88,7 +88,7 @@ def catalog(caller: CurrentCaller) -> list[ProductOut]:
 @router.get("/accounts/{account_id}/devices", summary="Devices of an account")
 def list_devices(ctx: Context, caller: CurrentCaller, account_id: str) -> list[DeviceOut]:
     """Registered devices with their current room."""
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         caller.require_read(account_id)
         return [_device_out(conn, r) for r in devices.list_devices(conn, account_id)]
 
@@ -109,7 +109,7 @@ def register_device(
 @router.get("/devices/{device_id}/fleet", summary="Device detail: room, status, coverage")
 def get_device(ctx: Context, caller: CurrentCaller, device_id: str) -> DeviceDetailOut:
     """A device with its status, placement history and warranty coverage."""
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         row = devices.get_device(conn, device_id)
         caller.require_read(row["account_id"])
         base = _device_out(conn, row)
@@ -161,7 +161,7 @@ def device_usage(
     hours: Annotated[int, Query(ge=1, le=24 * 93)] = 168,
 ) -> list[UsagePointOut]:
     """Hourly usage buckets of the last ``hours`` hours, per service."""
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         caller.require_read(devices.get_device(conn, device_id)["account_id"])
         since = iso(ctx.now() - timedelta(hours=hours))
         rows = conn.execute(
@@ -175,7 +175,7 @@ def device_usage(
 @router.get("/accounts/{account_id}/sites", summary="Sites of an account")
 def list_sites(ctx: Context, caller: CurrentCaller, account_id: str) -> list[SiteOut]:
     """Sites (buildings, offices)."""
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         caller.require_read(account_id)
         rows = rooms.list_sites(conn, account_id)
     return [
@@ -205,7 +205,7 @@ def create_room(ctx: Context, caller: CurrentCaller, site_id: str, body: RoomIn)
 @router.get("/accounts/{account_id}/rooms", summary="Rooms with status")
 def list_rooms(ctx: Context, caller: CurrentCaller, account_id: str) -> list[RoomOut]:
     """Every room of an account with its state and devices."""
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         caller.require_read(account_id)
         return [
             room_out(_status_of(ctx, conn, r["id"])) for r in rooms.list_rooms(conn, account_id)
@@ -218,7 +218,7 @@ def get_room(ctx: Context, caller: CurrentCaller, room_id: str) -> RoomDetailOut
 
     Usage and status changes count for the room the device was in at the time.
     """
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         caller.require_read(_room_account(conn, room_id))
         base = room_out(_status_of(ctx, conn, room_id))
         now = ctx.now()
@@ -291,7 +291,7 @@ def _contract_out(conn: sqlite3.Connection, contract_id: str) -> ContractOut:
 @router.get("/accounts/{account_id}/contracts", summary="Service contracts")
 def list_contracts(ctx: Context, caller: CurrentCaller, account_id: str) -> list[ContractOut]:
     """Contracts with licences used, start and end."""
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         caller.require_read(account_id)
         return [_contract_out(conn, r["id"]) for r in contracts.list_contracts(conn, account_id)]
 
@@ -340,7 +340,7 @@ def cancel_contract(ctx: Context, caller: CurrentCaller, contract_id: str) -> Co
 @router.get("/accounts/{account_id}/entitlement", summary="Licensed rooms and on-site spares")
 def entitlement(ctx: Context, caller: CurrentCaller, account_id: str) -> EntitlementOut:
     """Counted at the principal entity of the account."""
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         caller.require_read(account_id)
         ent = contracts.entitlement(conn, account_id)
     return EntitlementOut(

@@ -58,7 +58,7 @@ def offers(ctx: Context, caller: CurrentCaller) -> list[ServiceOfferOut]:
 def list_activations(ctx: Context, caller: CurrentCaller, account_id: str) -> list[ActivationOut]:
     """The account's services per device, user or organization, with request status."""
     billing = ctx.require_billing()
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         caller.require_read(account_id)
         return [_out(a) for a in billing.activations(conn, account_id)]
 
@@ -136,7 +136,7 @@ def request_activation(
 def operator_queue(ctx: Context, caller: CurrentCaller) -> list[ActivationOut]:
     """Requests of every account awaiting a decision (operators only)."""
     billing = ctx.require_billing()
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         caller.require_operator()
         return [_out(a) for a in billing.pending_requests(conn)]
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 
 from collector.fleet import tickets
 from collector.fleet.auth import Context, CurrentCaller
 from collector.fleet.db import iso
+from collector.fleet.errors import FleetError
 from collector.fleet.rooms import get_room
 from collector.fleet.routes_fleet import room_out
 from collector.fleet.schemas import (
@@ -40,7 +41,7 @@ LEDGER_COLUMNS = ["Type", "Date", "Description", "Logbit", "Cost (€)", "Docume
 @router.get("/accounts/{account_id}/status", tags=["status"], summary="Fleet status")
 def fleet_status(ctx: Context, caller: CurrentCaller, account_id: str) -> FleetStatusOut:
     """Rooms with their state and a count per state."""
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         caller.require_read(account_id)
         statuses = room_statuses(conn, ctx.status, account_id, ctx.now(), ctx.stale_after)
         out = [room_out(s) for s in statuses]
@@ -53,7 +54,7 @@ def fleet_status(ctx: Context, caller: CurrentCaller, account_id: str) -> FleetS
 @router.get("/accounts/{account_id}/offline-rooms", tags=["status"], summary="Offline rooms")
 def offline_rooms(ctx: Context, caller: CurrentCaller, account_id: str) -> list[RoomOut]:
     """Rooms whose devices are not all online."""
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         caller.require_read(account_id)
         statuses = room_statuses(conn, ctx.status, account_id, ctx.now(), ctx.stale_after)
         return [room_out(s) for s in statuses if s.state in (OFFLINE, ATTENTION)]
@@ -91,7 +92,7 @@ def list_support_cards(
 ) -> list[SupportCardOut]:
     """The account's support cards: minutes left and expiry (12 months from purchase)."""
     billing = ctx.require_billing()
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         caller.require_read(account_id)
         cards = billing.support_cards(conn, account_id)
     now = ctx.now()
@@ -111,7 +112,7 @@ def list_support_cards(
 @router.get("/accounts/{account_id}/tickets", tags=["support"], summary="Ticket history")
 def list_tickets(ctx: Context, caller: CurrentCaller, account_id: str) -> list[TicketOut]:
     """Every ticket of the account, visible to the whole team."""
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         caller.require_read(account_id)
         return [_ticket_out(r) for r in tickets.list_tickets(conn, account_id)]
 
@@ -119,7 +120,7 @@ def list_tickets(ctx: Context, caller: CurrentCaller, account_id: str) -> list[T
 @router.get("/tickets/{ticket_id}", tags=["support"], summary="Ticket detail")
 def get_ticket(ctx: Context, caller: CurrentCaller, ticket_id: str) -> TicketDetailOut:
     """A ticket with the room snapshot and its history."""
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         row = tickets.get_ticket(conn, ticket_id)
         caller.require_read(row["account_id"])
         events = [TicketEventOut(**dict(e)) for e in tickets.ticket_events(conn, ticket_id)]
@@ -155,7 +156,7 @@ def log_work(ctx: Context, caller: CurrentCaller, ticket_id: str, body: WorkIn) 
 def balance(ctx: Context, caller: CurrentCaller, account_id: str) -> BalanceOut:
     """The account's current balance."""
     billing = ctx.require_billing()
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         caller.require_read(account_id)
         value = billing.balance(conn, account_id)
     return BalanceOut(account_id=account_id, logbit=str(value))
@@ -165,7 +166,7 @@ def balance(ctx: Context, caller: CurrentCaller, account_id: str) -> BalanceOut:
 def ledger(ctx: Context, caller: CurrentCaller, account_id: str) -> LedgerOut:
     """Rows ``Type, Date, Description, Logbit, Cost (€), Document``, newest first."""
     billing = ctx.require_billing()
-    with ctx.tx() as conn:
+    with ctx.read() as conn:
         caller.require_read(account_id)
         rows = billing.ledger_rows(conn, account_id)
     return LedgerOut(account_id=account_id, columns=LEDGER_COLUMNS, rows=[list(r) for r in rows])
@@ -214,8 +215,11 @@ def _cart_out(cart: object) -> CartOut:
 def quote(ctx: Context, caller: CurrentCaller, body: CartIn) -> CartOut:
     """Name, credits, price, tax and total per line, and the cart total."""
     billing = ctx.require_billing()
-    with ctx.tx():
-        return _cart_out(billing.quote([(i.sku, i.quantity) for i in body.items]))
+    try:
+        cart = billing.quote([(i.sku, i.quantity) for i in body.items])
+    except FleetError as exc:
+        raise HTTPException(exc.status_code, str(exc)) from exc
+    return _cart_out(cart)
 
 
 @router.post("/accounts/{account_id}/orders", status_code=201, tags=["billing"], summary="Pay")
