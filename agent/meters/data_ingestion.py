@@ -69,7 +69,7 @@ class IngestSettings:
     host: str
     listeners: tuple[Listener, ...]
     precision: str = "ns"
-    batch_points: int = 1000
+    batch_points: int = 500
     batch_bytes: int = 160 * 1024
     flush_interval_s: float = 1.0
     max_line_bytes: int = 64 * 1024
@@ -358,7 +358,7 @@ def build(config: Mapping[str, Any], deps: MeterDeps) -> DataIngestionMeter:
         default_fmt = "auto" if proto == "tcp" else "line"
         fmt = lo.string("format", default_fmt, choices=("auto", "line", "json"))
         listeners.append(Listener(proto, port, stream, fmt))  # type: ignore[arg-type]
-    batch_points = opts.integer("batch_points", 1000, lo=1, hi=MAX_POINTS_PER_BATCH)
+    batch_points = opts.integer("batch_points", 500, lo=1, hi=MAX_POINTS_PER_BATCH)
     settings = IngestSettings(
         host=host,
         listeners=tuple(listeners),
