@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -323,3 +324,19 @@ def test_purchase_mails_the_customer_and_copies(
     last = [(m["recipient"], m["subject"]) for m in mail.pending(conn)][-1]
     conn.close()
     assert last == ("admin@acme.example", "Logbot service contract details")
+
+
+def test_reads_do_not_wait_for_a_writer(env: tuple[httpx.Client, World, FakeClock, Path]) -> None:
+    """While another process holds the write lock (e.g. ingest's group commit), GETs answer."""
+    client, w, _, db = env
+    admin = Api(client, w.tokens["a_admin"])
+    writer = connect(db)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        for path in ("/accounts/acme/status", "/accounts/acme/rooms", "/accounts/acme/ledger"):
+            assert admin("GET", path).status_code == 200
+        assert time.monotonic() - started < 5  # the busy timeout is 30 s
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
