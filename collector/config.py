@@ -89,7 +89,9 @@ class IngestSettings:
 
     max_future_seconds: int = 300
     late_window_hours: int = 72
-    group_commit_ms: int = 5
+    # Extra wait before taking a group. 0 = adaptive: a group is everything that
+    # arrived while the previous group was committing (one commit in flight).
+    group_commit_ms: int = 0
     max_group_messages: int = 2000
     dead_letter_raw_cap: int = 4096
     registry_refresh_seconds: int = 30

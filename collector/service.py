@@ -3,9 +3,10 @@
 ``Collector(settings, clock=...)`` runs in-process (demo, simulator, tests)
 with ``await collector.run()`` and ``collector.request_stop()``.
 
-Group commit: everything received in the last ``group_commit_ms`` is
-processed by the pure stages and written in ONE ledger transaction; only
-then are the messages acknowledged (PUBACK) and the receipts published.
+Group commit: one ledger transaction is in flight at a time; everything
+received meanwhile is processed by the pure stages and becomes the next
+group, written in ONE transaction; only then are its messages acknowledged
+(PUBACK) and the receipts published.
 
 Test-only fault injection: ``LOGBOT_COLLECTOR_CRASH_AT=before_commit`` or
 ``after_commit`` makes the process SIGKILL itself at that point of the

@@ -149,7 +149,7 @@ async def main() -> None:
     ap.add_argument("--devices", type=int, default=20)
     ap.add_argument("--rate", type=int, default=1000, help="messages/s for the latency run")
     ap.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
-    ap.add_argument("--group-commit-ms", type=int, default=5)
+    ap.add_argument("--group-commit-ms", type=int, default=0)
     ap.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL")
     args = ap.parse_args()
 
