@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-READ_SIZE = 32 * 1024
+READ_SIZE = 16 * 1024
 Format = Literal["auto", "line", "json"]
 
 
@@ -46,7 +46,7 @@ class IngestTarget(Protocol):
 class TcpIngest(asyncio.BufferedProtocol):
     """One producer connection; reads at most READ_SIZE bytes at a time.
 
-    A bounded read buffer bounds how many points one read can create (tiny
+    A bounded read buffer (16 KiB) bounds how many points one read can create (tiny
     lines would otherwise turn a 256 KiB read into 20,000 live points).
     """
 
