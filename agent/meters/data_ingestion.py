@@ -285,6 +285,15 @@ class DataIngestionMeter:
                         extra={"kv": {"stream": stream, "points": len(buf.points)}},
                     )
                 return
+            except Exception:
+                # The outbox failed (disk full, I/O error): keep the points,
+                # refuse new input and retry on the next flush interval.
+                log.exception("data_ingestion.commit_failed", extra={"kv": {"stream": stream}})
+                buf.blocked = "outbox error"
+                buf.drained.set()
+                if final:
+                    raise
+                return
             del buf.points[:count]
             del buf.sizes[:count]
             buf.nbytes -= nbytes

@@ -231,3 +231,21 @@ async def test_too_long_line_is_refused_once(tmp_path: Path) -> None:
     assert answer.count(b"ERR") == 1
     assert answer.startswith(b"ERR 2 too_long")
     assert meter.counters.values["lines_rejected"] == 1
+
+
+async def test_outbox_failure_keeps_points_and_recovers(tmp_path: Path) -> None:
+    class FlakySink(FakeSink):
+        failing = True
+
+        async def commit_data(self, stream: str, points: Any, nbytes: int) -> None:
+            if self.failing:
+                raise OSError("disk I/O error")
+            await super().commit_data(stream, points, nbytes)
+
+    sink = FlakySink()
+    async with running(CONFIG, sink, tmp_path) as meter:
+        await _send_tcp(meter.ports[0], b"".join(_line(i) + b"\n" for i in range(100)))
+        await asyncio.sleep(0.3)
+        assert sink.points() == 0
+        sink.failing = False
+        await wait_until(lambda: sink.points() == 100)
