@@ -106,6 +106,8 @@ class DataIngestionMeter:
     async def run(self, sink: MeterSink) -> None:
         """Serve the listeners and forward batches until cancelled; flush on stop."""
         self._sink = sink
+        self.ports = []
+        self.started.clear()
         loop = asyncio.get_running_loop()
         servers: list[asyncio.Server] = []
         transports: list[asyncio.DatagramTransport] = []

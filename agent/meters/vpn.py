@@ -96,6 +96,7 @@ class VpnMeter:
         at = self.deps.clock.now().timestamp()
         samples: list[UsageSample] = []
         state: dict[str, bytes] = {}
+        new_states: dict[str, TrackState] = {}
         suspended = sink.is_suspended(self.service)
         for name, nic in sorted(nics.items()):
             if not self.matches(name):
@@ -114,7 +115,7 @@ class VpnMeter:
                 width=self.settings.counter_width,
                 max_rate_per_s=self.settings.max_rate_bps / 8,
             )
-            self._states[key] = st.state
+            new_states[key] = st.state
             state[key] = nic_usage.encode_state(st.state)
             if st.unbilled:
                 self.counters.incr("vpn_unbilled_bytes", st.unbilled)
@@ -145,6 +146,9 @@ class VpnMeter:
                 )
         if state:
             await sink.commit_usage(samples, state)
+            # Only a committed window moves the baseline: if the commit fails
+            # the next window covers this one too.
+            self._states.update(new_states)
             self.counters.incr("vpn_windows")
 
 

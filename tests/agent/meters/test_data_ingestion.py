@@ -249,3 +249,17 @@ async def test_outbox_failure_keeps_points_and_recovers(tmp_path: Path) -> None:
         assert sink.points() == 0
         sink.failing = False
         await wait_until(lambda: sink.points() == 100)
+
+
+async def test_meter_can_be_run_again_after_a_stop(tmp_path: Path) -> None:
+    sink = FakeSink()
+    meter = build(CONFIG, _deps(tmp_path))
+    for round_no in range(2):
+        task = asyncio.create_task(meter.run(sink))
+        await asyncio.wait_for(meter.started.wait(), 10)
+        assert len(meter.ports) == 3
+        await _send_tcp(meter.ports[0], _line(round_no) + b"\n")
+        await wait_until(lambda n=round_no: sink.points() == n + 1)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -210,3 +210,22 @@ def test_bad_config_names_the_key(config: dict[str, Any], key: str, tmp_path: Pa
     with pytest.raises(ConfigError) as info:
         build(config, deps)
     assert info.value.key.endswith(key)
+
+
+async def test_failed_commit_does_not_lose_the_window(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.set()
+    await rig.window()
+    rig.traffic(1_000, 0)
+
+    async def broken(*_: Any) -> None:
+        raise OSError("disk full")
+
+    working = rig.sink.commit_usage
+    rig.sink.commit_usage = broken  # type: ignore[method-assign]
+    with pytest.raises(OSError, match="disk full"):
+        await rig.window()
+    rig.sink.commit_usage = working  # type: ignore[method-assign]
+    rig.traffic(500, 0)
+    await rig.window()
+    assert rig.sink.total("wg0") == 1_500
