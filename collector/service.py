@@ -187,13 +187,15 @@ class Collector:
         committing: asyncio.Task[CommitResult | None] | None = None
         try:
             while True:
+                if self._stop.is_set():
+                    # Whatever is still in the inbox was never acknowledged:
+                    # the broker delivers it again to the next run.
+                    return
                 if not self._inbox:
                     if committing is not None:
                         await self._settle(committing)
                         committing = None
                         continue
-                    if self._stop.is_set():
-                        return
                     self._wake.clear()
                     await self._wake.wait()
                     continue
