@@ -1,8 +1,9 @@
 """``logbot-collector``: run the collector and look into its ledger.
 
-Subcommands: run, migrate, deadletters, usage, accounts add, devices add.
-Other parts of the collector plug their own subcommands in through
-``COMMAND_MODULES``: each module has ``register(subparsers, common)``.
+Subcommands: run, migrate, deadletters, usage, accounts add, devices add;
+billing (close, ledger, balance, coupons, packs, cart, orders, cards, ...)
+and fleet (mosquitto-config, fleet ...) plug in through ``command_modules()``:
+each module has ``register(subparsers, common)``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ SubParsers = Any  # argparse._SubParsersAction is private
 
 def command_modules() -> list[ModuleType]:
     """Return the modules whose ``register(subparsers, common)`` adds subcommands."""
-    return []
+    from collector.billing import cli as billing_cli
+    from collector.fleet import cli as fleet_cli
+
+    return [billing_cli, fleet_cli]
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -142,34 +146,48 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 async def _run(settings: Settings) -> None:
     from collector.service import Collector
+    from collector.wiring import build_full_app, start_close_scheduler
 
     collector = Collector(settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, collector.request_stop)
-    if not settings.api.enabled:
-        await collector.run()
-        return
-    import uvicorn
-
-    from collector.api.app import create_app
-
-    app = create_app(settings, collector=collector)
-    config = uvicorn.Config(
-        app, host=settings.api.host, port=settings.api.port, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    logging.getLogger(PROG).info(
-        "API on http://%s:%d/api/v1 (metrics at /metrics)", settings.api.host, settings.api.port
-    )
-    # uvicorn captures SIGINT/SIGTERM while it serves: when it stops, stop ingest too.
-    api = asyncio.create_task(server.serve())
-    api.add_done_callback(lambda _t: collector.request_stop())
+    # The scheduler opens the database, so the schema must exist first.
+    await asyncio.to_thread(_migrate, settings)
+    scheduler = start_close_scheduler(settings, collector)
     try:
-        await collector.run()
+        if not settings.api.enabled:
+            await collector.run()
+            return
+        import uvicorn
+
+        app = build_full_app(settings, collector=collector)
+        config = uvicorn.Config(
+            app, host=settings.api.host, port=settings.api.port, log_level="warning", lifespan="on"
+        )
+        server = uvicorn.Server(config)
+        logging.getLogger(PROG).info(
+            "API on http://%s:%d/api/v1 (docs /api/v1/docs, portal /portal/, metrics /metrics)",
+            settings.api.host,
+            settings.api.port,
+        )
+        # uvicorn captures SIGINT/SIGTERM while it serves: when it stops, stop ingest too.
+        api = asyncio.create_task(server.serve())
+        api.add_done_callback(lambda _t: collector.request_stop())
+        try:
+            await collector.run()
+        finally:
+            server.should_exit = True
+            await api
     finally:
-        server.should_exit = True
-        await api
+        await scheduler.stop()
+
+
+def _migrate(settings: Settings) -> list[str]:
+    from collector.store.sqlite import migrate_file
+
+    Path(settings.ledger.path).parent.mkdir(parents=True, exist_ok=True)
+    return migrate_file(settings.ledger.path)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

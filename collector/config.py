@@ -164,6 +164,41 @@ class ApiSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BillingSettings:
+    """Rating: the price book and the automatic monthly close."""
+
+    price_book: str = ""  # empty: the shipped deploy/pricebook.example.toml
+    close_scheduler: bool = True
+    close_interval_seconds: float = 60.0
+    lookback_months: int = 3
+
+    def validate(self) -> None:
+        """Refuse a missing price book file or an impossible interval."""
+        if self.price_book and not Path(self.price_book).is_file():
+            raise ConfigError("billing", "price_book", f"{self.price_book!r} is not a file")
+        if not 1 <= self.close_interval_seconds <= 86_400:
+            raise ConfigError("billing", "close_interval_seconds", "must be between 1 and 86400")
+        if not 0 <= self.lookback_months <= 24:
+            raise ConfigError("billing", "lookback_months", "must be between 0 and 24")
+
+
+@dataclass(frozen=True, slots=True)
+class PortalSettings:
+    """Accounts, fleet and the web portal served beside the API."""
+
+    enabled: bool = True
+    base_url: str = ""  # links in e-mails; empty: http://<api.host>:<api.port>
+    offline_after_seconds: float = 600.0  # a room/device silent this long is offline
+
+    def validate(self) -> None:
+        """Refuse a base URL that is not http(s) or a non-positive timeout."""
+        if self.base_url and not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError("portal", "base_url", "must start with http:// or https://")
+        if self.offline_after_seconds <= 0:
+            raise ConfigError("portal", "offline_after_seconds", "must be positive")
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Every setting of the collector, one section per dataclass."""
 
@@ -173,6 +208,8 @@ class Settings:
     influx: InfluxSettings = field(default_factory=InfluxSettings)
     status: StatusSettings = field(default_factory=StatusSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    billing: BillingSettings = field(default_factory=BillingSettings)
+    portal: PortalSettings = field(default_factory=PortalSettings)
 
 
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

@@ -12,6 +12,9 @@ import sqlite3
 from collections.abc import Sequence
 
 MIGRATIONS: dict[str, Sequence[str]] = {}
+# Components whose scripts alter another's tables run after it: fleet adds
+# columns to ingest's accounts/devices, billing references accounts.
+PRECEDENCE = ("ingest", "billing", "fleet")
 
 
 def register(component: str, scripts: Sequence[str]) -> None:
@@ -28,7 +31,10 @@ def apply(conn: sqlite3.Connection, components: Sequence[str] | None = None) -> 
         " PRIMARY KEY (component, version))"
     )
     ran: list[str] = []
-    for component in components or sorted(MIGRATIONS):
+    order = components or sorted(
+        MIGRATIONS, key=lambda c: (PRECEDENCE.index(c) if c in PRECEDENCE else len(PRECEDENCE), c)
+    )
+    for component in order:
         scripts = MIGRATIONS.get(component, ())
         row = conn.execute(
             "SELECT COALESCE(MAX(version), 0) FROM schema_migrations WHERE component = ?",

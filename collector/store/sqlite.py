@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from collector.errors import RegistryError
-from collector.store import migrations, schema
+from collector.store import schema
 from collector.store.ledger import (
     CommitBatch,
     CommitResult,
@@ -78,12 +78,18 @@ def _variable_limit() -> int:
 
 
 def migrate_file(path: str | Path) -> list[str]:
-    """Apply every registered migration to the database at ``path`` (blocking)."""
+    """Apply the whole collector schema (ingest, billing, fleet) at ``path`` (blocking).
+
+    One database holds the ledger, the money and the fleet; every process
+    that opens it brings it to the same version, in dependency order.
+    """
+    from collector.fleet import schema as fleet_schema
+
     schema.register()
     conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
-        return migrations.apply(conn)
+        return fleet_schema.migrate(conn)
     finally:
         conn.close()
 

@@ -1,0 +1,103 @@
+"""Assemble the whole collector: ingest API + fleet + portal + billing scheduler.
+
+``logbot-collector run`` and the demo call these two functions, so the
+process users run is the process the tests run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+
+from collector.config import Settings
+from collector.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collector.billing.price_book import PriceBook
+    from collector.service import Collector
+
+LOG = logging.getLogger("logbot-collector")
+SHIPPED_PRICE_BOOK = Path(__file__).resolve().parents[1] / "deploy" / "pricebook.example.toml"
+
+
+def price_book_path(settings: Settings) -> Path:
+    """Return the configured price book, or the shipped example one."""
+    return Path(settings.billing.price_book) if settings.billing.price_book else SHIPPED_PRICE_BOOK
+
+
+def load_configured_price_book(settings: Settings) -> PriceBook:
+    """Load and validate the price book named by ``[billing] price_book``."""
+    from collector.billing.errors import PriceBookError
+    from collector.billing.price_book import load_price_book
+
+    try:
+        return load_price_book(price_book_path(settings))
+    except PriceBookError as exc:
+        raise ConfigError("billing", "price_book", str(exc)) from exc
+
+
+def build_full_app(settings: Settings, *, collector: Collector | None = None) -> FastAPI:
+    """Return the API app with the fleet routes, their auth and the portal mounted."""
+    from collector.api.app import create_app
+
+    if not settings.portal.enabled:
+        return create_app(settings, collector=collector)
+    from collector.fleet.routes import router as fleet_router
+    from collector.fleet.wiring import attach
+
+    app = create_app(settings, collector=collector, extra_routers=[fleet_router])
+    base_url = settings.portal.base_url or f"http://{settings.api.host}:{settings.api.port}"
+    attach(
+        app,
+        db_path=settings.ledger.path,
+        price_book=price_book_path(settings),
+        base_url=base_url,
+        stale_after=timedelta(seconds=settings.portal.offline_after_seconds),
+    )
+    return app
+
+
+@dataclass
+class SchedulerHandle:
+    """A running close scheduler; ``stop()`` ends it cleanly."""
+
+    task: asyncio.Task[None] | None
+    stop_event: asyncio.Event
+
+    async def stop(self) -> None:
+        """Ask the scheduler to stop and wait for it."""
+        self.stop_event.set()
+        if self.task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+
+def start_close_scheduler(settings: Settings, collector: Collector | None) -> SchedulerHandle:
+    """Start the automatic monthly close (when enabled) on the running loop."""
+    stop = asyncio.Event()
+    if not settings.billing.close_scheduler:
+        return SchedulerHandle(None, stop)
+    from collector.billing.scheduler import SystemClock, run_close_scheduler
+
+    book = load_configured_price_book(settings)
+    task = asyncio.create_task(
+        run_close_scheduler(
+            settings.ledger.path,
+            SystemClock(),
+            book,
+            collector,
+            stop,
+            interval=settings.billing.close_interval_seconds,
+            lookback=settings.billing.lookback_months,
+        ),
+        name="close-scheduler",
+    )
+    LOG.info("monthly close scheduler on, price book %s", price_book_path(settings))
+    return SchedulerHandle(task, stop)
