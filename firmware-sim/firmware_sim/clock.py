@@ -26,6 +26,15 @@ class AcceleratedClock:
         self.start = start.astimezone(UTC)
         self.factor = factor
         self._t0 = time.monotonic()
+        self._mono_base = 0.0
+
+    def restart(self) -> None:
+        """Make ``now()`` equal ``start`` again (call just before the agents start).
+
+        ``monotonic()`` keeps going forward across a restart.
+        """
+        self._mono_base += self.elapsed()
+        self._t0 = time.monotonic()
 
     def elapsed(self) -> float:
         """Return simulated seconds since the clock was created."""
@@ -37,7 +46,7 @@ class AcceleratedClock:
 
     def monotonic(self) -> float:
         """Return simulated seconds since creation; never goes backwards."""
-        return self.elapsed()
+        return self._mono_base + self.elapsed()
 
     async def sleep(self, seconds: float) -> None:
         """Sleep ``seconds`` of simulated time."""
@@ -72,12 +81,15 @@ class SkewedClock:
         await self.base.sleep(seconds)
 
 
-def past_start(duration_s: float, factor: float, margin_s: float = 120.0) -> datetime:
-    """Return a start so that a run of ``duration_s`` simulated seconds never passes real now.
+def past_start(duration_s: float, factor: float, overrun_real_s: float = 60.0) -> datetime:
+    """Return a start so that a run of ``duration_s`` simulated seconds stays behind real now.
 
     A collector running on the real clock then never sees a timestamp from
-    its future, and the whole simulated period is closed by the end of the run.
+    its future (it refuses them), even when the run overruns its plan by
+    ``overrun_real_s`` real seconds (slow start-up, a long cool-down): each
+    real second of overrun moves simulated time ``factor - 1`` seconds ahead.
     """
     real_s = duration_s / factor
+    margin_s = 120.0 + max(factor - 1.0, 0.0) * overrun_real_s
     now = datetime.now(UTC)
     return now - timedelta(seconds=duration_s - real_s + margin_s)

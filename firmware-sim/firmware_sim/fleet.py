@@ -143,6 +143,7 @@ class Fleet:
             factory = make_factory(s.speed)
         try:
             self.gateways = await build_gateways(s, self.clock, factory)
+            self.clock.restart()  # building took real time: simulated time starts now
             for gw in self.gateways:
                 await gw.start()
             self.event(f"{len(self.gateways)} gateways started")

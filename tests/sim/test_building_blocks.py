@@ -36,10 +36,11 @@ def test_clock_refuses_naive_start_and_bad_factor() -> None:
 
 
 def test_past_start_keeps_the_run_behind_real_time() -> None:
-    start = past_start(86_400, factor=480, margin_s=60)
-    # the simulated day ends 180 real seconds from now, 60 s before real time
-    end = start + timedelta(seconds=86_400)
-    assert end <= datetime.now(UTC) + timedelta(seconds=180 - 59)
+    start = past_start(86_400, factor=480, overrun_real_s=60)
+    # the simulated day ends 180 real seconds from now, and 60 more real
+    # seconds of overrun (479 x 60 simulated seconds) still stay behind real time
+    end = start + timedelta(seconds=86_400 + 479 * 60)
+    assert end <= datetime.now(UTC) + timedelta(seconds=180)
 
 
 def test_profiles_are_deterministic_and_near_their_mean() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -195,9 +196,13 @@ async def test_simulated_day_of_50_gateways_has_zero_difference(
         for gw in fleet.gateways
         if gw.producer is not None and gw.producer.refusals
     }
+    with sqlite3.connect(db) as conn:
+        letters = conn.execute(
+            "SELECT reason, detail, COUNT(*) FROM dead_letters GROUP BY 1, 2 LIMIT 20"
+        ).fetchall()
     diagnosis = (
         f"\ncrashes {crashes}\nunsettled {stats.unsettled}\nproducers {producers}"
-        f"\nrefusals {refusals}\n"
+        f"\nrefusals {refusals}\ndead letters {letters}\n"
     )
     assert status == 0, out[-2000:] + diagnosis + collector.log.read_text()[-2000:]
     assert "no difference" in out
