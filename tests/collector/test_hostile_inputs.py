@@ -122,8 +122,14 @@ def _pub(port: int, topic: str, payload: bytes, path: Path) -> None:
 
 @pytest.mark.broker
 async def test_hostile_inputs_are_dead_lettered_and_never_charged(
-    mosquitto: Mosquitto, tmp_path: Path, unique_id: str, start_collector: Callable[..., Any]
+    mosquitto_factory: Callable[..., Mosquitto],
+    tmp_path: Path,
+    unique_id: str,
+    start_collector: Callable[..., Any],
 ) -> None:
+    # A private broker: retained messages other tests leave on the shared one
+    # (status, inventory of their devices) would be dead-lettered here too.
+    mosquitto = mosquitto_factory()
     settings = settings_for(tmp_path, mqtt_url=mosquitto.url, client_id=f"c-{unique_id}")
     gw, other, retired = f"{unique_id}-gw", f"{unique_id}-other", f"{unique_id}-old"
     await register(settings.ledger.path, "acme", [gw, other])
