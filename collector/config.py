@@ -186,7 +186,7 @@ class BillingSettings:
 class PortalSettings:
     """Accounts, fleet and the web portal served beside the API."""
 
-    enabled: bool = True
+    enabled: bool = True  # the web UI under /portal/; API auth is on either way
     base_url: str = ""  # links in e-mails; empty: http://<api.host>:<api.port>
     offline_after_seconds: float = 600.0  # a room/device silent this long is offline
 

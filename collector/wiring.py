@@ -44,11 +44,12 @@ def load_configured_price_book(settings: Settings) -> PriceBook:
 
 
 def build_full_app(settings: Settings, *, collector: Collector | None = None) -> FastAPI:
-    """Return the API app with the fleet routes, their auth and the portal mounted."""
-    from collector.api.app import create_app
+    """Return the API app with the fleet routes and their auth (and the portal UI).
 
-    if not settings.portal.enabled:
-        return create_app(settings, collector=collector)
+    Authentication is always on: every ``/api/v1`` read is scoped to what the
+    caller's token may see. ``[portal] enabled = false`` only leaves out the UI.
+    """
+    from collector.api.app import create_app
     from collector.fleet.routes import router as fleet_router
     from collector.fleet.wiring import attach
 
@@ -60,6 +61,7 @@ def build_full_app(settings: Settings, *, collector: Collector | None = None) ->
         price_book=price_book_path(settings),
         base_url=base_url,
         stale_after=timedelta(seconds=settings.portal.offline_after_seconds),
+        portal=settings.portal.enabled,
     )
     return app
 

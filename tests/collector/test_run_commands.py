@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import os
+import subprocess
+import sys
 import json
 import queue
 import signal
@@ -60,6 +64,16 @@ def test_run_serves_api_and_metrics_and_stops_on_sigterm(
         f'[ledger]\npath = "{tmp_path / "ledger.db"}"\n'
         f"[influx]\nenabled = false\n[api]\nport = {port}\n"
     )
+    cli = [sys.executable, "-m", "collector.cli"]
+    env = {**os.environ, "LOGBOT_USER_PASSWORD": "correct-horse-battery"}
+    run = functools.partial(
+        subprocess.run, capture_output=True, text=True, check=True, timeout=60, env=env
+    )
+    run([*cli, "fleet", "users", "add", "ops@example.com", "--operator", "--config", str(conf)])
+    key = run(
+        [*cli, "fleet", "tokens", "create", "ops@example.com", "--config", str(conf)]
+    ).stdout.split()[-1]
+    auth = {"Authorization": f"Bearer {key}"}
     log = tmp_path / "run.log"
     proc = start(conf, log)
     try:
@@ -68,7 +82,8 @@ def test_run_serves_api_and_metrics_and_stops_on_sigterm(
         deadline = time.monotonic() + 20
         while True:
             try:
-                with urllib.request.urlopen(f"{base}/api/v1/devices", timeout=2) as r:
+                req = urllib.request.Request(f"{base}/api/v1/devices", headers=auth)
+                with urllib.request.urlopen(req, timeout=2) as r:
                     devices = json.loads(r.read())
                 break
             except OSError:
