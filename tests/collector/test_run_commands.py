@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
-import subprocess
-import sys
 import json
+import os
 import queue
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable
