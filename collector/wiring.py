@@ -24,12 +24,15 @@ if TYPE_CHECKING:
     from collector.service import Collector
 
 LOG = logging.getLogger("logbot-collector")
-SHIPPED_PRICE_BOOK = Path(__file__).resolve().parents[1] / "deploy" / "pricebook.example.toml"
 
 
 def price_book_path(settings: Settings) -> Path:
     """Return the configured price book, or the shipped example one."""
-    return Path(settings.billing.price_book) if settings.billing.price_book else SHIPPED_PRICE_BOOK
+    from collector.billing.price_book import shipped_price_book
+
+    if settings.billing.price_book:
+        return Path(settings.billing.price_book)
+    return shipped_price_book()
 
 
 def load_configured_price_book(settings: Settings) -> PriceBook:

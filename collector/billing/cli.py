@@ -25,10 +25,10 @@ from collector.billing import cli_commands as commands
 from collector.billing import orders
 from collector.billing.db import connect
 from collector.billing.errors import BillingError, PriceBookError
-from collector.billing.price_book import PriceBook, load_price_book
+from collector.billing.price_book import PriceBook, load_price_book, shipped_price_book
 
 PRICE_BOOK_ENV = "LOGBOT_COLLECTOR_BILLING_PRICE_BOOK"
-SHIPPED_PRICE_BOOK = Path(__file__).resolve().parents[2] / "deploy" / "pricebook.example.toml"
+SHIPPED_PRICE_BOOK = shipped_price_book()
 Handler = Callable[[argparse.Namespace, sqlite3.Connection, PriceBook], int]
 
 

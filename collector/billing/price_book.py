@@ -312,3 +312,16 @@ def _tables(raw: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise PriceBookError(f"{key} must be an array of tables ([[{key}]])")
     return value
+
+
+def shipped_price_book() -> Path:
+    """Return the default price book: packaged in a wheel, or the source tree's.
+
+    A wheel carries ``deploy/pricebook.example.toml`` as
+    ``collector/billing/default_pricebook.toml``; an editable install reads
+    the file in ``deploy/`` directly.
+    """
+    packaged = Path(__file__).with_name("default_pricebook.toml")
+    if packaged.is_file():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "deploy" / "pricebook.example.toml"
