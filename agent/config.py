@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from agent.errors import ConfigError
-from protocols import is_identifier
+from protocols import ProtocolError, is_identifier
+from protocols.broker_url import parse_broker_url
 
 ENV_PREFIX = "LOGBOT_AGENT_"
 T = TypeVar("T")
@@ -46,16 +46,15 @@ class BrokerSettings:
 
     @property
     def host(self) -> str:
-        return urlsplit(self.url).hostname or ""
+        return parse_broker_url(self.url).host
 
     @property
     def port(self) -> int:
-        parts = urlsplit(self.url)
-        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        return parse_broker_url(self.url).port
 
     @property
     def tls(self) -> bool:
-        return urlsplit(self.url).scheme == "mqtts"
+        return parse_broker_url(self.url).tls
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,13 +281,10 @@ def _validate(s: Settings) -> None:
                 f"{value!r} must be 1-64 characters of A-Z a-z 0-9 _ . - starting with a "
                 "letter or digit",
             )
-    url = urlsplit(s.broker.url)
-    if url.scheme not in ("mqtt", "mqtts") or not url.hostname:
-        raise ConfigError("[broker] url", f"expected mqtt:// or mqtts:// URL, got {s.broker.url!r}")
     try:
-        _ = url.port
-    except ValueError:
-        raise ConfigError("[broker] url", f"bad port in {s.broker.url!r}") from None
+        parse_broker_url(s.broker.url)
+    except ProtocolError as exc:
+        raise ConfigError("[broker] url", str(exc)) from None
     for key in ("ca_file", "cert_file", "key_file", "password_file"):
         value = getattr(s.broker, key)
         if value and not Path(value).is_file():

@@ -18,7 +18,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from collector.errors import ConfigError
-from protocols import is_identifier
+from protocols import ProtocolError, is_identifier
+from protocols.broker_url import parse_broker_url
 
 ENV_PREFIX = "LOGBOT_COLLECTOR_"
 
@@ -37,9 +38,12 @@ class MqttSettings:
 
     def validate(self) -> None:
         """Refuse values that cannot work."""
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ConfigError("mqtt", "url", f"{self.url!r} must look like mqtt://host:port")
+        try:
+            parse_broker_url(self.url)
+        except ProtocolError:
+            raise ConfigError(
+                "mqtt", "url", f"{self.url!r} must look like mqtt://host:port"
+            ) from None
         if not is_identifier(self.client_id):
             raise ConfigError("mqtt", "client_id", f"{self.client_id!r} is not an identifier")
         if self.share_group and not is_identifier(self.share_group):
@@ -50,18 +54,17 @@ class MqttSettings:
     @property
     def host(self) -> str:
         """Return the broker host name."""
-        return urlsplit(self.url).hostname or "127.0.0.1"
+        return parse_broker_url(self.url).host
 
     @property
     def port(self) -> int:
         """Return the broker port (1883, or 8883 for mqtts)."""
-        parts = urlsplit(self.url)
-        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        return parse_broker_url(self.url).port
 
     @property
     def tls(self) -> bool:
         """Tell whether to use TLS."""
-        return urlsplit(self.url).scheme == "mqtts"
+        return parse_broker_url(self.url).tls
 
 
 @dataclass(frozen=True, slots=True)
