@@ -133,12 +133,16 @@ def main() -> None:
     p.add_argument("--no-modem", action="store_true")
     p.add_argument("--no-peripherals", action="store_true")
     p.add_argument("--no-data", action="store_true")
+    p.add_argument("--keep", action="store_true", help="keep the work directory")
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-sim-"))
     try:
         asyncio.run(bench(args, work))
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"files kept in {work}")
 
 
 if __name__ == "__main__":
