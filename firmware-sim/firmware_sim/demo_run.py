@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import logging
 from collections import deque
 from collections.abc import Iterator
@@ -124,7 +125,11 @@ class DemoRun:
 
         port = free_port()
         influx = (
-            {"enabled": True, "url": self.demo.influx_url}
+            {
+                "enabled": True,
+                "url": self.demo.influx_url,
+                "token": os.environ.get("LOGBOT_COLLECTOR_INFLUX_TOKEN", ""),
+            }
             if self.demo.influx_url
             else {"enabled": False}
         )
