@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import logging
+import os
 from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime
