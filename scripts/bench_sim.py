@@ -120,7 +120,12 @@ async def bench(args: argparse.Namespace, work: Path) -> None:
         print("verify: " + verify.render(report).splitlines()[-1])
     finally:
         collector.send_signal(signal.SIGTERM)
-        collector.wait(30)
+        try:
+            collector.wait(30)
+        except subprocess.TimeoutExpired:
+            print("collector did not stop within 30 s of SIGTERM: killed")
+            collector.kill()
+            collector.wait(10)
         log.close()
         broker.stop()
 
