@@ -125,6 +125,9 @@ class SimGateway:
                 self.errors.append(
                     f"{type(exc).__name__}: {exc} at {where.filename}:{where.lineno}"
                 )
+                # a dead process's sockets close: the producer must reconnect
+                if self.producer is not None:
+                    self.producer.disconnect()
                 await asyncio.sleep(1.0)
                 agent = self.agent = self.factory(self.spec)
                 continue
