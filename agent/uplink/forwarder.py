@@ -130,7 +130,11 @@ class Forwarder:
             return False
         due = [fid for fid, f in self._flights.items() if f.deadline <= now]
         for fid in due:
-            flight = self._flights.pop(fid)
+            # A receipt handled while an earlier flight was being resent (an
+            # await below) may have settled this one already.
+            flight = self._flights.pop(fid, None)
+            if flight is None:
+                continue
             for seq in flight.seqs:
                 self._flight_of.pop(seq, None)
             records = await self._outbox.claim(flight.seqs)

@@ -152,3 +152,47 @@ async def test_nothing_is_sent_while_disconnected(tmp_path: Path) -> None:
     link.connect(at=-100.0)
     await await_until(lambda: fwd.inflight == 5, 10, "sent after connect")
     await stop(box, task)
+
+
+async def test_receipt_settling_a_due_flight_during_resend_is_harmless(tmp_path: Path) -> None:
+    """Two flights are due; while the first is resent, a receipt settles the second."""
+    box = await Outbox.open(tmp_path / "o.db", SystemClock())
+    link = FakeLink()
+    link.connect(at=-100.0)
+    settings = UplinkSettings(batch_size=5, max_inflight=100, receipt_timeout=60.0, rate_limit=0.0)
+    fwd = Forwarder(box, link, settings, "gw-1", clock=SystemClock())
+    try:
+        await box.append_usage(samples(10), "b")
+        assert await fwd._send_new()
+        assert await fwd._send_new()
+        assert len(fwd._flights) == 2
+        _first, second = sorted(fwd._flights)
+        for flight in fwd._flights.values():
+            flight.deadline = 0.0  # both due now
+        second_seqs = sorted(fwd._flights[second].seqs)
+        real_claim = box.claim
+        receipted = False
+
+        async def claim_then_receipt(seqs: set[int]) -> object:
+            nonlocal receipted
+            if not receipted:
+                receipted = True
+                await fwd.on_receipt(
+                    Receipt(
+                        device="gw-1",
+                        ts=T0,
+                        epoch=box.epoch,
+                        ranges=[(second_seqs[0], second_seqs[-1])],
+                    )
+                )
+            return await real_claim(seqs)
+
+        box.claim = claim_then_receipt  # type: ignore[method-assign,assignment]
+        assert await fwd._resend_due()
+        # The first flight was resent, the second settled and gone; nothing lost.
+        assert second not in fwd._flights
+        assert fwd.inflight == 5
+        assert fwd.stats.resent_records == 5
+        assert box.depth().usage == 5  # the settled five left the outbox, the rest wait
+    finally:
+        await box.close()
