@@ -98,6 +98,7 @@ class DataIngestionMeter:
         self.ports: list[int] = []  # bound ports, in listener order (port 0 = any)
         self.started = asyncio.Event()
         self._buffers: dict[str, _Buffer] = {}
+        self._connections: set[TcpIngest] = set()
         self._sink: MeterSink | None = None
         self._series: dict[str, tuple[str, dict[str, str]]] = {}  # lineproto series cache
 
@@ -135,6 +136,11 @@ class DataIngestionMeter:
         finally:
             for server in servers:
                 server.close()
+            # Server.close() leaves accepted connections open: close them, or a
+            # producer would keep writing into a meter that no longer commits.
+            # What they delivered is in the buffers and flushed below.
+            for conn in list(self._connections):
+                conn.close()
             for transport in transports:
                 transport.close()
             for task in flushers:
@@ -236,6 +242,13 @@ class DataIngestionMeter:
         if len(buf.points) >= self.settings.max_buffered_points:
             return "backpressure agent buffer full"
         return ""
+
+    def connections_changed(self, conn: TcpIngest, *, up: bool) -> None:
+        """Track live producer connections so that stopping can close them."""
+        if up:
+            self._connections.add(conn)
+        else:
+            self._connections.discard(conn)
 
     def congested(self, stream: str) -> bool:
         """Tell whether a TCP listener should pause reading (commit behind)."""

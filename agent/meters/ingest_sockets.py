@@ -42,6 +42,8 @@ class IngestTarget(Protocol):
 
     async def wait_drained(self, stream: str) -> None: ...
 
+    def connections_changed(self, conn: TcpIngest, *, up: bool) -> None: ...
+
 
 class TcpIngest(asyncio.BufferedProtocol):
     """One producer connection; reads at most READ_SIZE bytes at a time.
@@ -64,6 +66,14 @@ class TcpIngest(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.meter.connections_changed(self, up=True)
+
+    def close(self) -> None:
+        """Close this connection (the meter is stopping): the producer sees it end."""
+        if self.resume_task is not None:
+            self.resume_task.cancel()
+        if self.transport is not None:
+            self.transport.close()
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return memoryview(self.buffer)
@@ -124,7 +134,10 @@ class TcpIngest(asyncio.BufferedProtocol):
         if self.pending:
             self.meter.ingest(self.lst, self.pending, self.line_no)
             self.pending = b""
+        if self.resume_task is not None:
+            self.resume_task.cancel()
         self.transport = None
+        self.meter.connections_changed(self, up=False)
 
 
 class UdpIngest(asyncio.DatagramProtocol):

@@ -263,3 +263,23 @@ async def test_meter_can_be_run_again_after_a_stop(tmp_path: Path) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_stop_closes_open_producer_connections(tmp_path: Path) -> None:
+    """A producer still connected when the meter stops sees its connection end.
+
+    Otherwise it would keep writing into a meter that no longer commits (found
+    by the end-to-end simulation: an agent restarted after a crash lost every
+    line its producer kept sending on the old connection).
+    """
+    sink = FakeSink()
+    config = {**CONFIG, "flush_interval_s": 60, "batch_points": 5000}
+    async with running(config, sink, tmp_path) as meter:
+        reader, writer = await asyncio.open_connection("127.0.0.1", meter.ports[0])
+        writer.write(b"".join(_line(i) + b"\n" for i in range(10)))
+        await writer.drain()
+        await wait_until(lambda: meter.counters.values.get("lines_accepted") == 10)
+    # Delivered lines were flushed on stop, and the producer's connection is over.
+    assert sink.points() == 10
+    assert await asyncio.wait_for(reader.read(), 10) == b""
+    writer.close()
