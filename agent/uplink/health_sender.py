@@ -48,6 +48,7 @@ class HealthSender:
             done, late = await asyncio.wait(pending, timeout=ACK_TIMEOUT_S)
             for fut in late:
                 fut.cancel()
-            acked = sorted(pending[f] for f in done)
+            # Only what the broker acknowledged leaves the outbox.
+            acked = sorted(pending[f] for f in done if f.exception() is None)
             await self._outbox.health_delete(acked)
             self.sent += len(acked)

@@ -127,12 +127,19 @@ class MqttLink:
         if not want_ack:
             return None
         fut: asyncio.Future[None] = self._loop.create_future()
-        if info.is_published():
+        if info.rc == mqtt.MQTT_ERR_NO_CONN:
+            # The connection dropped between our check and this call: paho keeps
+            # the QoS 1 message queued and sends it after reconnecting.
+            pass
+        elif info.rc != mqtt.MQTT_ERR_SUCCESS:
+            fut.set_exception(ConnectionError(f"publish refused: {mqtt.error_string(info.rc)}"))
+            return fut
+        elif info.is_published():
             fut.set_result(None)
-        else:
-            self._acks[info.mid] = fut
-            # A caller that gives up (cancels) must not leave its entry behind.
-            fut.add_done_callback(functools.partial(self._forget_ack, info.mid))
+            return fut
+        self._acks[info.mid] = fut
+        # A caller that gives up (cancels) must not leave its entry behind.
+        fut.add_done_callback(functools.partial(self._forget_ack, info.mid))
         return fut
 
     def _forget_ack(self, mid: int, fut: asyncio.Future[None]) -> None:
