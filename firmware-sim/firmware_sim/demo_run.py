@@ -23,6 +23,10 @@ from firmware_sim.embedded_broker import EmbeddedBroker
 from firmware_sim.fleet import Fleet
 from firmware_sim.registry import register_fleet
 
+# The portal sign-in the demo creates and prints (a local demo, not a secret).
+DEMO_USER = "demo@logbot.example"
+DEMO_PASSWORD = "logbot-demo"  # noqa: S105
+
 
 def _quiet_logs() -> None:
     logging.basicConfig(level=logging.ERROR)
@@ -97,6 +101,10 @@ class DemoRun:
             if server is not None:
                 api_task = asyncio.create_task(server.serve(), name="api")
                 say(f"  collector REST API docs: [link]{api_url}/api/v1/docs[/link]")
+                say(
+                    f"  portal: [link]{api_url}/portal/[/link]"
+                    f"  (sign in as {DEMO_USER} / {DEMO_PASSWORD})"
+                )
             say(f"  ledger: {db}")
             if self.demo.influx_url:
                 say(f"  InfluxDB: {self.demo.influx_url}")
@@ -148,12 +156,36 @@ class DemoRun:
         if self.demo.api:
             import uvicorn
 
-            from collector.api.app import create_app
+            from collector.wiring import build_full_app
 
-            app = create_app(settings, collector=collector)
+            self._demo_user(db)
+            app = build_full_app(settings, collector=collector)
             config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error")
             server = _QuietServer(config)
         return collector, server, f"http://127.0.0.1:{port}"
+
+    def _demo_user(self, db: Path) -> None:
+        """Create the demo's portal user: admin of the demo account (idempotent)."""
+        from collector.fleet import access
+        from collector.fleet.db import connect, transaction
+        from collector.fleet.errors import Conflict
+        from collector.fleet.tokens import hash_password
+
+        conn = connect(db)
+        try:
+            with transaction(conn):
+                uid = access.create_user(
+                    conn,
+                    datetime.now(UTC),
+                    DEMO_USER,
+                    name="Demo admin",
+                    password_hash=hash_password(DEMO_PASSWORD),
+                )
+                access.grant(conn, uid, ACCOUNT, "admin")
+        except Conflict:
+            pass  # a re-run on the same work directory
+        finally:
+            conn.close()
 
     def _activate_combo(self, db: Path, fs: Any) -> None:
         """Half of the gateways take the data ingestion + VPN combo (the seed's LOGBOT-600)."""
