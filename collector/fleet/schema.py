@@ -149,14 +149,14 @@ def register() -> None:
     migrations.register(COMPONENT, [V1])
 
 
-ORDER = ("ingest", "billing", COMPONENT)
+ORDER = migrations.PRECEDENCE  # ingest, billing, fleet: the one dependency order
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply ingest, billing and fleet migrations in dependency order; return what ran.
 
-    The fleet scripts alter the ingest tables, so they must run after them
-    (``migrations.apply(conn)`` alone would sort ``fleet`` before ``ingest``).
+    The fleet scripts alter the ingest tables, so they must run after them;
+    this registers all three components and applies them in ``ORDER``.
     """
     from collector.billing import schema as billing_schema
     from collector.store import schema as ingest_schema

@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from collector.errors import RegistryError
-from collector.store import schema
 from collector.store.ledger import (
     CommitBatch,
     CommitResult,
@@ -85,7 +84,6 @@ def migrate_file(path: str | Path) -> list[str]:
     """
     from collector.fleet import schema as fleet_schema
 
-    schema.register()
     conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
