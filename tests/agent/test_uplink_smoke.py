@@ -36,7 +36,16 @@ async def test_records_flow_and_leave_outbox_on_receipt(
     await await_until(lambda: len(collector.ids()) >= 100, 20, "100 records")
     agent.request_stop()
     await asyncio.wait_for(task, 20)
-    statuses = [decode(Status, p) for p in collector.of_kind(Kind.STATUS, unique_id)]
+
+    def received() -> list[Status]:
+        return [decode(Status, p) for p in collector.of_kind(Kind.STATUS, unique_id)]
+
+    # The broker acknowledged the offline status before stop returned; its
+    # delivery to the test collector's subscription may still be under way.
+    await await_until(
+        lambda: bool(received()) and received()[-1].state == "offline", 10, "offline status"
+    )
+    statuses = received()
     assert statuses[0].state == "online"
     assert statuses[-1].state == "offline"
     assert statuses[-1].reason == "stopped"
