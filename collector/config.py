@@ -35,6 +35,9 @@ class MqttSettings:
     share_group: str = ""  # "" = plain subscription; else $share/<group>/...
     keepalive: int = 30
     clean_session: bool = False  # persistent session: queued QoS 1 survives restarts
+    # Other back-end broker users (comma-separated, e.g. "collector-2,billing"):
+    # like ``username`` and ``client_id`` they can never be device ids.
+    service_users: str = ""
 
     def validate(self) -> None:
         """Refuse values that cannot work."""
@@ -46,10 +49,26 @@ class MqttSettings:
             ) from None
         if not is_identifier(self.client_id):
             raise ConfigError("mqtt", "client_id", f"{self.client_id!r} is not an identifier")
+        for name in self.service_user_names:
+            if not is_identifier(name):
+                raise ConfigError("mqtt", "service_users", f"{name!r} is not an identifier")
         if self.share_group and not is_identifier(self.share_group):
             raise ConfigError("mqtt", "share_group", f"{self.share_group!r} is not an identifier")
         if not 5 <= self.keepalive <= 3600:
             raise ConfigError("mqtt", "keepalive", "must be between 5 and 3600 seconds")
+
+    @property
+    def service_user_names(self) -> tuple[str, ...]:
+        """Return the names listed in ``service_users``."""
+        return tuple(n.strip() for n in self.service_users.split(",") if n.strip())
+
+    @property
+    def reserved_names(self) -> frozenset[str]:
+        """Return every name a back-end service connects with (never a device id)."""
+        names = {self.client_id, *self.service_user_names}
+        if self.username:
+            names.add(self.username)
+        return frozenset(names)
 
     @property
     def host(self) -> str:

@@ -65,6 +65,7 @@ def build_full_app(settings: Settings, *, collector: Collector | None = None) ->
         base_url=base_url,
         stale_after=timedelta(seconds=settings.portal.offline_after_seconds),
         portal=settings.portal.enabled,
+        reserved_names=settings.mqtt.reserved_names,
     )
     return app
 

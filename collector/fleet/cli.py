@@ -26,6 +26,7 @@ from collector.fleet import (
     invitations,
     mail,
     mosquitto_config,
+    reserved,
     rooms,
     schema,
     tokens,
@@ -79,16 +80,35 @@ def _service_password(out: Path, name: str) -> str:
     return password
 
 
+def _reserved(args: argparse.Namespace) -> frozenset[str]:
+    """Return the reserved broker names: defaults plus the collector config's ``[mqtt]``."""
+    from collector.cli import settings_from_args
+    from collector.errors import ConfigError
+
+    try:
+        extra = settings_from_args(args).mqtt.reserved_names
+    except ConfigError as exc:
+        raise FleetError(str(exc)) from None
+    return reserved.reserved_names(extra)
+
+
 def cmd_mosquitto_config(args: argparse.Namespace, conn: sqlite3.Connection, _: datetime) -> int:
     """Write ``passwd`` and ``acl`` for Mosquitto from the device registry."""
     out = Path(args.out)
-    users = []
     for name in args.service_user:
         if not is_identifier(name):
             raise FleetError(f"service user {name!r} must be a valid identifier")
-        users.append(
-            mosquitto_config.ServiceUser(name, mosquitto_hash(_service_password(out, name)))
+    # Check before generating any service password: a refused run writes nothing.
+    try:
+        mosquitto_config.render(
+            conn, [mosquitto_config.ServiceUser(n, "") for n in args.service_user]
         )
+    except mosquitto_config.DuplicateUsername as exc:
+        raise FleetError(str(exc)) from None
+    users = [
+        mosquitto_config.ServiceUser(name, mosquitto_hash(_service_password(out, name)))
+        for name in args.service_user
+    ]
     passwd, acl, count = mosquitto_config.write_files(conn, out, users)
     print(f"wrote {passwd} and {acl}: {count} devices, {len(users)} service users")
     print("reload the broker to apply: systemctl reload mosquitto (or kill -HUP its pid)")
@@ -172,11 +192,17 @@ def _print_credentials(cred: devices.MqttCredentials) -> None:
 def cmd_devices_register(args: argparse.Namespace, conn: sqlite3.Connection, now: datetime) -> int:
     """Register a device by serial and model; optionally issue MQTT credentials."""
     did = devices.register_device(
-        conn, now, args.account, args.serial, args.model, device_id=args.id
+        conn,
+        now,
+        args.account,
+        args.serial,
+        args.model,
+        device_id=args.id,
+        reserved=_reserved(args),
     )
     print(f"registered {did} ({args.serial}) in {args.account}")
     if args.credentials:
-        _print_credentials(devices.issue_credentials(conn, now, did))
+        _print_credentials(devices.issue_credentials(conn, now, did, _reserved(args)))
     return 0
 
 
@@ -184,7 +210,7 @@ def cmd_devices_credentials(
     args: argparse.Namespace, conn: sqlite3.Connection, now: datetime
 ) -> int:
     """Issue or rotate a device's MQTT password."""
-    _print_credentials(devices.issue_credentials(conn, now, args.device))
+    _print_credentials(devices.issue_credentials(conn, now, args.device, _reserved(args)))
     return 0
 
 

@@ -21,6 +21,7 @@ from collector.fleet.billing_port import Billing
 from collector.fleet.db import Database, transaction
 from collector.fleet.errors import FleetError
 from collector.fleet.mail import Mailer, OutboxMailer
+from collector.fleet.reserved import DEFAULT_SERVICE_NAMES
 from collector.fleet.status import DeviceStatusSource, SqlStatusSource
 
 
@@ -34,6 +35,8 @@ class FleetContext:
     status: DeviceStatusSource = field(default_factory=SqlStatusSource)
     base_url: str = "http://127.0.0.1:8080"
     stale_after: timedelta = timedelta(minutes=10)
+    # Broker names of back-end services: never a device id (collector.fleet.reserved).
+    reserved_names: frozenset[str] = DEFAULT_SERVICE_NAMES
 
     def now(self) -> datetime:
         """The current time from the injected clock."""

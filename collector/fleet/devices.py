@@ -9,6 +9,7 @@ serial is a conflict (a device belongs to one account at a time).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,6 +18,7 @@ from collector.fleet.catalog import resolve_model
 from collector.fleet.db import iso, new_id
 from collector.fleet.errors import Conflict, InvalidInput, NotFound
 from collector.fleet.mosquitto_passwd import mosquitto_hash, new_device_password
+from collector.fleet.reserved import DEFAULT_SERVICE_NAMES, check_device_name, is_reserved
 from protocols.identifiers import is_identifier, is_subject
 
 
@@ -28,17 +30,25 @@ def register_device(
     model: str,
     *,
     device_id: str | None = None,
+    reserved: Iterable[str] = DEFAULT_SERVICE_NAMES,
 ) -> str:
-    """Register a device of a catalog model by serial; return its id."""
+    """Register a device of a catalog model by serial; return its id.
+
+    ``reserved`` names (service users, the collector's client ids) are refused
+    as explicit ids; a serial that spells one gets a random id instead.
+    """
     get_account(conn, account_id)
     serial = serial.strip()
     if not is_subject(serial):
         raise InvalidInput(f"serial {serial!r} must be 1-128 characters of A-Z a-z 0-9 _ . : @ -")
     product = resolve_model(model)
     if device_id is None:
-        device_id = serial.lower() if is_identifier(serial.lower()) else new_id("dev")
+        derived = serial.lower()
+        usable = is_identifier(derived) and not is_reserved(derived, reserved)
+        device_id = derived if usable else new_id("dev")
     elif not is_identifier(device_id):
         raise InvalidInput(f"device id {device_id!r} is not a valid identifier")
+    check_device_name(device_id, reserved)
     if conn.execute("SELECT 1 FROM devices WHERE serial = ?", (serial,)).fetchone():
         raise Conflict(f"serial {serial!r} is already registered")
     try:
@@ -85,9 +95,19 @@ class MqttCredentials:
     password: str
 
 
-def issue_credentials(conn: sqlite3.Connection, now: datetime, device_id: str) -> MqttCredentials:
-    """Generate (or rotate) a device's MQTT password; store only its Mosquitto hash."""
+def issue_credentials(
+    conn: sqlite3.Connection,
+    now: datetime,
+    device_id: str,
+    reserved: Iterable[str] = DEFAULT_SERVICE_NAMES,
+) -> MqttCredentials:
+    """Generate (or rotate) a device's MQTT password; store only its Mosquitto hash.
+
+    A device registered under a reserved name before names were reserved
+    gets no broker credentials.
+    """
     device = get_device(conn, device_id)
+    check_device_name(device_id, reserved)
     password = new_device_password()
     conn.execute(
         "UPDATE devices SET mqtt_password_hash = ?, mqtt_issued_at = ? WHERE id = ?",

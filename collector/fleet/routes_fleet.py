@@ -101,7 +101,13 @@ def register_device(
     with ctx.tx() as conn:
         caller.require_write(account_id)
         did = devices.register_device(
-            conn, ctx.now(), account_id, body.serial, body.model, device_id=body.device_id
+            conn,
+            ctx.now(),
+            account_id,
+            body.serial,
+            body.model,
+            device_id=body.device_id,
+            reserved=ctx.reserved_names,
         )
         return _device_out(conn, devices.get_device(conn, did))
 
@@ -134,7 +140,7 @@ def issue_credentials(ctx: Context, caller: CurrentCaller, device_id: str) -> Cr
     """A new MQTT password (shown once); regenerate the broker files afterwards."""
     with ctx.tx() as conn:
         caller.require_write(devices.get_device(conn, device_id)["account_id"])
-        cred = devices.issue_credentials(conn, ctx.now(), device_id)
+        cred = devices.issue_credentials(conn, ctx.now(), device_id, ctx.reserved_names)
     return CredentialsOut(
         device_id=cred.device_id,
         account_id=cred.account_id,

@@ -10,12 +10,14 @@ caller, so they see exactly the caller's accounts (operators: all).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from collector.api.deps import Principal, require_principal
+from collector.fleet import reserved
 from collector.fleet.auth import CurrentCaller
 from collector.fleet.context import FleetContext, install
 from collector.fleet.db import Database
@@ -34,6 +36,7 @@ def attach(
     base_url: str = "http://127.0.0.1:8080",
     stale_after: timedelta = timedelta(minutes=10),
     portal: bool = True,
+    reserved_names: Iterable[str] = (),
 ) -> FleetContext:
     """Install the fleet context (billing from ``price_book`` if given) and the portal."""
     billing = None
@@ -47,6 +50,7 @@ def attach(
         billing=billing,
         base_url=base_url,
         stale_after=stale_after,
+        reserved_names=reserved.reserved_names(reserved_names),
     )
     install(app, ctx)
     app.dependency_overrides[require_principal] = fleet_principal
