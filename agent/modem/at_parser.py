@@ -1,68 +1,52 @@
 """A pure parser of AT command transcripts (3GPP TS 27.007 / V.250).
 
 Bytes come in as the modem sends them; lines end with ``\\r\\n``, ``\\n``
-or ``\\r`` (modems disagree), empty lines are ignored. Each line is one of:
+or ``\\r`` (modems disagree), empty lines are ignored. What each line is
+(decoding, final codes, URC shapes, answer prefixes) is decided in
+``at_lines``; here a line of the transcript of one command is:
 
-- the **echo** of the command (when ``ATE1``), dropped;
-- a **final result code**: ``OK``, ``ERROR``, ``+CME ERROR: <n|text>``,
-  ``+CMS ERROR: <n|text>``; it ends the answer;
-- an **unsolicited result code** (URC: ``+CREG: 1``, ``RING``, ``+QIND:``...),
-  which may arrive in the middle of an answer; a line starting with the
-  command's own prefix (``+CREG`` for ``AT+CREG?``) is an answer, not a URC;
-- **noise**: bytes that are not printable text (line glitches, a modem
-  booting), counted and dropped; printable text glued to noise is kept;
-- otherwise an **information line** of the answer.
+- the **echo** of the command (``ATE1``): it opens the answer. With
+  ``echo=True`` (the driver verified that the modem echoes) every line
+  before our echo belongs to something else: a URC, or the late answer of an
+  earlier command (counted as ``stale``, its final code ignored);
+- a **final result code** (``OK``, ``ERROR``, ``+CME ERROR: n``,
+  ``+CMS ERROR: n``): it ends the answer. With ``echo=False`` (the modem does
+  not echo) an ``OK`` that closes nothing of ours (no information line for a
+  command that always has one) is a late answer: ignored, ``stale``;
+- an **information line**: it starts with one of the command's answer
+  prefixes, or it is bare text and the command answers bare text;
+- anything else is an **unsolicited result code** (URC), kept in ``urcs``,
+  wherever it arrives (before, inside or after the answer);
+- **noise** (undecodable bytes) is counted and dropped.
 
-``AtTranscript`` is incremental (the driver feeds it what the port reads);
-``parse_response`` parses a complete transcript. Neither raises anything but
-``AtError`` subclasses.
+A final ``OK`` whose line end never comes is recognised by the caller after
+a quiet gap (``pending_final`` then ``flush``), not after the timeout.
+``AtTranscript`` is incremental; ``parse_response`` parses a complete
+transcript. Neither raises anything but ``AtError`` subclasses.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Literal
 
+from agent.modem.at_lines import (
+    MAX_LINE,
+    REGISTRATION_PREFIXES,
+    AnswerSpec,
+    answer_spec,
+    command_prefix,
+    decode_line,
+    final_result,
+    is_registration_urc,
+    looks_like_echo,
+    looks_unsolicited,
+    same_command,
+)
 from agent.modem.errors import AtCommandError, AtGarbage, AtTimeout, AtTruncated
 
 FinalKind = Literal["ok", "error", "cme", "cms"]
-
-URC_PREFIXES: Final[tuple[str, ...]] = (
-    "+CREG:",
-    "+CGREG:",
-    "+CEREG:",
-    "+C5GREG:",
-    "+CMTI:",
-    "+CMT:",
-    "+CDS:",
-    "+CBM:",
-    "+CLIP:",
-    "+CRING:",
-    "+CGEV:",
-    "+CUSD:",
-    "+CTZV:",
-    "+CTZE:",
-    "+CPIN:",
-    "+CFUN:",
-    "+QIND:",
-    "+QIURC:",
-    "+QUSIM:",
-    "+QSTAT:",
-    "+PACSP",
-    "^RSSI:",
-    "^MODE:",
-    "^BOOT:",
-    "^SIMST:",
-    "RING",
-    "NO CARRIER",
-    "RDY",
-    "POWERED DOWN",
-)
-MAX_LINE = 4096  # a longer line without a terminator is noise
-_PRINTABLE = frozenset(range(0x20, 0x7F)) | {0x09}
-_ERROR_RE = re.compile(r"\+(CME|CMS) ERROR:\s*(.*)")
-_PREFIX_RE = re.compile(r"AT([+^$%][A-Z0-9]+)", re.IGNORECASE)
+__all__ = ["AtResponse", "AtTranscript", "FinalResult", "command_prefix", "parse_response"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +67,8 @@ class AtResponse:
     final: FinalResult
     urcs: tuple[str, ...] = ()
     noise: int = 0  # lines of noise dropped
+    stale: int = 0  # lines of an earlier command's late answer dropped
+    echoed: bool = False  # the modem echoed this command
 
     @property
     def ok(self) -> bool:
@@ -102,64 +88,37 @@ class AtResponse:
 
     def values(self, prefix: str) -> list[str]:
         """Return the payloads of information lines starting with ``prefix:``."""
-        head = prefix if prefix.endswith(":") else prefix + ":"
-        return [ln[len(head) :].strip() for ln in self.lines if ln.upper().startswith(head.upper())]
-
-
-def command_prefix(command: str) -> str:
-    """Return the answer prefix of an extended command (``AT+CSQ`` -> ``+CSQ``)."""
-    m = _PREFIX_RE.match(command.strip())
-    return m.group(1).upper() if m else ""
-
-
-def _clean(raw: bytes) -> str | None:
-    """Return the text of a raw line, or None when it is noise."""
-    start, end = 0, len(raw)
-    while start < end and raw[start] not in _PRINTABLE:
-        start += 1
-    while end > start and raw[end - 1] not in _PRINTABLE:
-        end -= 1
-    if start == end:
-        return None if raw.strip(b"\x00 \t") else ""
-    body = raw[start:end]
-    if all(b in _PRINTABLE for b in body):
-        return body.decode("ascii").strip()
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if any(ord(c) < 0x20 and c != "\t" for c in text) or "\x7f" in text:
-        return None
-    return text.strip()
-
-
-def _final(line: str) -> FinalResult | None:
-    if line == "OK":
-        return FinalResult("ok")
-    if line == "ERROR":
-        return FinalResult("error")
-    m = _ERROR_RE.fullmatch(line)
-    if m:
-        kind: FinalKind = "cme" if m.group(1) == "CME" else "cms"
-        detail = m.group(2).strip()
-        if detail.isascii() and detail.isdigit() and len(detail) <= 6:
-            return FinalResult(kind, int(detail), "")
-        return FinalResult(kind, None, detail[:200])
-    return None
+        head = (prefix if prefix.endswith(":") else prefix + ":").upper()
+        return [ln[len(head) :].strip() for ln in self.lines if ln.upper().startswith(head)]
 
 
 @dataclass(slots=True)
 class AtTranscript:
-    """Accumulate the bytes of one command's answer until its final result."""
+    """Accumulate the bytes of one command's answer until its final result.
+
+    ``echo``: True when the modem is known to echo (lines before our echo
+    are not ours), False when it is known not to, None when unknown.
+    """
 
     command: str
+    echo: bool | None = None
+    remainder: bytes = b""
     _buf: bytearray = field(default_factory=bytearray)
     _lines: list[str] = field(default_factory=list)
     _urcs: list[str] = field(default_factory=list)
     _noise: int = 0
+    _stale: int = 0
     _echo_seen: bool = False
     _result: AtResponse | None = None
-    remainder: bytes = b""
+    _spec: AnswerSpec = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._spec = answer_spec(self.command)
+
+    @property
+    def done(self) -> bool:
+        """Tell whether the final result code has been seen."""
+        return self._result is not None
 
     def feed(self, data: bytes) -> AtResponse | None:
         """Add bytes read from the port; return the response once it is complete."""
@@ -182,30 +141,71 @@ class AtTranscript:
             self._buf.clear()
         return self._result
 
+    def pending_final(self) -> bool:
+        """Tell whether the unterminated tail is a final result code (line end lost)."""
+        if self._result is not None or not self._buf:
+            return False
+        text = decode_line(bytes(self._buf))
+        return bool(text) and final_result(text or "") is not None
+
+    def flush(self) -> AtResponse | None:
+        """Take the unterminated tail as a whole line (the modem went quiet)."""
+        if self._result is None and self._buf:
+            raw = bytes(self._buf)
+            self._buf.clear()
+            self._line(raw)
+        return self._result
+
     def _line(self, raw: bytes) -> None:
-        text = _clean(raw)
+        text = decode_line(raw)
         if text is None:
             self._noise += 1
             return
         if not text:
             return
-        final = _final(text)
+        if not self._echo_seen and same_command(text, self.command):
+            self._echo_seen = True
+            return
+        opened = self._echo_seen or self.echo is not True
+        final = final_result(text)
         if final is not None:
+            if not opened or self._late_ok(final[0]):
+                self._stale += 1 + len(self._lines)
+                self._lines.clear()
+                return
+            kind, code, detail = final
             self._result = AtResponse(
                 command=self.command,
                 lines=tuple(self._lines),
-                final=final,
+                final=FinalResult(kind, code, detail),  # type: ignore[arg-type]
                 urcs=tuple(self._urcs),
                 noise=self._noise,
+                stale=self._stale,
+                echoed=self._echo_seen,
             )
             return
-        if not self._echo_seen and _same_command(text, self.command):
-            self._echo_seen = True
+        if looks_like_echo(text):  # another command's echo: a late answer follows
+            self._stale += 1
             return
-        if _is_urc(text, command_prefix(self.command)):
+        if self._is_answer(text) and opened:
+            self._lines.append(text)
+        elif self._is_answer(text):
+            self._stale += 1
+        else:
             self._urcs.append(text)
-            return
-        self._lines.append(text)
+
+    def _late_ok(self, kind: str) -> bool:
+        # Known echo-less modem, a command that always answers something, and an
+        # OK with nothing of ours before it: the OK closes an earlier command.
+        return self.echo is False and kind == "ok" and self._spec.needs_info and not self._lines
+
+    def _is_answer(self, text: str) -> bool:
+        upper = text.upper()
+        if upper.startswith(self._spec.prefixes):
+            return not (upper.startswith(REGISTRATION_PREFIXES) and is_registration_urc(text))
+        if looks_unsolicited(text):
+            return False
+        return self._spec.bare
 
     def finish(self, *, timed_out: bool = False) -> AtResponse:
         """Close the transcript: the response if complete, else raise.
@@ -213,10 +213,7 @@ class AtTranscript:
         A trailing unterminated line is considered first (a final ``OK``
         whose line ending was lost still ends the answer).
         """
-        if self._result is None and self._buf:
-            raw = bytes(self._buf)
-            self._buf.clear()
-            self._line(raw)
+        self.flush()
         if self._result is not None:
             return self._result
         partial = tuple(self._lines)
@@ -227,6 +224,11 @@ class AtTranscript:
         raise AtTruncated(
             "answer ended before a final result code", command=self.command, partial=partial
         )
+
+    @property
+    def urcs_so_far(self) -> tuple[str, ...]:
+        """Return the URCs seen so far (also when the answer never completes)."""
+        return tuple(self._urcs)
 
 
 def _find_eol(buf: bytearray) -> int:
@@ -239,19 +241,29 @@ def _find_eol(buf: bytearray) -> int:
     return min(cr, lf)
 
 
-def _same_command(line: str, command: str) -> bool:
-    return "".join(line.split()).upper() == "".join(command.split()).upper()
+def split_lines(data: bytes) -> tuple[list[str], bytes]:
+    """Split ``data`` into decoded non-empty lines and the unterminated tail.
+
+    Noise lines are dropped. Used to drain what arrives between commands.
+    """
+    lines: list[str] = []
+    buf = bytearray(data)
+    while True:
+        cut = _find_eol(buf)
+        if cut < 0:
+            break
+        text = decode_line(bytes(buf[:cut]))
+        del buf[: cut + 1]
+        if text:
+            lines.append(text)
+    tail = bytes(buf)
+    if len(tail) > MAX_LINE:
+        tail = b""
+    return lines, tail
 
 
-def _is_urc(line: str, own_prefix: str) -> bool:
-    upper = line.upper()
-    if own_prefix and upper.startswith(own_prefix + ":"):
-        return False
-    return upper.startswith(URC_PREFIXES)
-
-
-def parse_response(data: bytes, command: str) -> AtResponse:
+def parse_response(data: bytes, command: str, *, echo: bool | None = None) -> AtResponse:
     """Parse a complete transcript of ``command``; raises AtError subclasses only."""
-    transcript = AtTranscript(command)
+    transcript = AtTranscript(command, echo=echo)
     transcript.feed(data)
     return transcript.finish()

@@ -4,33 +4,56 @@ Every blocking call (open, write, read) runs on the driver's own single
 worker thread, so a hung port never starves the loop or the default
 executor. One command is in flight at a time (an asyncio lock).
 
+Keeping the conversation in step with a modem that talks on its own:
+
+- before each command whatever is pending is drained: unsolicited lines are
+  dispatched as URCs, the rest (a late answer, its ``OK``) is dropped and
+  counted as stale;
+- the driver turns echo on (``ATE1``) and checks that the modem echoes; then
+  an answer starts at the echo of *our* command, so a late answer arriving
+  after we wrote can never be taken for ours. A modem that does not echo is
+  checked by answer prefix instead (``at_parser``);
+- after a timeout, or when stale lines showed up, the next command is
+  preceded by a resynchronisation: drain, bare ``AT``, its own ``OK``;
+- a final ``OK``/``ERROR`` whose line end is lost is taken as soon as the
+  line has been quiet for ``quiet_gap_s``;
+- URCs (before, inside, after answers) are kept (``urcs``), counted per kind
+  (``urc_counts``) and dispatched: registration URCs update
+  ``registration``; other kinds are logged once per kind.
+
 Port problems become ``PortError`` with the state health reports:
-``absent`` (the device file does not exist), ``busy`` (another process holds
-the port: pyserial's exclusive flock fails), ``unplugged`` (I/O failed on an
-open port, or the device vanished after having been seen), ``error``
-(anything else). After a ``PortError`` the port is closed; the caller
-reopens it with backoff.
+``absent``, ``busy``, ``unplugged``, ``error``. After a ``PortError`` the
+port is closed; the caller reopens it with backoff.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import termios
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import serial
 
-from agent.modem import identity
-from agent.modem.at_parser import AtResponse, AtTranscript
-from agent.modem.errors import AtCommandError, AtError, PortError, PortState
+from agent.modem import identity, usage, vendors
+from agent.modem.at_lines import (
+    REGISTRATION_PREFIXES,
+    decode_line,
+    final_result,
+    looks_unsolicited,
+    urc_kind,
+)
+from agent.modem.at_parser import AtResponse, AtTranscript, split_lines
+from agent.modem.errors import AtCommandError, AtError, AtParseError, PortError, PortState
 
 T = TypeVar("T")
-DEFAULT_ICCID_COMMANDS = ("AT+CCID", "AT+QCCID", "AT+ICCID")
+log = logging.getLogger("agent.modem")
+MAX_URCS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +65,16 @@ class NetworkStatus:
     rssi_dbm: int | None
 
 
+@dataclass(slots=True)
+class _Outcome:
+    """What one blocking exchange produced (dispatched on the event loop)."""
+
+    response: AtResponse | None = None
+    error: AtError | None = None
+    urcs: list[str] = field(default_factory=list)
+    stale: int = 0
+
+
 class SerialModem:
     """An AT modem on a serial port (a real tty or a pty)."""
 
@@ -51,17 +84,29 @@ class SerialModem:
         *,
         baudrate: int = 115200,
         command_timeout: float = 5.0,
-        iccid_commands: tuple[str, ...] = DEFAULT_ICCID_COMMANDS,
+        iccid_commands: tuple[str, ...] | None = None,
+        quiet_gap_s: float = 0.1,
     ) -> None:
         self.port = port
         self.baudrate = baudrate
         self.command_timeout = command_timeout
-        self.iccid_commands = iccid_commands
+        self.iccid_commands = iccid_commands or None  # None: the vendor profile's
+        self.quiet_gap_s = quiet_gap_s
+        self.profile = vendors.GENERIC
+        self.charset = ""
+        self.echo: bool | None = None  # None until checked at identification
+        self.registration: str | None = None  # latest from answers and URCs
+        self.urcs: list[str] = []  # unsolicited codes seen, newest last (bounded)
+        self.urc_counts: dict[str, int] = {}
+        self.stale_lines = 0
+        self.resyncs = 0
+        self._logged_kinds: set[str] = set()
         self._serial: serial.Serial | None = None
         self._seen = False
         self._lock = asyncio.Lock()
         self._executor: ThreadPoolExecutor | None = None
-        self.urcs: list[str] = []  # unsolicited codes seen, newest last (bounded)
+        self._carry = b""
+        self._desync = False
 
     @property
     def is_open(self) -> bool:
@@ -79,6 +124,9 @@ class SerialModem:
             if self._serial is None:
                 self._serial = await self._run(self._open_blocking)
                 self._seen = True
+                self._carry = b""
+                self._desync = False
+                self.echo = None  # maybe another modem: checked again at identification
 
     def _open_blocking(self) -> serial.Serial:
         try:
@@ -110,6 +158,8 @@ class SerialModem:
             self._executor.shutdown(wait=False)
             self._executor = None
 
+    # ------------------------------------------------------------- exchange
+
     async def command(self, cmd: str, limit_s: float | None = None) -> AtResponse:
         """Send ``cmd`` and return its answer (``OK`` or not).
 
@@ -121,57 +171,152 @@ class SerialModem:
                 raise PortError(f"{self.port} is not open", state="absent")
             limit = self.command_timeout if limit_s is None else limit_s
             try:
-                resp = await self._run(lambda: self._transact(ser, cmd, limit))
+                if self._desync:
+                    self._dispatch(await self._run(lambda: self._resync(ser)), resync=True)
+                out = await self._run(lambda: self._transact(ser, cmd, limit))
             except PortError:
                 await self._close_locked()
                 raise
-            if resp.urcs:
-                self.urcs = [*self.urcs, *resp.urcs][-32:]
-            return resp
+            self._dispatch(out)
+            if out.error is not None:
+                raise out.error
+            assert out.response is not None
+            return out.response
 
-    def _transact(self, ser: serial.Serial, cmd: str, limit: float) -> AtResponse:
-        transcript = AtTranscript(cmd)
+    def _dispatch(self, out: _Outcome, *, resync: bool = False) -> None:
+        """Keep, count and act on URCs (runs on the event loop)."""
+        self.stale_lines += out.stale
+        if out.stale and not resync:
+            self._desync = True  # something answered late: resync before the next command
+        for line in out.urcs:
+            kind = urc_kind(line)
+            self.urc_counts[kind] = self.urc_counts.get(kind, 0) + 1
+            if line.upper().startswith(REGISTRATION_PREFIXES):
+                state = identity.registration_of(line)
+                if state is not None:
+                    self.registration = state
+            elif kind not in self._logged_kinds:
+                self._logged_kinds.add(kind)
+                log.info("modem.urc", extra={"kv": {"kind": kind, "line": line[:80]}})
+        if out.urcs:
+            self.urcs = [*self.urcs, *out.urcs][-MAX_URCS:]
+
+    def _drain(self, ser: serial.Serial, out: _Outcome) -> bytes:
+        """Read what is pending; URCs to ``out``; return an unterminated tail to keep."""
+        data, self._carry = self._carry, b""
+        while ser.in_waiting:
+            data += ser.read(ser.in_waiting)
+        lines, tail = split_lines(data)
+        for line in lines:
+            if looks_unsolicited(line):
+                out.urcs.append(line)
+            else:
+                out.stale += 1
+        text = decode_line(tail) if tail else None
+        if text and final_result(text) is not None:  # a late OK whose line end was lost
+            out.stale += 1
+            return b""
+        return tail
+
+    def _transact(self, ser: serial.Serial, cmd: str, limit: float) -> _Outcome:
+        out = _Outcome()
+        transcript = AtTranscript(cmd, echo=self.echo)
         deadline = time.monotonic() + limit
         try:
-            ser.reset_input_buffer()
+            tail = self._drain(ser, out)
+            drained_stale = out.stale
+            out.stale = 0
             ser.write(cmd.encode("ascii", "replace") + b"\r")
+            if tail:
+                transcript.feed(tail)
+            last_rx = time.monotonic()
             while True:
-                remaining = deadline - time.monotonic()
+                now = time.monotonic()
+                remaining = deadline - now
                 if remaining <= 0:
-                    return transcript.finish(timed_out=True)
-                ser.timeout = min(0.1, remaining)
+                    try:
+                        transcript.finish(timed_out=True)
+                    except AtError as exc:
+                        out.error = exc
+                        self._desync = True
+                    out.urcs.extend(transcript.urcs_so_far)
+                    out.stale += drained_stale
+                    return out
+                pending = transcript.pending_final()
+                ser.timeout = min(self.quiet_gap_s / 4 if pending else 0.1, remaining)
                 data = ser.read(max(1, ser.in_waiting))
                 if data:
+                    last_rx = time.monotonic()
                     resp = transcript.feed(data)
-                    if resp is not None:
-                        return resp
+                elif pending and time.monotonic() - last_rx >= self.quiet_gap_s:
+                    resp = transcript.flush()
+                else:
+                    resp = None
+                if resp is not None:
+                    out.response = resp
+                    out.urcs.extend(resp.urcs)
+                    out.stale += resp.stale + drained_stale
+                    self._carry = transcript.remainder
+                    return out
         except (serial.SerialException, OSError, termios.error) as exc:
             raise PortError(f"{self.port}: {exc}", state="unplugged") from exc
+
+    def _resync(self, ser: serial.Serial) -> _Outcome:
+        """Drain, then bare ``AT`` until its own ``OK`` comes back (bounded)."""
+        total = _Outcome()
+        self.resyncs += 1
+        for _ in range(3):
+            out = self._transact(ser, "AT", min(self.command_timeout, 1.5))
+            total.urcs.extend(out.urcs)
+            total.stale += out.stale
+            if out.response is not None and out.response.ok:
+                self._desync = False
+                break
+        return total
 
     async def checked(self, cmd: str) -> AtResponse:
         """Send ``cmd`` and raise AtCommandError unless it answered OK."""
         return (await self.command(cmd)).raise_for_error()
 
+    # ------------------------------------------------------------- readings
+
+    async def _text(self, cmd: str) -> str:
+        try:
+            return identity.parse_text(await self.checked(cmd))
+        except AtError:
+            return ""
+
     async def identify(self) -> identity.ModemIdentity:
-        """Read IMEI, ICCID, IMSI, model and firmware."""
-        await self.command("ATE0")
+        """Check echo, read manufacturer/model/firmware (vendor profile), IMEI, ICCID, IMSI."""
+        await self.command("ATE1")
+        self.echo = (await self.command("AT")).echoed
         await self.command("AT+CMEE=1")
+        manufacturer = await self._text("AT+CGMI")
+        model = await self._text("AT+CGMM")
+        firmware = await self._text("AT+CGMR")
+        if not model or not firmware:
+            fields = identity.parse_ati_fields(await self.checked("ATI"))
+            manufacturer = manufacturer or fields.get("manufacturer", "")
+            model = model or fields.get("model", "")
+            firmware = firmware or fields.get("firmware", "")
+        self.profile = vendors.detect(manufacturer, model)
         imei = identity.parse_imei(await self.checked("AT+CGSN"))
         iccid = await self.iccid()
         imsi = identity.parse_imsi(await self.checked("AT+CIMI"))
-        try:
-            model = identity.parse_text(await self.checked("AT+CGMM"))
-            firmware = identity.parse_text(await self.checked("AT+CGMR"))
-        except AtError:
-            model, firmware = identity.parse_ati(await self.checked("ATI"))
-        return identity.ModemIdentity(imei, iccid, imsi, model, firmware)
+        charset = await self.command("AT+CSCS?")
+        self.charset = identity.parse_charset(charset) if charset.ok else ""
+        return identity.ModemIdentity(
+            imei, iccid, imsi, model, firmware, manufacturer, self.profile.name
+        )
 
     async def iccid(self) -> str:
-        """Read the SIM's ICCID, trying the configured commands in order."""
+        """Read the SIM's ICCID, trying the configured (or the vendor's) commands."""
+        commands = self.iccid_commands or self.profile.iccid_chain()
         last: AtError | None = None
-        for cmd in self.iccid_commands:
+        for cmd in commands:
             resp = await self.command(cmd)
-            if resp.final.kind == "cme":  # e.g. 10: SIM not inserted; no other command helps
+            if resp.final.kind == "cme" and resp.final.code in (10, 13):
+                # SIM not inserted / SIM failure: no other command helps
                 raise AtCommandError(
                     command=cmd, kind="cme", code=resp.final.code, text=resp.final.text
                 )
@@ -191,10 +336,25 @@ class SerialModem:
             with_cs = await self.command("AT+CREG?")
             if with_cs.ok:
                 reg = identity.parse_registration(with_cs)
-        operator = identity.parse_operator(await self.checked("AT+COPS?"))
-        rssi = identity.parse_csq(await self.checked("AT+CSQ"))
-        return NetworkStatus(reg, operator, rssi)
+        self.registration = reg
+        operator = identity.parse_operator(await self.checked("AT+COPS?"), self.charset)
+        return NetworkStatus(reg, operator, await self.signal())
 
-    async def data_counters(self, command: str = "AT+QGDCNT?") -> tuple[int, int]:
-        """Read the vendor's data counters (bytes sent, received)."""
-        return identity.parse_qgdcnt(await self.checked(command))
+    async def signal(self) -> int | None:
+        """Signal in dBm through the vendor's command, else ``AT+CSQ``."""
+        cmd = self.profile.signal_command
+        if cmd != "AT+CSQ":
+            resp = await self.command(cmd)
+            if resp.ok:
+                try:
+                    return usage.parse_signal(resp)
+                except AtParseError:
+                    pass
+        return identity.parse_csq(await self.checked("AT+CSQ"))
+
+    async def data_counters(self, command: str = "") -> tuple[int, int]:
+        """Read the data counters (bytes sent, received) with ``command`` or the vendor's."""
+        cmd = command or self.profile.counter_command
+        if not cmd:
+            raise AtParseError(f"no data counter command known for {self.profile.name} modems")
+        return usage.parse_counters(await self.checked(cmd))

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.modem import identity
+from agent.modem import identity, usage
 from agent.modem.at_parser import AtTranscript, command_prefix, parse_response
 from agent.modem.errors import AtCommandError, AtError, AtParseError, AtTimeout
 from tests.agent.modem.at_corpus import CORPUS, Case
@@ -109,7 +109,7 @@ def test_identity_parsers() -> None:
         identity.parse_operator(_resp(b'\r\n+COPS: 0,0,"I TIM",7\r\nOK\r\n', "AT+COPS?")) == "I TIM"
     )
     assert identity.parse_operator(_resp(b"\r\n+COPS: 0\r\nOK\r\n", "AT+COPS?")) == ""
-    assert identity.parse_qgdcnt(_resp(b"\r\n+QGDCNT: 10,20\r\nOK\r\n", "AT+QGDCNT?")) == (10, 20)
+    assert usage.parse_counters(_resp(b"\r\n+QGDCNT: 10,20\r\nOK\r\n", "AT+QGDCNT?")) == (10, 20)
 
 
 @pytest.mark.parametrize(
@@ -143,7 +143,7 @@ def test_csq_to_dbm(rssi: int, dbm: int | None) -> None:
         (identity.parse_csq, b"\r\nOK\r\n", "AT+CSQ"),
         (identity.parse_registration, b"\r\n+CREG: 0,42\r\nOK\r\n", "AT+CREG?"),
         (identity.parse_operator, b"\r\n+COPS: ???\r\nOK\r\n", "AT+COPS?"),
-        (identity.parse_qgdcnt, b"\r\n+QGDCNT: 5\r\nOK\r\n", "AT+QGDCNT?"),
+        (usage.parse_counters, b"\r\n+QGDCNT: 5\r\nOK\r\n", "AT+QGDCNT?"),
         (identity.parse_ati, b"\r\nOK\r\n", "ATI"),
     ],
 )
@@ -161,7 +161,7 @@ _PARSERS = [
     identity.parse_registration,
     identity.parse_operator,
     identity.parse_csq,
-    identity.parse_qgdcnt,
+    usage.parse_counters,
 ]
 _atoms = st.sampled_from(
     [

@@ -38,7 +38,7 @@ async def test_identify_and_network(modem: FakeModem) -> None:
         assert await drv.data_counters() == (1000, 2500)
     finally:
         await drv.close()
-    assert "ATE0" in modem.commands
+    assert modem.commands[:2] == ["ATE1", "AT"]  # echo turned on and checked
 
 
 async def test_vendor_iccid_command_and_sim_swap(tmp_path: Path) -> None:
@@ -122,9 +122,9 @@ async def test_counters_advance_by_themselves(tmp_path: Path) -> None:
         drv = SerialModem(str(fake.path))
         await drv.open()
         try:
-            first = await drv.data_counters()
+            first = await drv.data_counters("AT+QGDCNT?")
             await asyncio.sleep(0.3)
-            second = await drv.data_counters()
+            second = await drv.data_counters("AT+QGDCNT?")
         finally:
             await drv.close()
     assert second[0] > first[0]
