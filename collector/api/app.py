@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from collector.api.deps import MetricsDep
+from collector.api.headers import SecurityHeaders
 from collector.api.routes import router as ingest_router
 from collector.config import Settings
 from collector.metrics import Metrics
@@ -68,6 +69,7 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan,
     )
+    app.add_middleware(SecurityHeaders, docs_path=f"{API_PREFIX}/docs")
     app.state.settings = settings
     app.state.collector = collector
     app.state.metrics = metrics or (collector.metrics if collector else Metrics())

@@ -112,6 +112,7 @@ def cmd_mosquitto_config(args: argparse.Namespace, conn: sqlite3.Connection, _: 
     passwd, acl, count = mosquitto_config.write_files(conn, out, users)
     print(f"wrote {passwd} and {acl}: {count} devices, {len(users)} service users")
     print("reload the broker to apply: systemctl reload mosquitto (or kill -HUP its pid)")
+    print("every listener must bind client ids: use_username_as_clientid true (PROVISIONING.md)")
     return 0
 
 
