@@ -38,6 +38,10 @@ class MqttSettings:
     # Other back-end broker users (comma-separated, e.g. "collector-2,billing"):
     # like ``username`` and ``client_id`` they can never be device ids.
     service_users: str = ""
+    ca_file: str = ""  # PEM CA bundle for mqtts:// ("" = the system store)
+    cert_file: str = ""  # PEM client certificate (brokers that require one)
+    key_file: str = ""  # its private key
+    tls_insecure: bool = False  # tests only: skip the certificate's host name check
 
     def validate(self) -> None:
         """Refuse values that cannot work."""
@@ -47,6 +51,16 @@ class MqttSettings:
             raise ConfigError(
                 "mqtt", "url", f"{self.url!r} must look like mqtt://host:port"
             ) from None
+        for key in ("ca_file", "cert_file", "key_file"):
+            value = getattr(self, key)
+            if not value:
+                continue
+            if not self.tls:
+                raise ConfigError("mqtt", key, f"is set but url {self.url!r} is not mqtts://")
+            if not Path(value).is_file():
+                raise ConfigError("mqtt", key, f"{value!r} is not a file")
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ConfigError("mqtt", "cert_file", "cert_file and key_file go together")
         if not is_identifier(self.client_id):
             raise ConfigError("mqtt", "client_id", f"{self.client_id!r} is not an identifier")
         for name in self.service_user_names:

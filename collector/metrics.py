@@ -57,6 +57,15 @@ class Metrics:
             "Age of the oldest line waiting for InfluxDB",
             registry=r,
         )
+        self.broker_connected = Gauge(
+            "logbot_collector_broker_connected", "1 while connected to the broker", registry=r
+        )
+        self.broker_failures = Counter(
+            "logbot_collector_broker_connect_failures",
+            "Failed broker connection attempts, by cause (tls_untrusted, auth, refused, ...)",
+            ["cause"],
+            registry=r,
+        )
         self.devices_online = Gauge(
             "logbot_collector_devices_online", "Devices currently online", registry=r
         )

@@ -11,6 +11,7 @@ sent in arrival order, as MQTT 3.1.1 §4.6 requires.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import ssl
 from collections import deque
@@ -18,15 +19,67 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from collector.clock import Clock
+from collector.broker_health import (
+    BrokerHealth,
+    Failure,
+    describe_exception,
+    describe_lost,
+    describe_refusal,
+    retry_delay,
+)
+from collector.clock import Clock, iso_utc
 from collector.config import MqttSettings
+from collector.errors import ConfigError
 from collector.ingest.model import Inbound
+from collector.metrics import Metrics
 from protocols import Command, Kind, Topic, TopicFilter, encode
 from protocols.topics import UPSTREAM_KINDS
 
 log = logging.getLogger(__name__)
+RECONNECT_MIN = 1  # seconds; paho doubles the wait after each failed attempt
+RECONNECT_MAX = 30
+
+
+def tls_context(settings: MqttSettings) -> ssl.SSLContext:
+    """Build the TLS context from ``[mqtt] ca_file``, ``cert_file``, ``key_file``."""
+    try:
+        ctx = ssl.create_default_context(cafile=settings.ca_file or None)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError("mqtt", "ca_file", f"cannot be loaded: {exc}") from None
+    if settings.cert_file:
+        try:
+            ctx.load_cert_chain(settings.cert_file, settings.key_file or None)
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(
+                "mqtt", "cert_file", f"cannot be loaded with key_file: {exc}"
+            ) from None
+    if settings.tls_insecure:
+        ctx.check_hostname = False
+    return ctx
+
+
+class _Client(mqtt.Client):
+    """paho's client, telling the link why a (re)connection attempt failed.
+
+    paho's network thread swallows the exception of a failed attempt (TLS
+    handshake, refused TCP connection) and only retries; overriding the
+    public ``reconnect`` is the one place that sees it.
+    """
+
+    on_attempt: Callable[[], None] | None = None
+    on_attempt_error: Callable[[BaseException], None] | None = None
+
+    def reconnect(self) -> MQTTErrorCode:
+        if self.on_attempt is not None:
+            self.on_attempt()
+        try:
+            return super().reconnect()
+        except Exception as exc:
+            if self.on_attempt_error is not None:
+                self.on_attempt_error(exc)
+            raise
 
 
 def subscriptions(settings: MqttSettings) -> list[str]:
@@ -45,10 +98,18 @@ class BrokerLink:
         loop: asyncio.AbstractEventLoop,
         inbox: deque[Inbound],
         wake: Callable[[], None],
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.loop = loop
+        self.metrics = metrics or Metrics()
+        self.where = f"{settings.host}:{settings.port}"
+        # Replaced whole (never mutated) so readers on the event loop see a consistent state.
+        self.health = BrokerHealth()
+        self._answered = False  # this attempt got a CONNACK (or already reported a failure)
+        self._stopping = False
         # Messages go straight into ``inbox`` (deque.append is thread-safe); the
         # event loop is woken once per burst, not once per message.
         self.inbox = inbox
@@ -57,7 +118,7 @@ class BrokerLink:
         self.connected = asyncio.Event()
         self.subscribed = asyncio.Event()
         self._generation = 0
-        self._client = mqtt.Client(
+        self._client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
             clean_session=settings.clean_session,
@@ -67,10 +128,15 @@ class BrokerLink:
         if settings.username:
             self._client.username_pw_set(settings.username, settings.password or None)
         if settings.tls:
-            self._client.tls_set_context(ssl.create_default_context())
+            self._client.tls_set_context(tls_context(settings))
+            if settings.tls_insecure:
+                log.warning("[mqtt] tls_insecure: the broker's host name is not checked")
+                self._client.tls_insecure_set(True)
         self._client.max_inflight_messages_set(1000)
         self._client.max_queued_messages_set(0)
-        self._client.reconnect_delay_set(1, 10)
+        self._client.reconnect_delay_set(RECONNECT_MIN, RECONNECT_MAX)
+        self._client.on_attempt = self._on_attempt
+        self._client.on_attempt_error = self._on_attempt_error
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
@@ -85,6 +151,7 @@ class BrokerLink:
 
     def stop(self) -> None:
         """Disconnect cleanly (unacked messages stay queued in the session)."""
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -115,11 +182,32 @@ class BrokerLink:
 
     # -- paho callbacks (paho's thread) -------------------------------------------
 
+    def _on_attempt(self) -> None:
+        self._answered = False
+
+    def _on_attempt_error(self, exc: BaseException) -> None:
+        self._failed(describe_exception(exc, self.where))
+
+    def _failed(self, failure: Failure) -> None:
+        """Log one line naming the cause, count it, and record it for /healthz."""
+        self._answered = True
+        h = self.health
+        failures = h.failures + 1
+        since = h.since if not h.connected and h.since else iso_utc(self.clock.now())
+        self.health = BrokerHealth(False, False, failure.text, failure.cause, failures, since)
+        self.metrics.broker_connected.set(0)
+        self.metrics.broker_failures.labels(failure.cause).inc()
+        wait = retry_delay(failures, RECONNECT_MIN, RECONNECT_MAX)
+        log.error("broker: %s; retrying in %.0f s", failure.text, wait)
+
     def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
-            log.warning("broker refused the connection: %s", reason)
+            self._failed(describe_refusal(str(reason), self.where))
             return
+        self._answered = True
         self._generation += 1
+        self.health = BrokerHealth(connected=True, since=iso_utc(self.clock.now()))
+        self.metrics.broker_connected.set(1)
         log.info("connected to %s (session present: %s)", self.settings.url, flags.session_present)
         client.subscribe([(f, 1) for f in subscriptions(self.settings)])
         self.loop.call_soon_threadsafe(self.connected.set)
@@ -129,11 +217,22 @@ class BrokerLink:
             log.error("subscription refused: %s", codes)
         else:
             log.info("subscribed to %d filters", len(codes))
+            self.health = dataclasses.replace(self.health, subscribed=True)
         self.loop.call_soon_threadsafe(self.subscribed.set)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _flags: Any, reason: Any, _p: Any) -> None:
-        log.info("disconnected from broker: %s", reason)
         self.loop.call_soon_threadsafe(self.connected.clear)
+        if self._stopping:
+            log.info("disconnected from broker %s", self.where)
+            return
+        if not self._answered:
+            self._failed(describe_lost(self.where))
+            return
+        if self.health.connected:
+            log.warning("disconnected from broker %s: %s; reconnecting", self.where, reason)
+            now = iso_utc(self.clock.now())
+            self.health = BrokerHealth(False, False, f"disconnected: {reason}", "lost", 0, now)
+            self.metrics.broker_connected.set(0)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         try:

@@ -114,6 +114,13 @@ class Collector:
             raise RuntimeError("collector is not running")
         return self._link
 
+    def health(self) -> dict[str, object]:
+        """Return the broker link's state for the health endpoint."""
+        link = self._link
+        if link is None:
+            return {"connected": False, "subscribed": False, "last_error": "not started"}
+        return link.health.as_dict()
+
     async def send_command(
         self, account: str, device: str, command: Command, *, retain: bool
     ) -> None:
@@ -127,7 +134,12 @@ class Collector:
             await self._load_state()
             loop = asyncio.get_running_loop()
             self._link = BrokerLink(
-                self.settings.mqtt, self.clock, loop, self._inbox, self._wake.set
+                self.settings.mqtt,
+                self.clock,
+                loop,
+                self._inbox,
+                self._wake.set,
+                metrics=self.metrics,
             )
             tasks = [asyncio.create_task(self._sweep_loop(), name="status-sweep")]
             if self.settings.influx.enabled:

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from collector.api.deps import MetricsDep
@@ -76,6 +77,17 @@ def create_app(
     app.include_router(ingest_router, prefix=API_PREFIX)
     for router in extra_routers:
         app.include_router(router, prefix=API_PREFIX)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        # 503 while the broker link is down, so a probe or load balancer notices;
+        # the body says why (the same line the log shows).
+        if collector is None:
+            return JSONResponse({"status": "ok", "broker": None})
+        broker = collector.health()
+        ok = bool(broker.get("connected"))
+        body = {"status": "ok" if ok else "unavailable", "broker": broker}
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus(m: MetricsDep) -> Response:
