@@ -39,6 +39,8 @@ ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
 CODE_CHARS = 16
 PREFIX = "LBC"
 MAX_FAILURES = 5
+# The most one coupon may be worth (100 times the largest credit pack).
+MAX_COUPON_LOGBIT = 100_000
 WINDOW = timedelta(minutes=15)
 log = logging.getLogger(__name__)
 _FIXES = str.maketrans({"O": "0", "I": "1", "L": "1"})
@@ -93,6 +95,8 @@ def create_coupons(
     amount = to_decimal(logbit)
     if amount <= 0 or amount != amount.to_integral():
         raise CouponError("a coupon is worth a positive whole number of logbit")
+    if amount > MAX_COUPON_LOGBIT:
+        raise CouponError(f"a coupon is worth at most {MAX_COUPON_LOGBIT} logbit")
     if not 1 <= count <= 10_000:
         raise CouponError("create between 1 and 10000 coupons at a time")
     codes = [new_code() for _ in range(count)]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import Field, StrictInt
 
 from collector.billing import coupons, ledger, notices, orders
 from collector.billing.api_deps import (
@@ -20,6 +19,7 @@ from collector.billing.api_deps import (
     require_account,
     require_operator,
 )
+from collector.billing.api_inputs import BoundedDate, BoundedDateTime, In
 from collector.billing.cart import Cart, build_cart
 from collector.billing.close import CloseResult, close_month
 from collector.billing.errors import BillingError
@@ -27,12 +27,14 @@ from collector.billing.money import to_text
 from collector.billing.periods import Month
 
 router = APIRouter()
+# The largest single operator debit (about EUR 11 million at list price).
+MAX_DEBIT_LOGBIT = 10_000_000
 
 
-class CartIn(BaseModel):
+class CartIn(In):
     """Pack code -> quantity."""
 
-    items: dict[str, int] = Field(min_length=1)
+    items: dict[str, StrictInt] = Field(min_length=1)
 
 
 class OrderIn(CartIn):
@@ -41,33 +43,33 @@ class OrderIn(CartIn):
     channel: str = "card"
 
 
-class ConfirmIn(BaseModel):
+class ConfirmIn(In):
     """An order confirmation."""
 
     document: str = Field(min_length=1, max_length=200)
     provider_ref: str | None = None
 
 
-class CouponsIn(BaseModel):
-    """Coupons to create (whole logbit)."""
+class CouponsIn(In):
+    """Coupons to create (whole logbit, at most ``coupons.MAX_COUPON_LOGBIT`` each)."""
 
-    logbit: int = Field(gt=0)
-    count: int = Field(default=1, ge=1, le=10_000)
-    expires_at: datetime | None = None
+    logbit: StrictInt = Field(gt=0, le=coupons.MAX_COUPON_LOGBIT)
+    count: StrictInt = Field(default=1, ge=1, le=10_000)
+    expires_at: BoundedDateTime | None = None
 
 
-class RedeemIn(BaseModel):
+class RedeemIn(In):
     """A coupon code typed by the customer."""
 
     code: str = Field(min_length=1, max_length=64)
 
 
-class DebitIn(BaseModel):
-    """A generic or balance debit."""
+class DebitIn(In):
+    """A generic or balance debit (whole logbit, at most ``MAX_DEBIT_LOGBIT``)."""
 
-    period_from: date
-    period_to: date
-    logbit: int = Field(gt=0)
+    period_from: BoundedDate
+    period_to: BoundedDate
+    logbit: StrictInt = Field(gt=0, le=MAX_DEBIT_LOGBIT)
     document: str = ""
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import Field, StrictInt
 
 from collector.billing import activations, support_cards
 from collector.billing.api_deps import (
@@ -18,40 +17,41 @@ from collector.billing.api_deps import (
     require_account,
     require_operator,
 )
+from collector.billing.api_inputs import BoundedDateTime, In
 from collector.billing.errors import BillingError
 
 router = APIRouter()
 
 
-class ActivateIn(BaseModel):
+class ActivateIn(In):
     """A self-service activation or an operator-assisted request."""
 
     service_code: str
     subject_kind: str = "device"
     subject_id: str = Field(min_length=1, max_length=128)
-    seats: int = Field(default=1, ge=1)
-    start: datetime | None = None
+    seats: StrictInt = Field(default=1, ge=1, le=1_000_000)
+    start: BoundedDateTime | None = None
     note: str = ""
 
 
-class EndIn(BaseModel):
+class EndIn(In):
     """When to end an activation (default now)."""
 
-    end: datetime | None = None
+    end: BoundedDateTime | None = None
 
 
-class ApproveIn(BaseModel):
+class ApproveIn(In):
     """Operator approval of a request."""
 
-    start: datetime | None = None
-    end: datetime | None = None
+    start: BoundedDateTime | None = None
+    end: BoundedDateTime | None = None
 
 
-class MinutesIn(BaseModel):
+class MinutesIn(In):
     """Support minutes to charge to a card."""
 
     code: str
-    minutes: int = Field(gt=0)
+    minutes: StrictInt = Field(gt=0, le=100_000)
     ticket: str = ""
 
 

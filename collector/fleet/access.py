@@ -243,3 +243,52 @@ def users_of(conn: sqlite3.Connection, account_id: str) -> list[sqlite3.Row]:
         " JOIN fleet_users u ON u.id = m.user_id WHERE m.account_id = ? ORDER BY u.email",
         (account_id,),
     ).fetchall()
+
+
+def _admins_other_than(conn: sqlite3.Connection, account_id: str, user_id: str) -> int:
+    row = conn.execute(
+        "SELECT COUNT(*) FROM fleet_memberships"
+        " WHERE account_id = ? AND role = 'admin' AND user_id != ?",
+        (account_id, user_id),
+    ).fetchone()
+    return int(row[0])
+
+
+def _member(conn: sqlite3.Connection, account_id: str, user_id: str) -> sqlite3.Row:
+    row = conn.execute(
+        "SELECT u.id, u.email, u.name, m.role FROM fleet_memberships m"
+        " JOIN fleet_users u ON u.id = m.user_id WHERE m.account_id = ? AND m.user_id = ?",
+        (account_id, user_id),
+    ).fetchone()
+    if row is None:
+        raise NotFound("member not found")
+    return row  # type: ignore[no-any-return]
+
+
+def _keep_an_admin(conn: sqlite3.Connection, account_id: str, member: sqlite3.Row) -> None:
+    if member["role"] == "admin" and _admins_other_than(conn, account_id, member["id"]) == 0:
+        raise Conflict(
+            f"{member['email']} is the last admin of account {account_id!r};"
+            " make another member admin first"
+        )
+
+
+def set_member_role(
+    conn: sqlite3.Connection, account_id: str, user_id: str, role: str
+) -> sqlite3.Row:
+    """Change a member's role; Conflict if it would leave the account without an admin."""
+    member = _member(conn, account_id, user_id)
+    if role != "admin":
+        _keep_an_admin(conn, account_id, member)
+    grant(conn, user_id, account_id, role)
+    return member
+
+
+def remove_member(conn: sqlite3.Connection, account_id: str, user_id: str) -> None:
+    """Withdraw a member's role; Conflict if they are the account's last admin."""
+    member = _member(conn, account_id, user_id)
+    _keep_an_admin(conn, account_id, member)
+    conn.execute(
+        "DELETE FROM fleet_memberships WHERE user_id = ? AND account_id = ?",
+        (user_id, account_id),
+    )

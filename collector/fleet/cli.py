@@ -160,6 +160,7 @@ def cmd_users_invite(args: argparse.Namespace, conn: sqlite3.Connection, now: da
         role=args.role,
         invited_by="cli",
         base_url=args.base_url,
+        link_key=invitations.load_link_key(invitations.link_key_file(_db_path(args))),
     )
     print(f"invitation {sent.id} to {sent.email}, valid until {sent.expires_at} (queued in outbox)")
     return 0

@@ -20,8 +20,10 @@ from fastapi import HTTPException, Request
 from collector.fleet.billing_port import Billing
 from collector.fleet.db import Database, transaction
 from collector.fleet.errors import FleetError
+from collector.fleet.invitations import new_link_key
 from collector.fleet.mail import Mailer, OutboxMailer
 from collector.fleet.reserved import DEFAULT_SERVICE_NAMES
+from collector.fleet.signin import SignInGuard
 from collector.fleet.status import DeviceStatusSource, SqlStatusSource
 
 
@@ -35,6 +37,9 @@ class FleetContext:
     status: DeviceStatusSource = field(default_factory=SqlStatusSource)
     base_url: str = "http://127.0.0.1:8080"
     stale_after: timedelta = timedelta(minutes=10)
+    sign_in: SignInGuard = field(default_factory=SignInGuard)
+    # Derives invitation links; keep it outside the database (see invitations).
+    link_key: bytes = field(default_factory=new_link_key, repr=False)
     # Broker names of back-end services: never a device id (collector.fleet.reserved).
     reserved_names: frozenset[str] = DEFAULT_SERVICE_NAMES
 
@@ -50,7 +55,7 @@ class FleetContext:
                 with transaction(conn):
                     yield conn
             except FleetError as exc:
-                raise HTTPException(exc.status_code, str(exc)) from exc
+                raise http_error(exc) from exc
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
@@ -63,7 +68,15 @@ class FleetContext:
                 finally:
                     conn.execute("ROLLBACK")
             except FleetError as exc:
-                raise HTTPException(exc.status_code, str(exc)) from exc
+                raise http_error(exc) from exc
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        """Turn fleet errors raised in the block (no database open) into HTTP errors."""
+        try:
+            yield
+        except FleetError as exc:
+            raise http_error(exc) from exc
 
     @contextmanager
     def conn(self) -> Iterator[sqlite3.Connection]:
@@ -72,13 +85,18 @@ class FleetContext:
             try:
                 yield conn
             except FleetError as exc:
-                raise HTTPException(exc.status_code, str(exc)) from exc
+                raise http_error(exc) from exc
 
     def require_billing(self) -> Billing:
         """The billing port, or 503 when the collector runs without billing."""
         if self.billing is None:
             raise HTTPException(503, "billing is not configured")
         return self.billing
+
+
+def http_error(exc: FleetError) -> HTTPException:
+    """The HTTP error for a fleet error: same status and message (and headers, if any)."""
+    return HTTPException(exc.status_code, str(exc), headers=getattr(exc, "headers", None))
 
 
 def install(app: Any, context: FleetContext) -> None:

@@ -7,10 +7,12 @@ FleetError
 ├── Conflict        the request contradicts the current state
 ├── InvalidInput    a value is out of range or malformed
 ├── Unauthorized    no valid credentials were presented
-└── Gone            an invitation link expired, was used or was replaced
+├── Gone            an invitation link expired, was used or was replaced
+└── RateLimited     too many failed sign-ins; ``retry_after`` seconds to wait
 ```
 
-Routes map them to HTTP 404, 403, 409, 400, 401 and 410.
+Routes map them to HTTP 404, 403, 409, 400, 401, 410 and 429 (with
+``Retry-After``).
 """
 
 from __future__ import annotations
@@ -56,3 +58,18 @@ class Gone(FleetError):
     """A link that has expired, been used or been replaced by a newer one."""
 
     status_code = 410
+
+
+class RateLimited(FleetError):
+    """Too many failed attempts; the caller may try again after ``retry_after`` seconds."""
+
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The HTTP headers that go with the error."""
+        return {"Retry-After": str(self.retry_after)}

@@ -1,25 +1,82 @@
 """Invitations: bound to one e-mail address, valid 30 days, single use, resendable.
 
-The link carries a random secret; only its SHA-256 is stored. Accepting
-requires the invited address (a forwarded link does not work for someone
-else). Resending replaces the invitation: the old link stops working and a
-new 30-day window starts.
+The link carries a secret derived from the invitation id with HMAC-SHA256
+under the *link key*, a 32-byte key kept outside the database (a file
+beside it, see :func:`load_link_key`). The database keeps only the secret's
+SHA-256, and the mail outbox keeps the e-mail with a placeholder instead of
+the link (``{{invitation-link:inv-…}}``); whoever delivers the mail renders
+the link with :func:`render_links` and the key. So a copy of the database
+alone (a backup, a leaked dump) opens no invitation.
+
+Accepting requires the invited address (a forwarded link does not work for
+someone else). Resending replaces the invitation: the old link stops working
+and a new 30-day window starts. Password hashing for acceptance happens
+outside any transaction: :func:`check_link` reads, the caller hashes or
+verifies, :func:`complete` writes after checking again.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import os
+import re
+import secrets
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from collector.fleet.access import create_user, get_account, grant, normalize_email
 from collector.fleet.db import iso, new_id
-from collector.fleet.errors import Gone, InvalidInput, NotFound, Unauthorized
+from collector.fleet.errors import Conflict, Gone, InvalidInput, NotFound, Unauthorized
 from collector.fleet.mail import Mail, Mailer
-from collector.fleet.tokens import hash_password, hash_secret, new_secret, verify_password
+from collector.fleet.passwords import hash_password, verify_password
+from collector.fleet.tokens import hash_secret
 
 VALIDITY = timedelta(days=30)
 SUBJECT = "Welcome to Logbot"
+LINK_PREFIX = "inv_"
+_PLACEHOLDER = re.compile(r"\{\{invitation-link:([A-Za-z0-9_.-]{1,64})\}\}")
+
+
+def new_link_key() -> bytes:
+    """A fresh random link key."""
+    return secrets.token_bytes(32)
+
+
+def link_key_file(db_path: str | Path) -> Path:
+    """Where the link key of a ledger database lives by default: beside it."""
+    db_path = Path(db_path)
+    return db_path.with_name(db_path.name + ".link-key")
+
+
+def load_link_key(path: str | Path) -> bytes:
+    """Read the link key file, creating it (mode 0600) with a random key if absent."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = base64.b64decode(path.read_text().strip())
+        if len(key) < 32:
+            raise InvalidInput(f"{path}: the link key must hold at least 32 bytes") from None
+        return key
+    key = new_link_key()
+    with os.fdopen(fd, "w") as out:
+        out.write(base64.b64encode(key).decode() + "\n")
+    return key
+
+
+def link_token(key: bytes, invitation_id: str) -> str:
+    """The secret of an invitation's link, derived from its id under the link key."""
+    mac = hmac.new(key, invitation_id.encode(), hashlib.sha256).digest()
+    return LINK_PREFIX + base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def render_links(body: str, key: bytes) -> str:
+    """Replace the link placeholders of a stored e-mail body by the links' secrets."""
+    return _PLACEHOLDER.sub(lambda m: link_token(key, m.group(1)), body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,21 +106,22 @@ def invite(
     role: str,
     invited_by: str,
     base_url: str,
+    link_key: bytes,
 ) -> SentInvitation:
-    """Create an invitation and queue its e-mail."""
+    """Create an invitation and queue its e-mail (with a placeholder for the link)."""
     account = get_account(conn, account_id)
     email = normalize_email(email)
     if role not in ("admin", "readonly"):
         raise InvalidInput("role must be admin or readonly")
-    secret = new_secret("inv_")
     iid = new_id("inv")
+    secret = link_token(link_key, iid)
     expires = iso(now + VALIDITY)
     conn.execute(
         "INSERT INTO fleet_invitations (id, account_id, email, role, token_hash, created_at,"
         " expires_at, invited_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (iid, account_id, email, role, hash_secret(secret), iso(now), expires, invited_by),
     )
-    link = f"{base_url.rstrip('/')}/portal/#accept={secret}"
+    link = f"{base_url.rstrip('/')}/portal/#accept={{{{invitation-link:{iid}}}}}"
     mailer.send(
         conn, now, Mail(email, SUBJECT, _body(account["name"] or account_id, link, expires))
     )
@@ -86,6 +144,7 @@ def resend(
     *,
     invited_by: str,
     base_url: str,
+    link_key: bytes,
 ) -> SentInvitation:
     """Replace an unaccepted invitation with a fresh one; the old link stops working."""
     old = get_invitation(conn, invitation_id)
@@ -104,6 +163,7 @@ def resend(
         role=old["role"],
         invited_by=invited_by,
         base_url=base_url,
+        link_key=link_key,
     )
 
 
@@ -116,19 +176,25 @@ def list_invitations(conn: sqlite3.Connection, account_id: str) -> list[sqlite3.
     ).fetchall()
 
 
-def accept(
-    conn: sqlite3.Connection,
-    now: datetime,
-    link_token: str,
-    *,
-    email: str,
-    password: str,
-    name: str = "",
-) -> str:
-    """Accept an invitation as its addressee; return the user id.
+@dataclass(frozen=True, slots=True)
+class PendingAcceptance:
+    """A valid invitation link and the addressee's user, if one exists."""
 
-    A new user sets a password; an existing user proves theirs. Expired,
-    used and replaced links are ``Gone``; a wrong address is ``Unauthorized``.
+    invitation_id: str
+    account_id: str
+    email: str
+    role: str
+    user_id: str | None
+    password_hash: str | None
+
+
+def check_link(
+    conn: sqlite3.Connection, now: datetime, link_token: str, email: str
+) -> PendingAcceptance:
+    """Check a link for its addressee (no writes).
+
+    Expired, used and replaced links are ``Gone``; a wrong address is
+    ``Unauthorized``.
     """
     row = conn.execute(
         "SELECT * FROM fleet_invitations WHERE token_hash = ?", (hash_secret(link_token),)
@@ -146,14 +212,66 @@ def accept(
     user = conn.execute(
         "SELECT id, password_hash FROM fleet_users WHERE email = ?", (row["email"],)
     ).fetchone()
-    if user is None:
-        user_id = create_user(
-            conn, now, row["email"], name=name, password_hash=hash_password(password)
-        )
+    return PendingAcceptance(
+        invitation_id=row["id"],
+        account_id=row["account_id"],
+        email=row["email"],
+        role=row["role"],
+        user_id=None if user is None else user["id"],
+        password_hash=None if user is None else user["password_hash"],
+    )
+
+
+def complete(
+    conn: sqlite3.Connection,
+    now: datetime,
+    link_token: str,
+    *,
+    email: str,
+    checked: PendingAcceptance,
+    new_password_hash: str | None,
+    name: str = "",
+) -> str:
+    """Accept the invitation in the caller's write transaction; return the user id.
+
+    ``checked`` is what :func:`check_link` returned before the password was
+    hashed (for a new user, ``new_password_hash``) or verified against
+    ``checked.password_hash`` (for an existing one). If the user appeared or
+    changed password meanwhile, this is a Conflict and nothing is written.
+    """
+    current = check_link(conn, now, link_token, email)
+    if current != checked:
+        raise Conflict("the account changed while signing in; try again")
+    if current.user_id is None:
+        if new_password_hash is None:
+            raise InvalidInput("a new user needs a password")
+        user_id = create_user(conn, now, current.email, name=name, password_hash=new_password_hash)
     else:
-        if not verify_password(password, user["password_hash"]):
-            raise Unauthorized("wrong password for this existing user")
-        user_id = user["id"]
-    grant(conn, user_id, row["account_id"], row["role"])
-    conn.execute("UPDATE fleet_invitations SET accepted_at = ? WHERE id = ?", (iso(now), row["id"]))
+        user_id = current.user_id
+    grant(conn, user_id, current.account_id, current.role)
+    conn.execute(
+        "UPDATE fleet_invitations SET accepted_at = ? WHERE id = ?",
+        (iso(now), current.invitation_id),
+    )
     return str(user_id)
+
+
+def accept(
+    conn: sqlite3.Connection,
+    now: datetime,
+    link_token: str,
+    *,
+    email: str,
+    password: str,
+    name: str = "",
+) -> str:
+    """Check, hash and complete in one call (for scripts; the API hashes between)."""
+    checked = check_link(conn, now, link_token, email)
+    new_hash = None
+    if checked.user_id is None:
+        new_hash = hash_password(password)
+    elif not verify_password(password, checked.password_hash):
+        raise Unauthorized("wrong password for this existing user")
+    return complete(
+        conn, now, link_token, email=email, checked=checked, new_password_hash=new_hash, name=name
+    )

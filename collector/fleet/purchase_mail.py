@@ -47,6 +47,7 @@ def notify_purchase(
     contacts: OrderContacts,
     *,
     base_url: str,
+    link_key: bytes,
 ) -> list[str]:
     """Queue the confirmation (and invitation) e-mails; return the recipients."""
     row = get_contract(conn, contract_id)
@@ -74,5 +75,6 @@ def notify_purchase(
                 role="admin",
                 invited_by="purchase",
                 base_url=base_url,
+                link_key=link_key,
             )
     return sent

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated, Any
 
-from collector.fleet import access, invitations, tokens
-from collector.fleet.auth import Context, CurrentCaller
-from collector.fleet.errors import Forbidden, InvalidInput, NotFound
+from fastapi import APIRouter, HTTPException, Request, Response, Security
+from fastapi.security import HTTPAuthorizationCredentials
+
+from collector.fleet import access, invitations, passwords, signin, tokens
+from collector.fleet.auth import Context, CurrentCaller, api_key, bearer
+from collector.fleet.errors import Forbidden, InvalidInput, Unauthorized
 from collector.fleet.schemas import (
     AcceptIn,
     AccountIn,
@@ -40,22 +43,69 @@ def _account_out(row: object, role: str | None) -> AccountOut:
     )
 
 
-@public.post("/auth/login", summary="Sign in with e-mail and password")
-def login(ctx: Context, body: LoginIn) -> TokenOut:
-    """Open a 12-hour session; the token is shown once."""
-    with ctx.tx() as conn:
-        issued = tokens.sign_in(conn, ctx.now(), body.email, body.password)
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {
+        "description": "Too many failed sign-ins for this account or address;"
+        " ``Retry-After`` says how many seconds to wait",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    }
+}
+
+
+@public.post("/auth/login", summary="Sign in with e-mail and password", responses=RATE_LIMITED)
+def login(ctx: Context, body: LoginIn, request: Request) -> TokenOut:
+    """Open a 12-hour session; the token is shown once.
+
+    After 5 failed attempts for one account, or 20 from one address, within
+    15 minutes, attempts get 429 with ``Retry-After`` until the oldest failure
+    is 15 minutes old. (A sync route: FastAPI runs it on a worker thread, so
+    the password hash never runs on the event loop.)
+    """
+    address = request.client.host if request.client is not None else "unknown"
+    with ctx.errors():
+        issued = signin.sign_in(ctx.database, ctx.sign_in, body.email, body.password, address)
     return TokenOut(
         id=issued.id, token=issued.token, kind=issued.kind, expires_at=issued.expires_at
     )
 
 
+@public.post("/auth/logout", status_code=204, summary="Sign out: revoke the presented token")
+def logout(
+    ctx: Context,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)] = None,
+    key: Annotated[str | None, Security(api_key)] = None,
+) -> Response:
+    """Revoke the session token (or API key) this request presents, at once and for good."""
+    token = credentials.credentials if credentials is not None else key
+    with ctx.tx() as conn:
+        if not token or not tokens.revoke_presented(conn, ctx.now(), token):
+            raise HTTPException(
+                401, "invalid or expired token", headers={"WWW-Authenticate": "Bearer"}
+            )
+    return Response(status_code=204)
+
+
 @public.post("/invitations/accept", summary="Accept an invitation (as its addressee)")
 def accept_invitation(ctx: Context, body: AcceptIn) -> TokenOut:
     """Create or join the user, grant the invited role and sign in."""
+    with ctx.read() as conn:
+        checked = invitations.check_link(conn, ctx.now(), body.token, body.email)
+    # Hash or verify with no transaction open (and within the sign-in hashing slots).
+    new_hash = None
+    with ctx.errors():
+        if checked.user_id is None:
+            new_hash = ctx.sign_in.hash_new(body.password)
+        elif not ctx.sign_in.verify(body.password, checked.password_hash or passwords.DUMMY_HASH):
+            raise Unauthorized("wrong password for this existing user")
     with ctx.tx() as conn:
-        user_id = invitations.accept(
-            conn, ctx.now(), body.token, email=body.email, password=body.password, name=body.name
+        user_id = invitations.complete(
+            conn,
+            ctx.now(),
+            body.token,
+            email=body.email,
+            checked=checked,
+            new_password_hash=new_hash,
+            name=body.name,
         )
         issued = tokens.issue_token(conn, ctx.now(), user_id, kind="session", name="invitation")
     return TokenOut(
@@ -132,28 +182,19 @@ def list_users(ctx: Context, caller: CurrentCaller, account_id: str) -> list[Mem
 def set_role(
     ctx: Context, caller: CurrentCaller, account_id: str, user_id: str, body: RoleIn
 ) -> MemberOut:
-    """Make a member admin or read-only."""
+    """Make a member admin or read-only (409 for the account's last admin)."""
     with ctx.tx() as conn:
         caller.require_write(account_id)
-        members = {r["id"]: r for r in access.users_of(conn, account_id)}
-        if user_id not in members:
-            raise NotFound("member not found")
-        access.grant(conn, user_id, account_id, body.role)
-        r = members[user_id]
+        r = access.set_member_role(conn, account_id, user_id, body.role)
     return MemberOut(user_id=user_id, email=r["email"], name=r["name"], role=body.role)
 
 
 @router.delete("/accounts/{account_id}/users/{user_id}", status_code=204, summary="Remove a member")
 def remove_user(ctx: Context, caller: CurrentCaller, account_id: str, user_id: str) -> Response:
-    """Withdraw a member's role on this account."""
+    """Withdraw a member's role on this account (409 for the account's last admin)."""
     with ctx.tx() as conn:
         caller.require_write(account_id)
-        cur = conn.execute(
-            "DELETE FROM fleet_memberships WHERE user_id = ? AND account_id = ?",
-            (user_id, account_id),
-        )
-        if cur.rowcount == 0:
-            raise NotFound("member not found")
+        access.remove_member(conn, account_id, user_id)
     return Response(status_code=204)
 
 
@@ -222,6 +263,7 @@ def invite(
             role=body.role,
             invited_by=caller.user_id,
             base_url=ctx.base_url,
+            link_key=ctx.link_key,
         )
         row = invitations.get_invitation(conn, sent.id)
     return InvitationOut(**{k: row[k] for k in InvitationOut.model_fields})
@@ -240,6 +282,7 @@ def resend_invitation(ctx: Context, caller: CurrentCaller, invitation_id: str) -
             invitation_id,
             invited_by=caller.user_id,
             base_url=ctx.base_url,
+            link_key=ctx.link_key,
         )
         row = invitations.get_invitation(conn, sent.id)
     return InvitationOut(**{k: row[k] for k in InvitationOut.model_fields})

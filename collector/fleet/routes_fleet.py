@@ -330,6 +330,7 @@ def buy_contract(
                 body.end_customer_email, body.reseller_email, body.distributor_email
             ),
             base_url=ctx.base_url,
+            link_key=ctx.link_key,
         )
         return _contract_out(conn, bought.contract_id)
 

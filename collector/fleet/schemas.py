@@ -1,17 +1,26 @@
 """Request and response bodies of the fleet API (``XIn`` / ``XOut``).
 
 Amounts are decimal strings, never floats; timestamps are ISO-8601 UTC text.
+Request bodies refuse unknown fields; quantities are strict integers (``"2"``,
+``2.0`` and ``true`` are 422, not coerced), flags strict booleans, dates lie
+within ``MIN_DATE``..``MAX_DATE``, and no text may hold a lone surrogate
+(JSON's ``"\\ud800"``), which no database or e-mail could encode: all 422.
 """
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+
+from collector.billing.api_inputs import check_unicode
 
 Role = Literal["admin", "readonly"]
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+MIN_DATE = date(2000, 1, 1)
+MAX_DATE = date(2099, 12, 31)
+BoundedDate = Annotated[date, Field(ge=MIN_DATE, le=MAX_DATE)]
 
 
 class ErrorOut(BaseModel):
@@ -20,6 +29,12 @@ class ErrorOut(BaseModel):
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _valid_unicode(cls, value: Any) -> Any:
+        check_unicode(value)
+        return value
 
 
 class LoginIn(_In):
@@ -230,8 +245,8 @@ class MoveLicenceIn(_In):
 
 class ContractIn(_In):
     sku: str = Field(min_length=1, max_length=32)
-    licences: int = Field(ge=1, le=100_000)
-    starts_on: date | None = None
+    licences: StrictInt = Field(ge=1, le=100_000)
+    starts_on: BoundedDate | None = None
     end_customer_email: str | None = Field(default=None, min_length=3, max_length=254)
     reseller_email: str | None = Field(default=None, min_length=3, max_length=254)
     distributor_email: str | None = Field(default=None, min_length=3, max_length=254)
@@ -303,9 +318,9 @@ class SupportCardOut(BaseModel):
 
 
 class WorkIn(_In):
-    minutes: int = Field(ge=0, le=1440)
+    minutes: StrictInt = Field(ge=0, le=1440)
     note: str = Field(min_length=1, max_length=2000)
-    close: bool = False
+    close: StrictBool = False
 
 
 class WorkOut(BaseModel):
@@ -377,7 +392,7 @@ class PackOut(BaseModel):
 
 class CartItemIn(_In):
     sku: str = Field(min_length=1, max_length=64)
-    quantity: int = Field(ge=1, le=100)
+    quantity: StrictInt = Field(ge=1, le=100)
 
 
 class CartIn(_In):

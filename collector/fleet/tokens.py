@@ -2,28 +2,40 @@
 
 A token is ``lbt_`` followed by 32 random bytes (URL-safe base64); the
 database keeps only its SHA-256, which is enough for a high-entropy secret.
-Passwords are hashed with scrypt and a random salt. Sessions (from sign-in)
-expire; API keys live until revoked.
+Passwords are hashed in :mod:`collector.fleet.passwords` (argon2id).
+Sessions (from sign-in) expire after 12 hours or at sign-out; API keys live
+until revoked.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import secrets
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from collector.fleet.db import iso, new_id
-from collector.fleet.errors import InvalidInput, NotFound, Unauthorized
+from collector.fleet.errors import InvalidInput, NotFound
+from collector.fleet.passwords import hash_password, verify_password
+
+__all__ = [
+    "SESSION_TTL",
+    "TOKEN_PREFIX",
+    "IssuedToken",
+    "hash_password",
+    "hash_secret",
+    "issue_token",
+    "list_tokens",
+    "new_secret",
+    "revoke_presented",
+    "revoke_token",
+    "user_for_token",
+    "verify_password",
+]
 
 TOKEN_PREFIX = "lbt_"  # noqa: S105 - a prefix, not a secret
 SESSION_TTL = timedelta(hours=12)
-_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
-# A well-formed hash of nothing anyone knows (random salt and digest).
-_DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$" + "A" * 86 + "=="
 
 
 def hash_secret(secret: str) -> str:
@@ -34,32 +46,6 @@ def hash_secret(secret: str) -> str:
 def new_secret(prefix: str = TOKEN_PREFIX) -> str:
     """A fresh 32-byte random secret."""
     return prefix + secrets.token_urlsafe(32)
-
-
-def hash_password(password: str) -> str:
-    """Hash a password with scrypt: ``scrypt$N$r$p$salt$hash`` (base64)."""
-    if len(password) < 8:
-        raise InvalidInput("password must be at least 8 characters")
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P)
-    b64 = base64.b64encode
-    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
-
-
-def verify_password(password: str, stored: str | None) -> bool:
-    """Check a password against :func:`hash_password` output, in constant time."""
-    if not stored:
-        return False
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        got = hashlib.scrypt(
-            password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p)
-        )
-    except ValueError:
-        return False
-    return hmac.compare_digest(got, base64.b64decode(digest))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,13 +110,12 @@ def list_tokens(conn: sqlite3.Connection, user_id: str) -> list[sqlite3.Row]:
     ).fetchall()
 
 
-def sign_in(conn: sqlite3.Connection, now: datetime, email: str, password: str) -> IssuedToken:
-    """Check e-mail and password and open a session; Unauthorized on any mismatch."""
-    row = conn.execute(
-        "SELECT id, password_hash FROM fleet_users WHERE email = ?", (email.strip().lower(),)
-    ).fetchone()
-    # Hash even for an unknown address so that timing does not reveal which exist.
-    stored = row["password_hash"] if row is not None else _DUMMY_HASH
-    if not verify_password(password, stored) or row is None:
-        raise Unauthorized("unknown e-mail or wrong password")
-    return issue_token(conn, now, row["id"], kind="session", name="sign-in")
+def revoke_presented(conn: sqlite3.Connection, now: datetime, token: str) -> bool:
+    """Revoke the token presented by its holder (sign-out); tell whether one was live."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return False
+    cur = conn.execute(
+        "UPDATE fleet_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
+        (iso(now), hash_secret(token)),
+    )
+    return cur.rowcount > 0

@@ -17,7 +17,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from collector.api.deps import Principal, require_principal
-from collector.fleet import reserved
+from collector.fleet import invitations, reserved
 from collector.fleet.auth import CurrentCaller
 from collector.fleet.context import FleetContext, install
 from collector.fleet.db import Database
@@ -37,8 +37,13 @@ def attach(
     stale_after: timedelta = timedelta(minutes=10),
     portal: bool = True,
     reserved_names: Iterable[str] = (),
+    link_key_file: str | Path | None = None,
 ) -> FleetContext:
-    """Install the fleet context (billing from ``price_book`` if given) and the portal."""
+    """Install the fleet context (billing from ``price_book`` if given) and the portal.
+
+    Invitation links are derived under the key in ``link_key_file`` (default:
+    beside the database, created on first use with mode 0600).
+    """
     billing = None
     if price_book is not None:
         from collector.billing.price_book import load_price_book
@@ -51,6 +56,7 @@ def attach(
         base_url=base_url,
         stale_after=stale_after,
         reserved_names=reserved.reserved_names(reserved_names),
+        link_key=invitations.load_link_key(link_key_file or invitations.link_key_file(db_path)),
     )
     install(app, ctx)
     app.dependency_overrides[require_principal] = fleet_principal

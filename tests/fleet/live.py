@@ -37,13 +37,16 @@ from tests.servers import free_port, wait_port
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "correct-horse-battery"
 PRICE_BOOK = REPO / "deploy" / "pricebook.example.toml"
+LINK_KEY = b"test-link-key-".ljust(32, b"!")
 
 
 def build_app(database: Database) -> FastAPI:
     """The fleet API and portal on one app, as the collector mounts them."""
+    from collector.api.headers import SecurityHeaders
     from collector.portal import mount as mount_portal
 
     app = FastAPI(title="Logbot collector (fleet test)", openapi_url="/api/v1/openapi.json")
+    app.add_middleware(SecurityHeaders)
     app.include_router(router, prefix="/api/v1")
     mount_portal(app)
     install(
@@ -52,6 +55,7 @@ def build_app(database: Database) -> FastAPI:
             database=database,
             billing=BillingAdapter(load_price_book(PRICE_BOOK)),
             base_url="http://127.0.0.1",
+            link_key=LINK_KEY,
         ),
     )
     return app
@@ -147,6 +151,7 @@ def seed(db_path: Path, clock: FakeClock) -> World:
             role="readonly",
             invited_by="seed",
             base_url="http://127.0.0.1",
+            link_key=LINK_KEY,
         )
         w.ids["invitation"] = sent.id
         bill = BillingAdapter(load_price_book(PRICE_BOOK))

@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from collector.billing import support_cards
-from collector.fleet import mail
+from collector.fleet import invitations, mail
 from collector.fleet.db import Database, connect, iso
 from tests.fleet.conftest import FakeClock, prepare_database
-from tests.fleet.live import World, build_app, seed, serve
+from tests.fleet.live import LINK_KEY, World, build_app, seed, serve
 
 
 class Api:
@@ -172,7 +172,7 @@ def test_invitation_accept_resend_over_http(
     assert inv.status_code == 201
     assert "token" not in inv.json()
     conn = connect(db)
-    body = mail.pending(conn)[-1]["body"]
+    body = invitations.render_links(mail.pending(conn)[-1]["body"], LINK_KEY)
     conn.close()
     link = body.split("#accept=")[1].split()[0]
     clock.now += timedelta(days=31)
@@ -185,7 +185,8 @@ def test_invitation_accept_resend_over_http(
     new = admin("POST", f"/invitations/{inv.json()['id']}/resend").json()
     assert new["id"] != inv.json()["id"]
     conn = connect(db)
-    link2 = mail.pending(conn)[-1]["body"].split("#accept=")[1].split()[0]
+    body2 = invitations.render_links(mail.pending(conn)[-1]["body"], LINK_KEY)
+    link2 = body2.split("#accept=")[1].split()[0]
     conn.close()
     assert (
         public(

@@ -27,7 +27,7 @@ PUBLIC = {"/api/v1/auth/login", "/api/v1/invitations/accept"}
 # POSTs that compute without changing anything.
 PURE_POSTS = {"/api/v1/cart/quote"}
 # Personal routes: they act on the caller's own tokens, never on an account.
-PERSONAL = {"/api/v1/tokens", "/api/v1/tokens/{token_id}"}
+PERSONAL = {"/api/v1/tokens", "/api/v1/tokens/{token_id}", "/api/v1/auth/logout"}
 
 
 def sample_bodies(w: World) -> dict[tuple[str, str], dict[str, Any]]:

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from collector.fleet import mail
+from collector.fleet import invitations, mail
 from collector.fleet.db import Database, connect, iso
 from tests.fleet.conftest import FakeClock, prepare_database
-from tests.fleet.live import PASSWORD, REPO, build_app, seed, serve
+from tests.fleet.live import LINK_KEY, PASSWORD, REPO, build_app, seed, serve
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts" / "portal"
@@ -196,7 +196,7 @@ def test_portal_end_to_end(tmp_path: Path, browser_page: Page) -> None:
         conn = connect(db)
         body = next(m["body"] for m in mail.pending(conn) if m["recipient"] == "new@acme.example")
         conn.close()
-        link = body.split("#accept=")[1].split()[0]
+        link = invitations.render_links(body, LINK_KEY).split("#accept=")[1].split()[0]
         page.goto(f"{url}/portal/#accept={link}")
         expect(page.get_by_role("heading", name="Welcome to Logbot")).to_be_visible()
         page.get_by_label("E-mail").fill("new@acme.example")

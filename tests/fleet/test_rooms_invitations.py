@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from collector.fleet import access, devices, invitations, mail, rooms
+from collector.fleet.db import Database
 from collector.fleet.errors import Conflict, Gone, NotFound, Unauthorized
+from collector.fleet.signin import SignInGuard, sign_in
 from collector.fleet.status import room_status_history
-from collector.fleet.tokens import sign_in
 from tests.fleet.conftest import FakeClock
+
+KEY = b"k" * 32
 
 
 def _usage(conn: sqlite3.Connection, device: str, hour: str, qty: int) -> None:
@@ -75,16 +79,24 @@ def _invite(conn: sqlite3.Connection, clock: FakeClock) -> invitations.SentInvit
         role="admin",
         invited_by="system",
         base_url="http://127.0.0.1:8080",
+        link_key=KEY,
     )
 
 
-def test_invitation_is_mailed_and_single_use(conn: sqlite3.Connection, clock: FakeClock) -> None:
+def test_invitation_is_mailed_and_single_use(
+    conn: sqlite3.Connection, clock: FakeClock, db_path: Path
+) -> None:
     inv = _invite(conn, clock)
     queued = mail.pending(conn)
     assert [(m["recipient"], m["subject"]) for m in queued] == [
         ("it.admin@acme.example", "Welcome to Logbot")
     ]
-    assert inv.link_token in queued[0]["body"]
+    # The outbox holds a placeholder; whoever sends the mail renders it with the key.
+    assert inv.link_token not in queued[0]["body"]
+    assert f"#accept={inv.link_token}" in invitations.render_links(queued[0]["body"], KEY)
+    assert invitations.render_links(queued[0]["body"], b"x" * 32) != invitations.render_links(
+        queued[0]["body"], KEY
+    )
     assert inv.link_token not in str(conn.execute("SELECT * FROM fleet_invitations").fetchall())
     with pytest.raises(Unauthorized):  # a forwarded link does not work for someone else
         invitations.accept(conn, clock(), inv.link_token, email="x@acme.example", password="p" * 10)
@@ -92,7 +104,10 @@ def test_invitation_is_mailed_and_single_use(conn: sqlite3.Connection, clock: Fa
         conn, clock(), inv.link_token, email="it.admin@acme.example", password="p" * 10
     )
     assert access.caller_for_user(conn, uid).writable == frozenset({"acme"})
-    assert sign_in(conn, clock(), "it.admin@acme.example", "p" * 10).token.startswith("lbt_")
+    issued = sign_in(
+        Database(db_path, clock), SignInGuard(), "it.admin@acme.example", "p" * 10, "127.0.0.1"
+    )
+    assert issued.token.startswith("lbt_")
     with pytest.raises(Gone, match="already used"):
         invitations.accept(
             conn, clock(), inv.link_token, email="it.admin@acme.example", password="p" * 10
@@ -116,7 +131,13 @@ def test_resend_replaces_the_old_link(conn: sqlite3.Connection, clock: FakeClock
     inv = _invite(conn, clock)
     clock.now += timedelta(days=40)  # expired; ask for a new one
     again = invitations.resend(
-        conn, clock(), mail.OutboxMailer(), inv.id, invited_by="ops", base_url="http://h"
+        conn,
+        clock(),
+        mail.OutboxMailer(),
+        inv.id,
+        invited_by="ops",
+        base_url="http://h",
+        link_key=KEY,
     )
     assert again.email == inv.email
     assert len(mail.pending(conn)) == 2
@@ -125,5 +146,11 @@ def test_resend_replaces_the_old_link(conn: sqlite3.Connection, clock: FakeClock
     invitations.accept(conn, clock(), again.link_token, email=inv.email, password="p" * 10)
     with pytest.raises(Gone):
         invitations.resend(
-            conn, clock(), mail.OutboxMailer(), again.id, invited_by="o", base_url="h"
+            conn,
+            clock(),
+            mail.OutboxMailer(),
+            again.id,
+            invited_by="o",
+            base_url="h",
+            link_key=KEY,
         )

@@ -113,6 +113,17 @@ function barChart(points, label) {
 
 // ---------- sign-in and invitations ----------
 
+// Sign-out revokes the session token on the server first, so a copied token dies too.
+async function signOutEverywhere() {
+  const token = state.token;
+  if (token) {
+    try {
+      await fetch(API + "/auth/logout", { method: "POST", headers: { "Authorization": "Bearer " + token } });
+    } catch (e) { /* offline: the token still expires within 12 hours */ }
+  }
+  signOut();
+}
+
 function signOut() {
   state.token = null; state.me = null;
   sessionStorage.removeItem("lb_token");
@@ -378,7 +389,7 @@ async function route() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  document.getElementById("signout").addEventListener("click", signOut);
+  document.getElementById("signout").addEventListener("click", signOutEverywhere);
   document.getElementById("account").addEventListener("change", (e) => {
     state.account = e.target.value; sessionStorage.setItem("lb_account", state.account); route();
   });
