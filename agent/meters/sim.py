@@ -9,9 +9,12 @@ reads the data counters:
   the modem cannot be asked, usage is still counted and attributed to the
   last ICCID seen (persisted);
 - ``counter_source = "vendor"``: the modem's own counters
-  (``counter_command``, Quectel ``AT+QGDCNT?``), generation key
-  ``imei:<IMEI>`` (they live in the modem, across host reboots; a counter
-  reset is detected as such); read only while the modem answers.
+  (``counter_command``; by default the vendor profile's: Quectel
+  ``AT+QGDCNT?``, u-blox ``AT+UGCNTRD``, Huawei ``AT^DSFLOWQRY``, Telit
+  ``AT#GDATAVOL=2``), generation key ``imei:<IMEI>`` (they live in the
+  modem, across host reboots; a counter reset is detected as such); read
+  only while the modem answers. The counter width (where it wraps) is the
+  profile's unless ``counter_width`` is set.
 
 Usage subject = ICCID, so usage follows the SIM to another gateway. A SIM
 swap (the ICCID differs from the last one seen, also across restarts) is
@@ -23,7 +26,8 @@ with the usage in one transaction.
 A modem that is absent, unplugged, busy (another process holds the port),
 answers garbage or errors is reported in health (``ModemHealth.state``); the
 meter keeps running and reopens the port with exponential backoff
-(``reopen_min_s`` .. ``reopen_max_s``).
+(``reopen_min_s`` .. ``reopen_max_s``). At start the meter looks once for
+another program owning the port (ModemManager) and logs one warning line.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from agent.meters import nic_usage
 from agent.meters.base import MeterCounters, MeterDeps, MeterSink, UsageSample
 from agent.meters.nic_usage import Reading, TrackState
 from agent.meters.options import Options
+from agent.modem.conflicts import find_conflict
 from agent.modem.driver import NetworkStatus, SerialModem
 from agent.modem.errors import AtGarbage, ModemError, PortError
 from agent.modem.identity import ModemIdentity
@@ -60,9 +65,9 @@ class SimSettings:
     command_timeout_s: float = 5.0
     counter_source: str = "interface"  # or "vendor"
     interface: str = "wwan0"
-    counter_command: str = "AT+QGDCNT?"
-    counter_width: int = WIDTH_64
-    iccid_commands: tuple[str, ...] = ("AT+CCID", "AT+QCCID", "AT+ICCID")
+    counter_command: str = ""  # "": the vendor profile's
+    counter_width: int = 0  # 0: the vendor profile's (vendor counters) or 64
+    iccid_commands: tuple[str, ...] = ()  # (): the vendor profile's
     reopen_min_s: float = 1.0
     reopen_max_s: float = 60.0
 
@@ -98,6 +103,7 @@ class SimMeter:
         """Reopen the modem with backoff and close a window every interval."""
         clock = self.deps.clock
         await self.load(sink)
+        await self.check_conflicts()
         self._next_open = clock.monotonic()
         try:
             end = nic_usage.next_boundary(clock.now(), self.settings.interval_s)
@@ -113,6 +119,15 @@ class SimMeter:
                     end = nic_usage.next_boundary(clock.now(), self.settings.interval_s)
         finally:
             await self.modem.close()
+
+    async def check_conflicts(self) -> str | None:
+        """Log one warning line when another program may own the modem's port."""
+        loop = asyncio.get_running_loop()
+        conflict = await loop.run_in_executor(None, find_conflict, self.settings.port)
+        if conflict is not None:
+            self.counters.incr("modem_conflicts")
+            log.warning("sim.port_conflict: %s", conflict)
+        return conflict
 
     async def load(self, sink: MeterSink) -> None:
         """Resume from the counter state and last ICCID committed before a restart."""
@@ -183,12 +198,29 @@ class SimMeter:
             counters = None
             if self.settings.counter_source == "vendor":
                 counters = await self.modem.data_counters(self.settings.counter_command)
+            self._note_modem_counters()
         except ModemError as exc:
             await self.modem.close()
             self._failed(sink, _state_of(exc), str(exc))
             return None
         self._report_ok(sink)
         return counters
+
+    def _note_modem_counters(self) -> None:
+        """Mirror the driver's URC / stale-line / resync counts into health counters."""
+        modem = self.modem
+        values = self.counters.values
+        values["modem_urcs"] = sum(modem.urc_counts.values())
+        values["modem_stale_lines"] = modem.stale_lines
+        values["modem_resyncs"] = modem.resyncs
+
+    def counter_width(self) -> int:
+        """Where the counters wrap: configured, else the vendor profile's, else 64."""
+        if self.settings.counter_width:
+            return self.settings.counter_width
+        if self.settings.counter_source == "vendor":
+            return self.modem.profile.counter_width
+        return WIDTH_64
 
     async def tick(self, sink: MeterSink, end: datetime) -> None:
         """Ask the modem, read the counters and commit the window ending at ``end``."""
@@ -215,7 +247,7 @@ class SimMeter:
             reading,
             end,
             interval=self.settings.interval_s,
-            width=self.settings.counter_width,
+            width=self.counter_width(),
         )
         samples = []
         if (st.bytes or st.flags) and not sink.is_suspended(self.service):
@@ -253,7 +285,7 @@ def _serial_modem(settings: SimSettings) -> SerialModem:
         settings.port,
         baudrate=settings.baudrate,
         command_timeout=settings.command_timeout_s,
-        iccid_commands=settings.iccid_commands,
+        iccid_commands=settings.iccid_commands or None,
     )
 
 
@@ -275,20 +307,19 @@ def build(config: Mapping[str, Any], deps: MeterDeps) -> SimMeter:
             "reopen_max_s",
         }
     )
-    width = opts.integer("counter_width", WIDTH_64)
-    if width not in (WIDTH_32, WIDTH_64):
+    width = opts.integer("counter_width", 0)
+    if width not in (0, WIDTH_32, WIDTH_64):
         raise opts.fail("counter_width", f"expected 32 or 64, got {width}")
     interface = opts.string("interface", "wwan0")
     if not is_subject(interface):
         raise opts.fail("interface", f"{interface!r} is not an interface name")
-    commands = opts.strings("iccid_commands", ("AT+CCID", "AT+QCCID", "AT+ICCID"))
-    counter_command = opts.string("counter_command", "AT+QGDCNT?")
-    for key, cmd in [("counter_command", counter_command)] + [
-        (f"iccid_commands[{i}]", c) for i, c in enumerate(commands)
-    ]:
+    commands = opts.strings("iccid_commands", ())
+    counter_command = opts.string("counter_command", "")
+    given = [("counter_command", counter_command)] if counter_command else []
+    for key, cmd in given + [(f"iccid_commands[{i}]", c) for i, c in enumerate(commands)]:
         if not cmd.upper().startswith("AT") or not cmd.isascii() or "\r" in cmd or "\n" in cmd:
             raise opts.fail(key, f"{cmd!r} is not an AT command")
-    if not commands:
+    if "iccid_commands" in config and not commands:
         raise opts.fail("iccid_commands", "expected at least one command")
     reopen_min = opts.number("reopen_min_s", 1.0, lo=0.05, hi=3600)
     settings = SimSettings(

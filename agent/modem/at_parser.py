@@ -15,8 +15,9 @@ or ``\\r`` (modems disagree), empty lines are ignored. What each line is
   command that always has one) is a late answer: ignored, ``stale``;
 - an **information line**: it starts with one of the command's answer
   prefixes, or it is bare text and the command answers bare text;
-- anything else is an **unsolicited result code** (URC), kept in ``urcs``,
-  wherever it arrives (before, inside or after the answer);
+- a line shaped like an **unsolicited result code** (URC) is kept in
+  ``urcs``, wherever it arrives (before, inside or after the answer);
+- anything else is not ours (a piece of a late answer): counted ``stale``;
 - **noise** (undecodable bytes) is counted and dropped.
 
 A final ``OK`` whose line end never comes is recognised by the caller after
@@ -189,10 +190,10 @@ class AtTranscript:
             return
         if self._is_answer(text) and opened:
             self._lines.append(text)
-        elif self._is_answer(text):
-            self._stale += 1
-        else:
+        elif looks_unsolicited(text):
             self._urcs.append(text)
+        else:  # not ours, not shaped like a URC: part of someone else's answer
+            self._stale += 1
 
     def _late_ok(self, kind: str) -> bool:
         # Known echo-less modem, a command that always answers something, and an

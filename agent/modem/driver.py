@@ -262,14 +262,19 @@ class SerialModem:
             raise PortError(f"{self.port}: {exc}", state="unplugged") from exc
 
     def _resync(self, ser: serial.Serial) -> _Outcome:
-        """Drain, then bare ``AT`` until its own ``OK`` comes back (bounded)."""
+        """Bare ``AT`` until one exchange is clean: nothing stale before or inside.
+
+        A late answer still on its way lands in one of these exchanges (its
+        ``OK`` may even close our ``AT``), so only an ``OK`` with nothing
+        stale around it proves the line is in step again. Bounded.
+        """
         total = _Outcome()
         self.resyncs += 1
-        for _ in range(3):
-            out = self._transact(ser, "AT", min(self.command_timeout, 1.5))
+        for _ in range(5):
+            out = self._transact(ser, "AT", self.command_timeout)
             total.urcs.extend(out.urcs)
             total.stale += out.stale
-            if out.response is not None and out.response.ok:
+            if out.response is not None and out.response.ok and not out.stale:
                 self._desync = False
                 break
         return total

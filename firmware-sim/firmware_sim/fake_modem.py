@@ -8,8 +8,16 @@ points to it) look like a USB modem leaving and coming back.
 A thread serves the master side; everything the tests or the fleet simulator
 change (SIM swap, traffic, signal, mode, noise) is guarded by a lock.
 
-Modes: ``normal`` answers like a Quectel EG25; ``garbage`` answers random
-bytes; ``silent`` answers nothing (commands time out).
+Modes: ``normal`` answers like a Quectel EG25 (or, with ``dialect``, with
+the data counters of a u-blox, Huawei or Telit modem); ``garbage`` answers
+random bytes; ``silent`` answers nothing (commands time out).
+
+Misbehaviour of real modems, each switchable: URCs before, inside and after
+answers (``urc_before``/``urc_probability``/``urc_after`` from
+``urc_lines``), answers that come late (``late``: command -> seconds; the
+echo is immediate, later answers queue behind), operator names in Latin-1
+or UCS2 (``AT+CSCS``), final codes without their line end
+(``drop_final_eol``). The echo goes out at once; answers leave in order.
 """
 
 from __future__ import annotations
@@ -22,11 +30,25 @@ import select
 import threading
 import time
 import tty
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 Mode = Literal["normal", "garbage", "silent"]
+Dialect = Literal["quectel", "ublox", "huawei", "telit"]
+COUNTER_COMMANDS = ("AT+QGDCNT?", "AT+UGCNTRD", "AT^DSFLOWQRY", "AT#GDATAVOL=2")
+URC_LINES = (
+    "^SRVST:0",
+    "SMS DONE",
+    "Call Ready",
+    "SMS Ready",
+    "+CEREG: 2",
+    '+CEREG: 1,"1F00","79D903",7',
+    "^DSFLOWRPT:0000001E,00000000,00000000,0000000000001000,0000000000002000,0003E800,0003E800",
+    "+QIND: PB DONE",
+    "RDY",
+)
 
 
 @dataclass(slots=True)
@@ -50,6 +72,13 @@ class FakeModemConfig:
     noise_probability: float = 0.0  # chance of garbage bytes before an answer
     urc_probability: float = 0.0  # chance of a URC in the middle of an answer
     counters_survive_replug: bool = True  # Quectel keeps QGDCNT in NVRAM
+    dialect: Dialect = "quectel"  # which vendor's counter/ICCID commands answer
+    urc_before: float = 0.0  # chance of a URC before an answer
+    urc_after: float = 0.0  # chance of a URC after an answer
+    urc_lines: tuple[str, ...] = URC_LINES
+    late: dict[str, float] = field(default_factory=dict)  # command -> delay (s)
+    charset: str = "IRA"  # AT+CSCS: "IRA", "8859-1" (Latin-1 bytes) or "UCS2" (hex)
+    drop_final_eol: bool = False  # "OK" without its "\r\n"
     sent_per_s: int = 0  # the data counters also advance by themselves (bytes/s)
     recv_per_s: int = 0
     seed: int = 0
@@ -72,6 +101,7 @@ class FakeModem:
         self._slave = -1
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._queue: list[tuple[float, bytes]] = []  # (due, bytes), in order
         self.commands: list[str] = []  # every command received, for assertions
 
     # ------------------------------------------------------------- lifecycle
@@ -96,6 +126,7 @@ class FakeModem:
         tmp.replace(self.path)
         if not self.config.counters_survive_replug:
             self._sent = self._recv = 0
+        self._queue.clear()
         self._stop.clear()
         self._thread = threading.Thread(target=self._serve, name="fake-modem", daemon=True)
         self._thread.start()
@@ -163,11 +194,20 @@ class FakeModem:
 
     # --------------------------------------------------------------- serve
 
+    def _flush_due(self) -> float:
+        """Write the queued answers that are due; return the wait until the next."""
+        with self._lock:
+            now = time.monotonic()
+            while self._queue and self._queue[0][0] <= now:
+                self._write(self._queue.pop(0)[1])
+            return min(0.05, self._queue[0][0] - now) if self._queue else 0.05
+
     def _serve(self) -> None:
         buf = b""
         while not self._stop.is_set():
+            wait = self._flush_due()
             try:
-                ready, _, _ = select.select([self._master], [], [], 0.05)
+                ready, _, _ = select.select([self._master], [], [], max(wait, 0.001))
             except (OSError, ValueError):
                 return
             if not ready:
@@ -187,33 +227,74 @@ class FakeModem:
                 line, buf = buf[:cut], buf[cut + 1 :]
                 text = line.decode("ascii", "replace").strip()
                 if text:
-                    self._write(self._answer(text))
+                    self._answer(text)
 
     def _write(self, data: bytes) -> None:
         with contextlib.suppress(OSError):  # full buffer (nobody reading): drop
             os.write(self._master, data)
 
-    def _answer(self, command: str) -> bytes:
+    def _answer(self, command: str) -> None:
+        """Echo at once; queue the answer (late ones delay those behind them)."""
         with self._lock:
             self.commands.append(command)
             cfg = self.config
             if cfg.mode == "silent":
-                return b""
+                return
             if cfg.mode == "garbage":
-                return bytes(self._rng.randrange(128, 256) for _ in range(24)) + b"\r\n"
-            out = b""
+                self._write(bytes(self._rng.randrange(128, 256) for _ in range(24)) + b"\r\n")
+                return
+            head = b""
             if cfg.noise_probability and self._rng.random() < cfg.noise_probability:
-                out += b"\xff\xfe\x81"
+                head += b"\xff\xfe\x81"
             if cfg.echo:
-                out += command.encode() + b"\r"
+                head += command.encode() + b"\r"
+            if cfg.urc_before and self._rng.random() < cfg.urc_before:
+                head += self._urc()
+            self._write(head)
             lines, final = self._dialogue(command.upper())
-            if lines and cfg.urc_probability and self._rng.random() < cfg.urc_probability:
-                lines.insert(len(lines) // 2 + 1, f"+CREG: {cfg.registration}")
-            for line in lines:
-                out += b"\r\n" + line.encode() + b"\r\n"
-            return out + b"\r\n" + final.encode() + b"\r\n"
+            body = [ln if isinstance(ln, bytes) else ln.encode() for ln in lines]
+            if body and cfg.urc_probability and self._rng.random() < cfg.urc_probability:
+                body.insert(len(body) // 2 + 1, f"+CREG: {cfg.registration}".encode())
+            out = b"".join(b"\r\n" + ln + b"\r\n" for ln in body) + b"\r\n" + final.encode()
+            after = cfg.urc_after and self._rng.random() < cfg.urc_after
+            if not cfg.drop_final_eol or after:
+                out += b"\r\n"
+            if after:
+                out += self._urc().rstrip(b"\r\n") if cfg.drop_final_eol else self._urc()
+            due = time.monotonic() + cfg.late.get(command.upper(), 0.0)
+            if self._queue:
+                due = max(due, self._queue[-1][0])
+            self._queue.append((due, out))
 
-    def _dialogue(self, cmd: str) -> tuple[list[str], str]:
+    def _urc(self) -> bytes:
+        """One URC line from ``urc_lines`` (lock held)."""
+        return b"\r\n" + self._rng.choice(self.config.urc_lines).encode() + b"\r\n"
+
+    def _operator_field(self) -> bytes:
+        """The operator name in the current character set (lock held)."""
+        cfg = self.config
+        if cfg.charset.upper() == "UCS2":
+            return cfg.operator.encode("utf-16-be").hex().upper().encode()
+        if cfg.charset.upper() in ("8859-1", "IRA", "GSM"):
+            return cfg.operator.encode("latin-1", "replace")
+        return cfg.operator.encode()
+
+    def _counter_answer(self, cmd: str) -> list[str] | None:
+        """The data counters in the configured vendor dialect (lock held)."""
+        dialect = self.config.dialect
+        sent, recv = self._sent, self._recv
+        if cmd == "AT+QGDCNT?" and dialect == "quectel":
+            return [f"+QGDCNT: {sent},{recv}"]
+        if cmd == "AT+UGCNTRD" and dialect == "ublox":
+            s32, r32 = sent % 2**32, recv % 2**32  # u-blox counters are 32-bit
+            return [f"+UGCNTRD: 1,{s32},{r32},{s32},{r32}"]
+        if cmd == "AT^DSFLOWQRY" and dialect == "huawei":
+            return [f"^DSFLOWQRY:0000001E,{sent:016X},{recv:016X},00001000,{sent:016X},{recv:016X}"]
+        if cmd == "AT#GDATAVOL=2" and dialect == "telit":
+            return [f"#GDATAVOL: 1,{sent + recv},{sent},{recv}"]
+        return None
+
+    def _dialogue(self, cmd: str) -> tuple[Sequence[str | bytes], str]:
         cfg = self.config
         no_sim = "+CME ERROR: 10"
         if cmd in cfg.extra:
@@ -248,13 +329,24 @@ class FakeModem:
             return [f"{cmd[2:-1]}: 0,{reg}"], "OK"
         if cmd == "AT+COPS?":
             if cfg.registration in (1, 5) and cfg.sim_present:
-                return [f'+COPS: 0,0,"{cfg.operator}",7'], "OK"
+                return [b'+COPS: 0,0,"' + self._operator_field() + b'",7'], "OK"
             return ["+COPS: 0"], "OK"
+        if cmd == "AT+CSCS?":
+            return [f'+CSCS: "{cfg.charset}"'], "OK"
+        if cmd.startswith("AT+CSCS="):
+            cfg.charset = cmd.split("=", 1)[1].strip('"')
+            return [], "OK"
         if cmd == "AT+CSQ":
             return [f"+CSQ: {cfg.csq},99"], "OK"
-        if cmd == "AT+QGDCNT?" and cfg.vendor_counters:
+        if cfg.vendor_counters and cmd in (
+            "AT+QGDCNT?",
+            "AT+UGCNTRD",
+            "AT^DSFLOWQRY",
+            "AT#GDATAVOL=2",
+        ):
             self._advance()
-            return [f"+QGDCNT: {self._sent},{self._recv}"], "OK"
+            answer = self._counter_answer(cmd)
+            return (answer, "OK") if answer is not None else ([], "ERROR")
         if cmd == "AT+QGDCNT=0" and cfg.vendor_counters:
             self._sent = self._recv = 0
             return [], "OK"
