@@ -80,13 +80,30 @@ def decode(kind: Kind | type[M], payload: bytes) -> Message | M:
     except msgspec.ValidationError as exc:
         _raise_version_error(payload)
         raise _decode_error(str(exc)) from exc
-    except msgspec.DecodeError as exc:
-        raise DecodeError(str(exc), reason="bad_json") from exc
-    except UnicodeDecodeError as exc:
-        raise DecodeError(f"payload is not UTF-8: {exc.reason}", reason="bad_utf8") from exc
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise _syntax_error(payload, exc) from exc
+    except RecursionError as exc:
+        raise DecodeError("JSON nested too deeply", reason="bad_json") from exc
     if message.v != SCHEMA_VERSION:
         _raise_version_error(payload)
     return message  # type: ignore[no-any-return]
+
+
+def _syntax_error(payload: bytes, exc: Exception) -> DecodeError:
+    """Classify a payload the JSON parser refused: ``bad_utf8`` or ``bad_json``.
+
+    The codec checks UTF-8 itself: which exception a JSON library raises for
+    invalid UTF-8 differs between its versions (msgspec 0.23 raises its own
+    ``DecodeError`` where earlier releases let ``UnicodeDecodeError``
+    through), and the reason is part of the contract.
+    """
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return DecodeError(
+            f"payload is not UTF-8: {bad.reason} at byte {bad.start}", reason="bad_utf8"
+        )
+    return DecodeError(str(exc), reason="bad_json")
 
 
 def _raise_version_error(payload: bytes) -> None:

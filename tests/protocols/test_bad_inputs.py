@@ -333,3 +333,49 @@ def test_bad_identifier_is_refused(ident: str) -> None:
         Topic(ident, "gw-1", Kind.USAGE)
     with pytest.raises(IdentifierError):
         TopicFilter(device=ident)
+
+
+class _RaisesMsgspecDecodeError:
+    """A stand-in decoder that fails as msgspec >= 0.19 does on invalid UTF-8."""
+
+    def decode(self, payload: bytes) -> Any:
+        import msgspec
+
+        raise msgspec.DecodeError("JSON is malformed: invalid character (byte 12)")
+
+
+class _RaisesUnicodeDecodeError:
+    """A stand-in decoder that fails as msgspec 0.18 did on invalid UTF-8."""
+
+    def decode(self, payload: bytes) -> Any:
+        return payload.decode("utf-8")
+
+
+@pytest.mark.parametrize(
+    "decoder", [None, _RaisesMsgspecDecodeError(), _RaisesUnicodeDecodeError()]
+)
+def test_invalid_utf8_is_bad_utf8_whatever_the_json_library_raises(
+    decoder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from protocols import codec, messages
+
+    if decoder is not None:
+        monkeypatch.setitem(codec._decoders, messages.UsageBatch, decoder)
+    payload = js(usage(device="gw-1")).replace(b'"gw-1"', b'"gw-\xff\xfe"')
+    with pytest.raises(DecodeError) as info:
+        decode(Kind.USAGE, payload)
+    assert info.value.reason == "bad_utf8"
+
+
+def test_malformed_but_valid_utf8_json_is_bad_json() -> None:
+    with pytest.raises(DecodeError) as info:
+        decode(Kind.USAGE, b'{"type": "usage_batch", "v": 1,')
+    assert info.value.reason == "bad_json"
+
+
+def test_deeply_nested_json_is_bad_json_not_an_internal_error() -> None:
+    payload = b'{"type":"usage_batch","v":1,"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert len(payload) < MAX_MESSAGE_BYTES
+    with pytest.raises(DecodeError) as info:
+        decode(Kind.USAGE, payload)
+    assert info.value.reason == "bad_json"
