@@ -21,6 +21,7 @@ from typing import Any
 
 from collector.fleet import (
     access,
+    broker_files,
     contracts,
     devices,
     invitations,
@@ -105,13 +106,22 @@ def cmd_mosquitto_config(args: argparse.Namespace, conn: sqlite3.Connection, _: 
         )
     except mosquitto_config.DuplicateUsername as exc:
         raise FleetError(str(exc)) from None
+    owner = broker_files.resolve(args.owner)
+    targets = [out / "passwd", out / "acl"]
+    if owner is not None and not broker_files.can_apply(owner):
+        raise broker_files.refuse(owner, targets)
     users = [
         mosquitto_config.ServiceUser(name, mosquitto_hash(_service_password(out, name)))
         for name in args.service_user
     ]
-    passwd, acl, count = mosquitto_config.write_files(conn, out, users)
-    print(f"wrote {passwd} and {acl}: {count} devices, {len(users)} service users")
-    print("reload the broker to apply: systemctl reload mosquitto (or kill -HUP its pid)")
+    ids = (owner.uid, owner.gid) if owner is not None else None
+    passwd, acl, count = mosquitto_config.write_files(conn, out, users, owner=ids)
+    who = owner.spec if owner is not None else f"uid {os.geteuid()}"
+    print(
+        f"wrote {passwd} and {acl} ({who}, mode 0640): {count} devices, {len(users)} service users"
+    )
+    for line in broker_files.reload_hint(out, owner, targets):
+        print(line)
     print("every listener must bind client ids: use_username_as_clientid true (PROVISIONING.md)")
     return 0
 
@@ -287,6 +297,12 @@ def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> 
         default=[],
         metavar="NAME",
         help="a back-end user (e.g. collector) allowed to read all device topics",
+    )
+    p.add_argument(
+        "--owner",
+        metavar="USER[:GROUP]",
+        help="owner of passwd and acl (default: mosquitto when that user exists; "
+        "'-' leaves them to the current user)",
     )
 
     fleet = subparsers.add_parser("fleet", help="accounts, users, devices, rooms and contracts")

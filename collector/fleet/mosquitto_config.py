@@ -120,13 +120,16 @@ def render(conn: sqlite3.Connection, service_users: Sequence[ServiceUser] = ()) 
     return MosquittoFiles("\n".join(pw) + "\n", "\n".join(acl) + "\n", count)
 
 
-def _atomic_write(path: Path, text: str, mode: int) -> None:
+def _atomic_write(path: Path, text: str, mode: int, owner: tuple[int, int] | None = None) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        if owner is not None:
+            # Before the rename: the broker never sees a file it cannot read.
+            os.chown(tmp, *owner)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
@@ -135,12 +138,21 @@ def _atomic_write(path: Path, text: str, mode: int) -> None:
 
 
 def write_files(
-    conn: sqlite3.Connection, out_dir: Path, service_users: Sequence[ServiceUser] = ()
+    conn: sqlite3.Connection,
+    out_dir: Path,
+    service_users: Sequence[ServiceUser] = (),
+    *,
+    owner: tuple[int, int] | None = None,
 ) -> tuple[Path, Path, int]:
-    """Write ``passwd`` and ``acl`` into ``out_dir`` atomically; return paths and device count."""
+    """Write ``passwd`` and ``acl`` into ``out_dir`` atomically; return paths and device count.
+
+    Both get mode 0640 and, when ``owner`` (uid, gid) is given, that owner:
+    the broker re-reads them as its own user on reload
+    (``collector.fleet.broker_files``).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     files = render(conn, service_users)
     passwd, acl = out_dir / "passwd", out_dir / "acl"
-    _atomic_write(passwd, files.password_file, 0o600)
-    _atomic_write(acl, files.acl_file, 0o644)
+    _atomic_write(passwd, files.password_file, 0o640, owner)
+    _atomic_write(acl, files.acl_file, 0o640, owner)
     return passwd, acl, files.devices

@@ -77,7 +77,7 @@ def test_provisioning_flow(
         (mq / "collector.password").read_text().strip(), users["collector"]
     )
     assert "topic write lb/v1/acme/gw-0042/usage" in (mq / "acl").read_text()
-    assert oct((mq / "passwd").stat().st_mode & 0o777) == "0o600"
+    assert oct((mq / "passwd").stat().st_mode & 0o777) == "0o640"  # owner: mosquitto
     # Running again keeps the service password (the collector's config does not change).
     assert (
         run(["mosquitto-config", "--out", str(mq), "--service-user", "collector", "--db", db]) == 0
