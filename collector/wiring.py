@@ -66,6 +66,7 @@ def build_full_app(settings: Settings, *, collector: Collector | None = None) ->
         stale_after=timedelta(seconds=settings.portal.offline_after_seconds),
         portal=settings.portal.enabled,
         reserved_names=settings.mqtt.reserved_names,
+        status_clock=collector.clock.now if collector is not None else None,
     )
     return app
 

@@ -9,7 +9,7 @@ fleet errors become HTTP errors with the same message.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,6 +37,9 @@ class FleetContext:
     status: DeviceStatusSource = field(default_factory=SqlStatusSource)
     base_url: str = "http://127.0.0.1:8080"
     stale_after: timedelta = timedelta(minutes=10)
+    # The clock that stamps device messages (the collector's): staleness is
+    # judged on it, never on the wall clock against another clock's stamps.
+    status_clock: Callable[[], datetime] | None = None
     sign_in: SignInGuard = field(default_factory=SignInGuard)
     # Derives invitation links; keep it outside the database (see invitations).
     link_key: bytes = field(default_factory=new_link_key, repr=False)
@@ -46,6 +49,10 @@ class FleetContext:
     def now(self) -> datetime:
         """The current time from the injected clock."""
         return self.database.clock()
+
+    def status_now(self) -> datetime:
+        """The current time on the clock of device status (``last_seen``)."""
+        return self.status_clock() if self.status_clock is not None else self.now()
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:

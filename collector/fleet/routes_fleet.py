@@ -76,7 +76,7 @@ def _room_account(conn: sqlite3.Connection, room_id: str) -> str:
 
 
 def _status_of(ctx: FleetContext, conn: sqlite3.Connection, room_id: str) -> RoomStatus:
-    return room_status(conn, ctx.status, room_id, ctx.now(), ctx.stale_after)
+    return room_status(conn, ctx.status, room_id, ctx.status_now(), ctx.stale_after)
 
 
 @router.get("/catalog", summary="Models a device may be registered as")
@@ -127,7 +127,7 @@ def get_device(ctx: Context, caller: CurrentCaller, device_id: str) -> DeviceDet
                 coverage = contracts.coverage_end(row["created_at"], lic["ends_on"])
         return DeviceDetailOut(
             **base.model_dump(),
-            state=classify(health, ctx.now(), ctx.stale_after),
+            state=classify(health, ctx.status_now(), ctx.stale_after),
             last_seen=health.last_seen if health else None,
             missing_peripherals=list(health.missing_peripherals) if health else [],
             placements=_placements(rooms.placement_history(conn, device_id=device_id)),

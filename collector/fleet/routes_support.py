@@ -43,7 +43,7 @@ def fleet_status(ctx: Context, caller: CurrentCaller, account_id: str) -> FleetS
     """Rooms with their state and a count per state."""
     with ctx.read() as conn:
         caller.require_read(account_id)
-        statuses = room_statuses(conn, ctx.status, account_id, ctx.now(), ctx.stale_after)
+        statuses = room_statuses(conn, ctx.status, account_id, ctx.status_now(), ctx.stale_after)
         out = [room_out(s) for s in statuses]
     counts = dict.fromkeys((ONLINE, ATTENTION, OFFLINE, EMPTY), 0)
     for s in statuses:
@@ -56,7 +56,7 @@ def offline_rooms(ctx: Context, caller: CurrentCaller, account_id: str) -> list[
     """Rooms whose devices are not all online."""
     with ctx.read() as conn:
         caller.require_read(account_id)
-        statuses = room_statuses(conn, ctx.status, account_id, ctx.now(), ctx.stale_after)
+        statuses = room_statuses(conn, ctx.status, account_id, ctx.status_now(), ctx.stale_after)
         return [room_out(s) for s in statuses if s.state in (OFFLINE, ATTENTION)]
 
 
@@ -82,6 +82,7 @@ def open_ticket(ctx: Context, caller: CurrentCaller, room_id: str, body: TicketI
             card_code=body.card_code,
             opened_by=caller.email,
             stale_after=ctx.stale_after,
+            status_at=ctx.status_now(),
         )
         return _ticket_out(tickets.get_ticket(conn, tid))
 

@@ -53,12 +53,17 @@ def open_ticket(
     card_code: str,
     opened_by: str,
     stale_after: timedelta,
+    status_at: datetime | None = None,
 ) -> str:
-    """Open a ticket for a room with a snapshot of its devices; return its id."""
+    """Open a ticket for a room with a snapshot of its devices; return its id.
+
+    ``status_at`` is the time on the clock that stamps device messages (the
+    collector's; a simulated clock in the demo), ``now`` is the wall clock.
+    """
     subject = subject.strip()
     if not 1 <= len(subject) <= 200:
         raise InvalidInput("subject must be 1-200 characters")
-    status = room_status(conn, source, room_id, now, stale_after)
+    status = room_status(conn, source, room_id, status_at or now, stale_after)
     account_id = conn.execute(
         "SELECT account_id FROM fleet_rooms WHERE id = ?", (room_id,)
     ).fetchone()[0]

@@ -10,8 +10,8 @@ caller, so they see exactly the caller's accounts (operators: all).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import timedelta
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -38,6 +38,7 @@ def attach(
     portal: bool = True,
     reserved_names: Iterable[str] = (),
     link_key_file: str | Path | None = None,
+    status_clock: Callable[[], datetime] | None = None,
 ) -> FleetContext:
     """Install the fleet context (billing from ``price_book`` if given) and the portal.
 
@@ -55,6 +56,7 @@ def attach(
         billing=billing,
         base_url=base_url,
         stale_after=stale_after,
+        status_clock=status_clock,
         reserved_names=reserved.reserved_names(reserved_names),
         link_key=invitations.load_link_key(link_key_file or invitations.link_key_file(db_path)),
     )
