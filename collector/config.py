@@ -131,6 +131,13 @@ class IngestSettings:
     max_group_messages: int = 2000
     dead_letter_raw_cap: int = 4096
     registry_refresh_seconds: int = 30
+    # Per-device token bucket (messages): excess is acknowledged, counted and
+    # dropped before decoding. 0 = unlimited. An agent sends a few per second.
+    device_rate: float = 50.0
+    device_burst: int = 500
+    # Dead-letter rows kept (oldest pruned first); per-reason counts stay exact.
+    dead_letters_per_device: int = 1000
+    dead_letters_total: int = 100_000
 
     def validate(self) -> None:
         """Refuse values outside sane ranges."""
@@ -141,6 +148,10 @@ class IngestSettings:
             "max_group_messages": (1, 1_000_000),
             "dead_letter_raw_cap": (0, 1 << 20),
             "registry_refresh_seconds": (1, 86_400),
+            "device_rate": (0, 1_000_000),
+            "device_burst": (1, 10_000_000),
+            "dead_letters_per_device": (1, 100_000_000),
+            "dead_letters_total": (1, 1_000_000_000),
         }
         for key, (lo, hi) in checks.items():
             value = getattr(self, key)

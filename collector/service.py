@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from collector.clock import Clock, SystemClock
 from collector.config import Settings
 from collector.export import Exporter, InfluxClientSink, InfluxSink
+from collector.ingest.gate import DeviceBuckets, Gate
 from collector.ingest.model import Inbound, Limits, Outcome
 from collector.ingest.points import rollup_line, transition_lines
 from collector.ingest.receipts import build_receipts
@@ -39,6 +40,7 @@ from collector.store.factory import make_ledger
 from collector.store.ledger import (
     CommitBatch,
     CommitResult,
+    DeadLetterCaps,
     DeviceInfo,
     ExportLine,
     Ledger,
@@ -88,6 +90,8 @@ class Collector:
             usage_bucket=settings.influx.bucket,
             data_bucket=settings.influx.data_bucket,
         )
+        self.gate = Gate(DeviceBuckets(ing.device_rate, ing.device_burst))
+        self.dead_letter_caps = DeadLetterCaps(ing.dead_letters_per_device, ing.dead_letters_total)
         self.heartbeat = timedelta(seconds=settings.status.heartbeat_seconds)
         self.tracker = StatusTracker(self.heartbeat)
         self.ready = asyncio.Event()
@@ -261,6 +265,9 @@ class Collector:
         return result
 
     def _process_one(self, message: Inbound, now: datetime) -> Outcome:
+        ignored = self.gate.check(message)  # retained replays, over-quota devices
+        if ignored is not None:
+            return ignored
         try:
             return process(message, self._devices, self.limits, now)
         except Exception as exc:  # a bug must not stop ingest: quarantine the message
@@ -313,6 +320,7 @@ class Collector:
             transitions=changes.transitions,
             peripherals=changes.peripherals,
             rollup_line=self._rollup_line if exporting else None,
+            dead_letter_caps=self.dead_letter_caps,
         )
         return batch, changes
 
@@ -347,7 +355,7 @@ class Collector:
         m.group_size.observe(len(group))
         for kind, n in Counter(o.kind for o in outcomes).items():
             m.messages_in.labels(kind).inc(n)
-        for letter in batch.dead_letters:
+        for letter in (*batch.dead_letters, *result.conflicts):
             m.rejects.labels(letter.reason).inc()
         m.records_committed.inc(result.inserted)
         if result.duplicate_rows:

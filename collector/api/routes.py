@@ -34,9 +34,11 @@ class TransitionPublic(BaseModel):
 
 
 class DeviceDetail(DevicePublic):
-    """A device with its latest transitions."""
+    """A device with its latest transitions and what ingest refused from it."""
 
     transitions: list[TransitionPublic]
+    # Exact dead-letter counts per reason (e.g. conflicting_duplicate), pruned rows included.
+    dead_letters: dict[str, int] = {}
 
 
 class UsageLine(BaseModel):
@@ -108,7 +110,7 @@ async def get_device(device_id: str, ledger: LedgerDep, principal: PrincipalDep)
         id=d.device_id, account_id=d.account_id, status=d.status, model=d.model,
         serial=d.serial, state=s.state if s else "unknown", since=s.since if s else None,
         last_seen=s.last_seen if s else None,
-        transitions=history,
+        transitions=history, dead_letters=await ledger.dead_letter_counts(device_id),
     )  # fmt: skip
 
 
@@ -138,11 +140,12 @@ async def dead_letters(
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     reason: str | None = None,
+    device: str | None = None,
 ) -> list[DeadLetterPublic]:
-    """Return the newest dead letters (operators only: an unrestricted principal)."""
+    """Return the newest dead letters, of one device if given (operators only)."""
     if principal.accounts is not None:
         raise HTTPException(403, "dead letters are for operators")
-    letters = await ledger.dead_letters(limit=limit, reason=reason)
+    letters = await ledger.dead_letters(limit=limit, reason=reason, device=device)
     return [
         DeadLetterPublic(
             id=d.id, received_at=d.received_at, topic=d.topic, account_id=d.account_id,

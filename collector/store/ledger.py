@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
@@ -63,6 +64,55 @@ class DeadLetter:
     raw: bytes
     raw_size: int
     record_ref: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterCaps:
+    """How many dead-letter rows to keep: per device and in total (oldest go first).
+
+    Rows only: each row's raw bytes are already capped (``[ingest]
+    dead_letter_raw_cap``), so storage is bounded by ``total`` x that cap.
+    The per-reason counts stay exact (``dead_letter_totals``).
+    """
+
+    per_device: int = 1000
+    total: int = 100_000
+
+
+# What makes a record the record: a resend with the same id must match these.
+CONTENT_FIELDS = (
+    "account_id", "device_id", "meter", "service", "subject", "unit",
+    "window_start", "window_end", "quantity",
+)  # fmt: skip
+
+
+def content_of(row: UsageRow) -> tuple[object, ...]:
+    """Return the fields that must be equal for a resend to be a true duplicate."""
+    return (
+        row.account_id, row.device_id, row.meter, row.service, row.subject, row.unit,
+        row.window_start, row.window_end, row.quantity,
+    )  # fmt: skip
+
+
+def conflict_letter(new: UsageRow, kept: Sequence[object]) -> DeadLetter:
+    """Dead-letter a resend whose content differs from the record already kept."""
+    diffs = [
+        f"{name} {old!r} -> {now!r}"
+        for name, old, now in zip(CONTENT_FIELDS, kept, content_of(new), strict=True)
+        if old != now
+    ]
+    raw = json.dumps(dict(zip(CONTENT_FIELDS, content_of(new), strict=True))).encode()
+    return DeadLetter(
+        received_at=new.received_at,
+        topic=f"record {new.record_id}"[:512],
+        account_id=new.account_id,
+        device_id=new.device_id,
+        reason="conflicting_duplicate",
+        detail=("kept the first; resent with " + "; ".join(diffs))[:1000],
+        raw=raw,
+        raw_size=len(raw),
+        record_ref=new.record_id,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +174,7 @@ class CommitBatch:
     transitions: Sequence[Transition] = ()
     peripherals: Sequence[PeripheralRow] = ()
     rollup_line: Callable[[RollupRow], ExportLine] | None = None
+    dead_letter_caps: DeadLetterCaps | None = None  # None = keep every row
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +185,8 @@ class CommitResult:
     duplicates: frozenset[str]
     rollups: Sequence[RollupRow] = ()
     duplicate_rows: int = 0  # rows skipped (a record resent twice in one group counts twice)
+    conflicts: Sequence[DeadLetter] = ()  # duplicates whose content differed (dead-lettered)
+    pruned_dead_letters: int = 0  # oldest dead-letter rows dropped by the caps
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,13 +297,13 @@ class Ledger(Protocol):
         ...
 
     async def dead_letters(
-        self, *, limit: int = 100, reason: str | None = None
+        self, *, limit: int = 100, reason: str | None = None, device: str | None = None
     ) -> list[DeadLetterView]:
-        """Return the latest dead letters, newest first."""
+        """Return the latest dead letters (of one device if given), newest first."""
         ...
 
-    async def dead_letter_counts(self) -> dict[str, int]:
-        """Return the number of dead letters per reason."""
+    async def dead_letter_counts(self, device: str | None = None) -> dict[str, int]:
+        """Return the exact number of dead letters per reason (of one device if given)."""
         ...
 
     async def usage_month(self, device_id: str, month: str) -> list[UsageTotal]:

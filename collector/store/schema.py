@@ -132,7 +132,21 @@ CREATE TABLE status_transitions (
 CREATE INDEX status_transitions_subject ON status_transitions(subject_kind, subject, at);
 """
 
-SCRIPTS: tuple[str, ...] = (V1,)
+# Exact dead-letter counts per device and reason: rows in ``dead_letters`` are
+# capped (oldest pruned first), these counts never are. device_id '' = unknown.
+V2 = """
+CREATE TABLE dead_letter_totals (
+    device_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (device_id, reason)
+);
+INSERT INTO dead_letter_totals (device_id, reason, count)
+    SELECT COALESCE(device_id, ''), reason, COUNT(*) FROM dead_letters
+    GROUP BY COALESCE(device_id, ''), reason;
+"""
+
+SCRIPTS: tuple[str, ...] = (V1, V2)
 
 
 def register() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from itertools import chain
 from pathlib import Path
@@ -17,8 +18,11 @@ import aiosqlite
 
 from collector.errors import RegistryError
 from collector.store.ledger import (
+    CONTENT_FIELDS,
     CommitBatch,
     CommitResult,
+    DeadLetter,
+    DeadLetterCaps,
     DeadLetterView,
     DeviceInfo,
     DeviceState,
@@ -29,6 +33,8 @@ from collector.store.ledger import (
     Transition,
     UsageRow,
     UsageTotal,
+    conflict_letter,
+    content_of,
 )
 
 T = TypeVar("T")
@@ -152,18 +158,28 @@ class SqliteLedger:
         # First occurrence of each id in this group; later ones are duplicates.
         unique: dict[str, UsageRow] = {}
         repeated: set[str] = set()
+        conflicts: list[DeadLetter] = []
         dup_count = 0
         for r in batch.usage:
-            if r.record_id in unique:
-                repeated.add(r.record_id)
-                dup_count += 1
-            else:
+            first = unique.get(r.record_id)
+            if first is None:
                 unique[r.record_id] = r
-        new_rows = await self._insert_new(db, list(unique.values()))
+                continue
+            repeated.add(r.record_id)
+            dup_count += 1
+            if content_of(first) != content_of(r):
+                conflicts.append(conflict_letter(r, content_of(first)))
+        new_rows, kept = await self._insert_new(db, list(unique.values()))
         already: set[str] = set()
         if len(new_rows) != len(unique):
             already = set(unique) - {r.record_id for r in new_rows}
             dup_count += len(already)
+            # A resend must be the same record: a different content under a known
+            # id means a broken or malicious device. The first stays; flag the rest.
+            for rid in sorted(already):
+                old = kept.get(rid)
+                if old is not None and old != content_of(unique[rid]):
+                    conflicts.append(conflict_letter(unique[rid], old))
         duplicates = already | repeated
         agg: dict[tuple[str, str, str, str, str, str], list[int]] = {}
         for r in new_rows:
@@ -183,17 +199,8 @@ class SqliteLedger:
         export = [e for e in batch.export if not e.only_if_new or e.only_if_new not in duplicates]
         if batch.rollup_line is not None:
             export.extend(batch.rollup_line(r) for r in rollups)
-        if batch.dead_letters:
-            await db.executemany(
-                _INSERT_DEAD,
-                [
-                    (
-                        d.received_at, d.topic, d.account_id, d.device_id, d.reason, d.detail,
-                        d.record_ref, d.raw, d.raw_size,
-                    )
-                    for d in batch.dead_letters
-                ],
-            )  # fmt: skip
+        letters = [*batch.dead_letters, *conflicts]
+        pruned = await self._write_dead_letters(db, letters, batch.dead_letter_caps)
         await self._write_status(db, batch)
         if export:
             now = batch.usage[0].received_at if batch.usage else _now_text(batch)
@@ -201,16 +208,69 @@ class SqliteLedger:
                 "INSERT INTO export_queue (bucket, line, enqueued_at) VALUES (?,?,?)",
                 [(e.bucket, e.line, now) for e in export],
             )
-        return CommitResult(len(new_rows), frozenset(duplicates), rollups, dup_count)
+        return CommitResult(
+            len(new_rows), frozenset(duplicates), rollups, dup_count, conflicts, pruned
+        )
 
-    async def _insert_new(self, db: aiosqlite.Connection, rows: list[UsageRow]) -> list[UsageRow]:
-        """Insert rows whose id is not in the ledger yet; return those rows.
+    async def _write_dead_letters(
+        self, db: aiosqlite.Connection, letters: list[DeadLetter], caps: DeadLetterCaps | None
+    ) -> int:
+        """Insert dead letters, count them exactly, prune the oldest beyond the caps."""
+        if not letters:
+            return 0
+        await db.executemany(
+            _INSERT_DEAD,
+            [
+                (
+                    d.received_at, d.topic, d.account_id, d.device_id, d.reason, d.detail,
+                    d.record_ref, d.raw, d.raw_size,
+                )
+                for d in letters
+            ],
+        )  # fmt: skip
+        totals = Counter((d.device_id or "", d.reason) for d in letters)
+        await db.executemany(
+            "INSERT INTO dead_letter_totals (device_id, reason, count) VALUES (?,?,?)"
+            " ON CONFLICT (device_id, reason) DO UPDATE SET count = count + excluded.count",
+            [(dev, reason, n) for (dev, reason), n in totals.items()],
+        )
+        if caps is None:
+            return 0
+        pruned = 0
+        for device in {d.device_id for d in letters}:
+            # The newest ``per_device`` rows of this device stay (dead_letters_device index).
+            cur = await db.execute(
+                "DELETE FROM dead_letters WHERE device_id IS ? AND id <= (SELECT id FROM"
+                " dead_letters WHERE device_id IS ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (device, device, caps.per_device),
+            )
+            pruned += max(cur.rowcount, 0)
+        cur = await db.execute(
+            "DELETE FROM dead_letters WHERE id <= (SELECT id FROM dead_letters"
+            " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            (caps.total,),
+        )
+        pruned += max(cur.rowcount, 0)
+        if pruned:
+            await db.execute(
+                "INSERT INTO ingest_counters (name, value) VALUES ('dead_letters_pruned', ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                (pruned,),
+            )
+        return pruned
+
+    async def _insert_new(
+        self, db: aiosqlite.Connection, rows: list[UsageRow]
+    ) -> tuple[list[UsageRow], dict[str, tuple[object, ...]]]:
+        """Insert rows whose id is not in the ledger yet; return them and the kept content.
 
         Fast path: insert everything under a savepoint; only if an id already
-        exists (a resend) roll back and look the ids up first.
+        exists (a resend) roll back and look the ids up first. The second
+        value maps each id already in the ledger to its stored content
+        (``content_of`` order), so a conflicting resend can be flagged.
         """
         if not rows:
-            return []
+            return [], {}
         await db.execute("SAVEPOINT usage_insert")
         try:
             await self._insert_rows(db, rows)
@@ -218,19 +278,20 @@ class SqliteLedger:
             await db.execute("ROLLBACK TO usage_insert")
         else:
             await db.execute("RELEASE usage_insert")
-            return rows
+            return rows, {}
         await db.execute("RELEASE usage_insert")
-        existing: set[str] = set()
+        existing: dict[str, tuple[object, ...]] = {}
         ids = [r.record_id for r in rows]
+        columns = ", ".join(CONTENT_FIELDS)
         for chunk in _chunks(ids, _CHUNK):
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT record_id FROM usage_records WHERE record_id IN ({marks})"  # noqa: S608
+            sql = f"SELECT record_id, {columns} FROM usage_records WHERE record_id IN ({marks})"  # noqa: S608
             async with db.execute(sql, tuple(chunk)) as cur:
-                existing.update(row[0] for row in await cur.fetchall())
+                existing.update((row[0], tuple(row[1:])) for row in await cur.fetchall())
         fresh = [r for r in rows if r.record_id not in existing]
         if fresh:
             await self._insert_rows(db, fresh)
-        return fresh
+        return fresh, existing
 
     async def _insert_rows(self, db: aiosqlite.Connection, rows: list[UsageRow]) -> None:
         # Multi-row INSERT statements, not executemany: executemany releases and
@@ -388,10 +449,17 @@ class SqliteLedger:
     # -- operator views ------------------------------------------------------------
 
     async def dead_letters(
-        self, *, limit: int = 100, reason: str | None = None
+        self, *, limit: int = 100, reason: str | None = None, device: str | None = None
     ) -> list[DeadLetterView]:
-        """Return the latest dead letters, newest first."""
-        where, params = ("WHERE reason = ?", (reason,)) if reason else ("", ())
+        """Return the latest dead letters (of one device if given), newest first."""
+        clauses, params = [], []
+        if reason:
+            clauses.append("reason = ?")
+            params.append(reason)
+        if device is not None:
+            clauses.append("device_id = ?")
+            params.append(device)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"{_SELECT_DEAD} {where} ORDER BY id DESC LIMIT ?"
         rows = await self._fetch(sql, (*params, limit))
         return [
@@ -402,12 +470,15 @@ class SqliteLedger:
             for r in rows
         ]  # fmt: skip
 
-    async def dead_letter_counts(self) -> dict[str, int]:
-        """Return the number of dead letters per reason."""
+    async def dead_letter_counts(self, device: str | None = None) -> dict[str, int]:
+        """Return the exact number of dead letters per reason (pruned rows included)."""
+        where, params = ("WHERE device_id = ?", (device,)) if device is not None else ("", ())
         rows = await self._fetch(
-            "SELECT reason, COUNT(*) FROM dead_letters GROUP BY reason ORDER BY reason", ()
+            f"SELECT reason, SUM(count) FROM dead_letter_totals {where}"  # noqa: S608
+            " GROUP BY reason ORDER BY reason",
+            params,
         )
-        return {r[0]: r[1] for r in rows}
+        return {r[0]: int(r[1]) for r in rows}
 
     async def usage_month(self, device_id: str, month: str) -> list[UsageTotal]:
         """Sum a device's hourly rollups over the UTC month ``YYYY-MM``."""

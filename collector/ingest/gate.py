@@ -1,0 +1,83 @@
+"""The cheap first stage: retained replays and per-device rate limits.
+
+Runs before decoding, on the topic string and the MQTT flags only, so a
+flood costs microseconds per message and no storage:
+
+- A message with the retain flag set is a broker replay of a retained
+  message at (re)subscription (MQTT 3.1.1 §3.3.1.3: live deliveries carry
+  retain 0). Upstream data is never meant to be retained; a device that
+  publishes with retain=true is still processed live, once, and its replays
+  are ignored and counted.
+- Each device (the topic's ``{device}`` level, which the broker's ACL ties to
+  the publisher) has a token bucket of ``rate`` messages per second with
+  bursts of ``burst``. Excess messages are acknowledged and counted, never
+  decoded or dead-lettered, so one device cannot crowd out the others. A
+  usage record dropped this way loses nothing: it was not receipted, so the
+  agent keeps it and resends it later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from collector.ingest.model import Inbound, Outcome
+
+RETAINED = "retained"
+RATE_LIMITED = "rate_limited"
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    at: float
+
+
+class DeviceBuckets:
+    """Token buckets per device, refilled from each message's arrival time."""
+
+    def __init__(self, rate: float, burst: float, *, max_idle_devices: int = 100_000) -> None:
+        self.rate = rate
+        self.burst = max(burst, 1.0)
+        self.max_idle_devices = max_idle_devices
+        self._buckets: dict[str, _Bucket] = {}
+
+    def allow(self, device: str, now: float) -> bool:
+        """Spend one token of ``device``; False if it has none (rate 0 = unlimited)."""
+        if self.rate <= 0:
+            return True
+        b = self._buckets.get(device)
+        if b is None:
+            if len(self._buckets) >= self.max_idle_devices:
+                self._forget_full(now)
+            b = self._buckets[device] = _Bucket(self.burst, now)
+        else:
+            b.tokens = min(self.burst, b.tokens + max(now - b.at, 0.0) * self.rate)
+            b.at = now
+        if b.tokens < 1.0:
+            return False
+        b.tokens -= 1.0
+        return True
+
+    def _forget_full(self, now: float) -> None:
+        # A bucket that has refilled is the same as no bucket: drop those.
+        full = [
+            d for d, b in self._buckets.items() if b.tokens + (now - b.at) * self.rate >= self.burst
+        ]
+        for d in full:
+            del self._buckets[d]
+
+
+class Gate:
+    """Decide, before any decoding, whether a message is ignored."""
+
+    def __init__(self, buckets: DeviceBuckets) -> None:
+        self.buckets = buckets
+
+    def check(self, msg: Inbound) -> Outcome | None:
+        """Return an ``Outcome`` for an ignored message, None to process it."""
+        if msg.retain:
+            return Outcome(RETAINED)
+        parts = msg.topic.split("/")
+        if len(parts) == 5 and not self.buckets.allow(parts[3], msg.received_mono):
+            return Outcome(RATE_LIMITED)
+        return None
