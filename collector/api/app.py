@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from collector.api import validation
 from collector.api.deps import MetricsDep
 from collector.api.headers import SecurityHeaders
 from collector.api.routes import router as ingest_router
@@ -71,6 +72,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(SecurityHeaders, docs_path=f"{API_PREFIX}/docs")
+    validation.install(app)
     app.state.settings = settings
     app.state.collector = collector
     app.state.metrics = metrics or (collector.metrics if collector else Metrics())

@@ -42,11 +42,13 @@ LINK_KEY = b"test-link-key-".ljust(32, b"!")
 
 def build_app(database: Database) -> FastAPI:
     """The fleet API and portal on one app, as the collector mounts them."""
+    from collector.api import validation
     from collector.api.headers import SecurityHeaders
     from collector.portal import mount as mount_portal
 
     app = FastAPI(title="Logbot collector (fleet test)", openapi_url="/api/v1/openapi.json")
     app.add_middleware(SecurityHeaders)
+    validation.install(app)
     app.include_router(router, prefix="/api/v1")
     mount_portal(app)
     install(
