@@ -257,10 +257,10 @@ class FakeModem:
                 body.insert(len(body) // 2 + 1, f"+CREG: {cfg.registration}".encode())
             out = b"".join(b"\r\n" + ln + b"\r\n" for ln in body) + b"\r\n" + final.encode()
             after = cfg.urc_after and self._rng.random() < cfg.urc_after
-            if not cfg.drop_final_eol or after:
+            if not cfg.drop_final_eol:
                 out += b"\r\n"
-            if after:
-                out += self._urc().rstrip(b"\r\n") if cfg.drop_final_eol else self._urc()
+            if after:  # its leading line end also ends a final that had lost its own
+                out += self._urc()
             due = time.monotonic() + cfg.late.get(command.upper(), 0.0)
             if self._queue:
                 due = max(due, self._queue[-1][0])
