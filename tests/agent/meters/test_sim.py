@@ -164,3 +164,38 @@ def test_bad_config_names_the_key(config: dict[str, Any], key: str, tmp_path: Pa
     with pytest.raises(ConfigError) as info:
         build(config, _deps(tmp_path))
     assert info.value.key.endswith(key)
+
+
+def _holds(pid: int, port: Path) -> bool:
+    target = os.path.realpath(port)
+    return any(os.path.realpath(p) == target for p in Path(f"/proc/{pid}/fd").iterdir())
+
+
+async def test_another_program_on_the_port_is_one_warning_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sys
+
+    with FakeModem(tmp_path) as fake:
+        meter = build(_config(fake), _deps(tmp_path))
+        assert await meter.check_conflicts() is None
+        holder = await asyncio.create_subprocess_exec(  # a terminal program left on the port
+            sys.executable,
+            "-c",
+            f"f = open({str(fake.path)!r}, 'rb'); input()",
+            stdin=asyncio.subprocess.PIPE,
+        )
+        try:
+            await wait_until(lambda: _holds(holder.pid, fake.path), within=10)
+            caplog.set_level("WARNING", logger="agent.meters.sim")
+            line = await meter.check_conflicts()
+        finally:
+            holder.kill()
+            await holder.wait()
+    assert line is not None
+    assert str(fake.path) in line
+    assert f"pid {holder.pid}" in line or "ModemManager" in line
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "\n" not in warnings[0]
+    assert meter.counters.values["modem_conflicts"] == 1
