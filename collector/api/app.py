@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI, Response
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from collector.api import validation
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
     from collector.service import Collector
 
 API_PREFIX = "/api/v1"
+# Swagger UI's files (swagger-ui-dist, Apache-2.0), vendored: see swagger_ui/README.md.
+SWAGGER_UI_DIR = Path(__file__).with_name("swagger_ui")
 
 
 def create_app(
@@ -67,7 +72,7 @@ def create_app(
         title="Logbot collector",
         version="1",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served below from the wheel's own Swagger UI files
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -79,6 +84,8 @@ def create_app(
     app.include_router(ingest_router, prefix=API_PREFIX)
     for router in extra_routers:
         app.include_router(router, prefix=API_PREFIX)
+
+    _mount_docs(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
@@ -96,3 +103,23 @@ def create_app(
         return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """Serve the interactive API docs with Swagger UI files shipped in the wheel.
+
+    FastAPI's default page loads Swagger UI from a CDN, which an air-gapped
+    operator (or a browser behind a strict proxy) cannot reach.
+    """
+    assets = f"{API_PREFIX}/docs-assets"
+    app.mount(assets, StaticFiles(directory=SWAGGER_UI_DIR), name="docs-assets")
+
+    @app.get(f"{API_PREFIX}/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=f"{API_PREFIX}/openapi.json",
+            title="Logbot collector API",
+            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/favicon-32x32.png",
+        )

@@ -5,9 +5,9 @@ files and errors alike:
 
 * ``Content-Security-Policy``: the portal's own files only, and
   ``frame-ancestors 'none'`` so no other site can frame it (a ``<meta>``
-  CSP cannot say that). The interactive API docs load Swagger UI from its
-  CDN and run an inline script, so ``/api/v1/docs`` gets a policy that allows
-  exactly that, still unframeable.
+  CSP cannot say that). The interactive API docs load Swagger UI from the
+  collector itself and run one inline script, so ``/api/v1/docs`` gets a
+  policy that allows exactly that, still unframeable.
 * ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer``,
   ``X-Frame-Options: DENY`` (for browsers without CSP level 2).
 * ``Strict-Transport-Security`` only when the request came over TLS
@@ -26,9 +26,8 @@ PORTAL_CSP = (
     " frame-ancestors 'none'"
 )
 DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net;"
-    " style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data:"
-    " https://fastapi.tiangolo.com; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self';"
+    " img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 HSTS = "max-age=31536000; includeSubDomains"
 COMMON = {
