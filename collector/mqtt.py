@@ -100,11 +100,14 @@ class BrokerLink:
         wake: Callable[[], None],
         *,
         metrics: Metrics | None = None,
+        admit: Callable[[str, float], bool] | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.loop = loop
         self.metrics = metrics or Metrics()
+        # Per-device quota, asked on paho's thread before anything is built (gate.py).
+        self.admit = admit
         self.where = f"{settings.host}:{settings.port}"
         # Replaced whole (never mutated) so readers on the event loop see a consistent state.
         self.health = BrokerHealth()
@@ -239,11 +242,20 @@ class BrokerLink:
             topic = msg.topic
         except UnicodeDecodeError:
             topic = msg._topic.decode("utf-8", "backslashreplace")
+        mono = self.clock.monotonic()
+        if self.admit is not None and not msg.retain and not self.admit(topic, mono):
+            # Over quota: acknowledged at once and dropped, so a flood never reaches
+            # the inbox or a group commit. This PUBACK may overtake those of earlier
+            # messages still being committed (MQTT 3.1.1 §4.6 asks for order): a
+            # broker matches PUBACKs by packet id, and only a dropped message gains.
+            if msg.qos > 0:
+                self._client.ack(msg.mid, msg.qos)
+            return
         inbound = Inbound(
             topic=topic,
             payload=bytes(msg.payload),
             received_at=self.clock.now(),
-            received_mono=self.clock.monotonic(),
+            received_mono=mono,
             mid=msg.mid,
             qos=msg.qos,
             retain=bool(msg.retain),

@@ -90,7 +90,7 @@ class Collector:
             usage_bucket=settings.influx.bucket,
             data_bucket=settings.influx.data_bucket,
         )
-        self.gate = Gate(DeviceBuckets(ing.device_rate, ing.device_burst))
+        self.gate = Gate(DeviceBuckets(ing.device_rate, ing.device_burst), self.metrics)
         self.dead_letter_caps = DeadLetterCaps(ing.dead_letters_per_device, ing.dead_letters_total)
         self.heartbeat = timedelta(seconds=settings.status.heartbeat_seconds)
         self.tracker = StatusTracker(self.heartbeat)
@@ -144,6 +144,7 @@ class Collector:
                 self._inbox,
                 self._wake.set,
                 metrics=self.metrics,
+                admit=self.gate.admit,
             )
             tasks = [asyncio.create_task(self._sweep_loop(), name="status-sweep")]
             if self.settings.influx.enabled:

@@ -7,11 +7,12 @@ flood costs microseconds per message and no storage:
   message at (re)subscription (MQTT 3.1.1 §3.3.1.3: live deliveries carry
   retain 0). Upstream data is never meant to be retained; a device that
   publishes with retain=true is still processed live, once, and its replays
-  are ignored and counted.
+  are ignored and counted (in the pipeline).
 - Each device (the topic's ``{device}`` level, which the broker's ACL ties to
   the publisher) has a token bucket of ``rate`` messages per second with
-  bursts of ``burst``. Excess messages are acknowledged and counted, never
-  decoded or dead-lettered, so one device cannot crowd out the others. A
+  bursts of ``burst``. Excess messages are acknowledged on the MQTT thread
+  and counted, never queued, decoded or dead-lettered, so one device cannot
+  crowd out the others. A
   usage record dropped this way loses nothing: it was not receipted, so the
   agent keeps it and resends it later.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from collector.ingest.model import Inbound, Outcome
+from collector.metrics import Metrics
 
 RETAINED = "retained"
 RATE_LIMITED = "rate_limited"
@@ -68,16 +70,27 @@ class DeviceBuckets:
 
 
 class Gate:
-    """Decide, before any decoding, whether a message is ignored."""
+    """Decide, before any decoding, whether a message is ignored.
 
-    def __init__(self, buckets: DeviceBuckets) -> None:
+    ``admit`` runs on the MQTT client's thread for every message (the quota);
+    ``check`` runs in the pipeline (retained replays). Each is used from one
+    thread only.
+    """
+
+    def __init__(self, buckets: DeviceBuckets, metrics: Metrics) -> None:
         self.buckets = buckets
+        self._limited = metrics.messages_in.labels(RATE_LIMITED)
+
+    def admit(self, topic: str, mono: float) -> bool:
+        """Spend the topic's device token; False (and counted) when over quota."""
+        parts = topic.split("/")
+        if len(parts) != 5 or self.buckets.allow(parts[3], mono):
+            return True
+        self._limited.inc()
+        return False
 
     def check(self, msg: Inbound) -> Outcome | None:
         """Return an ``Outcome`` for an ignored message, None to process it."""
         if msg.retain:
             return Outcome(RETAINED)
-        parts = msg.topic.split("/")
-        if len(parts) == 5 and not self.buckets.allow(parts[3], msg.received_mono):
-            return Outcome(RATE_LIMITED)
         return None
