@@ -201,10 +201,10 @@ class SerialModem:
         if out.urcs:
             self.urcs = [*self.urcs, *out.urcs][-MAX_URCS:]
 
-    def _drain(self, ser: serial.Serial, out: _Outcome) -> bytes:
+    def _drain(self, ser: serial.Serial, out: _Outcome, *, read: bool = True) -> bytes:
         """Read what is pending; URCs to ``out``; return an unterminated tail to keep."""
         data, self._carry = self._carry, b""
-        while ser.in_waiting:
+        while read and ser.in_waiting:
             data += ser.read(ser.in_waiting)
         lines, tail = split_lines(data)
         for line in lines:
@@ -256,7 +256,9 @@ class SerialModem:
                     out.response = resp
                     out.urcs.extend(resp.urcs)
                     out.stale += resp.stale + drained_stale
+                    # What came right after the final (URCs) is handled now.
                     self._carry = transcript.remainder
+                    self._carry = self._drain(ser, out, read=False)
                     return out
         except (serial.SerialException, OSError, termios.error) as exc:
             raise PortError(f"{self.port}: {exc}", state="unplugged") from exc

@@ -65,6 +65,7 @@ class FakeModemConfig:
     registration: int = 1  # 27.007 <stat>: 1 home, 5 roaming, 2 searching...
     csq: int = 17  # rssi index; 99 unknown
     echo: bool = True
+    echo_fixed: bool = False  # ignores ATE0/ATE1 (some firmwares never echo)
     vendor_counters: bool = True  # answers AT+QGDCNT?
     iccid_command: str = "AT+QCCID"  # the vendor's ICCID command (AT+CCID also works)
     sim_present: bool = True
@@ -302,7 +303,8 @@ class FakeModem:
         if cmd in ("AT", "AT+CMEE=1", "AT+CMEE=2"):
             return [], "OK"
         if cmd in ("ATE0", "ATE1"):
-            cfg.echo = cmd == "ATE1"
+            if not cfg.echo_fixed:
+                cfg.echo = cmd == "ATE1"
             return [], "OK"
         if cmd == "ATI":
             return [cfg.manufacturer, cfg.model, f"Revision: {cfg.firmware}"], "OK"

@@ -162,6 +162,9 @@ _PARSERS = [
     identity.parse_operator,
     identity.parse_csq,
     usage.parse_counters,
+    usage.parse_signal,
+    identity.parse_ati_fields,
+    identity.parse_charset,
 ]
 _atoms = st.sampled_from(
     [
@@ -176,6 +179,13 @@ _atoms = st.sampled_from(
         b"+CSQ: ",
         b"+CREG: ",
         b"+QGDCNT: ",
+        b"+UGCNTRD: ",
+        b"^DSFLOWQRY:",
+        b"#GDATAVOL: ",
+        b"^HCSQ: ",
+        b"+CESQ: ",
+        b"Model: ",
+        b"\xf3",
         b"+COPS: ",
         b"+CCID: ",
         b"RING",
@@ -195,7 +205,9 @@ fuzz_bytes = st.one_of(st.binary(max_size=200), st.lists(_atoms, max_size=40).ma
 @settings(max_examples=500)
 @given(
     fuzz_bytes,
-    st.sampled_from(["AT", "AT+CSQ", "AT+CREG?", "AT+COPS?", "AT+CCID", "ATI", "AT+QGDCNT?"]),
+    st.sampled_from(
+        ["AT", "AT+CSQ", "AT+CREG?", "AT+COPS?", "AT+CCID", "ATI", "AT+QGDCNT?", "AT+UGCNTRD"]
+    ),
     st.integers(1, 7),
 )
 def test_fuzz_raises_only_at_error(raw: bytes, command: str, chunk: int) -> None:

@@ -105,6 +105,31 @@ async def test_a_late_answer_is_never_taken_for_the_next_command(tmp_path: Path)
             await drv.close()
 
 
+async def test_a_modem_that_never_echoes_is_kept_in_step_by_prefix_and_resync(
+    tmp_path: Path,
+) -> None:
+    cfg = FakeModemConfig(echo=False, echo_fixed=True, late={"AT+COPS?": 1.3, "AT+CGMM": 1.3})
+    with FakeModem(tmp_path, cfg) as fake:
+        drv = SerialModem(str(fake.path), command_timeout=1.0)
+        await drv.open()
+        try:
+            ident = await drv.identify()
+            assert drv.echo is False
+            assert (ident.model, ident.firmware, ident.imei) == ("EG25", "EG25GGBR07A08M2G", IMEI)
+            with pytest.raises(AtTimeout):
+                await drv.command("AT+COPS?")
+            assert identity.parse_csq(await drv.checked("AT+CSQ")) == -79
+            with pytest.raises(AtTimeout):
+                await drv.command("AT+CGMM")
+            assert identity.parse_text(await drv.checked("AT+CGMR")) == "EG25GGBR07A08M2G"
+            fake.set(late={})
+            net = await drv.network()
+            assert (net.registration, net.operator, net.rssi_dbm) == ("home", "I TIM", -79)
+        finally:
+            await drv.close()
+    assert drv.resyncs >= 2
+
+
 async def test_identification_survives_a_late_firmware_answer(tmp_path: Path) -> None:
     cfg = FakeModemConfig(late={"AT+CGMR": 1.3, "AT+CGMI": 1.2})
     with FakeModem(tmp_path, cfg) as fake:
