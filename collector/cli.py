@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import re
 import signal
 import sqlite3
@@ -38,10 +39,18 @@ def command_modules() -> list[ModuleType]:
     return [billing_cli, fleet_cli]
 
 
+CONFIG_ENV = "LOGBOT_COLLECTOR_CONFIG"  # the default of --config
+
+
+def config_path(args: argparse.Namespace) -> Path | None:
+    """Return ``--config``, else ``$LOGBOT_COLLECTOR_CONFIG``, else None."""
+    path = getattr(args, "config", None) or os.environ.get(CONFIG_ENV)
+    return Path(path) if path else None
+
+
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Load settings from ``--config`` (optional) and the environment."""
-    path = getattr(args, "config", None)
-    return load_settings(Path(path) if path else None)
+    """Load settings from ``--config`` (or ``$LOGBOT_COLLECTOR_CONFIG``) and the environment."""
+    return load_settings(config_path(args))
 
 
 def build_parser(modules: Sequence[ModuleType] = ()) -> argparse.ArgumentParser:
@@ -89,6 +98,9 @@ def build_parser(modules: Sequence[ModuleType] = ()) -> argparse.ArgumentParser:
     p.add_argument("--serial", default=None)
     p.add_argument("--model", default="gateway")
     p.set_defaults(func=cmd_devices_add)
+    p = dev_sub.add_parser("list", parents=[common], help="devices: status, state, last seen, room")
+    p.add_argument("--account", type=_identifier, help="only this account")
+    p.set_defaults(func=cmd_devices_list)
     p = dev_sub.add_parser("set-status", parents=[common], help="activate, suspend or retire")
     p.add_argument("id", type=_identifier)
     p.add_argument("status", choices=["active", "suspended", "retired"])
@@ -285,6 +297,47 @@ def cmd_devices_add(args: argparse.Namespace) -> int:
     )
     print(f"device {args.id} added to account {args.account}")
     return 0
+
+
+def cmd_devices_list(args: argparse.Namespace) -> int:
+    """Print every device with its registry status, liveness, last message and room."""
+
+    async def work(ledger: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        return await ledger.devices(), await ledger.device_states()
+
+    devices, states = _with_ledger(args, work)
+    rooms = _rooms(settings_from_args(args).ledger.path, list(devices))
+    shown = [d for d in devices.values() if not args.account or d.account_id == args.account]
+    if not shown:
+        print("no devices" + (f" in account {args.account}" if args.account else ""))
+        return 0
+    print(f"{'device':<24} {'account':<16} {'status':<9} {'state':<8} {'last seen':<20} room")
+    for d in sorted(shown, key=lambda d: d.device_id):
+        s = states.get(d.device_id)
+        state, seen = (s.state, s.last_seen or "-") if s else ("unknown", "never")
+        room = rooms.get(d.device_id) or "-"
+        print(f"{d.device_id:<24} {d.account_id:<16} {d.status:<9} {state:<8} {seen:<20} {room}")
+    return 0
+
+
+def _rooms(path: str, device_ids: list[str]) -> dict[str, str]:
+    """Return each placed device's current room (the fleet's placement table)."""
+    from collector.fleet import rooms
+    from collector.fleet.db import connect
+
+    conn = connect(path)
+    try:
+        out: dict[str, str] = {}
+        for device_id in device_ids:
+            try:
+                room = rooms.current_room(conn, device_id)
+            except sqlite3.OperationalError:  # no fleet schema yet: nothing is placed
+                return {}
+            if room:
+                out[device_id] = room
+        return out
+    finally:
+        conn.close()
 
 
 def cmd_devices_status(args: argparse.Namespace) -> int:
