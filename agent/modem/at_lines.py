@@ -7,8 +7,8 @@ use them to decide what each line is:
   control bytes, ``0xFE``/``0xFF``) is stripped; the body is UTF-8 when it is
   valid UTF-8, else Latin-1 (what most modems send with ``AT+CSCS="IRA"`` or
   ``"8859-1"``); control characters left inside become U+FFFD. A line with
-  no ASCII letter or digit, or with fewer than half of its bytes printable
-  ASCII, is noise;
+  no ASCII letter or digit, or one that is not UTF-8 and has fewer than half
+  of its bytes printable ASCII, is noise;
 - **answer prefixes**: what the command's information lines may start with
   (``AT+CSQ`` -> ``+CSQ:``; ``AT+CICCID`` -> ``+ICCID:``; ``ATI`` also
   ``+GCAP:``), and whether it also answers bare text lines (``AT+CGMM``);
@@ -119,12 +119,13 @@ def decode_line(raw: bytes) -> str | None:
     body = raw[start:end]
     if not body:
         return "" if not raw.strip(b"\x00 \t") else None
-    ascii_printable = sum(1 for b in body if b in _ASCII_PRINTABLE)
-    if 2 * ascii_printable < len(body) or not any(chr(b).isalnum() for b in body if b < 0x80):
+    if not any(chr(b).isalnum() for b in body if b < 0x80):
         return None
     try:
-        text = body.decode("utf-8")
+        text = body.decode("utf-8")  # valid UTF-8 is text, whatever its script
     except UnicodeDecodeError:
+        if 2 * sum(1 for b in body if b in _ASCII_PRINTABLE) < len(body):
+            return None  # mostly high bytes that are not UTF-8: line noise
         text = body.decode("latin-1")
     return _CONTROL.sub("\ufffd", text).strip()
 

@@ -276,7 +276,9 @@ class SerialModem:
             out = self._transact(ser, "AT", self.command_timeout)
             total.urcs.extend(out.urcs)
             total.stale += out.stale
-            if out.response is not None and out.response.ok and not out.stale:
+            if out.response is None:
+                break  # silent: the command itself will time out and say so
+            if out.response.ok and not out.stale:
                 self._desync = False
                 break
         return total

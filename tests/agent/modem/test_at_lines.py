@@ -31,6 +31,8 @@ from agent.modem.identity import decode_ucs2, registration_of, swap_nibbles
         (b"", ""),
         (b"\x81\x82\x83", None),
         (b"\xe9\xe8\xe0\xf9", None),  # no ASCII letter at all: noise
+        ('+COPS: 0,0,"中国移动通信集团公司",7'.encode(), '+COPS: 0,0,"中国移动通信集团公司",7'),
+        (b'+COPS: "\xe9\xe8\xe0\xf9\xe9\xe8\xe0\xf9\xe9\xe8\xe0\xf9\xe9\xe8"', None),
     ],
 )
 def test_decode_line(raw: bytes, text: str | None) -> None:
