@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Request, Response, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials
 
 from collector.fleet import access, invitations, passwords, signin, tokens
 from collector.fleet.auth import Context, CurrentCaller, api_key, bearer
+from collector.fleet.context import get_context
 from collector.fleet.errors import Forbidden, InvalidInput, Unauthorized
 from collector.fleet.schemas import (
     AcceptIn,
@@ -53,17 +55,22 @@ RATE_LIMITED: dict[int | str, dict[str, Any]] = {
 
 
 @public.post("/auth/login", summary="Sign in with e-mail and password", responses=RATE_LIMITED)
-def login(ctx: Context, body: LoginIn, request: Request) -> TokenOut:
+async def login(body: LoginIn, request: Request) -> TokenOut:
     """Open a 12-hour session; the token is shown once.
 
     After 5 failed attempts for one account, or 20 from one address, within
     15 minutes, attempts get 429 with ``Retry-After`` until the oldest failure
-    is 15 minutes old. (A sync route: FastAPI runs it on a worker thread, so
-    the password hash never runs on the event loop.)
+    is 15 minutes old. Refusals are answered on the event loop at once; the
+    password check (database read, hash, session write) runs on a worker
+    thread, never on the event loop and never inside a transaction.
     """
+    ctx = get_context(request)
     address = request.client.host if request.client is not None else "unknown"
     with ctx.errors():
-        issued = signin.sign_in(ctx.database, ctx.sign_in, body.email, body.password, address)
+        signin.admit(ctx.sign_in, body.email, address)
+        issued = await run_in_threadpool(
+            signin.check_and_open, ctx.database, ctx.sign_in, body.email, body.password, address
+        )
     return TokenOut(
         id=issued.id, token=issued.token, kind=issued.kind, expires_at=issued.expires_at
     )

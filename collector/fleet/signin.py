@@ -1,7 +1,8 @@
 """Sign-in: throttled, with the password hash computed outside any transaction.
 
 The flow is: ask the :class:`~collector.fleet.throttle.SignInThrottle`
-(refused attempts cost no database access and no hashing), read the
+(:func:`admit`; refused attempts cost no database access, no hashing and no
+worker thread: the route answers them on the event loop), read the
 user's hash in a read snapshot, verify it on the calling worker thread with
 no transaction open and at most ``hash_slots`` verifications at a time
 process-wide, then open the session in a short write transaction that also
@@ -54,21 +55,24 @@ class SignInGuard:
             self.slots.release()
 
 
-def sign_in(
-    database: Database, guard: SignInGuard, email: str, password: str, address: str
-) -> IssuedToken:
-    """Check e-mail and password and open a session.
-
-    Raises RateLimited while the account or address is over its limit and
-    Unauthorized on any mismatch (the same message whether or not the
-    address exists). Call it from a worker thread, never the event loop.
-    """
-    email = email.strip().lower()
-    wait = guard.throttle.attempt(email, address)
+def admit(guard: SignInGuard, email: str, address: str) -> None:
+    """Count an attempt, or raise RateLimited: no I/O, cheap enough for the event loop."""
+    wait = guard.throttle.attempt(email.strip().lower(), address)
     if wait is not None:
         raise RateLimited(
             f"too many failed sign-ins; try again in {wait} seconds", retry_after=wait
         )
+
+
+def check_and_open(
+    database: Database, guard: SignInGuard, email: str, password: str, address: str
+) -> IssuedToken:
+    """After :func:`admit`: check the password and open a session (blocking: a worker thread).
+
+    Unauthorized on any mismatch, with the same message whether or not the
+    address exists.
+    """
+    email = email.strip().lower()
     with database.connection() as conn:
         row = conn.execute(
             "SELECT id, password_hash FROM fleet_users WHERE email = ?", (email,)
@@ -86,3 +90,11 @@ def sign_in(
                 (fresh, row["id"], stored),
             )
         return issue_token(conn, database.clock(), row["id"], kind="session", name="sign-in")
+
+
+def sign_in(
+    database: Database, guard: SignInGuard, email: str, password: str, address: str
+) -> IssuedToken:
+    """:func:`admit` then :func:`check_and_open`, on the calling (worker) thread."""
+    admit(guard, email, address)
+    return check_and_open(database, guard, email, password, address)
