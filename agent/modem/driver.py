@@ -234,8 +234,8 @@ class SerialModem:
                 now = time.monotonic()
                 remaining = deadline - now
                 if remaining <= 0:
-                    try:
-                        transcript.finish(timed_out=True)
+                    try:  # an unterminated final still ends the answer
+                        out.response = transcript.finish(timed_out=True)
                     except AtError as exc:
                         out.error = exc
                         self._desync = True

@@ -191,3 +191,15 @@ async def test_vendor_profile_chosen_at_identification(
     else:
         assert (sent, recv) == (4 * 10**9, 3 * 10**10)
     assert drv.profile.counter_command in fake.commands
+
+
+async def test_final_without_line_end_still_counts_at_the_deadline(tmp_path: Path) -> None:
+    """Even when the quiet gap is longer than the timeout, the tail ``OK`` is the answer."""
+    with FakeModem(tmp_path, FakeModemConfig(drop_final_eol=True)) as fake:
+        drv = SerialModem(str(fake.path), command_timeout=0.5, quiet_gap_s=30)
+        await drv.open()
+        try:
+            assert (await drv.checked("AT+CSQ")).values("+CSQ") == ["17,99"]
+            assert (await drv.checked("AT+CSQ")).values("+CSQ") == ["17,99"]
+        finally:
+            await drv.close()
