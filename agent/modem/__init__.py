@@ -1,5 +1,10 @@
-"""The cellular modem: a pure AT parser, identity parsers and a pyserial driver.
+"""The cellular modem: pure AT parsing, vendor dialects and a pyserial driver.
 
-``at_parser`` and ``identity`` are pure (no I/O) and raise only ``AtError``;
-``driver`` talks to a real serial port without blocking the event loop.
+Pure (no I/O, raise only ``AtError``): ``at_lines`` (one line: decoding,
+final codes, URC shapes, answer prefixes), ``at_parser`` (one command's
+transcript), ``identity`` (IMEI, ICCID, IMSI, ATI, registration, operator,
+``+CSQ``), ``usage`` (vendor data counters and signal reports), ``vendors``
+(the profile table). With I/O: ``driver`` talks to a real serial port
+without blocking the event loop; ``conflicts`` finds ModemManager or any
+other program holding the port.
 """

@@ -68,6 +68,8 @@ async def test_large_counters_billed_exactly(tmp_path: Path, dialect: str) -> No
         else:
             assert "wrap" not in flags
         assert not rig.meter.counters.values.get("sim_unbilled_bytes")
+        assert rig.meter.counters.values["modem_urcs"] > 0  # seeded: URCs were injected
+        assert rig.meter.counters.values["modem_stale_lines"] == 0  # none taken for answers
         await rig.meter.modem.close()
 
 
