@@ -270,6 +270,8 @@ class Agent:
             )
         if self.sink is not None:
             out["suspended_samples"] = self.sink.dropped_suspended
+        if self.link is not None:
+            out.update(self.link.counters())  # session_takeovers: see agent/uplink/mqtt.py
         if self.commands is not None:
             out["commands_refused"] = self.commands.refused
         for meter in self.meters:

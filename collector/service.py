@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from collector.clock import Clock, SystemClock
 from collector.config import Settings
 from collector.export import Exporter, InfluxClientSink, InfluxSink
+from collector.ingest.conditions import DuplicateClientDetector
 from collector.ingest.gate import DeviceBuckets, Gate
 from collector.ingest.model import Inbound, Limits, Outcome
 from collector.ingest.points import rollup_line, transition_lines
@@ -41,6 +42,7 @@ from collector.store.ledger import (
     CommitBatch,
     CommitResult,
     DeadLetterCaps,
+    DeviceCondition,
     DeviceInfo,
     ExportLine,
     Ledger,
@@ -91,6 +93,7 @@ class Collector:
             data_bucket=settings.influx.data_bucket,
         )
         self.gate = Gate(DeviceBuckets(ing.device_rate, ing.device_burst), self.metrics)
+        self.duplicates = DuplicateClientDetector()
         self.dead_letter_caps = DeadLetterCaps(ing.dead_letters_per_device, ing.dead_letters_total)
         self.heartbeat = timedelta(seconds=settings.status.heartbeat_seconds)
         self.tracker = StatusTracker(self.heartbeat)
@@ -296,6 +299,7 @@ class Collector:
     def _build_batch(self, outcomes: Sequence[Outcome]) -> tuple[CommitBatch, StatusChanges]:
         t = self.clock.now()
         usage, letters, export = [], [], []
+        conditions: list[DeviceCondition] = []
         for o in outcomes:
             usage.extend(o.usage)
             letters.extend(o.dead_letters)
@@ -308,6 +312,9 @@ class Collector:
                 self.tracker.inventory(o.account, o.device, o.inventory, t)
             else:
                 self.tracker.seen(o.account, o.device, t)
+            condition = self._condition_of(o, o.account, o.device, t)
+            if condition is not None:
+                conditions.append(condition)
         changes = self.tracker.drain()
         exporting = self.settings.influx.enabled  # else nothing would ever drain the queue
         if exporting:
@@ -322,8 +329,18 @@ class Collector:
             peripherals=changes.peripherals,
             rollup_line=self._rollup_line if exporting else None,
             dead_letter_caps=self.dead_letter_caps,
+            conditions=conditions,
         )
         return batch, changes
+
+    def _condition_of(
+        self, o: Outcome, account: str, device: str, t: datetime
+    ) -> DeviceCondition | None:
+        if o.status is not None and o.status.state == "online":
+            return self.duplicates.birth(account, device, o.status.boot_id, t)
+        if o.health is not None:
+            return self.duplicates.health(account, device, o.health, t)
+        return None
 
     async def _commit_with_retry(
         self, batch: CommitBatch, changes: StatusChanges

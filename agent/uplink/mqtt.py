@@ -12,6 +12,18 @@ Session: MQTT 3.1.1 with ``clean_session=False`` (a persistent session: the
 broker queues receipts and commands while we are away), a retained last will
 ``offline`` and a retained birth ``online`` on the ``status`` topic, both
 QoS 1 (MQTT 3.1.1 §3.1.2.5–3.1.2.7).
+
+Session takeover: a broker that sees a second connection with our client id
+closes ours (MQTT 3.1.1 §3.1.4 step 2; with Mosquitto's
+``use_username_as_clientid`` that is anyone holding our credentials: a cloned
+SD card, a replaced gateway still running). Version 3.1.1 sends no reason,
+so a connection lost within ``stable_after`` seconds of its CONNACK counts
+as a takeover: it is counted (``session_takeovers`` in the health report,
+which the collector turns into the device's ``duplicate_client`` condition)
+and the next attempt waits for the jittered exponential backoff instead of
+reconnecting at once. Two agents sharing credentials thus settle into rare
+alternations instead of a reconnect storm. Only a connection that stayed up
+``stable_after`` seconds resets the backoff.
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ from protocols import Kind, Topic
 log = logging.getLogger("agent.uplink")
 
 MessageHandler = Callable[[Kind, bytes], None]
+STABLE_AFTER = 30.0  # seconds a connection must last before the backoff resets
 
 
 class MqttLink:
@@ -52,6 +65,7 @@ class MqttLink:
         on_message: MessageHandler,
         on_state: Callable[[bool], None] | None = None,
         rng: random.Random | None = None,
+        stable_after: float = STABLE_AFTER,
     ) -> None:
         self._settings = settings
         self._clock = clock
@@ -73,6 +87,9 @@ class MqttLink:
         self._sock: Any = None
         self._closed = asyncio.Event()  # set when the socket is gone
         self._stopping = False
+        self._stable_after = stable_after
+        self.connects = 0  # successful CONNACKs
+        self.session_takeovers = 0  # connections lost within stable_after of their CONNACK
         self.client = self._make_client(will)
 
     def _make_client(self, will: bytes) -> mqtt.Client:
@@ -105,6 +122,10 @@ class MqttLink:
 
     def _topic(self, kind: Kind) -> str:
         return str(Topic(self._account, self._device, kind))
+
+    def counters(self) -> dict[str, int]:
+        """Return the link's counters for the health report."""
+        return {"mqtt_connects": self.connects, "session_takeovers": self.session_takeovers}
 
     # -- BrokerLink ---------------------------------------------------------
 
@@ -163,8 +184,28 @@ class MqttLink:
                     )
                     await asyncio.sleep(delay)
                     continue
-                self._backoff.reset()
+                up_at = self._clock.monotonic()
                 await self._down.wait()
+                if self._stopping:
+                    break
+                lasted = self._clock.monotonic() - up_at
+                if lasted >= self._stable_after:
+                    self._backoff.reset()
+                    continue
+                self.session_takeovers += 1
+                delay = self._backoff.next()
+                log.warning(
+                    "uplink.session_lost_early",
+                    extra={
+                        "kv": {
+                            "after_s": round(lasted, 2),
+                            "retry_s": round(delay, 2),
+                            "count": self.session_takeovers,
+                            "hint": "is another client using this device's credentials?",
+                        }
+                    },
+                )
+                await asyncio.sleep(delay)
         finally:
             misc.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -228,6 +269,7 @@ class MqttLink:
             client.subscribe(self._topic(kind), qos=1)
         client.publish(self._topic(Kind.STATUS), self._birth(), qos=1, retain=True)
         self._since = self._clock.monotonic()
+        self.connects += 1
         self._up.set()
         log.info(
             "uplink.connected",

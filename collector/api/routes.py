@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
 from collector.api.deps import LedgerDep, PrincipalDep
+from collector.clock import iso_utc
+from collector.ingest.conditions import ACTIVE_FOR
+from collector.store.ledger import Ledger
 
 router = APIRouter(tags=["ingest"])
 
@@ -33,12 +37,23 @@ class TransitionPublic(BaseModel):
     reason: str
 
 
+class ConditionPublic(BaseModel):
+    """A device condition such as ``duplicate_client`` (two machines, one identity)."""
+
+    condition: str
+    active: bool  # last seen within the past hour
+    since: str
+    last_seen: str
+    detail: str
+
+
 class DeviceDetail(DevicePublic):
     """A device with its latest transitions and what ingest refused from it."""
 
     transitions: list[TransitionPublic]
     # Exact dead-letter counts per reason (e.g. conflicting_duplicate), pruned rows included.
     dead_letters: dict[str, int] = {}
+    conditions: list[ConditionPublic] = []
 
 
 class UsageLine(BaseModel):
@@ -111,7 +126,17 @@ async def get_device(device_id: str, ledger: LedgerDep, principal: PrincipalDep)
         serial=d.serial, state=s.state if s else "unknown", since=s.since if s else None,
         last_seen=s.last_seen if s else None,
         transitions=history, dead_letters=await ledger.dead_letter_counts(device_id),
+        conditions=await _conditions(ledger, device_id),
     )  # fmt: skip
+
+
+async def _conditions(ledger: Ledger, device_id: str) -> list[ConditionPublic]:
+    recent = iso_utc(datetime.now(UTC) - ACTIVE_FOR)
+    return [
+        ConditionPublic(condition=c.condition, active=c.last_seen >= recent, since=c.since,
+                        last_seen=c.last_seen, detail=c.detail)
+        for c in await ledger.conditions(device_id)
+    ]  # fmt: skip
 
 
 @router.get("/devices/{device_id}/usage", response_model=UsagePublic)

@@ -150,6 +150,18 @@ class Transition:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceCondition:
+    """Something wrong with a device as a whole (e.g. ``duplicate_client``)."""
+
+    device_id: str
+    account_id: str
+    condition: str
+    since: str
+    last_seen: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class PeripheralRow:
     """A room peripheral as last reported by a device."""
 
@@ -175,6 +187,7 @@ class CommitBatch:
     peripherals: Sequence[PeripheralRow] = ()
     rollup_line: Callable[[RollupRow], ExportLine] | None = None
     dead_letter_caps: DeadLetterCaps | None = None  # None = keep every row
+    conditions: Sequence[DeviceCondition] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +317,10 @@ class Ledger(Protocol):
 
     async def dead_letter_counts(self, device: str | None = None) -> dict[str, int]:
         """Return the exact number of dead letters per reason (of one device if given)."""
+        ...
+
+    async def conditions(self, device: str) -> list[DeviceCondition]:
+        """Return the conditions ever raised on a device, latest first."""
         ...
 
     async def usage_month(self, device_id: str, month: str) -> list[UsageTotal]:

@@ -146,7 +146,20 @@ INSERT INTO dead_letter_totals (device_id, reason, count)
     GROUP BY COALESCE(device_id, ''), reason;
 """
 
-SCRIPTS: tuple[str, ...] = (V1, V2)
+# Device conditions (duplicate_client ...): one row per device and condition.
+V3 = """
+CREATE TABLE device_conditions (
+    device_id TEXT NOT NULL,
+    condition TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    since TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (device_id, condition)
+);
+"""
+
+SCRIPTS: tuple[str, ...] = (V1, V2, V3)
 
 
 def register() -> None:

@@ -24,6 +24,7 @@ from collector.store.ledger import (
     DeadLetter,
     DeadLetterCaps,
     DeadLetterView,
+    DeviceCondition,
     DeviceInfo,
     DeviceState,
     ExportBacklog,
@@ -202,6 +203,17 @@ class SqliteLedger:
         letters = [*batch.dead_letters, *conflicts]
         pruned = await self._write_dead_letters(db, letters, batch.dead_letter_caps)
         await self._write_status(db, batch)
+        if batch.conditions:
+            await db.executemany(
+                "INSERT INTO device_conditions (device_id, condition, account_id, since,"
+                " last_seen, detail) VALUES (?,?,?,?,?,?) ON CONFLICT (device_id, condition)"
+                " DO UPDATE SET account_id = excluded.account_id, last_seen = excluded.last_seen,"
+                " detail = excluded.detail",
+                [
+                    (c.device_id, c.condition, c.account_id, c.since, c.last_seen, c.detail)
+                    for c in batch.conditions
+                ],
+            )
         if export:
             now = batch.usage[0].received_at if batch.usage else _now_text(batch)
             await db.executemany(
@@ -479,6 +491,15 @@ class SqliteLedger:
             params,
         )
         return {r[0]: int(r[1]) for r in rows}
+
+    async def conditions(self, device: str) -> list[DeviceCondition]:
+        """Return the conditions ever raised on a device, latest first."""
+        rows = await self._fetch(
+            "SELECT device_id, account_id, condition, since, last_seen, detail"
+            " FROM device_conditions WHERE device_id = ? ORDER BY last_seen DESC",
+            (device,),
+        )
+        return [DeviceCondition(*r) for r in rows]
 
     async def usage_month(self, device_id: str, month: str) -> list[UsageTotal]:
         """Sum a device's hourly rollups over the UTC month ``YYYY-MM``."""
