@@ -6,8 +6,8 @@ executor. One command is in flight at a time (an asyncio lock).
 
 Keeping the conversation in step with a modem that talks on its own:
 
-- before each command whatever is pending is drained: unsolicited lines are
-  dispatched as URCs, the rest (a late answer, its ``OK``) is dropped and
+- (``line_sync``) before each command whatever is pending is drained: URCs
+  are dispatched, the rest (a late answer, its ``OK``) is dropped and
   counted as stale;
 - the driver turns echo on (``ATE1``) and checks that the modem echoes; then
   an answer starts at the echo of *our* command, so a late answer arriving
@@ -31,11 +31,9 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import termios
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 import serial
@@ -43,13 +41,11 @@ import serial
 from agent.modem import identity, usage, vendors
 from agent.modem.at_lines import (
     REGISTRATION_PREFIXES,
-    decode_line,
-    final_result,
-    looks_unsolicited,
     urc_kind,
 )
-from agent.modem.at_parser import AtResponse, AtTranscript, split_lines
+from agent.modem.at_parser import AtResponse
 from agent.modem.errors import AtCommandError, AtError, AtParseError, PortError, PortState
+from agent.modem.line_sync import LineSync, Outcome
 
 T = TypeVar("T")
 log = logging.getLogger("agent.modem")
@@ -65,16 +61,6 @@ class NetworkStatus:
     rssi_dbm: int | None
 
 
-@dataclass(slots=True)
-class _Outcome:
-    """What one blocking exchange produced (dispatched on the event loop)."""
-
-    response: AtResponse | None = None
-    error: AtError | None = None
-    urcs: list[str] = field(default_factory=list)
-    stale: int = 0
-
-
 class SerialModem:
     """An AT modem on a serial port (a real tty or a pty)."""
 
@@ -88,25 +74,36 @@ class SerialModem:
         quiet_gap_s: float = 0.1,
     ) -> None:
         self.port = port
+        self._sync = LineSync(port, quiet_gap_s)
         self.baudrate = baudrate
         self.command_timeout = command_timeout
         self.iccid_commands = iccid_commands or None  # None: the vendor profile's
         self.quiet_gap_s = quiet_gap_s
         self.profile = vendors.GENERIC
         self.charset = ""
-        self.echo: bool | None = None  # None until checked at identification
         self.registration: str | None = None  # latest from answers and URCs
         self.urcs: list[str] = []  # unsolicited codes seen, newest last (bounded)
         self.urc_counts: dict[str, int] = {}
         self.stale_lines = 0
-        self.resyncs = 0
         self._logged_kinds: set[str] = set()
         self._serial: serial.Serial | None = None
         self._seen = False
         self._lock = asyncio.Lock()
         self._executor: ThreadPoolExecutor | None = None
-        self._carry = b""
-        self._desync = False
+
+    @property
+    def echo(self) -> bool | None:
+        """Whether the modem echoes commands (None until checked at identification)."""
+        return self._sync.echo
+
+    @echo.setter
+    def echo(self, value: bool | None) -> None:
+        self._sync.echo = value
+
+    @property
+    def resyncs(self) -> int:
+        """How many times the conversation was resynchronised."""
+        return self._sync.resyncs
 
     @property
     def is_open(self) -> bool:
@@ -124,9 +121,7 @@ class SerialModem:
             if self._serial is None:
                 self._serial = await self._run(self._open_blocking)
                 self._seen = True
-                self._carry = b""
-                self._desync = False
-                self.echo = None  # maybe another modem: checked again at identification
+                self._sync.reset()  # maybe another modem: echo checked again at identification
 
     def _open_blocking(self) -> serial.Serial:
         try:
@@ -171,9 +166,10 @@ class SerialModem:
                 raise PortError(f"{self.port} is not open", state="absent")
             limit = self.command_timeout if limit_s is None else limit_s
             try:
-                if self._desync:
-                    self._dispatch(await self._run(lambda: self._resync(ser)), resync=True)
-                out = await self._run(lambda: self._transact(ser, cmd, limit))
+                if self._sync.desync:
+                    resynced = await self._run(lambda: self._sync.resync(ser, self.command_timeout))
+                    self._dispatch(resynced, resync=True)
+                out = await self._run(lambda: self._sync.transact(ser, cmd, limit))
             except PortError:
                 await self._close_locked()
                 raise
@@ -183,11 +179,11 @@ class SerialModem:
             assert out.response is not None
             return out.response
 
-    def _dispatch(self, out: _Outcome, *, resync: bool = False) -> None:
+    def _dispatch(self, out: Outcome, *, resync: bool = False) -> None:
         """Keep, count and act on URCs (runs on the event loop)."""
         self.stale_lines += out.stale
         if out.stale and not resync:
-            self._desync = True  # something answered late: resync before the next command
+            self._sync.desync = True  # something answered late: resync before the next command
         for line in out.urcs:
             kind = urc_kind(line)
             self.urc_counts[kind] = self.urc_counts.get(kind, 0) + 1
@@ -200,88 +196,6 @@ class SerialModem:
                 log.info("modem.urc", extra={"kv": {"kind": kind, "line": line[:80]}})
         if out.urcs:
             self.urcs = [*self.urcs, *out.urcs][-MAX_URCS:]
-
-    def _drain(self, ser: serial.Serial, out: _Outcome, *, read: bool = True) -> bytes:
-        """Read what is pending; URCs to ``out``; return an unterminated tail to keep."""
-        data, self._carry = self._carry, b""
-        while read and ser.in_waiting:
-            data += ser.read(ser.in_waiting)
-        lines, tail = split_lines(data)
-        for line in lines:
-            if looks_unsolicited(line):
-                out.urcs.append(line)
-            else:
-                out.stale += 1
-        text = decode_line(tail) if tail else None
-        if text and final_result(text) is not None:  # a late OK whose line end was lost
-            out.stale += 1
-            return b""
-        return tail
-
-    def _transact(self, ser: serial.Serial, cmd: str, limit: float) -> _Outcome:
-        out = _Outcome()
-        transcript = AtTranscript(cmd, echo=self.echo)
-        deadline = time.monotonic() + limit
-        try:
-            tail = self._drain(ser, out)
-            drained_stale = out.stale
-            out.stale = 0
-            ser.write(cmd.encode("ascii", "replace") + b"\r")
-            if tail:
-                transcript.feed(tail)
-            last_rx = time.monotonic()
-            while True:
-                now = time.monotonic()
-                remaining = deadline - now
-                if remaining <= 0:
-                    try:  # an unterminated final still ends the answer
-                        out.response = transcript.finish(timed_out=True)
-                    except AtError as exc:
-                        out.error = exc
-                        self._desync = True
-                    out.urcs.extend(transcript.urcs_so_far)
-                    out.stale += drained_stale
-                    return out
-                pending = transcript.pending_final()
-                ser.timeout = min(self.quiet_gap_s / 4 if pending else 0.1, remaining)
-                data = ser.read(max(1, ser.in_waiting))
-                if data:
-                    last_rx = time.monotonic()
-                    resp = transcript.feed(data)
-                elif pending and time.monotonic() - last_rx >= self.quiet_gap_s:
-                    resp = transcript.flush()
-                else:
-                    resp = None
-                if resp is not None:
-                    out.response = resp
-                    out.urcs.extend(resp.urcs)
-                    out.stale += resp.stale + drained_stale
-                    # What came right after the final (URCs) is handled now.
-                    self._carry = transcript.remainder
-                    self._carry = self._drain(ser, out, read=False)
-                    return out
-        except (serial.SerialException, OSError, termios.error) as exc:
-            raise PortError(f"{self.port}: {exc}", state="unplugged") from exc
-
-    def _resync(self, ser: serial.Serial) -> _Outcome:
-        """Bare ``AT`` until one exchange is clean: nothing stale before or inside.
-
-        A late answer still on its way lands in one of these exchanges (its
-        ``OK`` may even close our ``AT``), so only an ``OK`` with nothing
-        stale around it proves the line is in step again. Bounded.
-        """
-        total = _Outcome()
-        self.resyncs += 1
-        for _ in range(5):
-            out = self._transact(ser, "AT", self.command_timeout)
-            total.urcs.extend(out.urcs)
-            total.stale += out.stale
-            if out.response is None:
-                break  # silent: the command itself will time out and say so
-            if out.response.ok and not out.stale:
-                self._desync = False
-                break
-        return total
 
     async def checked(self, cmd: str) -> AtResponse:
         """Send ``cmd`` and raise AtCommandError unless it answered OK."""
