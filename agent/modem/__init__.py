@@ -5,6 +5,6 @@ final codes, URC shapes, answer prefixes), ``at_parser`` (one command's
 transcript), ``identity`` (IMEI, ICCID, IMSI, ATI, registration, operator,
 ``+CSQ``), ``usage`` (vendor data counters and signal reports), ``vendors``
 (the profile table). With I/O: ``driver`` talks to a real serial port
-without blocking the event loop; ``conflicts`` finds ModemManager or any
-other program holding the port.
+without blocking the event loop, its blocking exchanges in ``line_sync``;
+``conflicts`` finds ModemManager or any other program holding the port.
 """
