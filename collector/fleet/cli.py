@@ -271,9 +271,12 @@ def cmd_contracts_cancel(args: argparse.Namespace, conn: sqlite3.Connection, now
 
 
 def cmd_mail_pending(args: argparse.Namespace, conn: sqlite3.Connection, _: datetime) -> int:
-    """Show e-mail waiting in the outbox."""
+    """Show e-mail waiting in the outbox (with ``--bodies``, links rendered: for a relay)."""
+    key = invitations.load_link_key(invitations.link_key_file(_db_path(args)))
     for m in mail.pending(conn):
         print(f"#{m['id']} {m['created_at']} to {m['recipient']}: {m['subject']}")
+        if args.bodies:
+            print(invitations.render_links(m["body"], key) + "\n")
     return 0
 
 
@@ -373,4 +376,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> 
     p.add_argument("contract")
 
     grp = fsub.add_parser("mail", help="mail outbox").add_subparsers(dest="a", required=True)
-    leaf(grp, "pending", cmd_mail_pending, "show unsent mail")
+    p = leaf(grp, "pending", cmd_mail_pending, "show unsent mail")
+    p.add_argument(
+        "--bodies", action="store_true", help="print each body with its invitation links"
+    )

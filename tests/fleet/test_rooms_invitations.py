@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -154,3 +154,42 @@ def test_resend_replaces_the_old_link(conn: sqlite3.Connection, clock: FakeClock
             base_url="h",
             link_key=KEY,
         )
+
+
+def test_cli_invitation_link_is_shown_only_when_rendered(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from collector import cli as collector_cli
+    from collector.fleet import cli as fleet_cli
+    from collector.fleet.db import connect
+
+    db = tmp_path / "ledger.sqlite3"
+    parser = collector_cli.build_parser([fleet_cli])
+
+    def run(*argv: str) -> str:
+        args = parser.parse_args([*argv, "--db", str(db)])
+        assert args.func(args) == 0
+        return capsys.readouterr().out
+
+    run("fleet", "accounts", "add", "acme")
+    run("fleet", "users", "invite", "new@acme.example", "--account", "acme")
+    key_file = invitations.link_key_file(db)
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert "#accept=" not in run("fleet", "mail", "pending")
+    shown = run("fleet", "mail", "pending", "--bodies")
+    link = shown.split("#accept=")[1].split()[0]
+    assert link.startswith("inv_")
+    assert link.encode() not in db.read_bytes()
+    conn = connect(db)
+    try:
+        assert link not in str(conn.execute("SELECT * FROM fleet_mail_outbox").fetchall())
+        uid = invitations.accept(
+            conn, clock_now(), link, email="new@acme.example", password="p" * 10
+        )
+    finally:
+        conn.close()
+    assert uid.startswith("user-")
+
+
+def clock_now() -> datetime:
+    return datetime.now(UTC)
