@@ -53,6 +53,25 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(config_path(args))
 
 
+def existing_ledger_path(args: argparse.Namespace) -> str:
+    """Return the configured ledger path, refusing one that does not exist yet.
+
+    Only ``migrate`` (and ``run``, which migrates) create the database: a
+    command without ``--config`` must not leave a fresh ``./collector.db``.
+    """
+    path = settings_from_args(args).ledger.path
+    if not Path(path).exists():
+        if config_path(args) is None and "LOGBOT_COLLECTOR_LEDGER_PATH" not in os.environ:
+            where = f"the default {path!r} (no --config and no {CONFIG_ENV})"
+        else:
+            where = repr(path)
+        raise CollectorError(
+            f"no ledger database at {where}; create it with "
+            "`logbot-collector migrate --config FILE` first"
+        )
+    return path
+
+
 def build_parser(modules: Sequence[ModuleType] = ()) -> argparse.ArgumentParser:
     """Build the full argument parser."""
     common = argparse.ArgumentParser(add_help=False)
@@ -150,8 +169,13 @@ def _month(text: str) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the collector until SIGINT/SIGTERM."""
+    from collector.logs import setup_logging
+
     settings = settings_from_args(args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configured = config_path(args) is not None or "LOGBOT_COLLECTOR_LEDGER_PATH" in os.environ
+    if not configured:
+        existing_ledger_path(args)  # no configuration at all: do not invent ./collector.db
+    setup_logging(settings.log)
     asyncio.run(_run(settings))
     return 0
 
@@ -215,6 +239,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def _with_ledger(args: argparse.Namespace, work: Callable[[Any], Any]) -> Any:
     from collector.store.factory import make_ledger
 
+    existing_ledger_path(args)
     settings = settings_from_args(args)
 
     async def go() -> Any:

@@ -18,10 +18,10 @@ import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from collector.billing import cli_commands as commands
+from collector.billing import ledger as billing_ledger
 from collector.billing import orders
 from collector.billing.db import connect
 from collector.billing.errors import BillingError, PriceBookError
@@ -47,7 +47,13 @@ def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> 
         return p
 
     p = add(subparsers, "close", commands.cmd_close, "close a month (one account or all)")
-    p.add_argument("--month", required=True, help="YYYY-MM (in each account's timezone)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--month", help="YYYY-MM, a month that is over (in each account's timezone)")
+    which.add_argument(
+        "--current",
+        action="store_true",
+        help="rate the month in progress up to now and print it, posting nothing (provisional)",
+    )
     p.add_argument("--account", help="only this account")
     p.add_argument("--at", help="close time, ISO 8601 with offset (default: now)")
 
@@ -159,6 +165,9 @@ def _wrap(handler: Handler) -> Callable[[argparse.Namespace], int]:
             print(f"logbot-collector: config error: {exc}", file=sys.stderr)
             return 2
         try:
+            account = getattr(args, "account", None)
+            if account and not billing_ledger.account_exists(conn, account):
+                raise BillingError(f"no account {account!r} (see logbot-collector fleet accounts)")
             return handler(args, conn, book)
         except BillingError as exc:
             print(f"logbot-collector: error: {exc}", file=sys.stderr)
@@ -175,10 +184,9 @@ def _wrap(handler: Handler) -> Callable[[argparse.Namespace], int]:
 def _db_path(args: argparse.Namespace) -> str:
     if args.db:
         return str(args.db)
-    from collector.config import load_settings
+    from collector.cli import existing_ledger_path
 
-    config = getattr(args, "config", None)
-    return load_settings(Path(config) if config else None).ledger.path
+    return existing_ledger_path(args)
 
 
 def _price_book(args: argparse.Namespace) -> PriceBook:

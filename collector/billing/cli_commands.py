@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 from collector.billing import activations, coupons, ledger, notices, orders, support_cards
 from collector.billing.cart import build_cart
-from collector.billing.close import close_month
-from collector.billing.money import format_eur, format_logbit, to_decimal
+from collector.billing.close import close_month, provisional_month
+from collector.billing.money import ZERO, format_eur, format_logbit, to_decimal
 from collector.billing.payments import OfflinePaymentProvider
 from collector.billing.periods import Month
 from collector.billing.price_book import PriceBook
@@ -46,13 +46,22 @@ def table(rows: Sequence[Sequence[str]]) -> None:
 
 def cmd_close(args: argparse.Namespace, conn: sqlite3.Connection, book: PriceBook) -> int:
     """Run ``logbot-collector close``."""
-    month = Month.parse(args.month)
     at = when(args.at)
     accounts = (
         [args.account]
         if args.account
         else [r[0] for r in conn.execute("SELECT id FROM accounts ORDER BY id")]
     )
+    if args.current:
+        for account in accounts:
+            month, lines = provisional_month(conn, book, account, at)
+            total = sum((line.logbit for line in lines), ZERO)
+            so_far = format_logbit(total)
+            print(f"{account} {month}: provisional (not posted), services so far -{so_far}")
+            for line in lines:
+                print(f"  {line.description()} -{format_logbit(line.logbit)}")
+        return 0
+    month = Month.parse(args.month)
     for account in accounts:
         r = close_month(conn, book, account, month, at, closed_by="cli")
         state = "closed" if r.created else "already closed"

@@ -142,6 +142,18 @@ def existing_close(conn: sqlite3.Connection, account_id: str, month: Month) -> C
     return CloseResult(account_id, str(month), False, row[0], total, (), ())
 
 
+def provisional_month(
+    conn: sqlite3.Connection, book: PriceBook, account_id: str, now: datetime
+) -> tuple[Month, list[RatedLine]]:
+    """Rate the account's current month up to ``now`` without posting anything."""
+    tz = zone(account_timezone(conn, account_id))
+    month = month_of(now, tz)
+    with snapshot(conn):
+        activations = load_activations(conn, account_id, month, tz)
+        rollups, _fp = load_usage(conn, book, account_id, month, tz, activations=activations)
+        return month, rate_month(book, month, tz, activations, rollups)
+
+
 def close_month(
     conn: sqlite3.Connection,
     book: PriceBook,
@@ -155,7 +167,10 @@ def close_month(
     """Close ``month`` for ``account_id`` at ``now``; return the (new or existing) close."""
     tz = zone(account_timezone(conn, account_id))
     if month.end_utc(tz) > now:
-        raise CloseError(f"{month} is not over yet in {tz.key} for account {account_id}")
+        raise CloseError(
+            f"{month} is not over yet in {tz.key} for account {account_id}; "
+            "close --current shows a provisional statement without posting it"
+        )
     for _attempt in range(5):
         done = existing_close(conn, account_id, month)
         if done is not None:

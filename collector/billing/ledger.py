@@ -64,6 +64,12 @@ class LedgerEntry:
     lines: tuple[LedgerLine, ...]
 
 
+def account_exists(conn: sqlite3.Connection, account_id: str) -> bool:
+    """Tell whether the account is registered."""
+    row = conn.execute("SELECT 1 FROM accounts WHERE id = ?", (account_id,)).fetchone()
+    return row is not None
+
+
 def account_timezone(conn: sqlite3.Connection, account_id: str) -> str:
     """Return the account's IANA timezone (``UTC`` if the account row is missing)."""
     row = conn.execute("SELECT timezone FROM accounts WHERE id = ?", (account_id,)).fetchone()

@@ -44,14 +44,23 @@ Handler = Callable[[argparse.Namespace, sqlite3.Connection, datetime], int]
 def _db_path(args: argparse.Namespace) -> str:
     if getattr(args, "db", None):
         return str(args.db)
-    from collector.cli import settings_from_args
+    from collector.cli import existing_ledger_path
+    from collector.errors import CollectorError
 
-    return settings_from_args(args).ledger.path
+    try:
+        return existing_ledger_path(args)
+    except CollectorError as exc:
+        raise FleetError(str(exc)) from None
 
 
 def _run(handler: Handler) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        conn = connect(_db_path(args))
+        try:
+            path = _db_path(args)
+        except FleetError as exc:
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return 1
+        conn = connect(path)
         try:
             schema.migrate(conn)
             with transaction(conn):

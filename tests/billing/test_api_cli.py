@@ -220,11 +220,14 @@ def test_cli_errors_are_one_line(db_path: Path, tmp_path: Path) -> None:
             2,
             "service X.scope must be one of device, user, organization; got 'galaxy'",
         ),
+        # An unknown account is named, never shown as "0 logbit, active" (issue 16).
         (
             ["coupons", "redeem", "--db", str(db_path), "--account", "a", "--code", "nope"],
             1,
-            "this is not a coupon code",
+            "no account 'a'",
         ),
+        (["balance", "--db", str(db_path), "--account", "nobody"], 1, "no account 'nobody'"),
+        (["ledger", "--db", str(db_path), "--account", "nobody"], 1, "no account 'nobody'"),
     ]
     for argv, status, message in cases:
         proc = subprocess.run(
