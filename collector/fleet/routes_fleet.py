@@ -87,10 +87,22 @@ def catalog(caller: CurrentCaller) -> list[ProductOut]:
 
 @router.get("/accounts/{account_id}/devices", summary="Devices of an account")
 def list_devices(ctx: Context, caller: CurrentCaller, account_id: str) -> list[DeviceOut]:
-    """Registered devices with their current room."""
+    """Registered devices with their current room, state and last-seen time."""
     with ctx.read() as conn:
         caller.require_read(account_id)
-        return [_device_out(conn, r) for r in devices.list_devices(conn, account_id)]
+        rows = devices.list_devices(conn, account_id)
+        health = ctx.status.health(conn, [r["id"] for r in rows])
+        names = {r["id"]: r["name"] for r in rooms.list_rooms(conn, account_id)}
+        now = ctx.status_now()
+        out = []
+        for r in rows:
+            d = _device_out(conn, r)
+            h = health.get(r["id"])
+            d.room_name = names.get(d.room_id) if d.room_id else None
+            d.state = classify(h, now, ctx.stale_after)
+            d.last_seen = h.last_seen if h else None
+            out.append(d)
+        return out
 
 
 @router.post("/accounts/{account_id}/devices", status_code=201, summary="Register a device")
@@ -126,7 +138,7 @@ def get_device(ctx: Context, caller: CurrentCaller, device_id: str) -> DeviceDet
             if lic is not None:
                 coverage = contracts.coverage_end(row["created_at"], lic["ends_on"])
         return DeviceDetailOut(
-            **base.model_dump(),
+            **base.model_dump(exclude={"state", "last_seen"}),
             state=classify(health, ctx.status_now(), ctx.stale_after),
             last_seen=health.last_seen if health else None,
             missing_peripherals=list(health.missing_peripherals) if health else [],

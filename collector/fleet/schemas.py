@@ -153,6 +153,10 @@ class DeviceOut(BaseModel):
     created_at: str
     has_credentials: bool
     room_id: str | None
+    room_name: str | None = None
+    # online / offline / needs_attention, judged on the collector's clock
+    state: str | None = None
+    last_seen: str | None = None
 
 
 class PlacementOut(BaseModel):

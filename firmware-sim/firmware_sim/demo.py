@@ -1,13 +1,17 @@
-"""``logbot demo``: the whole system on one machine, with nothing to install.
+"""``logbot demo``: the whole system on one machine.
 
-An embedded MQTT broker (amqtt), the collector in-process with an SQLite
-ledger (and InfluxDB when ``--influx-url`` or ``LOGBOT_DEMO_INFLUX_URL`` is
-set) and its REST API, and a simulated fleet of gateways in rooms running
-the real agent over a few real minutes of accelerated time, with one uplink
-outage and one room going offline. A live summary runs in the terminal; at
-the end the month is closed and the account's ledger is printed as the
-portal shows it. Ctrl-C ends the traffic early and shuts down cleanly; a
-second Ctrl-C stops at once.
+Debian's Mosquitto on a private loopback port (the embedded amqtt broker
+only when Mosquitto is not installed), the collector in-process with an
+SQLite ledger (and InfluxDB when ``--influx-url`` or
+``LOGBOT_DEMO_INFLUX_URL`` is set), its REST API and portal, and a
+simulated fleet of gateways with room peripherals in named rooms of two
+sites, running the real agent over a few real minutes of accelerated time,
+with one uplink outage and one room going offline (the demo opens a ticket
+from it). A live summary runs in the terminal; at the end every record is
+settled, the month is closed and the account's ledger is printed as the
+portal shows it, then checked against the fleet's ground truth. In a
+terminal the portal stays up afterwards until Ctrl-C; otherwise a first
+Ctrl-C ends the traffic early and shuts down cleanly, a second stops at once.
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ class DemoSettings:
     live: bool = True
     api: bool = True
     short: bool = False
+    serve: bool = False  # keep the portal up after the close, until Ctrl-C
+    embedded_broker: bool = False  # use amqtt even when Mosquitto is installed
+    settle_timeout_s: float = 600.0  # real seconds to wait for every receipt
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,6 +78,25 @@ def _parser() -> argparse.ArgumentParser:
         help="also write to this InfluxDB (token: LOGBOT_COLLECTOR_INFLUX_TOKEN)",
     )
     p.add_argument("--no-live", action="store_true", help="print events instead of a live table")
+    p.add_argument(
+        "--serve",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep the API and portal up after the month close until Ctrl-C "
+        "(default: when run in a terminal)",
+    )
+    p.add_argument(
+        "--embedded-broker",
+        action="store_true",
+        help="use the in-process amqtt broker even when Mosquitto is installed",
+    )
+    p.add_argument(
+        "--settle-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long to wait at the end for every record's receipt (default 600)",
+    )
     return p
 
 
@@ -82,6 +108,9 @@ def settings_from_args(argv: Sequence[str] | None) -> DemoSettings:
     rooms = a.rooms or (3 if short else 10)
     if devices < 2 or rooms < 2 or rooms > devices:
         raise SimError("the demo needs at least 2 rooms and at least as many gateways as rooms")
+    if a.settle_timeout <= 0:
+        raise SimError("--settle-timeout must be a positive number of seconds")
+    interactive = sys.stdout.isatty()
     return DemoSettings(
         devices=devices,
         rooms=rooms,
@@ -90,8 +119,11 @@ def settings_from_args(argv: Sequence[str] | None) -> DemoSettings:
         seed=a.seed,
         work_dir=a.work_dir,
         influx_url=a.influx_url,
-        live=not a.no_live and sys.stdout.isatty(),
+        live=not a.no_live and interactive,
         short=short,
+        serve=interactive if a.serve is None else bool(a.serve),
+        embedded_broker=bool(a.embedded_broker),
+        settle_timeout_s=float(a.settle_timeout),
     )
 
 
@@ -131,7 +163,7 @@ def fleet_settings(demo: DemoSettings, work: Path, broker_url: str) -> FleetSett
         start=demo_period(demo.duration_s, interval, datetime.now(UTC)),
         meter_interval_s=interval,
         faults="none",
-        peripherals=False,
+        peripherals=True,
     )
 
 

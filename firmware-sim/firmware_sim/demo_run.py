@@ -8,7 +8,7 @@ import logging
 import os
 from collections import deque
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +17,28 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from firmware_sim.build import free_port
+from firmware_sim.build import device_id, free_port, room_of
 from firmware_sim.demo import ACCOUNT, COMBO, PRICE_BOOK, DemoSettings, demo_faults, fleet_settings
+from firmware_sim.demo_fleet import SITES, DemoFleet, TicketWatch, build_structure
 from firmware_sim.embedded_broker import EmbeddedBroker
+from firmware_sim.errors import SimError
+from firmware_sim.faults import FaultKind
 from firmware_sim.fleet import Fleet
+from firmware_sim.local_broker import MosquittoBroker, find_mosquitto
 from firmware_sim.registry import register_fleet
 
 # The portal sign-in the demo creates and prints (a local demo, not a secret).
 DEMO_USER = "demo@logbot.example"
 DEMO_PASSWORD = "logbot-demo"  # noqa: S105
+# A device silent for this long shows as offline: 15 real seconds on the
+# simulated clock (agents publish on real-time timers), never less than five
+# meter intervals, so a device that sends is never shown offline.
+OFFLINE_AFTER_REAL_S = 15.0
+
+
+def offline_after_s(speed: float) -> float:
+    """Return the simulated seconds of silence after which the portal shows a device offline."""
+    return max(300.0, OFFLINE_AFTER_REAL_S * speed)
 
 
 def _quiet_logs() -> None:
@@ -57,20 +70,33 @@ class DemoRun:
     def __init__(self, demo: DemoSettings, work: Path) -> None:
         self.demo = demo
         self.work = work
-        self.console = Console()
+        # Never wrap a line when stdout is not a terminal (a log, CI): URLs and
+        # the sign-in must stay whole.
+        self.console = Console(soft_wrap=True, width=None if demo.live else 200)
         self.events: deque[str] = deque(maxlen=8)
         self.fleet: Fleet | None = None
         self.collector: Any = None
         self._interrupted = False
+        self._stopped = asyncio.Event()
+        self._room_cut = asyncio.Event()  # the demo's room-offline fault has begun
+        self._room_devices: list[str] = []  # the gateways of the room it takes offline
 
     def interrupt(self) -> None:
-        """Ctrl-C: end the traffic now, then shut down cleanly."""
+        """Ctrl-C: end the traffic now (or stop serving the portal), then shut down cleanly."""
+        if self.fleet is not None and self.fleet.stats.phase == "done":
+            self.events.append("Ctrl-C: stopping the portal")
+            self._stopped.set()
+            return
         self._interrupted = True
         self.events.append("Ctrl-C: stopping traffic, shutting down cleanly")
         if self.fleet is not None:
             self.fleet.request_stop()
 
     def _event(self, message: str) -> None:
+        cut = self._room_devices
+        names = {word.strip(",") for word in message.split()}
+        if "uplink cut:" in message and cut and all(d in names for d in cut):
+            self._room_cut.set()
         self.events.append(message)
         if not self.demo.live:
             self.console.print(message, highlight=False)
@@ -79,41 +105,65 @@ class DemoRun:
         """Run every step; return the exit status."""
         _quiet_logs()
         say = self.console.print
-        broker = EmbeddedBroker()
-        url = await broker.start()
         say(f"[bold]Logbot demo[/] in {self.work}")
-        say(f"  embedded MQTT broker (amqtt) at {url}")
+        broker, url = await self._start_broker()
         fs = fleet_settings(self.demo, self.work, url)
         db = self.work / "ledger.sqlite"
         await register_fleet(db, fs, timezone="UTC")
         await asyncio.to_thread(self._activate_combo, db, fs)
+        structure = await asyncio.to_thread(build_structure, db, fs, ACCOUNT)
         fleet = Fleet(
             fs,
             faults=demo_faults(fs.devices, fs.rooms, fs.duration_s),
             on_event=self._event,
+            settle_timeout_s=self.demo.settle_timeout_s,
         )
         self.fleet = fleet
         api_task, server = None, None
         collector_task = None
+        status = 1
         try:
             self.collector, server, api_url = self._collector(db, url, fleet)
             collector_task = asyncio.create_task(self.collector.run(), name="collector")
             if server is not None:
                 api_task = asyncio.create_task(server.serve(), name="api")
-                say(f"  collector REST API docs: [link]{api_url}/api/v1/docs[/link]")
-                say(
-                    f"  portal: [link]{api_url}/portal/[/link]"
-                    f"  (sign in as {DEMO_USER} / {DEMO_PASSWORD})"
-                )
+                say(f"  collector REST API docs: {api_url}/api/v1/docs")
+                say(f"  portal: {api_url}/portal/  (sign in as {DEMO_USER} / {DEMO_PASSWORD})")
             say(f"  ledger: {db}")
             if self.demo.influx_url:
                 say(f"  InfluxDB: {self.demo.influx_url}")
+            sites = ", ".join(name for name, _a in SITES)
             say(
-                f"  {fs.devices} gateways in {fs.rooms} rooms, {fs.duration_s / 3600:.1f} h of "
-                f"simulated time at {fs.speed:.0f}x from {fleet.clock.now():%Y-%m-%d %H:%M} UTC"
+                f"  {fs.devices} gateways in {fs.rooms} rooms ({sites}), "
+                f"{fs.duration_s / 3600:.1f} h of simulated time at {fs.speed:.0f}x "
+                f"from {fleet.clock.now():%Y-%m-%d %H:%M} UTC"
             )
             await asyncio.wait_for(self.collector.ready.wait(), 30)
-            await self._run_fleet(fleet)
+            watch = self._ticket_watch(db, fs, structure, fleet)
+            watcher = asyncio.create_task(self._watch_room(watch), name="ticket-watch")
+            try:
+                await self._run_fleet(fleet)
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            self.collector.request_stop()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(collector_task, 60)
+            collector_task = None
+            await broker.stop()
+            say(
+                "[bold]fleet and collector stopped[/]; every record the fleet sent is settled"
+                if not fleet.stats.unsettled
+                else "[bold]fleet and collector stopped[/]"
+            )
+            status = await asyncio.to_thread(self._close_and_print, db, fleet)
+            if server is not None and self.demo.serve and not self._interrupted:
+                say(
+                    f"\nThe portal stays up with the closed month: {api_url}/portal/ "
+                    f"(sign in as {DEMO_USER} / {DEMO_PASSWORD}). Ctrl-C stops it."
+                )
+                await self._stopped.wait()
         finally:
             if self.collector is not None:
                 self.collector.request_stop()
@@ -125,7 +175,63 @@ class DemoRun:
                         await asyncio.wait_for(task, 30)
             await broker.stop()
         say("[bold]all components stopped[/]")
-        return await asyncio.to_thread(self._close_and_print, db, fleet)
+        return status
+
+    async def _start_broker(self) -> tuple[Any, str]:
+        """Start Debian's Mosquitto when installed, else the embedded broker."""
+        say = self.console.print
+        binary = None if self.demo.embedded_broker else find_mosquitto()
+        if binary is not None:
+            broker: Any = MosquittoBroker(binary, self.work / "broker")
+            try:
+                url = await broker.start()
+            except SimError as exc:
+                say(f"  Mosquitto would not start ({exc}); using the embedded broker")
+            else:
+                say(f"  MQTT broker: Mosquitto ({binary}) at {url}")
+                return broker, url
+        elif not self.demo.embedded_broker:
+            say(
+                "  Mosquitto is not installed (apt-get install mosquitto); "
+                "using the embedded broker"
+            )
+        broker = EmbeddedBroker()
+        url = await broker.start()
+        say(f"  embedded MQTT broker (amqtt) at {url}")
+        return broker, url
+
+    def _ticket_watch(
+        self, db: Path, fs: Any, structure: DemoFleet, fleet: Fleet
+    ) -> TicketWatch | None:
+        """Watch the room the demo takes offline, to open a ticket from it."""
+        faults = demo_faults(fs.devices, fs.rooms, fs.duration_s)
+        room_faults = [f for f in faults if f.kind == FaultKind.ROOM_OFFLINE]
+        if not room_faults:
+            return None
+        key = f"room-{room_faults[0].target + 1:03d}"
+        room_id = structure.rooms[key]
+        self._room_devices = [device_id(fs, i) for i in range(fs.devices) if room_of(fs, i) == key]
+        return TicketWatch(
+            db=db,
+            account=ACCOUNT,
+            room_id=room_id,
+            room_name=structure.names[room_id],
+            card_code=structure.card_code,
+            opened_by=DEMO_USER,
+            status_now=fleet.clock.now,
+            stale_after=timedelta(seconds=offline_after_s(self.demo.speed)),
+        )
+
+    async def _watch_room(self, watch: TicketWatch | None) -> None:
+        """Once the room's uplink is cut, open a ticket as soon as the portal shows it offline."""
+        if watch is None:
+            return
+        await self._room_cut.wait()
+        while not watch.ticket_id:
+            line = await asyncio.to_thread(watch.poll)
+            if line:
+                self._event(line)
+            await asyncio.sleep(0.5)
 
     def _collector(self, db: Path, url: str, fleet: Fleet) -> tuple[Any, Any, str]:
         from collector.config import settings_from_mapping
@@ -147,6 +253,7 @@ class DemoRun:
                 "ledger": {"path": str(db)},
                 "influx": influx,
                 "status": {"heartbeat_seconds": 600.0},
+                "portal": {"offline_after_seconds": offline_after_s(self.demo.speed)},
                 "api": {"enabled": self.demo.api, "host": "127.0.0.1", "port": port},
             },
             {},

@@ -48,6 +48,7 @@ class FleetStats:
     traffic_end: datetime | None = None
     lagging_steps: int = 0
     unsettled: dict[str, int] = field(default_factory=dict)  # device -> left after cool-down
+    pending: int = 0  # records awaiting a receipt, updated while settling
 
     def text(self) -> str:
         """Return a one-paragraph summary."""
@@ -80,8 +81,10 @@ class Fleet:
         factory: AgentFactory | None = None,
         faults: tuple[Fault, ...] | None = None,
         on_event: Event | None = None,
+        settle_timeout_s: float = 120.0,
     ) -> None:
         settings.validate()
+        self.settle_timeout_s = settle_timeout_s
         self.settings = settings
         quiet = max(2 * settings.meter_interval_s, 3.0 * settings.speed)
         total = settings.duration_s + 3 * quiet + 4 * settings.meter_interval_s
@@ -153,7 +156,7 @@ class Fleet:
                 await self._traffic_phase()
             self.traffic_started.set()
             self.traffic_ended.set()
-            await self._cool_down()
+            await self._cool_down(self.settle_timeout_s)
         finally:
             self.stats.phase = "stopping"
             await asyncio.gather(*(gw.close() for gw in self.gateways), return_exceptions=True)
@@ -270,11 +273,23 @@ class Fleet:
             if not gw.running:
                 await gw.start()
         await asyncio.sleep(self.clock.real_seconds(self.quiet_s + s.meter_interval_s))
-        deadline = time.monotonic() + timeout_real
+        started = time.monotonic()
+        deadline = started + timeout_real
+        last_report = started
         while time.monotonic() < deadline:
-            if sum(gw.pending() for gw in self.gateways) == 0:
+            left = sum(gw.pending() for gw in self.gateways)
+            self.stats.pending = left
+            if left == 0:
                 break
+            if time.monotonic() - last_report >= 5.0:
+                last_report = time.monotonic()
+                waiting = sum(1 for gw in self.gateways if gw.pending())
+                self.event(
+                    f"settling: {left:,} records on {waiting} gateway(s) await their receipt"
+                    f" ({time.monotonic() - started:.0f} s of at most {timeout_real:.0f} s)"
+                )
             await asyncio.sleep(0.25)
+        self.stats.pending = sum(gw.pending() for gw in self.gateways)
         self.stats.unsettled = {gw.device: gw.pending() for gw in self.gateways if gw.pending()}
         left = sum(self.stats.unsettled.values())
         self.event("every outbox is settled" if not left else f"{left} records still unsettled")

@@ -190,8 +190,9 @@ async function viewFleet() {
     h("h2", {}, "Rooms"),
     table(["Room", "Site", "Status", "Devices", "Licence"], st.rooms.map(roomRow), "Rooms and their status"),
     h("h2", {}, "Devices"),
-    table(["Serial", "Model", "Room", "Credentials"], (await api("GET", `/accounts/${state.account}/devices`)).map((d) => [
-      h("a", { href: "#device/" + d.id }, d.serial || d.id), d.model, d.room_id || "—", d.has_credentials ? "issued" : "none",
+    table(["Serial", "Model", "Room", "Status", "Last seen", "Credentials"], (await api("GET", `/accounts/${state.account}/devices`)).map((d) => [
+      h("a", { href: "#device/" + d.id }, d.serial || d.id), d.model, d.room_name || d.room_id || "—",
+      d.state ? badge(d.state) : "—", d.last_seen || "—", d.has_credentials ? "issued" : "none",
     ]), "Devices"));
 }
 

@@ -1,0 +1,153 @@
+"""The demo account as a fleet admin sees it: sites, named rooms, placements, a support card.
+
+The simulator names its rooms ``room-001``…; here each becomes a named room
+of one of two sites, with the room's gateways placed in it by serial number
+(as an admin does in the portal), and the account gets a support card so a
+ticket can be opened from a room that goes offline.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from firmware_sim.build import room_of
+from firmware_sim.scenario import FleetSettings
+
+SITES = (("Milano HQ", "Via Dante 12, Milano"), ("Lisboa office", "Rua Augusta 40, Lisboa"))
+ROOM_NAMES = (
+    "Sala Garibaldi",
+    "Sala Tejo",
+    "Sala Verdi",
+    "Sala Alfama",
+    "Sala Brera",
+    "Sala Belém",
+    "Sala Navigli",
+    "Sala Chiado",
+    "Sala Duomo",
+    "Sala Rossio",
+)
+
+
+def room_name(index: int) -> str:
+    """Return the display name of simulated room ``index`` (0-based)."""
+    base = ROOM_NAMES[index % len(ROOM_NAMES)]
+    return base if index < len(ROOM_NAMES) else f"{base} {index // len(ROOM_NAMES) + 1}"
+
+
+def serial_of(index: int) -> str:
+    """Return the serial number the simulator registers gateway ``index`` under."""
+    return f"SIM{index:06d}"
+
+
+@dataclass
+class DemoFleet:
+    """What the set-up created: simulated room key -> fleet room id, and the card."""
+
+    rooms: dict[str, str] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # room id -> display name
+    card_code: str = ""
+
+
+def build_structure(db: Path, fs: FleetSettings, account: str) -> DemoFleet:
+    """Create sites, rooms, placements and a support card (idempotent for a re-run)."""
+    from collector.billing import support_cards
+    from collector.fleet import rooms as fleet_rooms
+    from collector.fleet.db import connect, transaction
+    from collector.fleet.devices import device_by_serial
+
+    now = datetime.now(UTC)
+    out = DemoFleet()
+    conn = connect(db)
+    try:
+        with transaction(conn):
+            existing = {r["name"]: r["id"] for r in fleet_rooms.list_rooms(conn, account)}
+            sites = {s["name"]: s["id"] for s in fleet_rooms.list_sites(conn, account)}
+            for name, address in SITES:
+                if name not in sites:
+                    sites[name] = fleet_rooms.create_site(conn, now, account, name, address)
+            room_count = fs.rooms or max(fs.devices // 2, 1)
+            for r in range(room_count):
+                key = f"room-{r + 1:03d}"
+                name = room_name(r)
+                site = sites[SITES[r % len(SITES)][0]]
+                room_id = existing.get(name) or fleet_rooms.create_room(conn, now, site, name)
+                out.rooms[key] = room_id
+                out.names[room_id] = name
+            for i in range(fs.devices):
+                room_id = out.rooms[room_of(fs, i)]
+                device = device_by_serial(conn, serial_of(i))["id"]
+                if fleet_rooms.current_room(conn, device) != room_id:
+                    fleet_rooms.assign_device(conn, now, room_id, serial_of(i))
+        out.card_code = support_cards.issue_card(conn, account_id=account, purchased_at=now)
+    finally:
+        conn.close()
+    return out
+
+
+@dataclass
+class TicketWatch:
+    """Opens one ticket for the room the demo takes offline, as its admin would.
+
+    ``poll()`` reads the room's status (judged on the collector's clock);
+    polled once the room's uplink is cut, the first time the room shows as
+    offline it opens a ticket carrying the
+    room's and its devices' details and returns a line for the terminal.
+    """
+
+    db: Path
+    account: str
+    room_id: str
+    room_name: str
+    card_code: str
+    opened_by: str
+    status_now: Callable[[], datetime]
+    stale_after: timedelta
+    ticket_id: str = ""
+
+    def poll(self) -> str | None:
+        """Open the ticket if the room is offline now; return what happened, if anything."""
+        if self.ticket_id:
+            return None
+        from collector.billing.price_book import load_price_book
+        from collector.fleet import tickets
+        from collector.fleet.billing_adapter import BillingAdapter
+        from collector.fleet.db import connect, transaction
+        from collector.fleet.status import OFFLINE, SqlStatusSource, room_status
+        from firmware_sim.demo import PRICE_BOOK
+
+        conn = connect(self.db)
+        try:
+            source = SqlStatusSource()
+            with transaction(conn):
+                status = room_status(
+                    conn, source, self.room_id, self.status_now(), self.stale_after
+                )
+                if status.state != OFFLINE:
+                    return None
+                self.ticket_id = tickets.open_ticket(
+                    conn,
+                    datetime.now(UTC),
+                    BillingAdapter(load_price_book(PRICE_BOOK)),
+                    source,
+                    room_id=self.room_id,
+                    subject=f"{self.room_name} is offline",
+                    description="Opened by the demo from the offline room: its devices stopped"
+                    " reporting (uplink cut).",
+                    card_code=self.card_code,
+                    opened_by=self.opened_by,
+                    stale_after=self.stale_after,
+                    status_at=self.status_now(),
+                )
+        except sqlite3.OperationalError:
+            return None  # the ledger is busy: try again at the next poll
+        finally:
+            conn.close()
+        offline = sum(1 for d in status.devices if d["state"] == OFFLINE)
+        return (
+            f"{self.room_name} offline ({offline} of {len(status.devices)} devices):"
+            f" ticket {self.ticket_id} opened with the room's details"
+        )
