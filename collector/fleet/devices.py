@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from collector.fleet.access import get_account
 from collector.fleet.catalog import resolve_model
@@ -76,6 +76,18 @@ def device_by_serial(conn: sqlite3.Connection, serial: str) -> sqlite3.Row:
     if row is None:
         raise NotFound(f"no device with serial {serial!r}")
     return row  # type: ignore[no-any-return]
+
+
+def active_conditions(
+    conn: sqlite3.Connection, device_id: str, now: datetime, within: timedelta = timedelta(hours=1)
+) -> list[str]:
+    """Conditions ingest raised on a device and saw within ``within`` (``duplicate_client``)."""
+    rows = conn.execute(
+        "SELECT condition FROM device_conditions WHERE device_id = ? AND last_seen >= ?"
+        " ORDER BY condition",
+        (device_id, iso(now - within)),
+    ).fetchall()
+    return [r[0] for r in rows]
 
 
 def list_devices(conn: sqlite3.Connection, account_id: str) -> list[sqlite3.Row]:

@@ -144,6 +144,7 @@ def get_device(ctx: Context, caller: CurrentCaller, device_id: str) -> DeviceDet
             missing_peripherals=list(health.missing_peripherals) if health else [],
             placements=_placements(rooms.placement_history(conn, device_id=device_id)),
             coverage_end=coverage,
+            conditions=devices.active_conditions(conn, device_id, ctx.now()),
         )
 
 

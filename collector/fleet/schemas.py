@@ -174,6 +174,8 @@ class DeviceDetailOut(DeviceOut):
     missing_peripherals: list[str]
     placements: list[PlacementOut]
     coverage_end: str | None
+    # Raised by ingest and seen within the last hour, e.g. duplicate_client.
+    conditions: list[str] = []
 
 
 class CredentialsOut(BaseModel):

@@ -247,6 +247,9 @@ async function viewDevice(id) {
       ["Room", d.room_id ? h("a", { href: "#room/" + d.room_id }, d.room_id) : "—"],
       ["Warranty coverage until", d.coverage_end || "—"],
       ["Missing peripherals", d.missing_peripherals.join(", ") || "—"],
+      ["Conditions", (d.conditions || []).map((c) => c === "duplicate_client"
+        ? "duplicate_client: two machines are connecting with this device's credentials"
+        : c).join("; ") || "—"],
     ], "Device details"),
     h("h2", {}, "Usage per hour, last 7 days"),
     points.length ? barChart(points, `Hourly usage of ${d.serial}: ${points.length} hours, peak ${Math.max(...points.map((p) => p.value))}`) : h("p", { class: "muted" }, "No usage yet."),
