@@ -190,9 +190,15 @@ def test_portal_end_to_end(tmp_path: Path, browser_page: Page) -> None:
         expect(page.get_by_role("img", name="Hourly usage of GW-ACME-1")).to_be_visible()
         page.screenshot(path=ARTIFACTS / "08-device.png", full_page=True)
         _audit(page, "08-device")
-        # Sign out; the invited colleague accepts the e-mailed link (read-only role).
+        # Sign out (the session token dies on the server too); the invited colleague
+        # accepts the e-mailed link (read-only role).
+        session = page.evaluate("sessionStorage.getItem('lb_token')")
+        me = f"{url}/api/v1/me"
+        auth = {"Authorization": f"Bearer {session}"}
+        assert page.request.get(me, headers=auth).status == 200
         page.get_by_role("button", name="Sign out").click()
         expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        assert page.request.get(me, headers=auth).status == 401
         conn = connect(db)
         body = next(m["body"] for m in mail.pending(conn) if m["recipient"] == "new@acme.example")
         conn.close()
