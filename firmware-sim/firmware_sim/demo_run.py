@@ -157,6 +157,9 @@ class DemoRun:
                 if not fleet.stats.unsettled
                 else "[bold]fleet and collector stopped[/]"
             )
+            if fleet.stats.unsettled:
+                for line in await asyncio.to_thread(self._unsettled_report, db, fleet):
+                    say(line, highlight=False)
             status = await asyncio.to_thread(self._close_and_print, db, fleet)
             if server is not None and self.demo.serve and not self._interrupted:
                 say(
@@ -363,6 +366,42 @@ class DemoRun:
             lines.append(f"collector: {int(committed):,} usage records committed")
         lines.extend(f"  {e}" for e in self.events)
         return Group(table, Text("\n".join(lines)))
+
+    def _unsettled_report(self, db: Path, fleet: Fleet) -> list[str]:
+        """Say which gateways still hold records without a receipt, and what is known of why."""
+        import sqlite3
+
+        left = fleet.stats.unsettled
+        lines = [
+            f"{sum(left.values()):,} records on {len(left)} gateway(s) got no receipt within "
+            f"{self.demo.settle_timeout_s:.0f} s (--settle-timeout); they stay in the agents' "
+            "outboxes and would be resent, but this run's check will miss them:"
+        ]
+        letters: dict[str, dict[str, int]] = {}
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            for device, reason, n in conn.execute(
+                "SELECT device_id, reason, COUNT(*) FROM dead_letters GROUP BY device_id, reason"
+            ):
+                letters.setdefault(str(device), {})[str(reason)] = int(n)
+        finally:
+            conn.close()
+        by_device = {gw.device: gw for gw in fleet.gateways}
+        for device, n in sorted(left.items()):
+            gw = by_device.get(device)
+            agent = getattr(getattr(gw, "agent", None), "agent", None)
+            link = getattr(agent, "link", None)
+            uplink = "uplink connected" if getattr(link, "connected", False) else "uplink DOWN"
+            dead = letters.get(device, {})
+            why = (
+                "collector refused messages: "
+                + ", ".join(f"{r} x{c}" for r, c in sorted(dead.items()))
+                if dead
+                else "no refusal recorded by the collector"
+            )
+            errors = f"; agent errors: {gw.errors[-1]}" if gw is not None and gw.errors else ""
+            lines.append(f"  {device}: {n:,} records, {uplink}, {why}{errors}")
+        return lines
 
     def _close_and_print(self, db: Path, fleet: Fleet) -> int:
         from collector.billing import ledger

@@ -182,3 +182,39 @@ def test_demo_refuses_bad_arguments_in_one_line() -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("logbot demo: error:")
     assert proc.stderr.count("\n") == 1
+
+
+def test_unsettled_records_are_explained_per_gateway(tmp_path: Path) -> None:
+    import sqlite3
+    from types import SimpleNamespace
+
+    from firmware_sim.demo import DemoSettings
+    from firmware_sim.demo_run import DemoRun
+
+    db = tmp_path / "ledger.sqlite"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE dead_letters (device_id TEXT, reason TEXT)")
+    conn.executemany(
+        "INSERT INTO dead_letters VALUES (?, ?)",
+        [("gw-0002", "future_timestamp")] * 3 + [("gw-0009", "bad_json")],
+    )
+    conn.commit()
+    conn.close()
+    up = SimpleNamespace(agent=SimpleNamespace(link=SimpleNamespace(connected=True)))
+    down = SimpleNamespace(agent=SimpleNamespace(link=SimpleNamespace(connected=False)))
+    fleet: Any = SimpleNamespace(
+        stats=SimpleNamespace(unsettled={"gw-0002": 40, "gw-0005": 2}),
+        gateways=[
+            SimpleNamespace(device="gw-0002", agent=up, errors=[]),
+            SimpleNamespace(device="gw-0005", agent=down, errors=["OSError: disk full at x.py:1"]),
+        ],
+    )
+    lines = DemoRun(DemoSettings(live=False), tmp_path)._unsettled_report(db, fleet)
+    assert lines[0].startswith("42 records on 2 gateway(s) got no receipt")
+    assert lines[1] == (
+        "  gw-0002: 40 records, uplink connected, collector refused messages: future_timestamp x3"
+    )
+    assert lines[2] == (
+        "  gw-0005: 2 records, uplink DOWN, no refusal recorded by the collector;"
+        " agent errors: OSError: disk full at x.py:1"
+    )
