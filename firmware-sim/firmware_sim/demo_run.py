@@ -42,7 +42,7 @@ def offline_after_s(speed: float) -> float:
 
 
 def _quiet_logs() -> None:
-    logging.basicConfig(level=logging.ERROR)
+    logging.basicConfig(level=logging.ERROR, format="  %(levelname)s %(name)s: %(message)s")
     for name in ("agent", "collector", "firmware_sim", "uvicorn", "amqtt", "transitions"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
