@@ -38,6 +38,7 @@ from collector.ingest.status import SWEEP_FACTOR, StatusChanges, StatusTracker
 from collector.metrics import Metrics
 from collector.mqtt import BrokerLink
 from collector.store.factory import make_ledger
+from collector.store.health import HealthSample, sample_of
 from collector.store.ledger import (
     CommitBatch,
     CommitResult,
@@ -300,6 +301,7 @@ class Collector:
         t = self.clock.now()
         usage, letters, export = [], [], []
         conditions: list[DeviceCondition] = []
+        health: list[HealthSample] = []
         for o in outcomes:
             usage.extend(o.usage)
             letters.extend(o.dead_letters)
@@ -315,6 +317,8 @@ class Collector:
             condition = self._condition_of(o, o.account, o.device, t)
             if condition is not None:
                 conditions.append(condition)
+            if o.health is not None:
+                health.append(sample_of(o.account, o.health))
         changes = self.tracker.drain()
         exporting = self.settings.influx.enabled  # else nothing would ever drain the queue
         if exporting:
@@ -330,6 +334,7 @@ class Collector:
             rollup_line=self._rollup_line if exporting else None,
             dead_letter_caps=self.dead_letter_caps,
             conditions=conditions,
+            health=health,
         )
         return batch, changes
 

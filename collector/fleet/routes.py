@@ -15,7 +15,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from collector.fleet import routes_access, routes_fleet, routes_services, routes_support
+from collector.fleet import (
+    routes_access,
+    routes_fleet,
+    routes_portal,
+    routes_services,
+    routes_support,
+)
 from collector.fleet.schemas import ErrorOut
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -34,3 +40,4 @@ router.include_router(routes_access.router)
 router.include_router(routes_fleet.router)
 router.include_router(routes_support.router)
 router.include_router(routes_services.router)
+router.include_router(routes_portal.router)

@@ -159,9 +159,11 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     this registers all three components and applies them in ``ORDER``.
     """
     from collector.billing import schema as billing_schema
+    from collector.store import health as health_schema
     from collector.store import schema as ingest_schema
 
     ingest_schema.register()
     migrations.register("billing", billing_schema.SCRIPTS)
     register()
-    return migrations.apply(conn, ORDER)
+    health_schema.register()
+    return migrations.apply(conn, (*ORDER, health_schema.COMPONENT))

@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
+from collector.store.health import HealthSample
+
 
 class UsageRow(NamedTuple):
     """One usage record as the ledger stores it.
@@ -188,6 +190,7 @@ class CommitBatch:
     rollup_line: Callable[[RollupRow], ExportLine] | None = None
     dead_letter_caps: DeadLetterCaps | None = None  # None = keep every row
     conditions: Sequence[DeviceCondition] = ()
+    health: Sequence[HealthSample] = ()  # collector.store.health rows
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from collector.errors import RegistryError
+from collector.store import health
 from collector.store.ledger import (
     CONTENT_FIELDS,
     CommitBatch,
@@ -214,6 +215,8 @@ class SqliteLedger:
                     for c in batch.conditions
                 ],
             )
+        if batch.health:
+            await db.executemany(health.INSERT_SQL, [s.row() for s in batch.health])
         if export:
             now = batch.usage[0].received_at if batch.usage else _now_text(batch)
             await db.executemany(

@@ -1,0 +1,263 @@
+"""Read-only routes behind the portal's overview and device pages.
+
+``/accounts/{id}/overview`` gives, in one call, the account's time zone, the
+latest health of each device, every room peripheral (present and missing)
+and an online/offline timeline per room; ``/devices/{id}/health`` the health
+history of one device; ``/devices/{id}/usage/daily`` its usage per service
+and unit per calendar day of the account's time zone. Values are domain
+values: percent, bytes, °C, dBm, usage in the unit the ledger counts.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from collector.fleet import devices
+from collector.fleet.auth import Context, CurrentCaller
+from collector.fleet.db import iso
+from collector.fleet.timeline import daily_totals, room_segments, zone
+from collector.store import health as health_store
+
+router = APIRouter(tags=["portal"])
+
+
+class HealthOut(BaseModel):
+    device_id: str
+    at: str
+    uptime_s: int
+    cpu_percent: float
+    mem_used_bytes: int
+    mem_total_bytes: int
+    disk_used_bytes: int
+    disk_total_bytes: int
+    temperature_c: float | None
+    # Usage records in the agent's outbox not yet receipted by the collector.
+    outbox_pending: int
+    modem_state: str
+    rssi_dbm: int | None
+    registration: str
+    operator: str
+    iccid: str
+
+
+class PeripheralOut(BaseModel):
+    device_id: str
+    room_id: str | None
+    model: str
+    serial: str
+    present: bool
+    updated_at: str
+
+
+class SegmentOut(BaseModel):
+    start: str
+    end: str
+    state: str
+
+
+class RoomTimelineOut(BaseModel):
+    room_id: str
+    segments: list[SegmentOut]
+
+
+class OverviewOut(BaseModel):
+    account_id: str
+    timezone: str
+    since: str
+    until: str
+    health: list[HealthOut]
+    peripherals: list[PeripheralOut]
+    timelines: list[RoomTimelineOut]
+
+
+class HealthHistoryOut(BaseModel):
+    device_id: str
+    timezone: str
+    samples: list[HealthOut]
+
+
+class UsageDayOut(BaseModel):
+    day: str
+    service: str
+    unit: str
+    quantity: int
+
+
+class DailyUsageOut(BaseModel):
+    device_id: str
+    timezone: str
+    days: list[UsageDayOut]
+
+
+def _health_out(s: health_store.HealthSample) -> HealthOut:
+    return HealthOut(
+        device_id=s.device_id,
+        at=s.ts,
+        uptime_s=s.uptime_s,
+        cpu_percent=s.cpu_percent,
+        mem_used_bytes=s.mem_used,
+        mem_total_bytes=s.mem_total,
+        disk_used_bytes=s.disk_used,
+        disk_total_bytes=s.disk_total,
+        temperature_c=s.temp_max,
+        outbox_pending=s.outbox_pending,
+        modem_state=s.modem_state,
+        rssi_dbm=s.rssi_dbm,
+        registration=s.registration,
+        operator=s.operator,
+        iccid=s.iccid,
+    )
+
+
+def _timezone(conn: sqlite3.Connection, account_id: str) -> str:
+    row = conn.execute("SELECT timezone FROM accounts WHERE id = ?", (account_id,)).fetchone()
+    return str(row[0]) if row is not None and row[0] else "UTC"
+
+
+def _timelines(
+    conn: sqlite3.Connection, account_id: str, since: str, until: str
+) -> list[RoomTimelineOut]:
+    placed: dict[str, list[str]] = {}
+    for r in conn.execute(
+        "SELECT r.id AS room_id, p.device_id FROM fleet_rooms r LEFT JOIN fleet_device_rooms p"
+        " ON p.room_id = r.id AND p.until IS NULL WHERE r.account_id = ?",
+        (account_id,),
+    ):
+        devs = placed.setdefault(r["room_id"], [])
+        if r["device_id"] is not None:
+            devs.append(r["device_id"])
+    before: dict[str, str] = {
+        r["subject"]: r["state"]
+        for r in conn.execute(
+            "SELECT subject, state FROM (SELECT subject, state, ROW_NUMBER() OVER"
+            " (PARTITION BY subject ORDER BY at DESC, id DESC) AS n FROM status_transitions"
+            " WHERE subject_kind = 'device' AND account_id = ? AND at < ?) WHERE n = 1",
+            (account_id, since),
+        )
+    }
+    events = [
+        (r["at"], r["subject"], r["state"])
+        for r in conn.execute(
+            "SELECT at, subject, state FROM status_transitions WHERE subject_kind = 'device'"
+            " AND account_id = ? AND at >= ? AND at <= ? ORDER BY at, id",
+            (account_id, since, until),
+        )
+    ]
+    return [
+        RoomTimelineOut(
+            room_id=room,
+            segments=[
+                SegmentOut(start=s.start, end=s.end, state=s.state)
+                for s in room_segments(devs, before, events, since, until)
+            ],
+        )
+        for room, devs in placed.items()
+    ]
+
+
+@router.get("/accounts/{account_id}/overview", summary="Health, peripherals, room timelines")
+def overview(
+    ctx: Context,
+    caller: CurrentCaller,
+    account_id: str,
+    days: Annotated[int, Query(ge=1, le=31)] = 7,
+) -> OverviewOut:
+    """Latest health per device, every peripheral, and each room's states over ``days``."""
+    until = iso(ctx.status_now())
+    since = iso(ctx.status_now() - timedelta(days=days))
+    with ctx.read() as conn:
+        caller.require_read(account_id)
+        ids = [
+            r[0] for r in conn.execute("SELECT id FROM devices WHERE account_id = ?", (account_id,))
+        ]
+        latest = health_store.latest(conn, ids)
+        peripherals = [
+            PeripheralOut(
+                device_id=r["device_id"],
+                room_id=r["room_id"],
+                model=r["model"],
+                serial=r["serial"],
+                present=bool(r["present"]),
+                updated_at=r["updated_at"],
+            )
+            for r in conn.execute(
+                "SELECT rp.device_id, p.room_id, rp.model, rp.serial, rp.present, rp.updated_at"
+                " FROM room_peripherals rp LEFT JOIN fleet_device_rooms p"
+                " ON p.device_id = rp.device_id AND p.until IS NULL"
+                " WHERE rp.account_id = ? ORDER BY rp.device_id, rp.serial",
+                (account_id,),
+            )
+        ]
+        return OverviewOut(
+            account_id=account_id,
+            timezone=_timezone(conn, account_id),
+            since=since,
+            until=until,
+            health=[_health_out(latest[i]) for i in ids if i in latest],
+            peripherals=peripherals,
+            timelines=_timelines(conn, account_id, since, until),
+        )
+
+
+@router.get("/devices/{device_id}/health", summary="Health history of a device")
+def device_health(
+    ctx: Context,
+    caller: CurrentCaller,
+    device_id: str,
+    hours: Annotated[int, Query(ge=1, le=24 * 31)] = 168,
+) -> HealthHistoryOut:
+    """Health samples of the last ``hours`` hours, oldest first (at most 5,000)."""
+    with ctx.read() as conn:
+        account_id = devices.get_device(conn, device_id)["account_id"]
+        caller.require_read(account_id)
+        since = iso(ctx.status_now() - timedelta(hours=hours))
+        samples = health_store.history(conn, device_id, since)
+        return HealthHistoryOut(
+            device_id=device_id,
+            timezone=_timezone(conn, account_id),
+            samples=[_health_out(s) for s in samples],
+        )
+
+
+@router.get("/devices/{device_id}/usage/daily", summary="Daily usage per service and unit")
+def device_usage_daily(
+    ctx: Context,
+    caller: CurrentCaller,
+    device_id: str,
+    days: Annotated[int, Query(ge=1, le=93)] = 30,
+) -> DailyUsageOut:
+    """Usage per calendar day (account time zone), service and unit, over ``days`` days."""
+    with ctx.read() as conn:
+        account_id = devices.get_device(conn, device_id)["account_id"]
+        caller.require_read(account_id)
+        tz_name = _timezone(conn, account_id)
+        since = iso(ctx.now() - timedelta(days=days))
+        rows = conn.execute(
+            "SELECT hour, service, unit, SUM(quantity) FROM usage_hourly"
+            " WHERE device_id = ? AND hour >= ? GROUP BY hour, service, unit",
+            (device_id, since),
+        ).fetchall()
+    totals = daily_totals(((r[0], r[1], r[2], r[3]) for r in rows), zone(tz_name))
+    return DailyUsageOut(
+        device_id=device_id,
+        timezone=tz_name,
+        days=[UsageDayOut(day=d, service=s, unit=u, quantity=q) for d, s, u, q in totals],
+    )
+
+
+class AccountZoneOut(BaseModel):
+    account_id: str
+    timezone: str
+
+
+@router.get("/accounts/{account_id}/timezone", summary="The account's time zone (IANA name)")
+def account_timezone(ctx: Context, caller: CurrentCaller, account_id: str) -> AccountZoneOut:
+    """The zone the portal shows dates in for this account."""
+    with ctx.read() as conn:
+        caller.require_read(account_id)
+        return AccountZoneOut(account_id=account_id, timezone=_timezone(conn, account_id))
