@@ -5,8 +5,10 @@ replaced gateway still plugged in) take each other's MQTT session in turn.
 Pure state, two signals, either is enough:
 
 - the agent's health report counts ``session_takeovers`` (connections lost
-  right after they were made, see ``agent/uplink/mqtt.py``); an increase
-  between two reports of the same boot raises the condition;
+  right after they were made, see ``agent/uplink/mqtt.py``); a rise of at
+  least ``MIN_TAKEOVERS`` between two reports of the same boot raises the
+  condition (MQTT 3.1.1 gives the agent no reason for a drop, so one early
+  drop may be a flaky link; several in one report interval are not);
 - births (``status`` online) whose boot ids alternate: boot A, then B, then
   A again within ``window``. One machine never returns to an earlier boot
   id, so two live machines must be publishing as this device.
@@ -27,6 +29,7 @@ from protocols import HealthReport
 DUPLICATE_CLIENT = "duplicate_client"
 ACTIVE_FOR = timedelta(hours=1)
 TAKEOVER_COUNTER = "session_takeovers"
+MIN_TAKEOVERS = 3
 _BIRTHS_KEPT = 16
 
 
@@ -48,10 +51,10 @@ class DuplicateClientDetector:
             return None
         boots = self._takeovers.setdefault(device, {})
         previous = boots.get(report.boot_id, 0)
-        boots[report.boot_id] = count
+        boots[report.boot_id] = count  # a restarted agent counts from 0 again: fine
         if len(boots) > 4:  # keep the latest few boots only
             del boots[next(iter(boots))]
-        if count <= previous:
+        if count - previous < MIN_TAKEOVERS:
             return None
         detail = (
             f"the agent (boot {report.boot_id[:36]}) lost its broker session {count} times"

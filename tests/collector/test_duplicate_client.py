@@ -47,7 +47,10 @@ def test_detector_raises_on_takeover_counters_and_alternating_births() -> None:
     t = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
     assert d.health("acme", "gw-a", _health("boot-1", 0), t) is None
     assert d.health("acme", "gw-a", _health("boot-1", 0), t) is None
-    raised = d.health("acme", "gw-a", _health("boot-1", 3), t + timedelta(minutes=1))
+    # One or two early drops per report may be a flaky link: not raised.
+    assert d.health("acme", "gw-a", _health("boot-1", 2), t) is None
+    assert d.health("acme", "gw-a", _health("boot-1", 4), t) is None
+    raised = d.health("acme", "gw-a", _health("boot-1", 7), t + timedelta(minutes=1))
     assert raised is not None
     assert raised.condition == DUPLICATE_CLIENT
     # A reboot is a new boot id once, never a return to an old one.
