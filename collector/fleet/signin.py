@@ -3,9 +3,9 @@
 The flow is: ask the :class:`~collector.fleet.throttle.SignInThrottle`
 (:func:`admit`; refused attempts cost no database access, no hashing and no
 worker thread: the route answers them on the event loop), read the
-user's hash in a read snapshot, verify it on the calling worker thread with
-no transaction open and at most ``hash_slots`` verifications at a time
-process-wide, then open the session in a short write transaction that also
+user's hash (no transaction held), verify it on the calling worker thread
+with no transaction open and at most ``HASH_SLOTS`` hashes at a time per
+process, then open the session in a short write transaction that also
 replaces an outdated hash (legacy scrypt, older argon2 parameters) if the
 stored one has not changed meanwhile.
 """
