@@ -115,6 +115,13 @@ def cmd_mosquitto_config(args: argparse.Namespace, conn: sqlite3.Connection, _: 
         )
     except mosquitto_config.DuplicateUsername as exc:
         raise FleetError(str(exc)) from None
+    try:
+        listeners = [
+            mosquitto_config.Listener.parse(spec, args.certfile or "", args.keyfile or "")
+            for spec in args.listener
+        ]
+    except ValueError as exc:
+        raise FleetError(str(exc)) from None
     owner = broker_files.resolve(args.owner)
     targets = [out / "passwd", out / "acl"]
     if owner is not None and not broker_files.can_apply(owner):
@@ -131,7 +138,14 @@ def cmd_mosquitto_config(args: argparse.Namespace, conn: sqlite3.Connection, _: 
     )
     for line in broker_files.reload_hint(out, owner, targets):
         print(line)
-    print("every listener must bind client ids: use_username_as_clientid true (PROVISIONING.md)")
+    if listeners:
+        conf = mosquitto_config.write_listeners(out, listeners)
+        print(f"wrote {conf}: {len(listeners)} listeners binding client id to username")
+        print(f"load it with 'include_dir {out}' in mosquitto.conf and restart the broker once")
+    else:
+        print(
+            "every listener must bind client ids: use_username_as_clientid true (PROVISIONING.md)"
+        )
     return 0
 
 
@@ -316,6 +330,15 @@ def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> 
         help="owner of passwd and acl (default: mosquitto when that user exists; "
         "'-' leaves them to the current user)",
     )
+    p.add_argument(
+        "--listener",
+        action="append",
+        default=[],
+        metavar="[ADDRESS:]PORT",
+        help="also write logbot.conf with this device listener, client id bound to username",
+    )
+    p.add_argument("--certfile", help="TLS certificate of the --listener(s)")
+    p.add_argument("--keyfile", help="TLS private key of the --listener(s)")
 
     fleet = subparsers.add_parser("fleet", help="accounts, users, devices, rooms and contracts")
     fsub = fleet.add_subparsers(dest="fleet_command", required=True, metavar="COMMAND")
