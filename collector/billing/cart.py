@@ -2,7 +2,9 @@
 
 Seed: one LOGBOT-CREDIT-100 is €112 + IVA 22% -> tax €24.64, total €136.64.
 Tax is computed and rounded to the cent once per cart line (ROUND_HALF_UP);
-the cart totals are sums of the rounded lines.
+the cart totals are sums of the rounded lines. The support card (price book
+code ``LSSC``) is sold in the same cart: 0 logbit, the price book's price
+plus IVA; its cards are issued when the order is paid.
 """
 
 from __future__ import annotations
@@ -82,16 +84,21 @@ def build_cart(book: PriceBook, items: Mapping[str, int]) -> Cart:
     if not items:
         raise OrderError("the cart is empty")
     lines: list[CartLine] = []
+    card = book.support_card
     for code, quantity in sorted(items.items()):
         pack = book.packs.get(code)
-        if pack is None:
-            known = ", ".join(sorted(book.packs))
+        if pack is not None:
+            logbit, unit_price = pack.logbit, pack.price_eur
+        elif code == card.code:
+            logbit, unit_price = ZERO, card.price_eur
+        else:
+            known = ", ".join([*sorted(book.packs), card.code])
             raise OrderError(f"unknown pack {code!r} (known: {known})")
         if not isinstance(quantity, int) or isinstance(quantity, bool):
             raise OrderError(f"quantity of {code} must be an integer")
         if not 1 <= quantity <= MAX_QUANTITY:
             raise OrderError(f"quantity of {code} must be 1..{MAX_QUANTITY}, got {quantity}")
-        price = pack.price_eur * quantity
+        price = unit_price * quantity
         tax = round_cent(price * book.vat_rate)
-        lines.append(CartLine(code, quantity, pack.logbit * quantity, price, tax, price + tax))
+        lines.append(CartLine(code, quantity, logbit * quantity, price, tax, price + tax))
     return Cart(tuple(lines), book.vat_rate)

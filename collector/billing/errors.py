@@ -7,6 +7,9 @@ BillingError
 ├── CloseError              a month cannot be closed (future month, bad month text)
 ├── ActivationError         an activation request is not allowed
 ├── OrderError              unknown pack/order, order not awaiting confirmation
+│   ├── OrderConflict           checkout key reused for another cart; order not cancellable
+│   └── OrderNotFound           no such order (or not the caller's account)
+├── PaymentEventError       .reason: a card-provider event is unsigned, tampered or mismatched
 ├── CouponError             .reason
 │   ├── CouponInvalid           unknown code
 │   ├── CouponAlreadyRedeemed   redeemed by another account
@@ -45,6 +48,22 @@ class ActivationError(BillingError):
 
 class OrderError(BillingError):
     """A credit order cannot be created or confirmed."""
+
+
+class OrderConflict(OrderError):
+    """The order's state forbids the change, or a checkout key is reused for another cart."""
+
+
+class OrderNotFound(OrderError):
+    """No such order for the account."""
+
+
+class PaymentEventError(BillingError):
+    """A card-provider event is refused; ``reason`` is a machine word."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class CouponError(BillingError):

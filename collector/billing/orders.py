@@ -7,10 +7,18 @@
   ``awaiting_confirmation`` until ``confirm_order`` is called with the
   provider's reference.
 
+Checkout is idempotent: ``checkout`` takes the client's checkout key (one per
+cart shown; a double click sends it twice) and returns the order already made
+with that key; without a key, the same user's identical unpaid order of the
+same channel is returned. A key reused for another cart is a conflict.
+
 Confirmation is idempotent and race-free: one ``BEGIN IMMEDIATE`` transaction
-moves the order from ``awaiting_confirmation`` to ``confirmed`` and posts the
-credit entry (Logbit +N, Cost € total, Document), then clears a notice or
-resumes a suspended account if the balance is back to zero or above.
+moves the order from ``awaiting_confirmation`` to ``confirmed``, posts the
+credit entry (Logbit +N, Cost € total, Document), issues the order's support
+cards and its numbered invoice (``invoices``), queues the purchase
+confirmation (``purchase_notice``), then clears a notice or resumes a
+suspended account if the balance is back to zero or above. Only unpaid
+orders can be cancelled.
 """
 
 from __future__ import annotations
@@ -21,10 +29,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from collector.billing import notices
+from collector.billing import invoices, notices, purchase_notice, support_cards
 from collector.billing.cart import build_cart
-from collector.billing.db import ts, write
-from collector.billing.errors import OrderError
+from collector.billing.db import parse_ts, ts, write
+from collector.billing.errors import OrderConflict, OrderError, OrderNotFound
 from collector.billing.ledger import post_entry
 from collector.billing.money import to_decimal, to_text
 from collector.billing.payments import PaymentProvider, PaymentRequest
@@ -47,6 +55,85 @@ class Order:
     provider_ref: str
     document: str
     entry_id: int | None
+    price_eur: Decimal = Decimal(0)
+    tax_eur: Decimal = Decimal(0)
+    created_at: datetime | None = None
+    created_by: str = ""
+    details: dict[str, object] | None = None
+    invoice: str | None = None
+
+
+def checkout(
+    conn: sqlite3.Connection,
+    book: PriceBook,
+    *,
+    account_id: str,
+    items: dict[str, int],
+    channel: str,
+    now: datetime,
+    created_by: str,
+    checkout_key: str | None = None,
+    details: dict[str, str] | None = None,
+    provider: PaymentProvider | None = None,
+) -> tuple[Order, bool]:
+    """Create an order once per checkout; return ``(order, created)``.
+
+    A second call with the same key returns the first order (``created`` False);
+    the same key with another cart or channel raises OrderConflict.
+    """
+    wanted = json.dumps(dict(sorted(items.items())))
+    with write(conn):
+        if checkout_key is not None:
+            row = conn.execute(
+                "SELECT id, items, channel FROM orders WHERE account_id = ? AND checkout_key = ?",
+                (account_id, checkout_key),
+            ).fetchone()
+            if row is not None:
+                if row[1] != wanted or row[2] != channel:
+                    raise OrderConflict("this checkout key was used for another cart")
+                return get_order(conn, int(row[0])), False
+        else:
+            row = conn.execute(
+                "SELECT id FROM orders WHERE account_id = ? AND created_by = ? AND channel = ?"
+                " AND items = ? AND status = 'awaiting_confirmation' ORDER BY id DESC LIMIT 1",
+                (account_id, created_by, channel, wanted),
+            ).fetchone()
+            if row is not None:
+                return get_order(conn, int(row[0])), False
+        order = create_order(
+            conn,
+            book,
+            account_id=account_id,
+            items=items,
+            channel=channel,
+            now=now,
+            provider=provider,
+        )
+        card = book.support_card
+        stored: dict[str, object] = dict(details or {})
+        stored["lines"] = [
+            {
+                "code": x.code,
+                "quantity": x.quantity,
+                "logbit": to_text(x.logbit),
+                "price": to_text(x.price),
+                "tax": to_text(x.tax),
+                "total": to_text(x.total),
+            }
+            for x in build_cart(book, items).lines
+        ]
+        stored["vat_rate"] = to_text(book.vat_rate)
+        if card.code in items:
+            stored["support_card"] = {
+                "code": card.code,
+                "minutes": card.minutes,
+                "valid_months": card.valid_months,
+            }
+        conn.execute(
+            "UPDATE orders SET checkout_key = ?, created_by = ?, details = ? WHERE id = ?",
+            (checkout_key, created_by, json.dumps(stored, sort_keys=True), order.id),
+        )
+        return get_order(conn, order.id), True
 
 
 def create_order(
@@ -113,6 +200,7 @@ def confirm_order(
         if order.channel == "card" and provider_ref != order.provider_ref:
             raise OrderError(f"order {order_id}: payment reference does not match")
         cart = build_cart_from(conn, order_id)
+        codes = _issue_cards(conn, order, now)
         entry_id, _ = post_entry(
             conn,
             account_id=order.account_id,
@@ -129,17 +217,43 @@ def confirm_order(
             " document = ?, entry_id = ? WHERE id = ?",
             (ts(now), confirmed_by, document, entry_id, order_id),
         )
+        paid = get_order(conn, order_id)
+        number = invoices.issue(conn, paid, now)
+        purchase_notice.queue(conn, get_order(conn, order_id), number, codes, now)
         notices.after_credit(conn, order.account_id, now, f"order {order_id} credited")
     return get_order(conn, order_id)
 
 
-def cancel_order(conn: sqlite3.Connection, *, order_id: int) -> Order:
-    """Cancel an order that is still awaiting confirmation."""
+def _issue_cards(conn: sqlite3.Connection, order: Order, now: datetime) -> list[str]:
+    """Issue the support cards an order paid for; return their codes (shown once)."""
+    spec = (order.details or {}).get("support_card")
+    if not isinstance(spec, dict):
+        return []
+    quantity = order.items.get(str(spec["code"]), 0)
+    return [
+        support_cards.issue_card(
+            conn,
+            account_id=order.account_id,
+            purchased_at=now,
+            minutes=int(spec["minutes"]),
+            valid_months=int(spec["valid_months"]),
+        )
+        for _ in range(quantity)
+    ]
+
+
+def cancel_order(conn: sqlite3.Connection, *, order_id: int, now: datetime | None = None) -> Order:
+    """Cancel an order that is still awaiting confirmation (cancelling twice is a no-op)."""
     with write(conn):
         order = get_order(conn, order_id)
+        if order.status == "cancelled":
+            return order
         if order.status != "awaiting_confirmation":
-            raise OrderError(f"order {order_id} is {order.status}, it cannot be cancelled")
-        conn.execute("UPDATE orders SET status = 'cancelled' WHERE id = ?", (order_id,))
+            raise OrderConflict(f"order {order_id} is {order.status}, it cannot be cancelled")
+        conn.execute(
+            "UPDATE orders SET status = 'cancelled', cancelled_at = ? WHERE id = ?",
+            (None if now is None else ts(now), order_id),
+        )
     return get_order(conn, order_id)
 
 
@@ -152,12 +266,14 @@ def build_cart_from(conn: sqlite3.Connection, order_id: int) -> str:
 def get_order(conn: sqlite3.Connection, order_id: int) -> Order:
     """Return one order or raise OrderError."""
     row = conn.execute(
-        "SELECT id, account_id, channel, items, logbit, total_eur, status, provider_ref, document,"
-        " entry_id FROM orders WHERE id = ?",
+        "SELECT o.id, o.account_id, o.channel, o.items, o.logbit, o.total_eur, o.status,"
+        " o.provider_ref, o.document, o.entry_id, o.price_eur, o.tax_eur, o.created_at,"
+        " o.created_by, o.details, i.number FROM orders o"
+        " LEFT JOIN invoices i ON i.order_id = o.id WHERE o.id = ?",
         (order_id,),
     ).fetchone()
     if row is None:
-        raise OrderError(f"no order {order_id}")
+        raise OrderNotFound(f"no order {order_id}")
     return Order(
         row[0],
         row[1],
@@ -169,12 +285,22 @@ def get_order(conn: sqlite3.Connection, order_id: int) -> Order:
         row[7],
         row[8],
         row[9],
+        price_eur=to_decimal(row[10]),
+        tax_eur=to_decimal(row[11]),
+        created_at=parse_ts(row[12]),
+        created_by=row[13],
+        details=json.loads(row[14]),
+        invoice=row[15],
     )
 
 
-def list_orders(conn: sqlite3.Connection, account_id: str) -> list[Order]:
-    """The account's orders, newest first."""
+def list_orders(
+    conn: sqlite3.Connection, account_id: str | None, status: str | None = None
+) -> list[Order]:
+    """Orders of one account (or of every account with None), newest first."""
     ids = conn.execute(
-        "SELECT id FROM orders WHERE account_id = ? ORDER BY id DESC", (account_id,)
+        "SELECT id FROM orders WHERE (? IS NULL OR account_id = ?) AND (? IS NULL OR status = ?)"
+        " ORDER BY id DESC LIMIT 1000",
+        (account_id, account_id, status, status),
     ).fetchall()
     return [get_order(conn, i) for (i,) in ids]

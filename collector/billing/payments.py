@@ -1,6 +1,9 @@
 """The payment-provider seam for card purchases.
 
-No card processor is reachable from here, so the shipped provider is
+``HostedCardProvider`` is the shipped card adapter: it gives the order an
+unguessable reference and the URL of the provider's hosted payment page;
+the provider then reports the outcome through its signed webhook
+(``card_webhook``), which confirms the order. With no provider configured,
 ``OfflinePaymentProvider``: it accepts the order for payment and reports it
 ``awaiting_confirmation``. Nothing is credited until a confirmation arrives
 (``orders.confirm_order`` with the provider's reference, e.g. from the
@@ -61,3 +64,17 @@ class OfflinePaymentProvider:
         return PaymentIntent(
             self.name, f"off-{request.order_id}-{secrets.token_hex(6)}", "awaiting_confirmation"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class HostedCardProvider:
+    """A hosted-page card provider that confirms through its signed webhook."""
+
+    name: str = "card"
+    checkout_url: str = ""
+
+    def start_payment(self, request: PaymentRequest) -> PaymentIntent:
+        """Return the reference the webhook must quote and where the customer pays."""
+        reference = f"pay-{request.order_id}-{secrets.token_hex(8)}"
+        url = f"{self.checkout_url}?reference={reference}" if self.checkout_url else ""
+        return PaymentIntent(self.name, reference, "awaiting_confirmation", url)

@@ -172,5 +172,51 @@ CREATE TABLE support_card_usage (
 );
 """
 
-SCRIPTS = (V1,)
+# Orders become idempotent and carry the buyer's purchase details; paid orders
+# get a gapless, immutable invoice; card-provider events are recorded by id
+# (replay-safe); every outbox message (billing or fleet) gets a delivery state.
+V2 = """
+ALTER TABLE orders ADD COLUMN checkout_key TEXT;
+ALTER TABLE orders ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE orders ADD COLUMN details TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE orders ADD COLUMN cancelled_at TEXT;
+CREATE UNIQUE INDEX orders_checkout ON orders (account_id, checkout_key);
+CREATE TABLE invoices (
+    number TEXT PRIMARY KEY,
+    year INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    order_id INTEGER NOT NULL UNIQUE REFERENCES orders (id),
+    account_id TEXT NOT NULL,
+    issued_at TEXT NOT NULL,
+    total_eur TEXT NOT NULL,
+    html TEXT NOT NULL,
+    UNIQUE (year, seq)
+);
+CREATE INDEX invoices_account ON invoices (account_id);
+CREATE TRIGGER invoices_immutable BEFORE UPDATE ON invoices
+BEGIN SELECT RAISE(ABORT, 'invoices are immutable'); END;
+CREATE TRIGGER invoices_undeletable BEFORE DELETE ON invoices
+BEGIN SELECT RAISE(ABORT, 'invoices are immutable'); END;
+CREATE TABLE payment_events (
+    provider TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    order_id INTEGER,
+    outcome TEXT NOT NULL,
+    PRIMARY KEY (provider, event_id)
+);
+CREATE TABLE deliveries (
+    source TEXT NOT NULL,
+    source_id INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at TEXT NOT NULL,
+    last_error TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'dead')),
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (source, source_id)
+);
+CREATE INDEX deliveries_due ON deliveries (state, next_at);
+"""
+
+SCRIPTS = (V1, V2)
 migrations.register("billing", SCRIPTS)

@@ -37,6 +37,7 @@ from collector.fleet.billing_port import (
     SupportCard,
 )
 from collector.fleet.errors import Conflict, InvalidInput
+from collector.fleet.orders_adapter import OrdersMixin
 
 
 @contextmanager
@@ -62,11 +63,14 @@ def _offline() -> PaymentProvider:
 
 
 @dataclass(frozen=True, slots=True)
-class BillingAdapter:
+class BillingAdapter(OrdersMixin):
     """Billing for the fleet API, backed by ``collector.billing``."""
 
     book: PriceBook
     provider_factory: Callable[[], PaymentProvider] = field(default=_offline)
+    # The card provider's webhook signing secret (empty: no card provider).
+    card_secret: bytes = field(default=b"", repr=False)
+    card_provider_name: str = "card"
 
     def balance(self, conn: sqlite3.Connection, account_id: str) -> Decimal:
         """The account's logbit balance."""
@@ -85,8 +89,12 @@ class BillingAdapter:
             return coupons.redeem(conn, account_id=account_id, code=code, now=now).logbit
 
     def packs(self) -> Sequence[Pack]:
-        """Packs of the price book."""
-        return [Pack(p.code, p.logbit, p.price_eur) for p in self.book.packs.values()]
+        """Packs of the price book, then the support card (0 logbit, its own price)."""
+        card = self.book.support_card
+        return [
+            *(Pack(p.code, p.logbit, p.price_eur) for p in self.book.packs.values()),
+            Pack(card.code, Decimal(0), card.price_eur),
+        ]
 
     def quote(self, items: Sequence[tuple[str, int]]) -> Cart:
         """Price a cart with the price book's VAT rate."""

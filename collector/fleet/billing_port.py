@@ -15,6 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
+from collector.fleet.orders_port import Orders
 from collector.fleet.tickets import SupportCards
 
 
@@ -95,8 +96,8 @@ class Activation:
     note: str
 
 
-class Billing(SupportCards, Protocol):
-    """Balance, ledger, coupons, packs, service activations and support cards."""
+class Billing(SupportCards, Orders, Protocol):
+    """Balance, ledger, coupons, packs, service activations, support cards, orders."""
 
     def support_cards(self, conn: sqlite3.Connection, account_id: str) -> list[SupportCard]:
         """The account's support cards, newest first."""

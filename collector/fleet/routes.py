@@ -18,6 +18,7 @@ from fastapi import APIRouter
 from collector.fleet import (
     routes_access,
     routes_fleet,
+    routes_orders,
     routes_portal,
     routes_services,
     routes_support,
@@ -40,4 +41,5 @@ router.include_router(routes_access.router)
 router.include_router(routes_fleet.router)
 router.include_router(routes_support.router)
 router.include_router(routes_services.router)
+router.include_router(routes_orders.router)
 router.include_router(routes_portal.router)

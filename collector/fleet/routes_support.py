@@ -1,4 +1,7 @@
-"""Routes: fleet status, offline rooms, tickets, balance, ledger, coupons and cart."""
+"""Routes: fleet status, offline rooms, tickets, balance, ledger, coupons and cart.
+
+Paying the cart (orders) lives in ``routes_orders``.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +24,6 @@ from collector.fleet.schemas import (
     CouponOut,
     FleetStatusOut,
     LedgerOut,
-    OrderOut,
     PackOut,
     RoomOut,
     SupportCardOut,
@@ -221,22 +223,3 @@ def quote(ctx: Context, caller: CurrentCaller, body: CartIn) -> CartOut:
     except FleetError as exc:
         raise HTTPException(exc.status_code, str(exc)) from exc
     return _cart_out(cart)
-
-
-@router.post("/accounts/{account_id}/orders", status_code=201, tags=["billing"], summary="Pay")
-def pay(ctx: Context, caller: CurrentCaller, account_id: str, body: CartIn) -> OrderOut:
-    """Start a card payment; logbits are credited when the payment is confirmed."""
-    billing = ctx.require_billing()
-    with ctx.tx() as conn:
-        caller.require_write(account_id)
-        order = billing.pay(
-            conn, ctx.now(), account_id, [(i.sku, i.quantity) for i in body.items], caller.email
-        )
-        value = billing.balance(conn, account_id)
-    return OrderOut(
-        account_id=account_id,
-        order_id=order.order_id,
-        status=order.status,
-        total=str(order.total),
-        logbit=str(value),
-    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
@@ -21,6 +22,10 @@ from collector.fleet import invitations, reserved
 from collector.fleet.auth import CurrentCaller
 from collector.fleet.context import FleetContext, install
 from collector.fleet.db import Database
+
+if TYPE_CHECKING:
+    from collector.billing.price_book import PriceBook
+    from collector.fleet.billing_adapter import BillingAdapter
 
 
 def fleet_principal(caller: CurrentCaller) -> Principal:
@@ -39,18 +44,26 @@ def attach(
     reserved_names: Iterable[str] = (),
     link_key_file: str | Path | None = None,
     status_clock: Callable[[], datetime] | None = None,
+    card_secret_file: str | Path | None = None,
+    card_checkout_url: str = "",
 ) -> FleetContext:
     """Install the fleet context (billing from ``price_book`` if given) and the portal.
 
     Invitation links are derived under the key in ``link_key_file`` (default:
-    beside the database, created on first use with mode 0600).
+    beside the database, created on first use with mode 0600). Card payments
+    go to the hosted card provider when its webhook signing secret is in
+    ``card_secret_file`` (default: ``card-webhook.secret`` beside the
+    database); without it, card orders wait for an operator.
     """
     billing = None
     if price_book is not None:
         from collector.billing.price_book import load_price_book
-        from collector.fleet.billing_adapter import BillingAdapter
 
-        billing = BillingAdapter(load_price_book(price_book))
+        billing = _billing_adapter(
+            load_price_book(price_book),
+            Path(card_secret_file or Path(db_path).parent / "card-webhook.secret"),
+            card_checkout_url,
+        )
     ctx = FleetContext(
         database=Database(Path(db_path)),
         billing=billing,
@@ -67,3 +80,18 @@ def attach(
 
         mount(app)
     return ctx
+
+
+def _billing_adapter(book: PriceBook, secret_file: Path, checkout_url: str) -> BillingAdapter:
+    from collector.billing.payments import HostedCardProvider, PaymentProvider
+    from collector.fleet.billing_adapter import BillingAdapter
+
+    try:
+        secret = secret_file.read_bytes().strip()
+    except FileNotFoundError:
+        return BillingAdapter(book)
+
+    def provider() -> PaymentProvider:
+        return HostedCardProvider("card", checkout_url)
+
+    return BillingAdapter(book, provider_factory=provider, card_secret=secret)

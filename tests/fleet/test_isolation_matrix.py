@@ -23,7 +23,7 @@ from tests.fleet.conftest import FakeClock, prepare_database
 from tests.fleet.live import World, build_app, seed, serve
 
 Routes = list[tuple[str, str, bool]]  # (path template, method, has body)
-PUBLIC = {"/api/v1/auth/login", "/api/v1/invitations/accept"}
+PUBLIC = {"/api/v1/auth/login", "/api/v1/invitations/accept", "/api/v1/payments/card/webhook"}
 # POSTs that compute without changing anything.
 PURE_POSTS = {"/api/v1/cart/quote"}
 # Personal routes: they act on the caller's own tokens, never on an account.
@@ -64,6 +64,8 @@ def sample_bodies(w: World) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/api/v1/accounts/{account_id}/orders"): {
             "items": [{"sku": "LOGBOT-CREDIT-100", "quantity": 1}]
         },
+        ("POST", "/api/v1/orders/{order_id}/confirm"): {"document": "CRO 1"},
+        ("POST", "/api/v1/payments/card/webhook"): {"id": "evt_x"},
         ("POST", "/api/v1/auth/login"): {"email": "a@b.example", "password": "x"},
         ("POST", "/api/v1/invitations/accept"): {
             "token": "inv_x",
@@ -88,6 +90,9 @@ def params_of_a(w: World) -> dict[str, str]:
         "token_id": w.ids["token"],
         "user_id": w.ids["user_a_ro"],
         "partner_id": "tsp",
+        "order_id": w.ids["order"],
+        "number": w.ids["invoice"],
+        "month": "2026-04",
     }
 
 
@@ -97,6 +102,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Clien
     prepare_database(path)
     clock = FakeClock(datetime(2026, 5, 4, 9, 0, tzinfo=UTC))
     world = seed(path, clock)
+    _paid_order_of_a(path, clock, world)
     app = build_app(Database(path, clock))
     # The route list, as the served OpenAPI document declares it.
     routes: Routes = [
@@ -107,6 +113,44 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Clien
     assert len(routes) >= 50
     with serve(app) as url, httpx.Client(base_url=url, timeout=30) as client:
         yield client, world, routes
+
+
+def _paid_order_of_a(path: Path, clock: FakeClock, w: World) -> None:
+    """A paid order with its invoice, and an unpaid one, in account A."""
+    from collector.billing import orders
+    from collector.billing.db import connect
+    from collector.billing.price_book import load_price_book
+    from tests.fleet.live import PRICE_BOOK
+
+    conn = connect(path)
+    try:
+        book = load_price_book(PRICE_BOOK)
+        items = {"LOGBOT-CREDIT-100": 1}
+        paid, _ = orders.checkout(
+            conn,
+            book,
+            account_id="acme",
+            items=items,
+            channel="direct",
+            now=clock(),
+            created_by="x",
+        )
+        done = orders.confirm_order(
+            conn, order_id=paid.id, now=clock(), document="CRO 0", confirmed_by="op"
+        )
+        open_, _ = orders.checkout(
+            conn,
+            book,
+            account_id="acme",
+            items=items,
+            channel="direct",
+            now=clock(),
+            created_by="y",
+        )
+        w.ids["invoice"] = str(done.invoice)
+        w.ids["order"] = str(open_.id)
+    finally:
+        conn.close()
 
 
 def _call(

@@ -1,0 +1,187 @@
+"""The :class:`~collector.fleet.orders_port.Orders` port on the billing package.
+
+A mixin of :class:`~collector.fleet.billing_adapter.BillingAdapter`: it needs
+the adapter's ``book``, ``provider_factory`` and ``card_secret``. Billing's
+errors become fleet errors (404 unknown, 409 state, 400 input).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+
+from collector.billing import card_webhook, documents, invoices, orders
+from collector.billing.errors import (
+    BillingError,
+    CloseError,
+    OrderConflict,
+    OrderNotFound,
+    PaymentEventError,
+)
+from collector.billing.payments import PaymentProvider
+from collector.billing.price_book import PriceBook
+from collector.fleet.errors import Conflict, InvalidInput, NotFound
+from collector.fleet.orders_port import CardEventResult, InvoiceView, OrderView
+
+
+@contextmanager
+def _mapped() -> Iterator[None]:
+    try:
+        yield
+    except OrderNotFound as exc:
+        raise NotFound(str(exc)) from exc
+    except OrderConflict as exc:
+        raise Conflict(str(exc)) from exc
+    except PaymentEventError as exc:
+        raise InvalidInput(f"{exc.reason}: {exc}") from exc
+    except BillingError as exc:
+        raise InvalidInput(str(exc)) from exc
+
+
+def _view(o: orders.Order) -> OrderView:
+    details = {k: v for k, v in (o.details or {}).items() if k not in ("lines", "vat_rate")}
+    return OrderView(
+        id=o.id,
+        account_id=o.account_id,
+        channel=o.channel,
+        items=o.items,
+        logbit=o.logbit,
+        price=o.price_eur,
+        tax=o.tax_eur,
+        total=o.total_eur,
+        status=o.status,
+        created_at=o.created_at,
+        created_by=o.created_by,
+        document=o.document,
+        invoice=o.invoice,
+        payment_reference=o.provider_ref,
+        details=details,
+    )
+
+
+def _invoice(i: invoices.Invoice) -> InvoiceView:
+    from collector.billing.money import to_decimal
+
+    return InvoiceView(
+        i.number, i.order_id, i.account_id, i.issued_at, to_decimal(i.total_eur), i.html
+    )
+
+
+class OrdersMixin:
+    """Orders, payments and documents for the fleet API."""
+
+    __slots__ = ()
+    book: PriceBook
+    provider_factory: Callable[[], PaymentProvider]
+    card_secret: bytes
+    card_provider_name: str
+
+    def checkout(
+        self,
+        conn: sqlite3.Connection,
+        now: datetime,
+        *,
+        account_id: str,
+        items: Sequence[tuple[str, int]],
+        user: str,
+        channel: str,
+        checkout_key: str | None,
+        details: Mapping[str, str],
+    ) -> tuple[OrderView, bool]:
+        """Create the checkout's order once (card orders go to the provider)."""
+        merged: dict[str, int] = {}
+        for sku, qty in items:
+            merged[sku] = merged.get(sku, 0) + qty
+        with _mapped():
+            order, created = orders.checkout(
+                conn,
+                self.book,
+                account_id=account_id,
+                items=merged,
+                channel=channel,
+                now=now,
+                created_by=user,
+                checkout_key=checkout_key,
+                details=dict(details),
+                provider=self.provider_factory() if channel == "card" else None,
+            )
+        return _view(order), created
+
+    def orders(
+        self, conn: sqlite3.Connection, account_id: str | None, status: str | None
+    ) -> list[OrderView]:
+        """Orders, newest first."""
+        return [_view(o) for o in orders.list_orders(conn, account_id, status)]
+
+    def order(self, conn: sqlite3.Connection, order_id: int) -> OrderView:
+        """One order."""
+        with _mapped():
+            return _view(orders.get_order(conn, order_id))
+
+    def cancel_order(self, conn: sqlite3.Connection, now: datetime, order_id: int) -> OrderView:
+        """Cancel an unpaid order."""
+        with _mapped():
+            return _view(orders.cancel_order(conn, order_id=order_id, now=now))
+
+    def confirm_order(
+        self, conn: sqlite3.Connection, now: datetime, order_id: int, document: str, operator: str
+    ) -> OrderView:
+        """Confirm a transfer or distributor order; card orders confirm through the webhook."""
+        with _mapped():
+            order = orders.get_order(conn, order_id)
+            if order.channel == "card":
+                raise Conflict(
+                    f"order {order_id} is paid by card: the provider's webhook confirms it"
+                )
+            if order.status == "cancelled":
+                raise Conflict(f"order {order_id} is cancelled")
+            return _view(
+                orders.confirm_order(
+                    conn, order_id=order_id, now=now, document=document, confirmed_by=operator
+                )
+            )
+
+    def card_event(
+        self, conn: sqlite3.Connection, now: datetime, body: bytes, signature: str
+    ) -> CardEventResult:
+        """Verify and apply a signed card-provider event."""
+        if not self.card_secret:
+            raise Conflict("no card provider is configured")
+        with _mapped():
+            out = card_webhook.handle(
+                conn,
+                provider=self.card_provider_name,
+                secret=self.card_secret,
+                body=body,
+                signature=signature,
+                now=now,
+            )
+        return CardEventResult(out.event_id, out.outcome, out.order_id)
+
+    def invoices(self, conn: sqlite3.Connection, account_id: str) -> list[InvoiceView]:
+        """The account's invoices."""
+        return [_invoice(i) for i in invoices.list_invoices(conn, account_id)]
+
+    def invoice(self, conn: sqlite3.Connection, number: str) -> InvoiceView:
+        """One invoice."""
+        with _mapped():
+            return _invoice(invoices.get(conn, number))
+
+    def statement_html(self, conn: sqlite3.Connection, account_id: str, month: str) -> str:
+        """The statement of a closed month."""
+        try:
+            return documents.statement_html(conn, account_id, month)
+        except CloseError as exc:
+            raise NotFound(str(exc)) from exc
+
+    def ledger_csv(self, conn: sqlite3.Connection, account_id: str, month: str) -> str:
+        """The month's ledger as CSV."""
+        with _mapped():
+            return documents.ledger_csv(conn, account_id, month)
+
+    def usage_csv(self, conn: sqlite3.Connection, account_id: str, month: str) -> str:
+        """The month's usage as CSV."""
+        with _mapped():
+            return documents.usage_csv(conn, account_id, month)
