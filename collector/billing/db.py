@@ -35,7 +35,8 @@ def connect(path: str | Path) -> sqlite3.Connection:
     )
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA synchronous = FULL")  # money: durable at commit, as ingest is
+    conn.execute("PRAGMA foreign_keys = ON")
     ensure_schema(conn)
     return conn
 
