@@ -43,6 +43,8 @@ class BrokerSettings:
     key_file: str = ""
     client_id: str = ""  # defaults to the device id
     keepalive: int = 30
+    protocol: str = "3.1.1"  # "3.1.1" or "5" (session expiry, PUBACK reason codes)
+    session_expiry: int = 604_800  # MQTT 5: seconds the broker keeps our session while away
 
     @property
     def host(self) -> str:
@@ -293,6 +295,12 @@ def _validate(s: Settings) -> None:
         raise ConfigError("[broker] cert_file", "cert_file and key_file go together")
     if s.broker.password and s.broker.password_file:
         raise ConfigError("[broker] password", "set password or password_file, not both")
+    if s.broker.protocol not in ("3.1.1", "5"):
+        raise ConfigError(
+            "[broker] protocol", f'expected "3.1.1" or "5", got {s.broker.protocol!r}'
+        )
+    if not 0 <= s.broker.session_expiry <= 0xFFFFFFFF:
+        raise ConfigError("[broker] session_expiry", "expected 0..4294967295 seconds")
     if not 5 <= s.broker.keepalive <= 3600:
         raise ConfigError(
             "[broker] keepalive", f"expected 5..3600 seconds, got {s.broker.keepalive}"

@@ -45,6 +45,8 @@ class MqttSettings:
     cert_file: str = ""  # PEM client certificate (brokers that require one)
     key_file: str = ""  # its private key
     tls_insecure: bool = False  # tests only: skip the certificate's host name check
+    protocol: str = "3.1.1"  # or "5": session expiry; the broker reports $share support
+    session_expiry: int = 604_800  # MQTT 5: seconds the broker keeps our session while we are away
 
     def validate(self) -> None:
         """Refuse values that cannot work."""
@@ -64,6 +66,10 @@ class MqttSettings:
                 raise ConfigError("mqtt", key, f"{value!r} is not a file")
         if bool(self.cert_file) != bool(self.key_file):
             raise ConfigError("mqtt", "cert_file", "cert_file and key_file go together")
+        if self.protocol not in ("3.1.1", "5"):
+            raise ConfigError("mqtt", "protocol", f'{self.protocol!r} is not "3.1.1" or "5"')
+        if not 0 <= self.session_expiry <= 0xFFFFFFFF:
+            raise ConfigError("mqtt", "session_expiry", "must be between 0 and 4294967295 seconds")
         if not is_identifier(self.client_id):
             raise ConfigError("mqtt", "client_id", f"{self.client_id!r} is not an identifier")
         for name in self.service_user_names:

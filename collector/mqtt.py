@@ -21,6 +21,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from collector import mqtt_session
 from collector.broker_health import (
     BrokerHealth,
     Failure,
@@ -124,9 +125,8 @@ class BrokerLink:
         self._client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
-            clean_session=settings.clean_session,
-            protocol=mqtt.MQTTv311,
             manual_ack=True,
+            **mqtt_session.client_options(settings),
         )
         if settings.username:
             self._client.username_pw_set(settings.username, settings.password or None)
@@ -147,8 +147,14 @@ class BrokerLink:
 
     def start(self) -> None:
         """Connect in the background; paho's thread reconnects on its own."""
+        warning = mqtt_session.share_warning_at_start(self.settings)
+        if warning:
+            log.warning(warning)
         self._client.connect_async(
-            self.settings.host, self.settings.port, keepalive=self.settings.keepalive
+            self.settings.host,
+            self.settings.port,
+            keepalive=self.settings.keepalive,
+            **mqtt_session.connect_options(self.settings),
         )
         self._client.loop_start()
 
@@ -203,10 +209,15 @@ class BrokerLink:
         wait = retry_delay(failures, RECONNECT_MIN, RECONNECT_MAX)
         log.error("broker: %s; retrying in %.0f s", failure.text, wait)
 
-    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, props: Any
+    ) -> None:
         if reason.is_failure:
             self._failed(describe_refusal(str(reason), self.where))
             return
+        refused = mqtt_session.share_refused_by_connack(self.settings, props)
+        if refused:
+            log.error(refused)
         self._answered = True
         self._generation += 1
         self.health = BrokerHealth(connected=True, since=iso_utc(self.clock.now()))
@@ -216,7 +227,10 @@ class BrokerLink:
         self.loop.call_soon_threadsafe(self.connected.set)
 
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, codes: Any, _p: Any) -> None:
-        if any(code.is_failure for code in codes):
+        refused = mqtt_session.share_refused_by_suback(self.settings, codes)
+        if refused:
+            log.error(refused)
+        elif any(code.is_failure for code in codes):
             log.error("subscription refused: %s", codes)
         else:
             log.info("subscribed to %d filters", len(codes))

@@ -40,6 +40,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from agent.config import Settings
 from agent.system import Clock
@@ -90,16 +92,23 @@ class MqttLink:
         self._stable_after = stable_after
         self.connects = 0  # successful CONNACKs
         self.session_takeovers = 0  # connections lost within stable_after of their CONNACK
+        self.publish_refused = 0  # MQTT 5 PUBACKs with a failure reason code
         self.client = self._make_client(will)
 
     def _make_client(self, will: bytes) -> mqtt.Client:
         s = self._settings
-        c = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=s.client_id,
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
-        )
+        if s.broker.protocol == "5":
+            # Clean Start = 0 and a Session Expiry Interval go in CONNECT (MQTT 5.0 §3.1.2.4).
+            c = mqtt.Client(
+                CallbackAPIVersion.VERSION2, client_id=s.client_id, protocol=mqtt.MQTTv5
+            )
+        else:
+            c = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=s.client_id,
+                clean_session=False,
+                protocol=mqtt.MQTTv311,
+            )
         if s.broker.username:
             c.username_pw_set(s.broker.username, s.broker_password())
         if s.broker.tls:
@@ -125,7 +134,11 @@ class MqttLink:
 
     def counters(self) -> dict[str, int]:
         """Return the link's counters for the health report."""
-        return {"mqtt_connects": self.connects, "session_takeovers": self.session_takeovers}
+        return {
+            "mqtt_connects": self.connects,
+            "session_takeovers": self.session_takeovers,
+            "publish_refused": self.publish_refused,
+        }
 
     # -- BrokerLink ---------------------------------------------------------
 
@@ -227,7 +240,13 @@ class MqttLink:
             raise ConnectionError(f"broker refused the connection: {rc}")
 
     def _blocking_connect(self, host: str, port: int, keepalive: int) -> None:
-        self.client.connect(host, port, keepalive)
+        b = self._settings.broker
+        if b.protocol != "5":
+            self.client.connect(host, port, keepalive)
+            return
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = b.session_expiry
+        self.client.connect(host, port, keepalive, clean_start=False, properties=props)
 
     def _drop_socket(self) -> None:
         with contextlib.suppress(Exception):
@@ -304,7 +323,13 @@ class MqttLink:
             return
         self._on_message_cb(topic.kind, bytes(msg.payload))
 
-    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, rc: Any, _p: Any) -> None:
+        # MQTT 5 PUBACK carries a reason (§3.4.2.1): e.g. 0x87 when the broker's ACL
+        # refuses the topic. Usage is settled only by receipts, so it is resent;
+        # the line says why nothing is receipted.
+        if getattr(rc, "is_failure", False):
+            self.publish_refused += 1
+            log.warning("uplink.publish_refused", extra={"kv": {"mid": mid, "reason": str(rc)}})
         fut = self._acks.pop(mid, None)
         if fut is not None and not fut.done():
             fut.set_result(None)

@@ -1,0 +1,153 @@
+"""MQTT 5 chosen in the config, on both sides, against the real Mosquitto.
+
+- agent and collector over MQTT 5: usage committed and receipted;
+- the collector's session survives a restart through its Session Expiry
+  Interval (MQTT 5 has no clean_session flag to keep it);
+- a publish the broker's ACL refuses gets a PUBACK reason code the agent logs;
+- a ``share_group`` under MQTT 3.1.1 is warned about at start (the broker
+  cannot say whether it honours ``$share``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agent.daemon import Agent
+from agent.health import FakeProbe
+from agent.system import FakeStats
+from collector.config import settings_from_mapping
+from collector.errors import ConfigError
+from collector.service import Collector
+from protocols import Kind
+from tests.agent.conftest import await_until, make_settings
+from tests.collector.helpers import device, register, settings_for, usage_batch, wait_for
+from tests.servers import Mosquitto
+
+pytestmark = pytest.mark.broker
+
+
+def committed(collector: Collector) -> float:
+    return (
+        collector.metrics.registry.get_sample_value("logbot_collector_records_committed_total")
+        or 0.0
+    )
+
+
+async def test_agent_and_collector_over_mqtt5(
+    mosquitto: Mosquitto, tmp_path: Path, unique_id: str, start_collector: Callable[..., object]
+) -> None:
+    settings = settings_for(
+        tmp_path, mqtt_url=mosquitto.url, client_id=f"c-{unique_id}", mqtt={"protocol": "5"}
+    )
+    gw = f"{unique_id}-gw"
+    await register(settings.ledger.path, "acme", [gw])
+    collector = await start_collector(settings)  # type: ignore[operator]
+    agent_settings = make_settings(
+        tmp_path, mosquitto.url, gw,
+        broker={"protocol": "5"},
+        meters={"syn": {"kind": "synthetic", "interval": 0.05, "subject": "s"}},
+    )  # fmt: skip
+    agent = Agent(agent_settings, stats=FakeStats(), probe=FakeProbe())
+    task = asyncio.create_task(agent.run())
+    try:
+        await await_until(lambda: committed(collector) >= 5, what="records over MQTT 5")
+        assert agent.outbox is not None
+        outbox = agent.outbox
+        await await_until(lambda: outbox.depth().usage <= 2, what="receipts over MQTT 5")
+    finally:
+        agent.request_stop()
+        await asyncio.wait_for(task, 20)
+
+
+async def test_collector_session_survives_restart_by_session_expiry(
+    mosquitto: Mosquitto, tmp_path: Path, unique_id: str, start_collector: Callable[..., object]
+) -> None:
+    settings = settings_for(
+        tmp_path, mqtt_url=mosquitto.url, client_id=f"c-{unique_id}", mqtt={"protocol": "5"}
+    )
+    gw = f"{unique_id}-gw"
+    await register(settings.ledger.path, "acme", [gw])
+    first: Collector = await start_collector(settings)  # type: ignore[operator]
+    first.request_stop()
+    await wait_for(lambda: not first.link.connected.is_set(), within=15)
+    # Published while no collector is connected: only the broker's session holds it.
+    with device(mosquitto.port, "acme", gw) as d:
+        await d.send(Kind.USAGE, usage_batch(gw, range(1, 4)))
+    second: Collector = await start_collector(settings)  # type: ignore[operator]
+    await wait_for(lambda: committed(second) == 3, within=20)
+
+
+async def test_refused_publish_is_logged_by_the_agent(
+    tmp_path: Path,
+    unique_id: str,
+    mosquitto_factory: Callable[..., Mosquitto],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gw = f"{unique_id}-gw"
+    acl = tmp_path / "acl"
+    # Anonymous clients (lines before any "user") may use everything but usage.
+    acl.write_text(
+        "".join(
+            f"topic readwrite lb/v1/acme/{gw}/{kind}\n"
+            for kind in ("status", "health", "inventory", "receipt", "cmd", "data")
+        )
+    )
+    broker = mosquitto_factory(acl_file=acl, extra="user root")  # reads pytest's private tmp
+    caplog.set_level(logging.INFO, logger="agent.uplink")
+    agent_settings = make_settings(
+        tmp_path, broker.url, gw,
+        broker={"protocol": "5"},
+        meters={"syn": {"kind": "synthetic", "interval": 0.05, "subject": "s"}},
+    )  # fmt: skip
+    agent = Agent(agent_settings, stats=FakeStats(), probe=FakeProbe())
+    task = asyncio.create_task(agent.run())
+    try:
+        await await_until(
+            lambda: any(r.getMessage() == "uplink.publish_refused" for r in caplog.records),
+            what="a refused PUBACK",
+        )
+        assert agent.link is not None
+        refused = [r for r in caplog.records if r.getMessage() == "uplink.publish_refused"]
+        assert "Not authorized" in refused[0].kv["reason"]  # type: ignore[attr-defined]
+    finally:
+        agent.request_stop()
+        await asyncio.wait_for(task, 20)
+
+
+async def test_share_group_over_311_is_warned_at_start(
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    unique_id: str,
+    start_collector: Callable[..., object],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="collector.mqtt")
+    old = settings_for(
+        tmp_path, mqtt_url=mosquitto.url, client_id=f"c-{unique_id}", mqtt={"share_group": "g1"}
+    )
+    await start_collector(old)  # type: ignore[operator]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("cannot say whether it honours $share" in w for w in warnings), warnings
+    caplog.clear()
+    new = settings_for(
+        tmp_path / "v5",
+        mqtt_url=mosquitto.url,
+        client_id=f"c5-{unique_id}",
+        mqtt={"share_group": "g1", "protocol": "5"},
+    )
+    (tmp_path / "v5").mkdir()
+    await start_collector(new)  # type: ignore[operator]
+    # Mosquitto supports shared subscriptions: MQTT 5 lets it say so, and nothing is warned.
+    assert not [r for r in caplog.records if "$share" in r.getMessage()]
+
+
+def test_protocol_is_checked() -> None:
+    with pytest.raises(ConfigError, match=r'\[mqtt\] protocol: \'4\' is not "3.1.1" or "5"'):
+        settings_from_mapping({"mqtt": {"protocol": "4"}}, {})
+    env = {"LOGBOT_COLLECTOR_MQTT_PROTOCOL": "5"}
+    assert settings_from_mapping({}, env).mqtt.protocol == "5"
