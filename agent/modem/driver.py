@@ -46,6 +46,7 @@ from agent.modem.at_lines import (
 from agent.modem.at_parser import AtResponse
 from agent.modem.errors import AtCommandError, AtError, AtParseError, PortError, PortState
 from agent.modem.line_sync import LineSync, Outcome
+from agent.modem.poll_serial import PollSerial
 
 T = TypeVar("T")
 log = logging.getLogger("agent.modem")
@@ -125,7 +126,7 @@ class SerialModem:
 
     def _open_blocking(self) -> serial.Serial:
         try:
-            return serial.Serial(
+            return PollSerial(
                 self.port, self.baudrate, timeout=0.1, write_timeout=2.0, exclusive=True
             )
         except (serial.SerialException, OSError) as exc:
