@@ -16,10 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.daemon import Agent
 from agent.health import FakeProbe
 from agent.system import FakeStats
+from collector import mqtt_session
 from collector.config import settings_from_mapping
 from collector.errors import ConfigError
 from collector.service import Collector
@@ -151,3 +155,50 @@ def test_protocol_is_checked() -> None:
         settings_from_mapping({"mqtt": {"protocol": "4"}}, {})
     env = {"LOGBOT_COLLECTOR_MQTT_PROTOCOL": "5"}
     assert settings_from_mapping({}, env).mqtt.protocol == "5"
+
+
+def test_v5_share_refusals_are_named() -> None:
+    s = settings_from_mapping({"mqtt": {"share_group": "g", "protocol": "5"}}, {}).mqtt
+    props = Properties(PacketTypes.CONNACK)  # type: ignore[no-untyped-call]
+    assert mqtt_session.share_refused_by_connack(s, props) is None  # absent: available
+    props.SharedSubscriptionAvailable = 0
+    refused = mqtt_session.share_refused_by_connack(s, props)
+    assert refused is not None
+    assert "does not support shared subscriptions" in refused
+    unsupported = ReasonCode(PacketTypes.SUBACK, identifier=0x9E)  # type: ignore[no-untyped-call]
+    granted = ReasonCode(PacketTypes.SUBACK, identifier=1)  # type: ignore[no-untyped-call]
+    assert "refused the $share/g/" in (mqtt_session.share_refused_by_suback(s, [unsupported]) or "")
+    assert mqtt_session.share_refused_by_suback(s, [granted]) is None
+
+
+async def test_share_group_on_a_broker_without_shared_subscriptions(
+    tmp_path: Path, unique_id: str, start_collector: Callable[..., object],
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """The embedded amqtt broker has no $share: the warning is the only sign (issue 16 #4)."""
+    from firmware_sim.embedded_broker import EmbeddedBroker
+
+    broker = EmbeddedBroker()
+    url = await broker.start()
+    try:
+        caplog.set_level(logging.WARNING, logger="collector.mqtt")
+        gw = f"{unique_id}-gw"
+        (tmp_path / "shared").mkdir()
+        (tmp_path / "plain").mkdir()
+        shared_settings = settings_for(
+            tmp_path / "shared", mqtt_url=url, client_id="c-shared", mqtt={"share_group": "g"}
+        )
+        plain_settings = settings_for(tmp_path / "plain", mqtt_url=url, client_id="c-plain")
+        for s in (shared_settings, plain_settings):
+            await register(s.ledger.path, "acme", [gw])
+        shared: Collector = await start_collector(shared_settings)  # type: ignore[operator]
+        plain: Collector = await start_collector(plain_settings)  # type: ignore[operator]
+        assert any("$share" in r.getMessage() for r in caplog.records if r.levelno >= 30)
+        with device(broker.port, "acme", gw) as d:
+            await d.send(Kind.USAGE, usage_batch(gw, range(1, 4)))
+            # The plain subscriber got the batch, so the broker has delivered it...
+            await wait_for(lambda: committed(plain) == 3, within=20)
+        # ...and the $share subscriber, accepted by the broker, got nothing.
+        assert committed(shared) == 0
+    finally:
+        await broker.stop()
