@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -41,10 +42,58 @@ def offline_after_s(speed: float) -> float:
     return max(300.0, OFFLINE_AFTER_REAL_S * speed)
 
 
-def _quiet_logs() -> None:
-    logging.basicConfig(level=logging.ERROR, format="  %(levelname)s %(name)s: %(message)s")
+class _OncePerKind(logging.Filter):
+    """Let one record of each kind (logger, message) through; count them all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[tuple[str, str]] = set()
+        self.count = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.count += 1
+        key = (record.name, str(record.msg))
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+
+class _NoTraceback(logging.Formatter):
+    """One line per record: the traceback stays in the log file."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+
+
+def _demo_logging(log_file: Path) -> _OncePerKind:
+    """Send the components' logs to ``log_file``; the terminal gets one line per kind of error.
+
+    The agents, the collector and the brokers log as they do in production
+    (tracebacks included) into the file; a newcomer's terminal shows only
+    the first error of each kind, as one line that points at the file.
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.setLevel(logging.WARNING)
+    to_file = logging.FileHandler(log_file, encoding="utf-8")
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    once = _OncePerKind()
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.ERROR)
+    console.addFilter(once)
+    console.setFormatter(_NoTraceback(f"  %(levelname)s %(name)s: %(message)s (see {log_file})"))
+    root.addHandler(to_file)
+    root.addHandler(console)
     for name in ("agent", "collector", "firmware_sim", "uvicorn", "amqtt", "transitions"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return once
 
 
 def _quiet_server_class() -> Any:
@@ -103,7 +152,7 @@ class DemoRun:
 
     async def run(self) -> int:
         """Run every step; return the exit status."""
-        _quiet_logs()
+        errors = _demo_logging(self.work / "demo.log")
         say = self.console.print
         say(f"[bold]Logbot demo[/] in {self.work}")
         broker, url = await self._start_broker()
@@ -178,6 +227,10 @@ class DemoRun:
                         await asyncio.wait_for(task, 30)
             await broker.stop()
         say("[bold]all components stopped[/]")
+        if errors.count:
+            keep = "" if self.demo.work_dir else " (removed at exit: --work-dir DIR keeps it)"
+            log = self.work / "demo.log"
+            say(f"{errors.count} error(s) logged by the components in {log}{keep}")
         return status
 
     async def _start_broker(self) -> tuple[Any, str]:

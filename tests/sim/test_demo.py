@@ -218,3 +218,38 @@ def test_unsettled_records_are_explained_per_gateway(tmp_path: Path) -> None:
         "  gw-0005: 2 records, uplink DOWN, no refusal recorded by the collector;"
         " agent errors: OSError: disk full at x.py:1"
     )
+
+
+def test_component_errors_are_one_line_in_the_terminal_and_whole_in_the_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+
+    from firmware_sim.demo_run import _demo_logging
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        errors = _demo_logging(tmp_path / "demo.log")
+        log = logging.getLogger("agent.daemon")
+        for _ in range(3):
+            try:
+                raise ValueError("filedescriptor out of range in select()")
+            except ValueError:
+                log.exception("meter.crashed")
+        for handler in root.handlers:
+            handler.flush()
+    finally:
+        for handler in list(root.handlers):
+            handler.close()
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
+    err = capsys.readouterr().err
+    assert err.count("meter.crashed") == 1
+    assert "Traceback" not in err
+    assert errors.count == 3
+    text = (tmp_path / "demo.log").read_text()
+    assert text.count("Traceback") == 3
+    assert "filedescriptor out of range" in text
