@@ -17,9 +17,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from collector.fleet import devices
+from collector.fleet import devices, tickets
 from collector.fleet.auth import Context, CurrentCaller
 from collector.fleet.db import iso
+from collector.fleet.schemas import TicketIn, TicketOut
 from collector.fleet.timeline import daily_totals, room_segments, zone
 from collector.store import health as health_store
 
@@ -91,6 +92,8 @@ class UsageDayOut(BaseModel):
 class DailyUsageOut(BaseModel):
     device_id: str
     timezone: str
+    first_day: str  # the window's first and last calendar day in the account's zone
+    last_day: str
     days: list[UsageDayOut]
 
 
@@ -236,16 +239,20 @@ def device_usage_daily(
         account_id = devices.get_device(conn, device_id)["account_id"]
         caller.require_read(account_id)
         tz_name = _timezone(conn, account_id)
-        since = iso(ctx.now() - timedelta(days=days))
+        now = ctx.now()
+        since = iso(now - timedelta(days=days))
         rows = conn.execute(
             "SELECT hour, service, unit, SUM(quantity) FROM usage_hourly"
             " WHERE device_id = ? AND hour >= ? GROUP BY hour, service, unit",
             (device_id, since),
         ).fetchall()
-    totals = daily_totals(((r[0], r[1], r[2], r[3]) for r in rows), zone(tz_name))
+    tz = zone(tz_name)
+    totals = daily_totals(((r[0], r[1], r[2], r[3]) for r in rows), tz)
     return DailyUsageOut(
         device_id=device_id,
         timezone=tz_name,
+        first_day=(now - timedelta(days=days - 1)).astimezone(tz).date().isoformat(),
+        last_day=now.astimezone(tz).date().isoformat(),
         days=[UsageDayOut(day=d, service=s, unit=u, quantity=q) for d, s, u, q in totals],
     )
 
@@ -261,3 +268,30 @@ def account_timezone(ctx: Context, caller: CurrentCaller, account_id: str) -> Ac
     with ctx.read() as conn:
         caller.require_read(account_id)
         return AccountZoneOut(account_id=account_id, timezone=_timezone(conn, account_id))
+
+
+@router.post(
+    "/accounts/{account_id}/tickets",
+    status_code=201,
+    tags=["support"],
+    summary="Open a ticket about the whole account",
+)
+def open_account_ticket(
+    ctx: Context, caller: CurrentCaller, account_id: str, body: TicketIn
+) -> TicketOut:
+    """Open a ticket not tied to a room; needs an active support card."""
+    billing = ctx.require_billing()
+    with ctx.tx() as conn:
+        caller.require_write(account_id)
+        tid = tickets.open_account_ticket(
+            conn,
+            ctx.now(),
+            billing,
+            account_id=account_id,
+            subject=body.subject,
+            description=body.description,
+            card_code=body.card_code,
+            opened_by=caller.email,
+        )
+        row = dict(tickets.get_ticket(conn, tid))
+        return TicketOut(**{k: row[k] for k in TicketOut.model_fields})

@@ -147,3 +147,32 @@ def log_work(
     if close:
         conn.execute("UPDATE fleet_tickets SET status = 'closed' WHERE id = ?", (ticket_id,))
     return left
+
+
+def open_account_ticket(
+    conn: sqlite3.Connection,
+    now: datetime,
+    cards: SupportCards,
+    *,
+    account_id: str,
+    subject: str,
+    description: str,
+    card_code: str,
+    opened_by: str,
+) -> str:
+    """Open a ticket about the whole account (no room, nothing attached); return its id."""
+    subject = subject.strip()
+    if not 1 <= len(subject) <= 200:
+        raise InvalidInput("subject must be 1-200 characters")
+    cards.require_active(conn, account_id, card_code.strip(), now)
+    tid = new_id("tkt")
+    conn.execute(
+        "INSERT INTO fleet_tickets (id, account_id, room_id, subject, description, card_code,"
+        " snapshot, opened_by, created_at) VALUES (?, ?, NULL, ?, ?, ?, '{}', ?, ?)",
+        (tid, account_id, subject, description[:5000], card_code.strip(), opened_by, iso(now)),
+    )
+    conn.execute(
+        "INSERT INTO fleet_ticket_events (ticket_id, at, author, note) VALUES (?, ?, ?, ?)",
+        (tid, iso(now), opened_by, "opened for the whole account"),
+    )
+    return tid

@@ -104,7 +104,7 @@ def test_portal_end_to_end(tmp_path: Path, browser_page: Page) -> None:
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("heading", name="Fleet")).to_be_visible()
-        rooms = page.get_by_role("table", name="Rooms and their status")
+        rooms = page.get_by_role("table", name="Rooms at Milano HQ")
         expect(rooms.get_by_role("row", name="Sala Aurora")).to_contain_text("Online")
         page.screenshot(path=ARTIFACTS / "01-fleet.png", full_page=True)
         _audit(page, "01-fleet")
@@ -160,7 +160,7 @@ def test_portal_end_to_end(tmp_path: Path, browser_page: Page) -> None:
         cart = page.get_by_role("table", name="Cart")
         expect(cart).to_contain_text("€24.64")
         expect(cart).to_contain_text("€136.64")
-        expect(page.get_by_role("button", name="Pay 136.64 €")).to_be_visible()
+        expect(page.get_by_role("button", name="Pay €136.64")).to_be_visible()
         page.screenshot(path=ARTIFACTS / "06-cart.png", full_page=True)
         _audit(page, "06-cart")
 
@@ -187,7 +187,9 @@ def test_portal_end_to_end(tmp_path: Path, browser_page: Page) -> None:
 
         # Device detail with its usage chart.
         page.goto(f"{url}/portal/#device/gw-acme-1")
-        expect(page.get_by_role("img", name="Hourly usage of GW-ACME-1")).to_be_visible()
+        expect(
+            page.get_by_role("img", name="Data ingestion usage of GW-ACME-1 per day in bytes")
+        ).to_be_visible()
         page.screenshot(path=ARTIFACTS / "08-device.png", full_page=True)
         _audit(page, "08-device")
         # Sign out (the session token dies on the server too); the invited colleague

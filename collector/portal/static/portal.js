@@ -1,9 +1,10 @@
 // Logbot portal: a small single page over the fleet API (/api/v1), no framework, no CDN.
 // The session token lives in sessionStorage; every DOM text goes through textContent.
+// Dates and numbers go through Fmt (format.js), charts through Charts (charts.js, uPlot).
 "use strict";
 
 const API = "/api/v1";
-const state = { token: sessionStorage.getItem("lb_token"), me: null, account: null };
+const state = { token: sessionStorage.getItem("lb_token"), me: null, account: null, flash: null };
 
 // ---------- helpers ----------
 
@@ -22,10 +23,13 @@ function h(tag, attrs, ...children) {
   return el;
 }
 
-function say(text, error) {
+// The status line belongs to the page it was said on: route() clears it on the next
+// page unless it was said with `keep` (a message about the navigation itself).
+function say(text, error, keep) {
   const s = document.getElementById("status");
   s.textContent = text || "";
   s.className = error ? "error" : "";
+  state.flash = keep ? text : null;
 }
 
 async function api(method, path, body) {
@@ -37,27 +41,27 @@ async function api(method, path, body) {
   const data = r.status === 204 ? null : await r.json().catch(() => null);
   if (!r.ok) {
     const d = data && data.detail;
-    throw new Error(typeof d === "string" ? d : Array.isArray(d) ? d.map((e) => e.msg).join("; ") : "Request failed (" + r.status + ")");
+    const err = new Error(typeof d === "string" ? d : Array.isArray(d) ? d.map((e) => e.msg).join("; ") : "Request failed (" + r.status + ")");
+    err.status = r.status;
+    throw err;
   }
   return data;
 }
 
+const STATE_LABEL = { online: "Online", offline: "Offline", needs_attention: "Needs attention", empty: "No devices", unknown: "No data" };
+
 function badge(s) {
-  const label = { online: "Online", offline: "Offline", needs_attention: "Needs attention", empty: "No devices" }[s] || s;
-  return h("span", { class: "badge state-" + s }, label);
+  return h("span", { class: "badge state-" + s }, STATE_LABEL[s] || String(s).replaceAll("_", " "));
 }
 
-function when(iso) {
-  if (!iso) return "never";
-  const d = new Date(iso);
-  return isNaN(d) ? iso : d.toLocaleString();
-}
+const when = (iso) => Fmt.dateTime(iso);
+const NUMERIC = /Logbit|Cost|Price|Tax|Total|Credits|Qty|Quantity|CPU|Memory|Disk|Temperature|Outbox|Signal|Minutes|Licences|Rooms|Spares|Amount/;
 
 function table(headers, rows, caption) {
   return h("table", {},
     caption ? h("caption", { class: "visually-hidden" }, caption) : null,
-    h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col", class: /Logbit|Cost|Price|Tax|Total|Credits|Qty/.test(x) ? "num" : null }, x)))),
-    h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c, i) => h("td", { class: /Logbit|Cost|Price|Tax|Total|Credits|Qty/.test(headers[i]) ? "num" : null }, c))))));
+    h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col", class: NUMERIC.test(x) ? "num" : null }, x)))),
+    h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c, i) => h("td", { class: NUMERIC.test(headers[i]) ? "num" : null }, c))))));
 }
 
 function formOf(fields, submitLabel, onSubmit, inline) {
@@ -74,7 +78,7 @@ function formOf(fields, submitLabel, onSubmit, inline) {
     let el;
     if (f.options) el = h("select", { name: f.name }, f.options.map(([v, t]) => h("option", { value: v }, t)));
     else if (f.multiline) el = h("textarea", { name: f.name, rows: 3 });
-    else el = h("input", { name: f.name, type: f.type || "text", required: f.optional ? null : true, min: f.min, value: f.value, autocomplete: f.autocomplete || "off" });
+    else el = h("input", { name: f.name, type: f.type || "text", required: f.optional ? null : true, min: f.min, step: f.step, value: f.value, autocomplete: f.autocomplete || "off" });
     inputs[f.name] = el;
     form.append(h("label", {}, f.label, el));
   }
@@ -89,27 +93,9 @@ function page(title, ...content) {
   main.focus();
 }
 
-// Inline SVG bar chart of hourly values.
-function barChart(points, label) {
-  const w = 720, hgt = 150, pad = 4;
-  const max = Math.max(1, ...points.map((p) => p.value));
-  const bw = points.length ? (w - pad * 2) / points.length : 0;
-  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-  svg.setAttribute("viewBox", `0 0 ${w} ${hgt}`);
-  svg.setAttribute("class", "chart");
-  svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", label);
-  points.forEach((p, i) => {
-    const r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
-    const bh = (p.value / max) * (hgt - pad * 2);
-    r.setAttribute("x", pad + i * bw); r.setAttribute("width", Math.max(1, bw - 1));
-    r.setAttribute("y", hgt - pad - bh); r.setAttribute("height", bh);
-    const t = document.createElementNS("http://www.w3.org/2000/svg", "title");
-    t.textContent = `${p.hour}: ${p.value}`;
-    r.append(t); svg.append(r);
-  });
-  return svg;
-}
+function account() { return (state.me && state.me.accounts.find((a) => a.id === state.account)) || {}; }
+function canWrite() { return state.me && (state.me.is_operator || account().role === "admin"); }
+function muted(text) { return h("p", { class: "muted" }, text); }
 
 // ---------- sign-in and invitations ----------
 
@@ -139,7 +125,7 @@ function viewSignIn() {
     ], "Sign in", async (v) => {
       const t = await api("POST", "/auth/login", v);
       state.token = t.token; sessionStorage.setItem("lb_token", t.token);
-      say("Signed in.");
+      say("Signed in.", false, true);
       await loadMe();
       location.hash = "#fleet";
     }));
@@ -160,6 +146,15 @@ function viewAccept(token) {
     }));
 }
 
+async function selectAccount(id) {
+  state.account = id;
+  sessionStorage.setItem("lb_account", id || "");
+  document.getElementById("account").value = id || "";
+  try { Fmt.setZone((await api("GET", `/accounts/${id}/timezone`)).timezone); } catch (e) { Fmt.setZone("UTC"); }
+  const who = document.getElementById("who");
+  who.textContent = `${state.me.email} · ${state.me.is_operator ? "operator" : account().role || ""} · times in ${Fmt.zone()}`;
+}
+
 async function loadMe() {
   state.me = await api("GET", "/me");
   const sel = document.getElementById("account");
@@ -168,58 +163,116 @@ async function loadMe() {
   // Default to a top-most customer account in scope (its subsidiaries come after it).
   const ids = new Set(state.me.accounts.map((a) => a.id));
   const top = state.me.accounts.find((a) => a.kind === "customer" && !ids.has(a.parent_id)) || state.me.accounts[0] || {};
-  state.account = ids.has(saved) ? saved : top.id;
-  sel.value = state.account || "";
+  document.getElementById("nav-operator").hidden = !state.me.is_operator;
   document.getElementById("nav").hidden = false;
+  await selectAccount(ids.has(saved) ? saved : top.id);
 }
 
-// ---------- fleet and rooms ----------
+// ---------- fleet overview ----------
 
-function roomRow(r) {
-  return [
-    h("a", { href: "#room/" + r.id }, r.name), r.site_name, badge(r.state),
-    r.devices.map((d) => d.serial).join(", ") || "—",
-    r.licence_contract_id ? "Licensed" : "No licence",
-  ];
+function peripheralText(p) { return `${p.model} ${p.serial}`.trim(); }
+
+function timelineSummary(room, segments) {
+  const total = {};
+  for (const s of segments) total[s.state] = (total[s.state] || 0) + (Date.parse(s.end) - Date.parse(s.start)) / 1000;
+  const parts = Object.entries(total).filter(([, sec]) => sec > 0).map(([st, sec]) => `${(STATE_LABEL[st] || st).toLowerCase()} ${Fmt.duration(sec)}`);
+  return `${room}, last 7 days: ${parts.join(", ") || "no data"}`;
+}
+
+function healthCells(hh) {
+  if (!hh) return ["—", "—", "—", "—", "—", "—"];
+  const memPct = hh.mem_total_bytes ? (100 * hh.mem_used_bytes) / hh.mem_total_bytes : null;
+  const diskPct = hh.disk_total_bytes ? (100 * hh.disk_used_bytes) / hh.disk_total_bytes : null;
+  return [Fmt.percent(hh.cpu_percent), Fmt.percent(memPct), Fmt.percent(diskPct), Fmt.celsius(hh.temperature_c),
+    Fmt.number(hh.outbox_pending) + " records", when(hh.at)];
 }
 
 async function viewFleet() {
-  const st = await api("GET", `/accounts/${state.account}/status`);
+  const acct = state.account;
+  const [st, devs, ov, contracts] = await Promise.all([
+    api("GET", `/accounts/${acct}/status`),
+    api("GET", `/accounts/${acct}/devices`),
+    api("GET", `/accounts/${acct}/overview`),
+    api("GET", `/accounts/${acct}/contracts`),
+  ]);
+  const contract = new Map(contracts.map((c) => [c.id, c]));
+  const timeline = new Map(ov.timelines.map((t) => [t.room_id, t.segments]));
+  const health = new Map(ov.health.map((x) => [x.device_id, x]));
+  const present = new Map(), missing = new Map();
+  for (const p of ov.peripherals) {
+    if (!p.room_id) continue;
+    const m = p.present ? present : missing;
+    if (!m.has(p.room_id)) m.set(p.room_id, []);
+    m.get(p.room_id).push(peripheralText(p));
+  }
+  const sites = new Map();
+  for (const r of st.rooms) { if (!sites.has(r.site_name)) sites.set(r.site_name, []); sites.get(r.site_name).push(r); }
+  const licence = (r) => {
+    const c = r.licence_contract_id && contract.get(r.licence_contract_id);
+    return c ? `${c.sku} until ${Fmt.day(c.ends_on)}` : r.licence_contract_id ? "Licensed" : "No licence";
+  };
+  const bySite = [...sites.entries()].map(([site, rooms]) => [
+    h("h3", {}, site),
+    table(["Room", "Status", "Devices", "Present peripherals", "Missing peripherals", "Licence", "Last 7 days"], rooms.map((r) => [
+      h("a", { href: "#room/" + r.id }, r.name), badge(r.state),
+      r.devices.map((d) => d.serial).join(", ") || "—",
+      (present.get(r.id) || []).join(", ") || "—",
+      (missing.get(r.id) || []).join(", ") || "—",
+      licence(r),
+      Charts.timeline(timelineSummary(r.name, timeline.get(r.id) || []), timeline.get(r.id) || [], ov.since, ov.until),
+    ]), "Rooms at " + site),
+  ]);
   page("Fleet",
-    h("div", { class: "cards" }, Object.entries(st.counts).map(([k, n]) => h("div", { class: "card" }, badge(k), h("strong", {}, n)))),
-    h("h2", {}, "Rooms"),
-    table(["Room", "Site", "Status", "Devices", "Licence"], st.rooms.map(roomRow), "Rooms and their status"),
+    h("div", { class: "cards" }, Object.entries(st.counts).map(([k, n]) => h("div", { class: "card" }, badge(k), h("strong", {}, Fmt.number(n))))),
+    h("h2", {}, "Rooms by site"),
+    h("p", { class: "legend" }, "Timeline: ", badge("online"), " ", badge("needs_attention"), " ", badge("offline"), " ", badge("unknown"),
+      ` from ${when(ov.since)} to ${when(ov.until)}.`),
+    ...(bySite.length ? bySite.flat() : [muted("No rooms yet.")]),
     h("h2", {}, "Devices"),
-    table(["Serial", "Model", "Room", "Status", "Last seen", "Credentials"], (await api("GET", `/accounts/${state.account}/devices`)).map((d) => [
-      h("a", { href: "#device/" + d.id }, d.serial || d.id), d.model, d.room_name || d.room_id || "—",
-      d.state ? badge(d.state) : "—", d.last_seen || "—", d.has_credentials ? "issued" : "none",
+    table(["Serial", "Model", "Room", "Status", "Last seen", "CPU", "Memory", "Disk", "Temperature", "Outbox", "Health reported"], devs.map((d) => [
+      h("a", { href: "#device/" + d.id }, d.serial || d.id), d.model,
+      d.room_id ? h("a", { href: "#room/" + d.room_id }, d.room_name || d.room_id) : "—",
+      d.state ? badge(d.state) : "—", when(d.last_seen), ...healthCells(health.get(d.id)),
     ]), "Devices"));
 }
 
 async function viewOffline() {
   const rooms = await api("GET", `/accounts/${state.account}/offline-rooms`);
   page("Offline rooms",
-    rooms.length ? table(["Room", "Site", "Status", "Devices", "Licence"], rooms.map(roomRow), "Rooms that are offline or need attention")
+    rooms.length ? table(["Room", "Site", "Status", "Devices", "Missing peripherals"], rooms.map((r) => [
+      h("a", { href: "#room/" + r.id }, r.name), r.site_name, badge(r.state),
+      r.devices.map((d) => d.serial).join(", ") || "—",
+      r.devices.flatMap((d) => d.missing_peripherals).join(", ") || "—",
+    ]), "Rooms that are offline or need attention")
       : h("p", {}, "Every room is online."));
 }
 
 async function viewRoom(id) {
   const r = await api("GET", "/rooms/" + id);
+  const ov = await api("GET", `/accounts/${r.account_id}/overview`);
+  const peripherals = ov.peripherals.filter((p) => p.room_id === id);
+  const segs = (ov.timelines.find((t) => t.room_id === id) || { segments: [] }).segments;
   const parts = [
-    h("p", {}, "Site: ", r.site_name, " · Status: ", badge(r.state)),
+    h("p", {}, "Site: ", r.site_name, " · Status: ", badge(r.state), " · Licence: ", r.licence_contract_id || "none"),
+    h("h2", {}, "Online and offline, last 7 days"),
+    Charts.timeline(timelineSummary(r.name, segs), segs, ov.since, ov.until),
     h("h2", {}, "Devices"),
     table(["Serial", "Model", "Status", "Last seen", "Missing peripherals"], r.devices.map((d) => [
       h("a", { href: "#device/" + d.device_id }, d.serial || d.device_id), d.model, badge(d.state), when(d.last_seen),
       d.missing_peripherals.join(", ") || "—",
     ]), "Devices in this room"),
+    h("h2", {}, "Peripherals"),
+    peripherals.length ? table(["Peripheral", "Serial", "Connected to", "State", "Since"], peripherals.map((p) => [
+      p.model, p.serial, p.device_id, p.present ? "present" : "missing", when(p.updated_at),
+    ]), "Peripherals in this room") : muted("No peripherals reported."),
     h("h2", {}, "Usage, last 7 days"),
-    r.usage_7d.length ? table(["Service", "Unit", "Quantity"], r.usage_7d.map((u) => [u.service, u.unit, u.quantity]), "Usage in this room, last 7 days") : h("p", { class: "muted" }, "No usage."),
+    r.usage_7d.length ? table(["Service", "Quantity"], r.usage_7d.map((u) => [Fmt.service(u.service), Fmt.usage(u.quantity, u.unit)]), "Usage in this room, last 7 days") : muted("No usage."),
     h("h2", {}, "Status changes in this room"),
-    r.status_history.length ? table(["When", "Device", "State", "Reason"], r.status_history.map((e) => [when(e.at), e.serial || e.device_id, e.state, e.reason || "—"]), "Status changes in this room") : h("p", { class: "muted" }, "No status changes recorded."),
+    r.status_history.length ? table(["When", "Device", "State", "Reason"], r.status_history.map((e) => [when(e.at), e.serial || e.device_id, badge(e.state), e.reason || "—"]), "Status changes in this room") : muted("No status changes recorded."),
     h("h2", {}, "Device moves"),
     table(["Serial", "Since", "Until"], r.placements.map((p) => [p.serial, when(p.since), p.until ? when(p.until) : "now"]), "Device moves"),
   ];
-  if (r.state === "offline" || r.state === "needs_attention") {
+  if ((r.state === "offline" || r.state === "needs_attention") && canWrite()) {
     parts.push(h("h2", {}, "Open a support ticket"),
       h("p", {}, "The room's details and its devices' serials, last-seen times and recent health are attached."),
       formOf([
@@ -228,32 +281,111 @@ async function viewRoom(id) {
         { name: "card_code", label: "Support card code" },
       ], "Open ticket", async (v) => {
         const t = await api("POST", `/rooms/${id}/tickets`, v);
-        say("Ticket " + t.id + " opened.");
+        say("Ticket " + t.id + " opened.", false, true);
         location.hash = "#ticket/" + t.id;
       }));
   }
   page("Room " + r.name, ...parts);
 }
 
+// ---------- device ----------
+
+function modemChanges(samples) {
+  const out = [];
+  let last = null;
+  for (const s of samples) {
+    const key = [s.modem_state, s.operator, s.registration, s.iccid].join("|");
+    if (key !== last && (s.modem_state || s.iccid || s.operator)) out.push(s);
+    last = key;
+  }
+  return out;
+}
+
+function usageCharts(d, daily) {
+  const days = daily.days;
+  const byPair = new Map();
+  for (const u of days) {
+    const k = u.service + "|" + u.unit;
+    if (!byPair.has(k)) byPair.set(k, new Map());
+    byPair.get(k).set(u.day, (byPair.get(k).get(u.day) || 0) + u.quantity);
+  }
+  // Every day of the window, so a quiet day shows as a gap rather than vanishing.
+  const allDays = [];
+  for (let t = Date.parse(daily.first_day + "T00:00:00Z"); t <= Date.parse(daily.last_day + "T00:00:00Z"); t += 86400000) allDays.push(new Date(t).toISOString().slice(0, 10));
+  return [...byPair.entries()].map(([k, m]) => {
+    const [service, unit] = k.split("|");
+    const shown = unit === "seconds" ? "hours" : unit;
+    const values = allDays.map((day) => (m.has(day) ? (unit === "seconds" ? m.get(day) / 3600 : m.get(day)) : null));
+    const fmt = unit === "bytes" ? Fmt.bytes : unit === "seconds" ? (v) => Fmt.number(v, 1) + " h" : (v) => Fmt.number(v) + " " + unit;
+    const total = [...m.values()].reduce((a, b) => a + b, 0);
+    return Charts.dailyBars(`${Fmt.service(service)}, ${shown} per day`,
+      `${Fmt.service(service)} usage of ${d.serial || d.id} per day in ${shown}: total ${Fmt.usage(total, unit)} over ${allDays.length} days`,
+      allDays, [{ label: `${Fmt.service(service)} (${shown})`, values }], fmt);
+  });
+}
+
 async function viewDevice(id) {
-  const d = await api("GET", `/devices/${id}/fleet`);
-  const usage = await api("GET", `/devices/${id}/usage/hourly?hours=168`);
-  const byHour = new Map();
-  for (const u of usage) byHour.set(u.hour, (byHour.get(u.hour) || 0) + u.quantity);
-  const points = [...byHour.entries()].map(([hour, value]) => ({ hour, value }));
-  page("Device " + (d.serial || d.id),
+  const [d, hist, daily] = await Promise.all([
+    api("GET", `/devices/${id}/fleet`),
+    api("GET", `/devices/${id}/health?hours=168`),
+    api("GET", `/devices/${id}/usage/daily?days=30`),
+  ]);
+  const samples = hist.samples;
+  const now = samples[samples.length - 1];
+  const xs = samples.map((s) => Date.parse(s.at) / 1000);
+  const pct = (a, b) => (b ? (100 * a) / b : null);
+  const name = d.serial || d.id;
+  const health = [];
+  if (now) {
+    health.push(table(["Measure", "Value"], [
+      ["CPU", Fmt.percent(now.cpu_percent)],
+      ["Memory", `${Fmt.bytes(now.mem_used_bytes)} of ${Fmt.bytes(now.mem_total_bytes)} (${Fmt.percent(pct(now.mem_used_bytes, now.mem_total_bytes))})`],
+      ["Disk", `${Fmt.bytes(now.disk_used_bytes)} of ${Fmt.bytes(now.disk_total_bytes)} (${Fmt.percent(pct(now.disk_used_bytes, now.disk_total_bytes))})`],
+      ["Temperature", Fmt.celsius(now.temperature_c)],
+      ["Uptime", Fmt.duration(now.uptime_s)],
+      ["Outbox", Fmt.number(now.outbox_pending) + " usage records awaiting receipt"],
+      ["Modem", now.modem_state || "—"],
+      ["Operator", now.operator || "—"],
+      ["Registration", now.registration || "—"],
+      ["Signal", Fmt.dbm(now.rssi_dbm)],
+      ["ICCID", now.iccid || "—"],
+      ["Reported", when(now.at)],
+    ], "Current health"));
+    health.push(h("h2", {}, "Health, last 7 days"),
+      h("div", { class: "charts" },
+        Charts.lines("CPU (%)", `CPU of ${name}, last 7 days: now ${Fmt.percent(now.cpu_percent)}`, xs,
+          [{ label: "CPU %", values: samples.map((s) => s.cpu_percent) }], (v) => Fmt.number(v) + " %", { range: [0, 100] }),
+        Charts.lines("Memory and disk used (%)", `Memory and disk of ${name}, last 7 days: memory ${Fmt.percent(pct(now.mem_used_bytes, now.mem_total_bytes))}, disk ${Fmt.percent(pct(now.disk_used_bytes, now.disk_total_bytes))}`, xs,
+          [{ label: "Memory %", values: samples.map((s) => pct(s.mem_used_bytes, s.mem_total_bytes)) },
+            { label: "Disk %", values: samples.map((s) => pct(s.disk_used_bytes, s.disk_total_bytes)) }], (v) => Fmt.number(v) + " %", { range: [0, 100] }),
+        Charts.lines("Temperature (°C)", `Temperature of ${name}, last 7 days: now ${Fmt.celsius(now.temperature_c)}`, xs,
+          [{ label: "Hottest sensor °C", values: samples.map((s) => s.temperature_c) }], (v) => Fmt.number(v) + " °C"),
+        samples.some((s) => s.rssi_dbm !== null)
+          ? Charts.lines("Modem signal (dBm)", `Modem signal of ${name}, last 7 days: now ${Fmt.dbm(now.rssi_dbm)}`, xs,
+            [{ label: "Signal dBm", values: samples.map((s) => s.rssi_dbm) }], (v) => Fmt.number(v) + " dBm")
+          : null),
+      h("h2", {}, "Modem and SIM history"),
+      modemChanges(samples).length ? table(["Since", "Modem", "Operator", "Registration", "Signal", "ICCID"], modemChanges(samples).map((s) => [
+        when(s.at), s.modem_state || "—", s.operator || "—", s.registration || "—", Fmt.dbm(s.rssi_dbm), s.iccid || "—",
+      ]), "Modem and SIM history") : muted("No modem reported."));
+  } else health.push(muted("No health report in the last 7 days."));
+  const usage = daily.days;
+  if (d.room_id && !d.room_name) { try { d.room_name = (await api("GET", "/rooms/" + d.room_id)).name; } catch (e) { /* the id will do */ } }
+  page("Device " + name,
     table(["Field", "Value"], [
       ["Model", d.model], ["Status", badge(d.state)], ["Last seen", when(d.last_seen)],
-      ["Room", d.room_id ? h("a", { href: "#room/" + d.room_id }, d.room_id) : "—"],
-      ["Warranty coverage until", d.coverage_end || "—"],
+      ["Room", d.room_id ? h("a", { href: "#room/" + d.room_id }, d.room_name || d.room_id) : "—"],
+      ["Warranty coverage until", d.coverage_end ? Fmt.day(d.coverage_end) : "—"],
       ["Missing peripherals", d.missing_peripherals.join(", ") || "—"],
       ["Conditions", (d.conditions || []).map((c) => c === "duplicate_client"
         ? "duplicate_client: two machines are connecting with this device's credentials"
         : c).join("; ") || "—"],
     ], "Device details"),
-    h("h2", {}, "Usage per hour, last 7 days"),
-    points.length ? barChart(points, `Hourly usage of ${d.serial}: ${points.length} hours, peak ${Math.max(...points.map((p) => p.value))}`) : h("p", { class: "muted" }, "No usage yet."),
-    points.length ? table(["Hour", "Quantity"], points.map((p) => [p.hour, p.value]), "Usage per hour") : null);
+    h("h2", {}, "Health now"),
+    ...health,
+    h("h2", {}, "Usage per service per day, last 30 days"),
+    usage.length ? h("div", { class: "charts" }, usageCharts(d, daily)) : muted("No usage yet."),
+    usage.length ? table(["Day", "Service", "Quantity"], usage.map((u) => [Fmt.day(u.day), Fmt.service(u.service), Fmt.usage(u.quantity, u.unit)]), "Usage per day") : null);
 }
 
 // ---------- services ----------
@@ -290,14 +422,48 @@ async function viewServices() {
     table(["Service", "For", "How", "Status", "From", "Until", "Action"], acts.map((a) => [
       name.get(a.service_code) || a.service_code, `${a.subject_kind} ${a.subject_id}`, a.mode === "self" ? "self-service" : "operator",
       a.status, a.start ? when(a.start) : "—", a.end ? when(a.end) : "—",
-      a.status === "active" && a.mode === "self" ? h("button", { type: "button", class: "link", onclick: async () => {
-        try { await api("POST", `/accounts/${acct}/activations/${a.id}/deactivate`); say("Service deactivated."); viewServices(); } catch (err) { say(err.message, true); }
+      a.status === "active" && a.mode === "self" && canWrite() ? h("button", { type: "button", class: "link", onclick: async () => {
+        try { await api("POST", `/accounts/${acct}/activations/${a.id}/deactivate`); await viewServices(); say("Service deactivated."); } catch (err) { say(err.message, true); }
       } }, "Deactivate") : "",
     ]), "Services of this account"),
-    h("h2", {}, "Activate a service (self-service)"),
-    serviceForm("self", "Activate", async (b) => { await api("POST", `/accounts/${acct}/activations`, b); say("Service activated."); viewServices(); }),
-    h("h2", {}, "Ask an operator (EdgeService, SIM, user and organization services)"),
-    serviceForm("operator", "Send request", async (b) => { await api("POST", `/accounts/${acct}/activation-requests`, b); say("Request sent: an operator will confirm it."); viewServices(); }));
+    ...(canWrite() ? [
+      h("h2", {}, "Activate a service (self-service)"),
+      serviceForm("self", "Activate", async (b) => { await api("POST", `/accounts/${acct}/activations`, b); await viewServices(); say("Service activated."); }),
+      h("h2", {}, "Ask an operator (EdgeService, SIM, user and organization services)"),
+      serviceForm("operator", "Send request", async (b) => { await api("POST", `/accounts/${acct}/activation-requests`, b); await viewServices(); say("Request sent: an operator will confirm it."); }),
+    ] : [muted("Read-only access: an admin of this account activates services.")]));
+}
+
+// ---------- contracts, licences, warranty, entitlement and spares ----------
+
+async function viewContracts() {
+  const acct = state.account;
+  const [list, ent, st] = await Promise.all([
+    api("GET", `/accounts/${acct}/contracts`),
+    api("GET", `/accounts/${acct}/entitlement`),
+    api("GET", `/accounts/${acct}/status`),
+  ]);
+  const byContract = new Map();
+  for (const r of st.rooms) if (r.licence_contract_id) {
+    if (!byContract.has(r.licence_contract_id)) byContract.set(r.licence_contract_id, []);
+    byContract.get(r.licence_contract_id).push(r.name);
+  }
+  page("Contracts and licences",
+    h("div", { class: "cards" },
+      h("div", { class: "card" }, "Licensed rooms", h("strong", { id: "licensed-rooms" }, Fmt.number(ent.licensed_rooms))),
+      h("div", { class: "card" }, "On-site spares", h("strong", { id: "spares" }, Fmt.number(ent.spares))),
+      h("div", { class: "card" }, "Counted at", h("strong", {}, ent.principal_id))),
+    h("p", { class: "muted" }, "One on-site spare per 50 licensed rooms, counted at the parent entity and accumulating."),
+    h("h2", {}, "Contracts"),
+    list.length ? table(["Contract", "Product", "Term", "Licences", "Licences used", "Purchased", "Starts", "Ends (warranty)", "Status", "Spares granted"], list.map((c) => [
+      c.id, c.sku, c.term_years + (c.term_years === 1 ? " year" : " years"), Fmt.number(c.licences), Fmt.number(c.licences_used),
+      when(c.purchased_at), Fmt.day(c.starts_on), Fmt.day(c.ends_on), c.status + (c.cancelled_at ? " " + when(c.cancelled_at) : ""), Fmt.number(c.spares_granted),
+    ]), "Contracts") : muted("No contracts."),
+    h("h2", {}, "Licences per room"),
+    table(["Room", "Site", "Licence", "Warranty until"], st.rooms.map((r) => {
+      const c = list.find((x) => x.id === r.licence_contract_id);
+      return [h("a", { href: "#room/" + r.id }, r.name), r.site_name, c ? `${c.sku} (${c.id})` : "No licence", c ? Fmt.day(c.ends_on) : "—"];
+    }), "Licences per room"));
 }
 
 // ---------- balance, ledger, coupons, cart ----------
@@ -308,13 +474,14 @@ async function viewBalance() {
     api("GET", `/accounts/${state.account}/ledger`),
   ]);
   page("Balance",
-    h("p", { class: "balance", id: "balance-value" }, bal.logbit + " logbit"),
-    h("h2", {}, "Redeem coupon"),
-    formOf([{ name: "code", label: "Enter coupon" }], "Redeem", async (v) => {
-      const r = await api("POST", `/accounts/${state.account}/coupons`, v);
-      say(`Coupon redeemed: ${r.credited} logbit credited.`);
-      await viewBalance();
-    }, true),
+    h("p", { class: "balance", id: "balance-value" }, Fmt.logbit(bal.logbit)),
+    ...(canWrite() ? [
+      h("h2", {}, "Redeem coupon"),
+      formOf([{ name: "code", label: "Enter coupon" }], "Redeem", async (v) => {
+        const r = await api("POST", `/accounts/${state.account}/coupons`, v);
+        await viewBalance();
+        say(`Coupon redeemed: ${Fmt.logbit(r.credited)} credited.`);
+      }, true)] : []),
     h("h2", {}, "Ledger"),
     table(led.columns, led.rows, "Ledger"));
 }
@@ -325,20 +492,20 @@ async function viewBuy() {
   const cartBox = h("div", {});
   async function refresh() {
     const items = Object.entries(quantities).filter(([, q]) => q > 0).map(([sku, quantity]) => ({ sku, quantity }));
-    if (!items.length) { cartBox.replaceChildren(h("p", { class: "muted" }, "The cart is empty.")); return; }
+    if (!items.length) { cartBox.replaceChildren(muted("The cart is empty.")); return; }
     const c = await api("POST", "/cart/quote", { items });
     cartBox.replaceChildren(
-      table(["Name", "Qty", "Credits", "Price", "Tax", "Total"], c.lines.map((l) => [l.sku, l.quantity, l.credits + " logbit", "€" + l.price, "€" + l.tax, "€" + l.total]), "Cart"),
-      h("p", {}, h("strong", {}, "Total: €" + c.total)),
-      h("button", { type: "button", onclick: async () => {
+      table(["Name", "Qty", "Credits", "Price", "Tax", "Total"], c.lines.map((l) => [l.sku, Fmt.number(l.quantity), Fmt.logbit(l.credits), Fmt.euro(l.price), Fmt.euro(l.tax), Fmt.euro(l.total)]), "Cart"),
+      h("p", {}, h("strong", {}, "Total: " + Fmt.euro(c.total))),
+      canWrite() ? h("button", { type: "button", onclick: async () => {
         try {
           const o = await api("POST", `/accounts/${state.account}/orders`, { items });
-          say(`Order ${o.order_id} for €${o.total}: ${o.status.replaceAll("_", " ")}.`);
+          say(`Order ${o.order_id} for ${Fmt.euro(o.total)}: ${o.status.replaceAll("_", " ")}.`);
         } catch (err) { say(err.message, true); }
-      } }, "Pay " + c.total + " €"));
+      } }, "Pay " + Fmt.euro(c.total)) : muted("Read-only access: an admin places orders."));
   }
   page("Buy credits",
-    table(["Package", "Credits", "Price", "Add"], packs.map((p) => [p.sku, p.credits + " logbit", "€" + p.price + " + IVA",
+    table(["Package", "Credits", "Price", "Add"], packs.map((p) => [p.sku, Fmt.logbit(p.credits), Fmt.euro(p.price) + " + IVA",
       h("button", { type: "button", "aria-label": "Add " + p.sku, onclick: async () => { quantities[p.sku] = (quantities[p.sku] || 0) + 1; await refresh(); } }, "Add")]), "Credit packs"),
     h("h2", {}, "Cart"), cartBox);
   await refresh();
@@ -347,41 +514,70 @@ async function viewBuy() {
 // ---------- tickets ----------
 
 async function viewTickets() {
-  const [list, cards] = await Promise.all([
+  const [list, cards, st] = await Promise.all([
     api("GET", `/accounts/${state.account}/tickets`),
     api("GET", `/accounts/${state.account}/support-cards`),
+    api("GET", `/accounts/${state.account}/status`),
   ]);
-  page("Tickets", list.length ? table(["Ticket", "Subject", "Room", "Status", "Opened", "By"], list.map((t) => [
-    h("a", { href: "#ticket/" + t.id }, t.id), t.subject, t.room_id || "—", t.status, when(t.created_at), t.opened_by,
-  ]), "Tickets") : h("p", {}, "No tickets yet."),
-  h("h2", {}, "Support cards"),
-  cards.length ? table(["Card", "Minutes left", "Of", "Valid until", "Status"], cards.map((c) => [
-    "…" + c.hint, c.minutes_left, c.minutes_total, when(c.expires_at), c.active ? "active" : "not usable",
-  ]), "Support cards") : h("p", {}, "No support card: buy one to open tickets."));
+  const roomName = new Map(st.rooms.map((r) => [r.id, r.name]));
+  page("Tickets",
+    canWrite() ? h("p", {}, h("a", { href: "#newticket" }, "Open a new ticket")) : null,
+    list.length ? table(["Ticket", "Subject", "Room", "Status", "Opened", "By"], list.map((t) => [
+      h("a", { href: "#ticket/" + t.id }, t.id), t.subject, t.room_id ? roomName.get(t.room_id) || t.room_id : "whole account", t.status, when(t.created_at), t.opened_by,
+    ]), "Tickets") : h("p", {}, "No tickets yet."),
+    h("h2", {}, "Support cards"),
+    cards.length ? table(["Card", "Minutes left", "Minutes bought", "Valid until", "Status"], cards.map((c) => [
+      "…" + c.hint, Fmt.number(c.minutes_left), Fmt.number(c.minutes_total), when(c.expires_at), c.active ? "active" : "not usable",
+    ]), "Support cards") : h("p", {}, "No support card: buy one to open tickets."));
+}
+
+async function viewNewTicket() {
+  const st = await api("GET", `/accounts/${state.account}/status`);
+  if (!canWrite()) { page("New ticket", muted("Read-only access: an admin of this account opens tickets.")); return; }
+  page("New ticket",
+    h("p", {}, "A ticket about a room attaches the room's details and its devices' status; a ticket about the whole account attaches nothing."),
+    formOf([
+      { name: "room_id", label: "About", options: [["", "The whole account"], ...st.rooms.map((r) => [r.id, `Room ${r.name} (${r.site_name})`])] },
+      { name: "subject", label: "Subject" },
+      { name: "description", label: "Description", multiline: true, optional: true },
+      { name: "card_code", label: "Support card code" },
+    ], "Open ticket", async (v) => {
+      const body = { subject: v.subject, description: v.description, card_code: v.card_code };
+      const t = v.room_id ? await api("POST", `/rooms/${v.room_id}/tickets`, body) : await api("POST", `/accounts/${state.account}/tickets`, body);
+      say("Ticket " + t.id + " opened.", false, true);
+      location.hash = "#ticket/" + t.id;
+    }));
 }
 
 async function viewTicket(id) {
   const t = await api("GET", "/tickets/" + id);
   const snap = t.snapshot || {};
+  const rows = [["Subject", t.subject], ["Status", t.status], ["Opened", when(t.created_at)], ["By", t.opened_by]];
+  if (t.room_id) rows.push(["Room", (snap.name || "") + " — " + (snap.site || "")], ["Room status when opened", badge(snap.state || "empty")]);
+  else rows.push(["About", "the whole account"]);
+  if (t.description) rows.push(["Description", t.description]);
   page("Ticket " + t.id,
-    table(["Field", "Value"], [["Subject", t.subject], ["Status", t.status], ["Opened", when(t.created_at)], ["By", t.opened_by], ["Room", (snap.name || "") + " — " + (snap.site || "")], ["Room status when opened", badge(snap.state || "empty")]], "Ticket details"),
-    h("h2", {}, "Devices attached"),
-    table(["Serial", "Model", "Status", "Last seen", "Recent health"], (snap.devices || []).map((d) => [
-      d.serial, d.model, badge(d.state), when(d.last_seen), (d.recent || []).map((e) => `${e.state} ${when(e.at)}`).join("; ") || "—",
-    ]), "Devices attached to the ticket"),
+    table(["Field", "Value"], rows, "Ticket details"),
+    ...(t.room_id ? [h("h2", {}, "Devices attached"),
+      table(["Serial", "Model", "Status", "Last seen", "Recent health"], (snap.devices || []).map((d) => [
+        d.serial, d.model, badge(d.state), when(d.last_seen), (d.recent || []).map((e) => `${e.state} ${when(e.at)}`).join("; ") || "—",
+      ]), "Devices attached to the ticket")] : []),
     h("h2", {}, "History"),
-    table(["When", "Who", "Note", "Minutes"], t.events.map((e) => [when(e.at), e.author, e.note, e.minutes]), "Ticket history"));
+    table(["When", "Who", "Note", "Minutes"], t.events.map((e) => [when(e.at), e.author, e.note, Fmt.number(e.minutes || 0)]), "Ticket history"));
 }
 
 // ---------- router ----------
 
 const routes = {
-  fleet: viewFleet, offline: viewOffline, services: viewServices, balance: viewBalance,
-  buy: viewBuy, tickets: viewTickets, room: viewRoom, device: viewDevice, ticket: viewTicket,
+  fleet: viewFleet, offline: viewOffline, services: viewServices, contracts: viewContracts, balance: viewBalance,
+  buy: viewBuy, tickets: viewTickets, newticket: viewNewTicket, room: viewRoom, device: viewDevice, ticket: viewTicket,
 };
 
 async function route() {
   const hash = location.hash.slice(1);
+  // A status line said on one page does not follow the user to the next.
+  if (state.flash === null) say("");
+  state.flash = null;
   if (hash.startsWith("accept=")) return viewAccept(decodeURIComponent(hash.slice(7)));
   if (!state.token) return viewSignIn();
   if (!state.me) { try { await loadMe(); } catch (err) { say(err.message, true); return; } }
@@ -394,8 +590,8 @@ async function route() {
 
 document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("signout").addEventListener("click", signOutEverywhere);
-  document.getElementById("account").addEventListener("change", (e) => {
-    state.account = e.target.value; sessionStorage.setItem("lb_account", state.account); route();
+  document.getElementById("account").addEventListener("change", async (e) => {
+    await selectAccount(e.target.value); route();
   });
   window.addEventListener("hashchange", route);
   route();
