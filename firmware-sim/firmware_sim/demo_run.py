@@ -457,7 +457,7 @@ class DemoRun:
         return lines
 
     def _close_and_print(self, db: Path, fleet: Fleet) -> int:
-        from collector.billing import ledger
+        from collector.billing import ledger, notices
         from collector.billing.close import close_month
         from collector.billing.db import connect
         from collector.billing.periods import Month
@@ -472,6 +472,7 @@ class DemoRun:
         try:
             result = close_month(conn, book, ACCOUNT, month, datetime.now(UTC), closed_by="demo")
             rows = ledger.render(ledger.entries(conn, ACCOUNT), "UTC")
+            banner = notices.banner(conn, ACCOUNT)
         finally:
             conn.close()
         say(f"\n[bold]month close {result.month}[/] for account {ACCOUNT}: {result.total} logbit")
@@ -483,6 +484,8 @@ class DemoRun:
         say(table)
         for row in rows[1:]:
             print("LEDGER " + " | ".join(row))
+        if banner:
+            say(f"notice to account {ACCOUNT}: {banner}", highlight=False)
         report = verify.compare(
             verify.truth_totals(fleet.settings.truth), {"ledger": verify.ledger_totals(db)}
         )

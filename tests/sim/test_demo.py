@@ -138,6 +138,7 @@ def test_demo_on_mosquitto_shows_online_devices_an_offline_room_and_its_ticket(
     ledger = [line for line in out.splitlines() if line.startswith("LEDGER ")]
     assert "total services charge" in ledger[0]
     assert any("service: data ingestion + vpn combo LOGBOT-600" in line for line in ledger)
+    assert re.search(r"notice to account demo: Your Logbot balance is -\d+ logbit", out), out
 
 
 @pytest.mark.slow
