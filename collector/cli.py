@@ -182,7 +182,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 async def _run(settings: Settings) -> None:
     from collector.service import Collector
-    from collector.wiring import build_full_app, start_close_scheduler
+    from collector.wiring import build_full_app, start_close_scheduler, start_notifier
 
     collector = Collector(settings)
     loop = asyncio.get_running_loop()
@@ -191,6 +191,7 @@ async def _run(settings: Settings) -> None:
     # The scheduler opens the database, so the schema must exist first.
     await asyncio.to_thread(_migrate, settings)
     scheduler = start_close_scheduler(settings, collector)
+    notifier = start_notifier(settings)
     try:
         if not settings.api.enabled:
             await collector.run()
@@ -216,6 +217,7 @@ async def _run(settings: Settings) -> None:
             server.should_exit = True
             await api
     finally:
+        await notifier.stop()
         await scheduler.stop()
 
 

@@ -273,6 +273,44 @@ class LogSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class NotifySettings:
+    """Delivery of queued e-mail (SMTP) and webhook events (see deploy/NOTIFICATIONS.md)."""
+
+    enabled: bool = False  # drain the outboxes; off: messages wait in the database
+    interval_seconds: float = 15.0  # how often due messages are looked for
+    smtp_host: str = ""  # empty: e-mail is not sent (it waits)
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password_file: str = ""  # a file holding the password (kept out of the config)
+    mail_from: str = "Logbot <noreply@logbot.cloud>"
+    webhook_url: str = ""  # empty: webhook events are not sent (they wait)
+    webhook_secret_file: str = ""  # HMAC-SHA256 signing secret, shared with the receiver
+    max_attempts: int = 8  # then the message is dead-lettered
+    backoff_seconds: float = 30.0  # first retry delay, doubled after each failure
+    backoff_max_seconds: float = 3600.0
+
+    def validate(self) -> None:
+        """Refuse impossible ports, intervals and retry counts, and a webhook without a secret."""
+        if not 0 < self.smtp_port <= 65535:
+            raise ConfigError("notify", "smtp_port", f"{self.smtp_port} is not a TCP port")
+        if not 0.05 <= self.interval_seconds <= 3600:
+            raise ConfigError("notify", "interval_seconds", "must be between 0.05 and 3600")
+        if not 1 <= self.max_attempts <= 100:
+            raise ConfigError("notify", "max_attempts", "must be between 1 and 100")
+        if not 0 < self.backoff_seconds <= self.backoff_max_seconds:
+            raise ConfigError("notify", "backoff_seconds", "must be > 0 and <= backoff_max_seconds")
+        if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
+            raise ConfigError("notify", "webhook_url", "must start with http:// or https://")
+        if self.webhook_url and not self.webhook_secret_file:
+            raise ConfigError("notify", "webhook_secret_file", "a webhook needs a signing secret")
+        for key in ("smtp_password_file", "webhook_secret_file"):
+            value = getattr(self, key)
+            if value and not Path(value).is_file():
+                raise ConfigError("notify", key, f"{value!r} is not a file")
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Every setting of the collector, one section per dataclass."""
 
@@ -285,6 +323,7 @@ class Settings:
     billing: BillingSettings = field(default_factory=BillingSettings)
     portal: PortalSettings = field(default_factory=PortalSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
 
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

@@ -108,3 +108,54 @@ def start_close_scheduler(settings: Settings, collector: Collector | None) -> Sc
     )
     LOG.info("monthly close scheduler on, price book %s", price_book_path(settings))
     return SchedulerHandle(task, stop)
+
+
+def start_notifier(settings: Settings) -> SchedulerHandle:
+    """Start draining the mail and webhook outboxes (when ``[notify] enabled``)."""
+    stop = asyncio.Event()
+    cfg = settings.notify
+    if not cfg.enabled:
+        return SchedulerHandle(None, stop)
+    from datetime import UTC, datetime
+
+    from collector.fleet import invitations
+    from collector.notify import Notifier, NotifyPolicy, SmtpSender, WebhookSender
+
+    db_path = settings.ledger.path
+    key = invitations.load_link_key(invitations.link_key_file(db_path))
+    smtp = None
+    if cfg.smtp_host:
+        password = ""
+        if cfg.smtp_password_file:
+            password = Path(cfg.smtp_password_file).read_text(encoding="utf-8").strip()
+        smtp = SmtpSender(
+            cfg.smtp_host,
+            cfg.smtp_port,
+            sender=cfg.mail_from,
+            starttls=cfg.smtp_starttls,
+            username=cfg.smtp_username,
+            password=password,
+        )
+    webhook = None
+    if cfg.webhook_url:
+        secret = Path(cfg.webhook_secret_file).read_bytes().strip()
+        webhook = WebhookSender(cfg.webhook_url, secret)
+    notifier = Notifier(
+        db_path,
+        lambda: datetime.now(UTC),
+        email=smtp,
+        webhook=webhook,
+        policy=NotifyPolicy(
+            max_attempts=cfg.max_attempts,
+            backoff=timedelta(seconds=cfg.backoff_seconds),
+            backoff_max=timedelta(seconds=cfg.backoff_max_seconds),
+        ),
+        render_body=lambda body: invitations.render_links(body, key),
+    )
+    task = asyncio.create_task(notifier.run(stop, cfg.interval_seconds), name="notifier")
+    LOG.info(
+        "notifier on: e-mail %s, webhook %s",
+        f"{cfg.smtp_host}:{cfg.smtp_port}" if smtp else "off",
+        cfg.webhook_url or "off",
+    )
+    return SchedulerHandle(task, stop)

@@ -27,6 +27,7 @@ from datetime import datetime
 from collector.billing.db import parse_ts, ts, write
 from collector.billing.errors import ActivationError
 from collector.billing.notices import state
+from collector.billing.outbox import queue_account_notice
 from collector.billing.price_book import PriceBook, ServiceDef
 
 
@@ -183,6 +184,26 @@ def approve_request(
                 ts(now),
                 request_id,
             ),
+        )
+        # Seed: "the request is handled by an operator and you will receive confirmation".
+        queue_account_notice(
+            conn,
+            account_id,
+            "activation_confirmed",
+            now,
+            subject=f"Logbot: {row.service_code} activated",
+            body=(
+                f"Your request {request_id} was handled by a Logbot operator:"
+                f" {row.service_code} is active for {row.subject_kind} {row.subject_id}"
+                f" from {start:%d/%m/%Y %H:%M} UTC."
+            ),
+            data={
+                "request": request_id,
+                "service": row.service_code,
+                "subject_kind": row.subject_kind,
+                "subject_id": row.subject_id,
+                "start": ts(start),
+            },
         )
 
 

@@ -52,8 +52,8 @@ def attach(
     Invitation links are derived under the key in ``link_key_file`` (default:
     beside the database, created on first use with mode 0600). Card payments
     go to the hosted card provider when its webhook signing secret is in
-    ``card_secret_file`` (default: ``card-webhook.secret`` beside the
-    database); without it, card orders wait for an operator.
+    ``card_secret_file`` (default: ``<database>.card-webhook-secret``);
+    without it, card orders wait for an operator.
     """
     billing = None
     if price_book is not None:
@@ -61,7 +61,7 @@ def attach(
 
         billing = _billing_adapter(
             load_price_book(price_book),
-            Path(card_secret_file or Path(db_path).parent / "card-webhook.secret"),
+            Path(card_secret_file or f"{db_path}.card-webhook-secret"),
             card_checkout_url,
         )
     ctx = FleetContext(

@@ -1,0 +1,153 @@
+"""The notifier: drain the outboxes, retry with backoff, dead-letter after N tries.
+
+``Notifier.drain()`` is one pass (tests call it with a fake clock);
+``Notifier.run(stop)`` repeats it every ``interval`` seconds until ``stop``
+is set. Database work runs in a worker thread; sending is awaited.
+After failed attempt *n* the next try is ``backoff × 2^(n-1)`` later (capped
+at ``backoff_max``); attempt ``max_attempts`` failing, or a permanent refusal
+(5xx SMTP reply, 4xx webhook answer), dead-letters the message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from collector.billing.db import connect
+from collector.notify import outbox
+from collector.notify.messages import Email, WebhookEvent
+from collector.notify.smtp import DeliveryError
+
+LOG = logging.getLogger("logbot-collector.notify")
+
+
+class EmailSender(Protocol):
+    """Sends one e-mail or raises DeliveryError."""
+
+    async def send(self, email: Email) -> None:
+        """Deliver ``email``."""
+
+
+class EventSender(Protocol):
+    """Sends one webhook event or raises DeliveryError."""
+
+    async def send(self, event: WebhookEvent) -> None:
+        """Deliver ``event``."""
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyPolicy:
+    """Retry policy."""
+
+    max_attempts: int = 8
+    backoff: timedelta = timedelta(seconds=30)
+    backoff_max: timedelta = timedelta(hours=1)
+    lease: timedelta = timedelta(minutes=5)
+    batch: int = 100
+
+    def retry_at(self, now: datetime, attempt: int) -> datetime | None:
+        """When to try again after failed attempt ``attempt`` (None: dead-letter)."""
+        if attempt >= self.max_attempts:
+            return None
+        delay: timedelta = min(self.backoff * (2 ** (attempt - 1)), self.backoff_max)
+        return now + delay
+
+
+@dataclass
+class DrainReport:
+    """What one pass did."""
+
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+
+
+@dataclass
+class Notifier:
+    """Drains ``notification_outbox`` and ``fleet_mail_outbox`` of one database."""
+
+    db_path: str | Path
+    clock: Callable[[], datetime]
+    email: EmailSender | None = None
+    webhook: EventSender | None = None
+    policy: NotifyPolicy = field(default_factory=NotifyPolicy)
+    # Renders what the outbox keeps out of the database (invitation links).
+    render_body: Callable[[str], str] = str
+    _conn: sqlite3.Connection | None = field(default=None, init=False, repr=False)
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = connect(self.db_path)
+        return self._conn
+
+    def close(self) -> None:
+        """Close the database connection."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def drain(self) -> DrainReport:
+        """Send every due message once; record each outcome."""
+        channels = [c for c, s in (("email", self.email), ("webhook", self.webhook)) if s]
+        report = DrainReport()
+        claims = await asyncio.to_thread(
+            outbox.claim_due,
+            self._db(),
+            self.clock(),
+            channels=channels,
+            lease=self.policy.lease,
+            limit=self.policy.batch,
+            render_body=self.render_body,
+        )
+        for claim in claims:
+            try:
+                await self._send(claim.message)
+            except DeliveryError as exc:
+                now = self.clock()
+                retry = None if exc.permanent else self.policy.retry_at(now, claim.attempt)
+                await asyncio.to_thread(outbox.mark_failed, self._db(), claim, now, str(exc), retry)
+                if retry is None:
+                    report.dead += 1
+                    LOG.error("dead letter %s/%d: %s", claim.source, claim.source_id, exc)
+                else:
+                    report.retried += 1
+                    LOG.warning(
+                        "%s/%d attempt %d failed (%s); retry at %s",
+                        claim.source,
+                        claim.source_id,
+                        claim.attempt,
+                        exc,
+                        retry.isoformat(),
+                    )
+                continue
+            await asyncio.to_thread(outbox.mark_sent, self._db(), claim, self.clock())
+            report.sent += 1
+        return report
+
+    async def _send(self, message: Email | WebhookEvent) -> None:
+        if isinstance(message, Email):
+            assert self.email is not None  # only claimed when a sender exists
+            await self.email.send(message)
+        else:
+            assert self.webhook is not None
+            await self.webhook.send(message)
+
+    async def run(self, stop: asyncio.Event, interval: float = 15.0) -> None:
+        """Drain every ``interval`` seconds until ``stop`` is set."""
+        try:
+            while not stop.is_set():
+                try:
+                    await self.drain()
+                except (OSError, sqlite3.Error):
+                    LOG.exception("notifier pass failed; next pass in %.0f s", interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), interval)
+        finally:
+            await asyncio.to_thread(self.close)
