@@ -327,42 +327,65 @@ def cmd_devices_add(args: argparse.Namespace) -> int:
 
 
 def cmd_devices_list(args: argparse.Namespace) -> int:
-    """Print every device with its registry status, liveness, last message and room."""
+    """Print every device: registry status, liveness, last message, outbox backlog, room."""
 
     async def work(ledger: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         return await ledger.devices(), await ledger.device_states()
 
     devices, states = _with_ledger(args, work)
-    rooms = _rooms(settings_from_args(args).ledger.path, list(devices))
     shown = [d for d in devices.values() if not args.account or d.account_id == args.account]
     if not shown:
         print("no devices" + (f" in account {args.account}" if args.account else ""))
         return 0
-    print(f"{'device':<24} {'account':<16} {'status':<9} {'state':<8} {'last seen':<20} room")
+    rooms, outbox = _placement_and_backlog(
+        settings_from_args(args).ledger.path, [d.device_id for d in shown]
+    )
+    print(
+        f"{'device':<24} {'account':<16} {'status':<9} {'state':<8} {'last seen':<20} "
+        f"{'outbox':>7} room"
+    )
     for d in sorted(shown, key=lambda d: d.device_id):
         s = states.get(d.device_id)
         state, seen = (s.state, s.last_seen or "-") if s else ("unknown", "never")
+        pending = outbox.get(d.device_id)
         room = rooms.get(d.device_id) or "-"
-        print(f"{d.device_id:<24} {d.account_id:<16} {d.status:<9} {state:<8} {seen:<20} {room}")
+        print(
+            f"{d.device_id:<24} {d.account_id:<16} {d.status:<9} {state:<8} {seen:<20} "
+            f"{'-' if pending is None else pending:>7} {room}"
+        )
     return 0
 
 
-def _rooms(path: str, device_ids: list[str]) -> dict[str, str]:
-    """Return each placed device's current room (the fleet's placement table)."""
+def _placement_and_backlog(
+    path: str, device_ids: list[str]
+) -> tuple[dict[str, str], dict[str, int]]:
+    """Return each device's current room and its outbox backlog at its last health report.
+
+    The backlog is the agent's count of usage records not yet receipted, as
+    its newest health report said (``device_health``); devices that never
+    reported health, or a database without the fleet tables, show none.
+    """
     from collector.fleet import rooms
     from collector.fleet.db import connect
+    from collector.store import health
 
     conn = connect(path)
     try:
-        out: dict[str, str] = {}
-        for device_id in device_ids:
-            try:
+        placed: dict[str, str] = {}
+        backlog: dict[str, int] = {}
+        try:
+            for device_id in device_ids:
                 room = rooms.current_room(conn, device_id)
-            except sqlite3.OperationalError:  # no fleet schema yet: nothing is placed
-                return {}
-            if room:
-                out[device_id] = room
-        return out
+                if room:
+                    placed[device_id] = room
+        except sqlite3.OperationalError:  # no fleet schema yet: nothing is placed
+            placed = {}
+        try:
+            latest = health.latest(conn, device_ids)
+            backlog = {k: v.outbox_pending for k, v in latest.items()}
+        except sqlite3.OperationalError:  # no health table yet
+            backlog = {}
+        return placed, backlog
     finally:
         conn.close()
 

@@ -98,8 +98,9 @@ def test_devices_list_and_unknown_accounts(tmp_path: Path) -> None:
     assert cli(tmp_path, "accounts", "add", "acme", **env).returncode == 0
     assert cli(tmp_path, "devices", "add", "gw-1", "--account", "acme", **env).returncode == 0
     listing = cli(tmp_path, "devices", "list", **env).stdout.splitlines()
-    assert listing[0].split() == ["device", "account", "status", "state", "last", "seen", "room"]
-    assert listing[1].split() == ["gw-1", "acme", "active", "unknown", "never", "-"]
+    header = ["device", "account", "status", "state", "last", "seen", "outbox", "room"]
+    assert listing[0].split() == header
+    assert listing[1].split() == ["gw-1", "acme", "active", "unknown", "never", "-", "-"]
     assert cli(tmp_path, "devices", "list", "--account", "other", **env).stdout == (
         "no devices in account other\n"
     )
