@@ -122,12 +122,17 @@ class TicketWatch:
         conn = connect(self.db)
         try:
             source = SqlStatusSource()
+            # Look in a read snapshot (WAL: never blocks the collector's commits);
+            # take the write lock only to open the ticket.
+            conn.execute("BEGIN")
+            try:
+                now = self.status_now()
+                status = room_status(conn, source, self.room_id, now, self.stale_after)
+            finally:
+                conn.execute("ROLLBACK")
+            if status.state != OFFLINE:
+                return None
             with transaction(conn):
-                status = room_status(
-                    conn, source, self.room_id, self.status_now(), self.stale_after
-                )
-                if status.state != OFFLINE:
-                    return None
                 self.ticket_id = tickets.open_ticket(
                     conn,
                     datetime.now(UTC),
