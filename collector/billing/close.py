@@ -151,7 +151,8 @@ def provisional_month(
     with snapshot(conn):
         activations = load_activations(conn, account_id, month, tz)
         rollups, _fp = load_usage(conn, book, account_id, month, tz, activations=activations)
-        return month, rate_month(book, month, tz, activations, rollups)
+        lines = rate_month(book, month, tz, activations, rollups)
+    return month, [ln for ln in lines if ln.logbit != ZERO]
 
 
 def close_month(
@@ -294,6 +295,10 @@ def _post(
     fp: str,
     closed_by: str,
 ) -> CloseResult:
+    # A service line that rounds to 0 logbit charges nothing: the statement shows
+    # only charged services, as the seed's ledger does (a later adjustment still
+    # compares against 0 for it, so nothing is lost).
+    lines = [ln for ln in lines if ln.logbit != ZERO]
     posted = [
         LineIn(
             str(month),
@@ -311,6 +316,8 @@ def _post(
     adjusted: list[tuple[str, RatedLine]] = []
     for closed, _stored, current, fixes in late:
         for ln in fixes:
+            if ln.logbit == ZERO:
+                continue
             posted.append(
                 LineIn(
                     str(closed),

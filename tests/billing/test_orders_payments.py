@@ -202,3 +202,20 @@ def test_invoice_numbers_are_gapless_under_20_concurrent_paid_orders(env: Env) -
             conn.execute("UPDATE invoices SET total_eur = '0'")
     finally:
         conn.close()
+
+
+def test_documents_over_http(env: Env) -> None:
+    order = pay(env, "checkout-0007", channel="transfer").json()
+    env.call("operator", "POST", f"/orders/{order['order_id']}/confirm", {"document": "CRO 7"})
+    ledger_csv = env.call("a_admin", "GET", "/accounts/acme/exports/2026-05/ledger.csv")
+    assert ledger_csv.status_code == 200
+    assert ledger_csv.headers["content-type"].startswith("text/csv")
+    assert "CRO 7" in ledger_csv.text
+    usage = env.call("a_ro", "GET", "/accounts/acme/exports/2026-05/usage.csv")
+    assert usage.status_code == 200
+    assert usage.text.startswith("hour_utc,device,service")
+    assert env.call("a_admin", "GET", "/accounts/acme/statements/2026-05").status_code == 404
+    assert env.call("a_admin", "GET", "/accounts/acme/statements/May").status_code == 422
+    assert (
+        env.call("b_admin", "GET", "/accounts/acme/exports/2026-05/ledger.csv").status_code == 404
+    )

@@ -148,7 +148,7 @@ def test_money_columns_hold_text_after_a_full_cycle(
         device="gw-1",
         service="data_ingestion",
         hour=datetime(2023, 5, 2, tzinfo=UTC),
-        quantity=123_456_789,
+        quantity=123_456_789_000,  # enough to charge: 0-logbit lines are not posted
     )
     now = datetime(2023, 6, 1, 2, tzinfo=UTC)
     close_month(db, book, "acme", Month(2023, 5), now)
