@@ -201,6 +201,14 @@ def confirm_order(
             raise OrderError(f"order {order_id}: payment reference does not match")
         cart = build_cart_from(conn, order_id)
         codes = _issue_cards(conn, order, now)
+        conn.execute(
+            "UPDATE orders SET status = 'confirmed', confirmed_at = ?, confirmed_by = ?,"
+            " document = ? WHERE id = ?",
+            (ts(now), confirmed_by, document, order_id),
+        )
+        # The invoice first, so the ledger's Document column names it (the customer
+        # downloads it by that number) beside the payment reference.
+        number = invoices.issue(conn, get_order(conn, order_id), now)
         entry_id, _ = post_entry(
             conn,
             account_id=order.account_id,
@@ -209,16 +217,10 @@ def confirm_order(
             description=f"credit purchase {cart} ({order.channel})",
             logbit=order.logbit,
             cost_eur=order.total_eur,
-            document=document,
+            document=f"{number} ({document})",
             created_by=confirmed_by,
         )
-        conn.execute(
-            "UPDATE orders SET status = 'confirmed', confirmed_at = ?, confirmed_by = ?,"
-            " document = ?, entry_id = ? WHERE id = ?",
-            (ts(now), confirmed_by, document, entry_id, order_id),
-        )
-        paid = get_order(conn, order_id)
-        number = invoices.issue(conn, paid, now)
+        conn.execute("UPDATE orders SET entry_id = ? WHERE id = ?", (entry_id, order_id))
         purchase_notice.queue(conn, get_order(conn, order_id), number, codes, now)
         notices.after_credit(conn, order.account_id, now, f"order {order_id} credited")
     return get_order(conn, order_id)

@@ -71,10 +71,11 @@ def test_direct_order_is_credited_once_with_its_document(
         "credit",
         Decimal(100),
         Decimal("136.64"),
-        "FT-2023/118",
+        f"{done.invoice} (FT-2023/118)",  # the invoice number, then the payment reference
     )
+    assert done.invoice == "LB-2023-000001"
     row = ledger.render([entry], "Europe/Rome")[1]
-    assert row[3:] == ("100", "€136.64", "FT-2023/118")
+    assert row[3:] == ("100", "€136.64", "LB-2023-000001 (FT-2023/118)")
 
 
 def test_card_order_waits_for_the_provider_confirmation(
