@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import cast
 
-from collector.billing import activations, coupons, ledger, orders, support_cards
+from collector.billing import activations, coupons, ledger, support_cards
 from collector.billing.cart import build_cart
 from collector.billing.errors import (
     ActivationError,
@@ -32,7 +32,6 @@ from collector.fleet.billing_port import (
     Cart,
     CartLine,
     Pack,
-    PlacedOrder,
     ServiceOffer,
     SupportCard,
 )
@@ -109,30 +108,6 @@ class BillingAdapter(OrdersMixin):
             ),
             cart.total,
         )
-
-    def pay(
-        self,
-        conn: sqlite3.Connection,
-        now: datetime,
-        account_id: str,
-        items: Sequence[tuple[str, int]],
-        user: str,
-    ) -> PlacedOrder:
-        """Create a card order with the payment provider (credited on confirmation)."""
-        merged: dict[str, int] = {}
-        for sku, qty in items:
-            merged[sku] = merged.get(sku, 0) + qty
-        with _mapped():
-            order = orders.create_order(
-                conn,
-                self.book,
-                account_id=account_id,
-                items=merged,
-                channel="card",
-                now=now,
-                provider=self.provider_factory(),
-            )
-        return PlacedOrder(str(order.id), order.status, order.total_eur)
 
     def require_active(
         self, conn: sqlite3.Connection, account_id: str, code: str, now: datetime

@@ -1,7 +1,8 @@
 """What the fleet API needs from the billing component, as a Protocol.
 
 The portal shows balance and ledger, redeems coupons, prices a cart of
-credit packs (with IVA) and pays it, and tickets draw on support cards.
+credit packs (with IVA), and tickets draw on support cards; paying the cart,
+orders and documents are the ``Orders`` part (``orders_port``).
 ``collector.fleet.billing_adapter`` implements this with the billing
 package; tests may pass a fake.
 """
@@ -46,15 +47,6 @@ class Pack:
     sku: str
     credits: Decimal
     price: Decimal
-
-
-@dataclass(frozen=True, slots=True)
-class PlacedOrder:
-    """A card order as the payment provider left it."""
-
-    order_id: str
-    status: str
-    total: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,13 +175,3 @@ class Billing(SupportCards, Orders, Protocol):
 
     def quote(self, items: Sequence[tuple[str, int]]) -> Cart:
         """Price a cart of ``(sku, quantity)`` with IVA."""
-
-    def pay(
-        self,
-        conn: sqlite3.Connection,
-        now: datetime,
-        account_id: str,
-        items: Sequence[tuple[str, int]],
-        user: str,
-    ) -> PlacedOrder:
-        """Start a card payment for a cart; logbits are credited once the payment confirms."""
