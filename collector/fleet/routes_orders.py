@@ -28,6 +28,7 @@ from collector.fleet.schemas import CartItemIn, _In
 
 router = APIRouter(tags=["orders"])
 MONTH = Path(pattern=r"^\d{4}-\d{2}$", description="Month as YYYY-MM (account timezone)")
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 CHANNELS = {"card": "card", "transfer": "direct", "direct": "direct", "distributor": "distributor"}
 
 
@@ -37,9 +38,9 @@ class CheckoutIn(_In):
     purchase_order: str | None = Field(default=None, max_length=64)
     company: str | None = Field(default=None, max_length=200)
     address: str | None = Field(default=None, max_length=500)
-    customer_email: str | None = Field(default=None, min_length=3, max_length=254)
-    reseller_email: str | None = Field(default=None, min_length=3, max_length=254)
-    distributor_email: str | None = Field(default=None, min_length=3, max_length=254)
+    customer_email: str | None = Field(default=None, max_length=254, pattern=EMAIL)
+    reseller_email: str | None = Field(default=None, max_length=254, pattern=EMAIL)
+    distributor_email: str | None = Field(default=None, max_length=254, pattern=EMAIL)
 
 
 class ConfirmIn(_In):
@@ -67,6 +68,8 @@ class OrderDetailOut(BaseModel):
     invoice: str | None
     payment_reference: str
     purchase_order: str | None
+    company: str | None
+    address: str | None
     logbit: str = Field(description="The account's balance after the call")
 
 
@@ -85,7 +88,7 @@ class WebhookOut(BaseModel):
 
 
 def _out(o: OrderView, balance: str) -> OrderDetailOut:
-    po = o.details.get("purchase_order")
+    po, company, address = (o.details.get(k) for k in ("purchase_order", "company", "address"))
     return OrderDetailOut(
         account_id=o.account_id,
         order_id=str(o.id),
@@ -102,6 +105,8 @@ def _out(o: OrderView, balance: str) -> OrderDetailOut:
         invoice=o.invoice,
         payment_reference=o.payment_reference,
         purchase_order=str(po) if po else None,
+        company=str(company) if company else None,
+        address=str(address) if address else None,
         logbit=balance,
     )
 

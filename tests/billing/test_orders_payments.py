@@ -137,6 +137,9 @@ def test_operator_confirms_transfer_once_and_resumes_a_suspended_account(env: En
         address="Via Roma 1, Milano",
     ).json()
     assert order["channel"] == "transfer"
+    assert (order["purchase_order"], order["company"]) == ("PO-4500012345", "Acme S.p.A.")
+    bad = pay(env, "checkout-0009", channel="transfer", reseller_email="not an address")
+    assert bad.status_code == 422
     path = f"/orders/{order['order_id']}/confirm"
     assert env.call("a_admin", "POST", path, {"document": "CRO 123"}).status_code == 403
     queue = env.call("operator", "GET", "/orders?status=awaiting_confirmation").json()
