@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -32,6 +32,13 @@ from firmware_sim.scenario import FleetSettings
 from firmware_sim.truth import TruthWriter
 
 Event = Callable[[str], None]
+
+
+# A settle check: None when everything the fleet generated is accounted for,
+# else one line saying what is still missing (called once nothing is pending).
+SettleCheck = Callable[[], Awaitable[str | None]]
+# Stop waiting when neither the outboxes nor the settle check moved for this long.
+STALL_S = 30.0
 
 
 @dataclass
@@ -82,9 +89,11 @@ class Fleet:
         faults: tuple[Fault, ...] | None = None,
         on_event: Event | None = None,
         settle_timeout_s: float = 120.0,
+        settle_check: SettleCheck | None = None,
     ) -> None:
         settings.validate()
         self.settle_timeout_s = settle_timeout_s
+        self._settle_check = settle_check
         self.settings = settings
         quiet = max(2 * settings.meter_interval_s, 3.0 * settings.speed)
         total = settings.duration_s + 3 * quiet + 4 * settings.meter_interval_s
@@ -273,22 +282,38 @@ class Fleet:
             if not gw.running:
                 await gw.start()
         await asyncio.sleep(self.clock.real_seconds(self.quiet_s + s.meter_interval_s))
+        await self.truth.flush()  # the whole truth on disk: a settle check may read it
         started = time.monotonic()
         deadline = started + timeout_real
         last_report = started
+        behind: str | None = None
+        progress: tuple[int, str | None] | None = None
+        progress_at = started
         while time.monotonic() < deadline:
             left = sum(gw.pending() for gw in self.gateways)
             self.stats.pending = left
             if left == 0:
+                behind = await self._settle_check() if self._settle_check else None
+                if behind is None:
+                    break
+            # A check that stops moving means a real difference, not a late reading.
+            if (left, behind) != progress:
+                progress, progress_at = (left, behind), time.monotonic()
+            elif left == 0 and time.monotonic() - progress_at > STALL_S:
                 break
             if time.monotonic() - last_report >= 5.0:
                 last_report = time.monotonic()
                 waiting = sum(1 for gw in self.gateways if gw.pending())
-                self.event(
-                    f"settling: {left:,} records on {waiting} gateway(s) await their receipt"
-                    f" ({time.monotonic() - started:.0f} s of at most {timeout_real:.0f} s)"
+                what = (
+                    f"{left:,} records on {waiting} gateway(s) await their receipt"
+                    if left
+                    else f"waiting for the last meter readings: {behind}"
                 )
-            await asyncio.sleep(0.25)
+                self.event(
+                    f"settling: {what} ({time.monotonic() - started:.0f} s of at most"
+                    f" {timeout_real:.0f} s)"
+                )
+            await asyncio.sleep(0.25 if left else 1.0)
         self.stats.pending = sum(gw.pending() for gw in self.gateways)
         self.stats.unsettled = {gw.device: gw.pending() for gw in self.gateways if gw.pending()}
         left = sum(self.stats.unsettled.values())
