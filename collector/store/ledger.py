@@ -96,6 +96,20 @@ def content_of(row: UsageRow) -> tuple[object, ...]:
     )  # fmt: skip
 
 
+# A data batch's window is stamped by the collector from the batch's sent_at,
+# which every resend renews: it is not content the device must repeat.
+_STAMPED_METERS = frozenset({"data"})
+_WINDOW = (CONTENT_FIELDS.index("window_start"), CONTENT_FIELDS.index("window_end"))
+
+
+def same_content(kept: Sequence[object], new: Sequence[object]) -> bool:
+    """Tell whether a resend (``new``) repeats the record kept (both ``content_of`` order)."""
+    if kept[CONTENT_FIELDS.index("meter")] in _STAMPED_METERS:
+        kept = [v for i, v in enumerate(kept) if i not in _WINDOW]
+        new = [v for i, v in enumerate(new) if i not in _WINDOW]
+    return tuple(kept) == tuple(new)
+
+
 def conflict_letter(new: UsageRow, kept: Sequence[object]) -> DeadLetter:
     """Dead-letter a resend whose content differs from the record already kept."""
     diffs = [

@@ -37,6 +37,7 @@ from collector.store.ledger import (
     UsageTotal,
     conflict_letter,
     content_of,
+    same_content,
 )
 
 T = TypeVar("T")
@@ -169,7 +170,7 @@ class SqliteLedger:
                 continue
             repeated.add(r.record_id)
             dup_count += 1
-            if content_of(first) != content_of(r):
+            if not same_content(content_of(first), content_of(r)):
                 conflicts.append(conflict_letter(r, content_of(first)))
         new_rows, kept = await self._insert_new(db, list(unique.values()))
         already: set[str] = set()
@@ -180,7 +181,7 @@ class SqliteLedger:
             # id means a broken or malicious device. The first stays; flag the rest.
             for rid in sorted(already):
                 old = kept.get(rid)
-                if old is not None and old != content_of(unique[rid]):
+                if old is not None and not same_content(old, content_of(unique[rid])):
                     conflicts.append(conflict_letter(unique[rid], old))
         duplicates = already | repeated
         agg: dict[tuple[str, str, str, str, str, str], list[int]] = {}

@@ -7,11 +7,12 @@ runs against the real Mosquitto. The flood test is in ``test_flood.py``.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -22,7 +23,7 @@ from collector.ingest.gate import DeviceBuckets
 from collector.ingest.model import Inbound
 from collector.service import Collector
 from protocols import Kind, Topic, encode
-from tests.collector.helpers import register, settings_for, usage_batch, wait_for
+from tests.collector.helpers import data_batch, register, settings_for, usage_batch, wait_for
 from tests.servers import Mosquitto
 
 
@@ -84,6 +85,24 @@ async def test_conflicting_duplicate_is_kept_first_and_dead_lettered(tmp_path: P
             assert detail["dead_letters"] == {"conflicting_duplicate": 1}
             only = (await http.get("/api/v1/deadletters?device=gw-1")).json()
             assert [d["reason"] for d in only] == ["conflicting_duplicate"]
+    finally:
+        await c.ledger.close()
+
+
+async def test_a_resent_data_batch_is_a_plain_duplicate_though_its_sent_at_changed(
+    tmp_path: Path,
+) -> None:
+    c = await _collector(tmp_path)
+    try:
+        first = data_batch("gw-1", 5)
+        later = msgspec.structs.replace(first, sent_at=first.sent_at + timedelta(seconds=90))
+        data_topic = str(Topic("acme", "gw-1", Kind.DATA))
+        for batch in (first, later):
+            await c.handle_group([Inbound(data_topic, encode(batch), c.clock.now(), 0.0)])
+        assert await c.ledger.dead_letter_counts() == {}
+        month = c.clock.now().strftime("%Y-%m")
+        usage = await c.ledger.usage_month("gw-1", month)
+        assert [t.quantity for t in usage if t.unit == "points"] == [3]
     finally:
         await c.ledger.close()
 
