@@ -18,6 +18,7 @@ from fastapi import APIRouter
 from collector.fleet import (
     routes_access,
     routes_fleet,
+    routes_operator,
     routes_orders,
     routes_portal,
     routes_services,
@@ -43,3 +44,4 @@ router.include_router(routes_support.router)
 router.include_router(routes_services.router)
 router.include_router(routes_orders.router)
 router.include_router(routes_portal.router)
+router.include_router(routes_operator.router)

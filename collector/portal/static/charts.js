@@ -48,7 +48,8 @@ const Charts = (() => {
         { values: (self, ticks) => ticks.map(Fmt.tick), size: 44, space: 110 },
         { values: (self, ticks) => ticks.map(fmt), size: 80 },
       ],
-      series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: false, value: (self, v) => (v === null ? "—" : fmt(v)) }))],
+      series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: false, value: (self, v) => (v === null ? "—" : fmt(v)),
+        paths: opts && opts.step && uPlot.paths && uPlot.paths.stepped ? uPlot.paths.stepped({ align: 1 }) : undefined }))],
     }, [xs, ...series.map((s) => s.values)], plot);
     fig.uplot = u;
     return fig;
@@ -77,6 +78,24 @@ const Charts = (() => {
     return fig;
   }
 
+  // One bar per category (e.g. services of a month). categories: [text]; values: [number].
+  function categoryBars(title, label, categories, values, fmt) {
+    const { fig, plot } = figure(label, title, [{ label: title }]);
+    const xs = categories.map((c, i) => i);
+    const bars = uPlot.paths && uPlot.paths.bars;
+    new uPlot({
+      width: width(), height: 200, legend: { show: false },
+      cursor: { drag: { x: false, y: false } },
+      scales: { x: { time: false, range: () => [-0.6, categories.length - 0.4] }, y: { auto: true, range: (self, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+      axes: [
+        { splits: () => xs, values: (self, ticks) => ticks.map((t) => categories[t] || ""), size: 40 },
+        { values: (self, ticks) => ticks.map(fmt), size: 100 },
+      ],
+      series: [{}, { label: title, stroke: COLORS[0], fill: COLORS[0], width: 1, paths: bars ? bars({ size: [0.6, 80] }) : undefined, points: { show: false } }],
+    }, [xs, values], plot);
+    return fig;
+  }
+
   // A room's states over time as a strip: segments [{start, end, state}] between since and until.
   function timeline(label, segments, since, until) {
     const w = 600, h = 18;
@@ -101,5 +120,5 @@ const Charts = (() => {
     return svg;
   }
 
-  return { lines, dailyBars, timeline };
+  return { lines, dailyBars, categoryBars, timeline };
 })();

@@ -4,7 +4,8 @@
 "use strict";
 
 const API = "/api/v1";
-const state = { token: sessionStorage.getItem("lb_token"), me: null, account: null, flash: null };
+// nav counts navigations: a page whose data arrives after the user moved on is not drawn.
+const state = { token: sessionStorage.getItem("lb_token"), me: null, account: null, flash: null, nav: 0 };
 
 // ---------- helpers ----------
 
@@ -33,6 +34,7 @@ function say(text, error, keep) {
 }
 
 async function api(method, path, body) {
+  const nav = state.nav;
   const headers = { "Accept": "application/json" };
   if (state.token) headers["Authorization"] = "Bearer " + state.token;
   if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -45,6 +47,7 @@ async function api(method, path, body) {
     err.status = r.status;
     throw err;
   }
+  if (method === "GET" && nav !== state.nav) throw Object.assign(new Error("stale page"), { stale: true });
   return data;
 }
 
@@ -72,7 +75,7 @@ function formOf(fields, submitLabel, onSubmit, inline) {
     for (const [k, el] of Object.entries(inputs)) values[k] = el.type === "number" ? Number(el.value) : el.value;
     const btn = form.querySelector("button[type=submit]");
     btn.disabled = true;
-    try { await onSubmit(values); } catch (err) { say(err.message, true); } finally { btn.disabled = false; }
+    try { await onSubmit(values); } catch (err) { if (!err.stale) say(err.message, true); } finally { btn.disabled = false; }
   } });
   for (const f of fields) {
     let el;
@@ -468,13 +471,84 @@ async function viewContracts() {
 
 // ---------- balance, ledger, coupons, cart ----------
 
+// Fetch a document with the session token and hand it to the browser as a download.
+async function download(path, filename) {
+  const r = await fetch(API + path, { headers: { "Authorization": "Bearer " + state.token } });
+  if (!r.ok) throw new Error(`Download failed (${r.status})`);
+  const url = URL.createObjectURL(await r.blob());
+  const a = h("a", { href: url, download: filename }, filename);
+  document.body.append(a); a.click(); a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+  say("Downloaded " + filename + ".");
+}
+
+function downloadButton(label, path, filename) {
+  return h("button", { type: "button", class: "link", onclick: () => download(path, filename).catch((err) => say(err.message, true)) }, label);
+}
+
+function standingBanner(st) {
+  if (st.state === "notice") {
+    // Our own words rather than the notice's text, so the deadline reads in the portal's one format.
+    return h("div", { class: "banner", id: "standing", role: "alert" },
+      h("strong", {}, "Balance notice: "), `your balance is ${Fmt.logbit(st.balance)}.`,
+      st.deadline ? [" Top up before ", h("strong", {}, when(st.deadline)), ": after that the account and all its services are suspended."] : null);
+  }
+  if (st.state === "suspended") {
+    return h("div", { class: "banner bad", id: "standing", role: "alert" },
+      h("strong", {}, "Account suspended"), st.since ? ` since ${when(st.since)}` : "",
+      ". Every service is stopped until a credit brings the balance back to zero or above.");
+  }
+  return h("div", { class: "banner ok", id: "standing" }, h("strong", {}, "Account in good standing"), ": no notice.");
+}
+
 async function viewBalance() {
-  const [bal, led] = await Promise.all([
-    api("GET", `/accounts/${state.account}/balance`),
-    api("GET", `/accounts/${state.account}/ledger`),
+  const acct = state.account;
+  const [bal, led, money, orders, invoices] = await Promise.all([
+    api("GET", `/accounts/${acct}/balance`),
+    api("GET", `/accounts/${acct}/ledger`),
+    api("GET", `/accounts/${acct}/money`),
+    api("GET", `/accounts/${acct}/orders`).catch(() => []),
+    api("GET", `/accounts/${acct}/invoices`).catch(() => []),
   ]);
+  const months = [...new Set(money.cost_by_service.map((c) => c.month))].sort();
+  const services = [...new Set(money.cost_by_service.map((c) => c.service_code))].sort();
+  const cost = new Map(money.cost_by_service.map((c) => [c.month + "|" + c.service_code, c.logbit]));
+  const monthTotal = (m) => money.cost_by_service.filter((c) => c.month === m).reduce((a, c) => a + Number(c.logbit), 0);
+  // Charges are negative ledger amounts; the chart shows what was charged, as a positive height.
+  const charged = (m, sv) => -Number(cost.get(m + "|" + sv));
+  const last = months[months.length - 1];
+  const charts = [];
+  if (months.length) {
+    const lastServices = services.filter((sv) => cost.has(last + "|" + sv));
+    charts.push(Charts.categoryBars(`Logbit charged per service, ${last}`,
+      `Logbit charged per service in ${last}: ` + lastServices.map((sv) => `${sv} ${Fmt.number(charged(last, sv))}`).join(", "),
+      lastServices, lastServices.map((sv) => charged(last, sv)), (v) => Fmt.number(v) + " logbit"));
+  }
+  if (money.balance_history.length > 1) {
+    const pts = money.balance_history;
+    charts.push(Charts.lines("Balance (logbit)", `Balance over time: now ${Fmt.logbit(bal.logbit)}`,
+      pts.map((p) => Date.parse(p.at) / 1000), [{ label: "Balance", values: pts.map((p) => Number(p.balance)) }], (v) => Fmt.number(v) + " logbit", { step: true }));
+  }
   page("Balance",
+    standingBanner(money.standing),
     h("p", { class: "balance", id: "balance-value" }, Fmt.logbit(bal.logbit)),
+    ...charts,
+    h("h2", {}, "Cost of the month by service"),
+    months.length ? table(["Month", "Service", "Logbit"], months.flatMap((m) => [
+      ...services.filter((s) => cost.has(m + "|" + s)).map((s) => [m, s, Fmt.decimalText(cost.get(m + "|" + s))]),
+      [m, h("strong", {}, "Total"), h("strong", {}, Fmt.decimalText(String(monthTotal(m))))],
+    ]), "Cost of the month by service") : muted("No month closed yet: charges appear after the monthly close."),
+    months.length ? h("p", {}, "Statements: ", ...months.map((m) => [downloadButton(m, `/accounts/${acct}/statements/${m}`, `statement-${acct}-${m}.html`), " "]),
+      " · Ledger CSV: ", ...months.map((m) => [downloadButton(m, `/accounts/${acct}/exports/${m}/ledger.csv`, `ledger-${acct}-${m}.csv`), " "])) : null,
+    h("h2", {}, "Orders"),
+    orders.length ? table(["Order", "Placed", "Channel", "Credits", "Total", "Status", "Invoice"], orders.map((o) => [
+      o.order_id, when(o.created_at), o.channel, Fmt.logbit(o.credits), Fmt.euro(o.total), o.status.replaceAll("_", " "),
+      o.invoice ? downloadButton(o.invoice, `/invoices/${o.invoice}`, `invoice-${o.invoice}.html`) : "—",
+    ]), "Orders") : muted("No orders."),
+    h("h2", {}, "Invoices"),
+    invoices.length ? table(["Invoice", "Issued", "Order", "Total", "Download"], invoices.map((i) => [
+      i.number, when(i.issued_at), i.order_id, Fmt.euro(i.total), downloadButton("Download " + i.number, i.url.replace(/^\/api\/v1/, ""), `invoice-${i.number}.html`),
+    ]), "Invoices") : muted("No invoices."),
     ...(canWrite() ? [
       h("h2", {}, "Redeem coupon"),
       formOf([{ name: "code", label: "Enter coupon" }], "Redeem", async (v) => {
@@ -484,6 +558,57 @@ async function viewBalance() {
       }, true)] : []),
     h("h2", {}, "Ledger"),
     table(led.columns, led.rows, "Ledger"));
+}
+
+// ---------- operator console ----------
+
+async function viewOperator() {
+  if (!state.me.is_operator) { page("Operator console", muted("Operators only.")); return; }
+  const [requests, queue, notice] = await Promise.all([
+    api("GET", "/operator/activation-requests"),
+    api("GET", "/orders?status=awaiting_confirmation"),
+    api("GET", "/operator/accounts-in-notice"),
+  ]);
+  const names = new Map(state.me.accounts.map((a) => [a.id, a.name]));
+  const issued = h("div", { id: "issued-coupons", "aria-live": "polite" });
+  const issuedCard = h("div", { id: "issued-card", "aria-live": "polite" });
+  const decide = (r, verdict) => h("button", { type: "button", "aria-label": `${verdict === "approve" ? "Approve" : "Reject"} request ${r.id}`, onclick: async () => {
+    try {
+      await api("POST", `/accounts/${r.account_id}/activation-requests/${r.id}/${verdict}`, { note: `${verdict}d in the operator console` });
+      await viewOperator(); say(`Request ${r.id} ${verdict === "approve" ? "approved" : "rejected"}.`);
+    } catch (err) { say(err.message, true); }
+  } }, verdict === "approve" ? "Approve" : "Reject");
+  page("Operator console",
+    h("h2", {}, "Activation requests"),
+    requests.length ? table(["Request", "Account", "Service", "For", "Note", "Requested by", "Decide"], requests.map((r) => [
+      String(r.id), names.get(r.account_id) || r.account_id, r.service_code, `${r.subject_kind} ${r.subject_id}`, r.note || "—", r.requested_by,
+      h("span", {}, decide(r, "approve"), " ", decide(r, "reject")),
+    ]), "Activation requests") : muted("No request waiting."),
+    h("h2", {}, "Orders to confirm"),
+    queue.length ? table(["Order", "Account", "Placed", "Channel", "Total", "Confirm"], queue.map((o) => [
+      o.order_id, names.get(o.account_id) || o.account_id, when(o.created_at), o.channel, Fmt.euro(o.total),
+      formOf([{ name: "document", label: `Reference for order ${o.order_id}` }], "Confirm", async (v) => {
+        await api("POST", `/orders/${o.order_id}/confirm`, v); await viewOperator(); say(`Order ${o.order_id} confirmed.`);
+      }, true),
+    ]), "Orders to confirm") : muted("No order waiting."),
+    h("h2", {}, "Issue coupons"),
+    formOf([{ name: "logbit", label: "Logbit per coupon", type: "number", min: 1, step: 1 }, { name: "count", label: "How many", type: "number", min: 1, value: 1 }], "Issue coupons", async (v) => {
+      const r = await api("POST", "/operator/coupons", { logbit: String(v.logbit), count: v.count });
+      issued.replaceChildren(table(["Coupon code", "Logbit"], r.codes.map((c) => [c, Fmt.logbit(r.logbit)]), "Coupons issued"));
+      say(`${r.codes.length} coupon(s) of ${Fmt.logbit(r.logbit)} issued: hand the codes over now, they are not shown again.`);
+    }, true),
+    issued,
+    h("h2", {}, "Issue a support card"),
+    formOf([{ name: "account_id", label: "Issue to account", options: state.me.accounts.filter((a) => a.kind === "customer").map((a) => [a.id, a.name]) }], "Issue support card", async (v) => {
+      const r = await api("POST", "/operator/support-cards", v);
+      issuedCard.replaceChildren(table(["Support card code", "Account", "Minutes"], [[r.code, names.get(r.account_id) || r.account_id, Fmt.number(r.minutes)]], "Support card issued"));
+      say(`Support card of ${r.minutes} minutes issued to ${names.get(r.account_id) || r.account_id}.`);
+    }, true),
+    issuedCard,
+    h("h2", {}, "Accounts in notice or suspended"),
+    notice.length ? table(["Account", "State", "Balance", "Deadline", "Notice"], notice.map((n) => [
+      n.name, n.state, Fmt.logbit(n.balance), n.deadline ? when(n.deadline) : "—", n.message || "—",
+    ]), "Accounts in notice") : muted("Every account is in good standing."));
 }
 
 async function viewBuy() {
@@ -497,12 +622,12 @@ async function viewBuy() {
     cartBox.replaceChildren(
       table(["Name", "Qty", "Credits", "Price", "Tax", "Total"], c.lines.map((l) => [l.sku, Fmt.number(l.quantity), Fmt.logbit(l.credits), Fmt.euro(l.price), Fmt.euro(l.tax), Fmt.euro(l.total)]), "Cart"),
       h("p", {}, h("strong", {}, "Total: " + Fmt.euro(c.total))),
-      canWrite() ? h("button", { type: "button", onclick: async () => {
+      canWrite() ? h("p", {}, ...[["card", "Pay " + Fmt.euro(c.total)], ["transfer", "Order by bank transfer"]].map(([channel, label]) => [h("button", { type: "button", onclick: async () => {
         try {
-          const o = await api("POST", `/accounts/${state.account}/orders`, { items });
+          const o = await api("POST", `/accounts/${state.account}/orders`, { items, channel });
           say(`Order ${o.order_id} for ${Fmt.euro(o.total)}: ${o.status.replaceAll("_", " ")}.`);
         } catch (err) { say(err.message, true); }
-      } }, "Pay " + Fmt.euro(c.total)) : muted("Read-only access: an admin places orders."));
+      } }, label), " "])) : muted("Read-only access: an admin places orders."));
   }
   page("Buy credits",
     table(["Package", "Credits", "Price", "Add"], packs.map((p) => [p.sku, Fmt.logbit(p.credits), Fmt.euro(p.price) + " + IVA",
@@ -570,10 +695,11 @@ async function viewTicket(id) {
 
 const routes = {
   fleet: viewFleet, offline: viewOffline, services: viewServices, contracts: viewContracts, balance: viewBalance,
-  buy: viewBuy, tickets: viewTickets, newticket: viewNewTicket, room: viewRoom, device: viewDevice, ticket: viewTicket,
+  buy: viewBuy, tickets: viewTickets, newticket: viewNewTicket, operator: viewOperator, room: viewRoom, device: viewDevice, ticket: viewTicket,
 };
 
 async function route() {
+  state.nav++;
   const hash = location.hash.slice(1);
   // A status line said on one page does not follow the user to the next.
   if (state.flash === null) say("");
@@ -585,7 +711,7 @@ async function route() {
   const view = routes[name] || viewFleet;
   for (const a of document.querySelectorAll("nav a")) a.toggleAttribute("aria-current", a.getAttribute("href") === "#" + (name || "fleet"));
   for (const a of document.querySelectorAll("nav a[aria-current]")) a.setAttribute("aria-current", "page");
-  try { await view(arg ? decodeURIComponent(arg) : undefined); } catch (err) { say(err.message, true); }
+  try { await view(arg ? decodeURIComponent(arg) : undefined); } catch (err) { if (!err.stale) say(err.message, true); }
 }
 
 document.addEventListener("DOMContentLoaded", () => {
