@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Request, Response, Security
@@ -11,7 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from collector.fleet import access, invitations, passwords, signin, tokens
 from collector.fleet.auth import Context, CurrentCaller, api_key, bearer
 from collector.fleet.context import get_context
-from collector.fleet.errors import Forbidden, InvalidInput, Unauthorized
+from collector.fleet.errors import Forbidden, InvalidInput, RateLimited, Unauthorized
 from collector.fleet.schemas import (
     AcceptIn,
     AccountIn,
@@ -60,14 +61,19 @@ async def login(body: LoginIn, request: Request) -> TokenOut:
 
     After 5 failed attempts for one account, or 20 from one address, within
     15 minutes, attempts get 429 with ``Retry-After`` until the oldest failure
-    is 15 minutes old. Refusals are answered on the event loop at once; the
-    password check (database read, hash, session write) runs on a worker
-    thread, never on the event loop and never inside a transaction.
+    is 15 minutes old. Refusals are answered on the event loop after a 1 s
+    pause (no thread, no CPU: it only slows a guessing loop); the password
+    check (database read, hash, session write) runs on a worker thread, never
+    on the event loop and never inside a transaction.
     """
     ctx = get_context(request)
     address = request.client.host if request.client is not None else "unknown"
     with ctx.errors():
-        signin.admit(ctx.sign_in, body.email, address)
+        try:
+            signin.admit(ctx.sign_in, body.email, address)
+        except RateLimited:
+            await asyncio.sleep(ctx.sign_in.refusal_delay)  # a tarpit that costs no CPU
+            raise
         issued = await run_in_threadpool(
             signin.check_and_open, ctx.database, ctx.sign_in, body.email, body.password, address
         )

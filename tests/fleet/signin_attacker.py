@@ -3,7 +3,8 @@
 ``python -m tests.fleet.signin_attacker URL EMAIL --seconds S --connections N
 --rate R`` sends wrong passwords for EMAIL from N keep-alive connections, each
 at most R per second, for S seconds (at least ``--first`` of them), then prints one JSON list of
-``[start order, status, Retry-After or null, detail]``. A separate process so
+``[start order, status, Retry-After or null, detail]``. It prints ``ready``
+first and starts when it reads a line. A separate process so
 that its threads do not compete with the test's own MQTT timing for the GIL.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import threading
 import time
 
@@ -30,6 +32,10 @@ def main() -> None:
     lock = threading.Lock()
     answers: list[tuple[int, int, str | None, str]] = []
     started = [0]
+    # Start-up (imports) done: say so and wait for the go, so the caller's timing
+    # window holds the attack and not this interpreter's start.
+    print("ready", flush=True)
+    sys.stdin.readline()
     deadline = time.monotonic() + args.seconds
 
     def guess() -> None:

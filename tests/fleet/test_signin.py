@@ -9,13 +9,16 @@ import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from collector.fleet import access, passwords, signin
+from collector.fleet.context import FleetContext, install
 from collector.fleet.db import Database, connect
 from collector.fleet.errors import RateLimited, Unauthorized
 from collector.fleet.signin import SignInGuard, sign_in
@@ -209,14 +212,23 @@ def test_the_guard_refuses_when_locked(db: Database) -> None:
 # -- over HTTP ----------------------------------------------------------------------------
 
 
+def get_context_of(app: FastAPI) -> FleetContext:
+    ctx = app.state.fleet
+    assert isinstance(ctx, FleetContext)
+    return ctx
+
+
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[tuple[httpx.Client, World]]:
     path = tmp_path / "ledger.sqlite3"
     prepare_database(path)
     clock = FakeClock(datetime(2026, 5, 4, 9, 0, tzinfo=UTC))
     world = seed(path, clock)
+    app = build_app(Database(path, clock))
+    # No tarpit pause here: 45 refusals would take 45 s (the attack test keeps it).
+    install(app, replace(get_context_of(app), sign_in=SignInGuard(refusal_delay=0.0)))
     with (
-        serve(build_app(Database(path, clock))) as url,
+        serve(app) as url,
         httpx.Client(base_url=f"{url}/api/v1", timeout=30) as client,
     ):
         yield client, world
