@@ -89,12 +89,13 @@ def create_app(
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
-        # 503 while the broker link is down, so a probe or load balancer notices;
+        # 503 while the broker link is down or unsubscribed, so a probe notices;
         # the body says why (the same line the log shows).
         if collector is None:
             return JSONResponse({"status": "ok", "broker": None})
         broker = collector.health()
-        ok = bool(broker.get("connected"))
+        # Connected is not enough: a refused SUBACK means nothing is received.
+        ok = bool(broker.get("connected")) and bool(broker.get("subscribed"))
         body = {"status": "ok" if ok else "unavailable", "broker": broker}
         return JSONResponse(body, status_code=200 if ok else 503)
 
