@@ -91,6 +91,8 @@ def handle(
         currency = str(data["currency"])
     except (ValueError, KeyError, TypeError, InvalidOperation) as exc:
         raise PaymentEventError("malformed", f"malformed event: {exc}") from exc
+    if not 1 <= order_id <= 2**62 or not amount.is_finite():
+        raise PaymentEventError("malformed", "malformed event: order_id or amount out of range")
     with write(conn):
         seen = conn.execute(
             "SELECT outcome FROM payment_events WHERE provider = ? AND event_id = ?",

@@ -28,6 +28,7 @@ from collector.fleet.schemas import CartItemIn, _In
 
 router = APIRouter(tags=["orders"])
 MONTH = Path(pattern=r"^\d{4}-\d{2}$", description="Month as YYYY-MM (account timezone)")
+OrderId = Annotated[int, Path(ge=1, le=2**62, description="The order number")]
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 CHANNELS = {"card": "card", "transfer": "direct", "direct": "direct", "distributor": "distributor"}
 
@@ -168,7 +169,7 @@ def list_orders(ctx: Context, caller: CurrentCaller, account_id: str) -> list[Or
 
 @router.get("/accounts/{account_id}/orders/{order_id}", summary="One order")
 def get_order(
-    ctx: Context, caller: CurrentCaller, account_id: str, order_id: int
+    ctx: Context, caller: CurrentCaller, account_id: str, order_id: OrderId
 ) -> OrderDetailOut:
     """The order with its status."""
     billing = ctx.require_billing()
@@ -182,7 +183,7 @@ def get_order(
 
 @router.post("/accounts/{account_id}/orders/{order_id}/cancel", summary="Cancel an unpaid order")
 def cancel_order(
-    ctx: Context, caller: CurrentCaller, account_id: str, order_id: int
+    ctx: Context, caller: CurrentCaller, account_id: str, order_id: OrderId
 ) -> OrderDetailOut:
     """Only orders awaiting payment can be cancelled (409 once paid)."""
     billing = ctx.require_billing()
@@ -213,7 +214,7 @@ def order_queue(
     summary="Operators: confirm a bank transfer or distributor order",
 )
 def confirm_order(
-    ctx: Context, caller: CurrentCaller, order_id: int, body: ConfirmIn
+    ctx: Context, caller: CurrentCaller, order_id: OrderId, body: ConfirmIn
 ) -> OrderDetailOut:
     """Credits the order once (confirming again changes nothing), issues its invoice and
     support cards, queues the purchase confirmation and resumes a suspended account."""

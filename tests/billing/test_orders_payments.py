@@ -81,6 +81,11 @@ def test_signed_event_credits_once_and_replay_or_tamper_credit_nothing(env: Env)
     assert env.event(event, body=forged).status_code == 400
     # Validly signed but for the wrong amount, or an unknown reference.
     assert env.event(paid_event(order, "evt_2", amount="1.00")).status_code == 400
+    huge = paid_event(order, "evt_5")
+    huge["data"]["order_id"] = 2**80
+    assert env.event(huge).status_code == 400
+    nan = paid_event(order, "evt_6", amount="sNaN")
+    assert env.event(nan).status_code == 400
     wrong_ref = paid_event(order, "evt_3")
     wrong_ref["data"]["reference"] = "pay-guess"
     assert env.event(wrong_ref).status_code == 400
