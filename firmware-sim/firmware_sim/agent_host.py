@@ -13,7 +13,7 @@ on its clock are scaled by the speed so they stay the same in real time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,6 +118,16 @@ class HostedAgent:
             for m in self.tables
             if m not in self.skipped and kinds[m] in service_of
         )
+
+    async def baselined(self, keys: Iterable[str]) -> bool:
+        """Tell whether the agent has committed meter state under every key (a first reading)."""
+        outbox = self.agent.outbox
+        if outbox is None:
+            return False
+        for key in keys:
+            if await outbox.load_state(key) is None:
+                return False
+        return True
 
     def pending(self) -> int:
         """Return usage records and data batches not yet receipted."""

@@ -52,7 +52,8 @@ class _OncePerKind(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         self.count += 1
-        key = (record.name, str(record.msg))
+        # The kind: the message up to its first detail (asyncio puts a task's repr in it).
+        key = (record.name, str(record.msg).split(":", 1)[0][:80])
         if key in self.seen:
             return False
         self.seen.add(key)

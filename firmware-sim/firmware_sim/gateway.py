@@ -159,6 +159,30 @@ class SimGateway:
         if self.proxy is not None:
             await self.proxy.close()
 
+    def baseline_keys(self) -> list[str]:
+        """Return the meter-state keys under which the counter meters keep their baseline."""
+        keys = []
+        for subj in self.hw.subjects:
+            if subj.service not in self.services:
+                continue
+            if subj.service == "sim" and self.hw.modem_present and not self.sim_silent:
+                keys.append("sim/counter")
+            elif subj.service == "vpn":
+                keys.append(f"vpn/{subj.nic}")
+        return keys
+
+    async def baselined(self) -> bool:
+        """Tell whether every counter meter has taken its first reading (its baseline).
+
+        Traffic before a meter's first reading is in the counter before the
+        baseline, so it is never billed: the fleet waits for this before
+        traffic starts.
+        """
+        check = getattr(self.agent, "baselined", None)
+        if check is None or not self.running:
+            return check is None
+        return bool(await check(self.baseline_keys()))
+
     def pending(self) -> int:
         """Return what the agent still has to deliver, plus unsent producer lines."""
         queued = len(self.producer.pending) if self.producer is not None else 0
