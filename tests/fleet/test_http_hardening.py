@@ -232,3 +232,19 @@ def _dump(conn: sqlite3.Connection) -> str:
         for t in tables
         for row in conn.execute(f'SELECT * FROM "{t}"').fetchall()  # noqa: S608 - table names
     )
+
+
+# -- operator coupons (the fleet API's own route) -----------------------------------------
+
+
+def test_operator_coupons_are_capped(env: tuple[httpx.Client, World, Path]) -> None:
+    client, w, _ = env
+    op = _as(client, w.tokens["operator"])
+    for logbit in ("1e30", 1e30, 100, True):
+        r = op("POST", "/operator/coupons", {"logbit": logbit})
+        assert r.status_code == 422, (logbit, r.text)
+    too_much = op("POST", "/operator/coupons", {"logbit": "100001"})
+    assert too_much.status_code == 400
+    assert too_much.json()["detail"] == "a coupon is worth at most 100000 logbit"
+    ok = op("POST", "/operator/coupons", {"logbit": "100000"})
+    assert ok.status_code == 201, ok.text
