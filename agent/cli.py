@@ -1,4 +1,5 @@
-"""``logbot-agent``: run the daemon, show its status, check a configuration.
+"""``logbot-agent``: run the daemon, show its status, check a configuration,
+salvage a quarantined outbox (``outbox salvage FILE``).
 
 Exit codes: 0 success, 1 runtime failure (outbox unusable...), 2 bad
 configuration or arguments — always one line on stderr, never a traceback.
@@ -17,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from agent.config import Settings, load_settings
-from agent.errors import ConfigError, OutboxError
+from agent.errors import AgentError, ConfigError, OutboxError
 
 PROG = "logbot-agent"
 log = logging.getLogger("agent.cli")
@@ -34,6 +35,14 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true", help="print JSON")
     chk = sub.add_parser("check-config", help="validate a configuration and exit")
     chk.add_argument("--config", type=Path, required=True)
+    ob = sub.add_parser("outbox", help="outbox maintenance")
+    ob_sub = ob.add_subparsers(dest="outbox_command", required=True)
+    sal = ob_sub.add_parser(
+        "salvage", help="copy the readable records of a quarantined outbox into the live one"
+    )
+    sal.add_argument("file", type=Path, help="the quarantined file (outbox.db.quarantined-...)")
+    sal.add_argument("--config", type=Path, required=True)
+    sal.add_argument("--epoch", help="the file's epoch, if its own record of it is unreadable")
     return p
 
 
@@ -50,6 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "status":
             return _status(settings, as_json=args.json)
+        if args.command == "outbox":
+            if args.file.resolve() == settings.outbox_path.resolve():
+                raise OutboxError(f"{args.file} is the live outbox; salvage a quarantined file")
+            return asyncio.run(_salvage(settings, args.file, args.epoch))
         return _run(settings, args.config, args.log_level)
     except ConfigError as exc:
         print(f"{PROG}: config error: {exc}", file=sys.stderr)
@@ -57,6 +70,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OutboxError as exc:
         print(f"{PROG}: outbox error: {exc}", file=sys.stderr)
         return 1
+    except AgentError as exc:
+        print(f"{PROG}: stopped: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _salvage(settings: Settings, file: Path, epoch: str | None) -> int:
+    """Put the readable records of a quarantined outbox back into the live one.
+
+    Run it with the agent stopped; the records are sent when it starts. The
+    collector deduplicates records it already has, so this is always safe.
+    """
+    from agent.outbox import Outbox
+    from agent.outbox_quarantine import salvage_rows
+    from agent.system import SystemClock
+
+    try:
+        found = await asyncio.to_thread(salvage_rows, file, epoch)
+    except (ValueError, OSError) as exc:
+        raise OutboxError(f"cannot salvage {file}: {exc}") from exc
+    outbox = await Outbox.open(settings.outbox_path, SystemClock(), reserve_bytes=0)
+    try:
+        inserted = await outbox.import_records(found.rows, found.epoch)
+    finally:
+        await outbox.close()
+    lost = sum(hi - lo + 1 for lo, hi in found.unreadable)
+    print(
+        f"{PROG}: salvaged {inserted} of {len(found.rows)} readable records of epoch "
+        f"{found.epoch} from {file} ({len(found.rows) - inserted} already held"
+        + (f", seqs unreadable: {lost}" if lost else "")
+        + ")"
+    )
+    return 0
 
 
 def _status(settings: Settings, *, as_json: bool) -> int:

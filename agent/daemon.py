@@ -10,7 +10,6 @@ restarts every component with new settings inside the same process.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Sequence
@@ -20,10 +19,12 @@ from typing import Any
 from agent import __version__
 from agent.commands import CommandHandler
 from agent.config import Settings
+from agent.errors import AgentError
 from agent.health import HealthProbe, HealthReporter, PsutilStats
 from agent.meters.base import Meter, MeterDeps
 from agent.meters.registry import build_meter
-from agent.outbox import Outbox, OutboxLimits
+from agent.outbox import CHECKPOINT_INTERVAL_S, Outbox, OutboxLimits
+from agent.outbox_faults import FaultLog, classify
 from agent.sink import OutboxSink
 from agent.system import Clock, StatsSource, SystemClock
 from agent.uplink.forwarder import Forwarder
@@ -33,6 +34,8 @@ from agent.uplink.pacing import Backoff
 from protocols import DecodeError, Inventory, Kind, Peripheral, Receipt, Status, decode, encode
 
 log = logging.getLogger("agent.daemon")
+# systemd's TimeoutStopSec is 20 s (deploy/): stop well within it.
+SHUTDOWN_BUDGET_S = 15.0
 
 
 def agent_version() -> str:
@@ -69,6 +72,8 @@ class Agent:
         self.link: MqttLink | None = None
         self.commands: CommandHandler | None = None
         self.meters: list[Meter] = []
+        self._stopping = False
+        self._meter_faults: dict[str, FaultLog] = {}
 
     def request_stop(self) -> None:
         """Ask run() to stop cleanly (publishes the offline status)."""
@@ -148,10 +153,12 @@ class Agent:
             asyncio.create_task(HealthSender(outbox, link).run(), name="health-sender"),
             asyncio.create_task(reporter.run(), name="health"),
             asyncio.create_task(self._dispatch(inbox), name="dispatch"),
+            asyncio.create_task(self._checkpoints(outbox), name="checkpoint"),
         ]
         meter_tasks = [
             asyncio.create_task(self._supervise(m, sink), name=f"meter:{m.name}") for m in meters
         ]
+        self._stopping = False
         self.running.set()
         stop = asyncio.create_task(self._stop.wait())
         try:
@@ -165,37 +172,104 @@ class Agent:
                     extra={"kv": {"task": failed[0].get_name(), "error": repr(error)}},
                 )
                 if error is not None:
-                    raise error
+                    # One line for the CLI; the log line above has the details.
+                    raise AgentError(f"{failed[0].get_name()} failed: {error}") from error
         finally:
             stop.cancel()
             self.running.clear()
-            # Meters first, so nothing is appended while the rest shuts down.
-            await _cancel(meter_tasks)
-            await _cancel(tasks[1:])
-            with contextlib.suppress(Exception):
+            self._stopping = True
+            await self._shutdown(outbox, link, meter_tasks, tasks)
+
+    async def _shutdown(
+        self,
+        outbox: Outbox,
+        link: MqttLink,
+        meter_tasks: Sequence[asyncio.Task[Any]],
+        tasks: Sequence[asyncio.Task[Any]],
+    ) -> None:
+        """Stop every component within SHUTDOWN_BUDGET_S, whatever fails on the way.
+
+        A failure here is logged and the next step runs: the unit's stop
+        timeout (20 s) must never be reached, or systemd kills the agent with
+        data still in memory.
+        """
+        deadline = asyncio.get_running_loop().time() + SHUTDOWN_BUDGET_S
+
+        def left(share: float) -> float:
+            remaining = deadline - asyncio.get_running_loop().time()
+            return max(min(remaining * share, remaining - 0.5), 0.1)
+
+        if outbox.disk_full_seen:
+            # Space for the meters' final commits (see Outbox.release_reserve).
+            outbox.release_reserve()
+        # Meters first, so nothing is appended while the rest shuts down.
+        await _cancel(meter_tasks, left(0.6), "meter")
+        await _cancel(tasks[1:], left(0.3), "component")
+        try:
+            async with asyncio.timeout(left(0.3)):
                 await link.close(self._status("offline", "stopped"))
-            await _cancel(tasks[:1])
-            with contextlib.suppress(Exception):
+        except Exception as exc:
+            log.warning(
+                "agent.stop_step_failed", extra={"kv": {"step": "link", "error": repr(exc)}}
+            )
+        await _cancel(tasks[:1], left(0.3), "link")
+        try:
+            async with asyncio.timeout(left(0.3)):
                 await outbox.set_meta({"connection": "stopped"})
-            await outbox.close()
-            log.info("agent.stopped")
+        except Exception as exc:
+            log.warning(
+                "agent.stop_step_failed", extra={"kv": {"step": "meta", "error": repr(exc)}}
+            )
+        try:
+            async with asyncio.timeout(left(1.0)):
+                await outbox.close()
+        except Exception as exc:
+            log.warning(
+                "agent.stop_step_failed", extra={"kv": {"step": "close", "error": repr(exc)}}
+            )
+        log.info("agent.stopped")
 
     async def _supervise(self, meter: Meter, sink: OutboxSink) -> None:
+        """Run ``meter``, restarting it after a crash, but never while stopping."""
         backoff = Backoff(1.0, 60.0, self._rng)
+        faults = FaultLog(f"meter.{meter.name}", log)
+        self._meter_faults[meter.name] = faults
         while True:
             try:
                 await meter.run(sink)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                if self._stopping or _cancelling():
+                    # Its final commit failed while stopping: report, never restart.
+                    log.error(
+                        "meter.failed_at_stop",
+                        extra={"kv": {"meter": meter.name, "error": str(exc)[:200]}},
+                    )
+                    return
                 delay = backoff.next()
-                log.exception(
-                    "meter.crashed", extra={"kv": {"meter": meter.name, "retry_s": delay}}
-                )
+                if classify(exc) == "error":
+                    log.exception(
+                        "meter.crashed", extra={"kv": {"meter": meter.name, "retry_s": delay}}
+                    )
+                else:
+                    faults.failed(exc)
                 await self.clock.sleep(delay)
             else:
                 log.info("meter.finished", extra={"kv": {"meter": meter.name}})
                 return
+
+    async def _checkpoints(self, outbox: Outbox) -> None:
+        """Checkpoint the WAL regularly, so the main file holds the committed state."""
+        faults = FaultLog("checkpoint", log)
+        while True:
+            await self.clock.sleep(CHECKPOINT_INTERVAL_S)
+            try:
+                await outbox.checkpoint()
+            except Exception as exc:  # a failing disk must not end the agent
+                faults.failed(exc)
+            else:
+                faults.succeeded()
 
     async def _dispatch(self, inbox: asyncio.Queue[tuple[Kind, bytes]]) -> None:
         while True:
@@ -225,7 +299,18 @@ class Agent:
         )
 
     def _birth(self) -> bytes:
-        return self._status("online")
+        return self._status("online", self._event_text())
+
+    def _event_text(self) -> str:
+        """The storage event of this session, as the birth message's reason."""
+        event = self.outbox.event if self.outbox is not None else None
+        if not event:
+            return ""
+        text = (
+            f"{event['event']}: epoch {event['epoch']} seqs {event['lost_from']}-"
+            f"{event['lost_to']} possibly lost, new epoch {event['new_epoch']}"
+        )
+        return text[:256]
 
     def _on_link_state(self, up: bool) -> None:
         outbox = self.outbox
@@ -274,6 +359,14 @@ class Agent:
             out.update(self.link.counters())  # session_takeovers: see agent/uplink/mqtt.py
         if self.commands is not None:
             out["commands_refused"] = self.commands.refused
+        for faults in self._meter_faults.values():
+            out.update(faults.counters())
+        event = self.outbox.event if self.outbox is not None else None
+        if event:
+            name = str(event["event"])
+            out[f"{name}.lost_from"] = int(event["lost_from"])
+            out[f"{name}.lost_to"] = int(event["lost_to"])
+            out[f"{name}.confirmed"] = int(event["confirmed"])
         for meter in self.meters:
             counters: Any = getattr(meter, "counters", None)
             values = getattr(counters, "values", None)
@@ -282,12 +375,26 @@ class Agent:
         return out
 
 
-async def _cancel(tasks: Sequence[asyncio.Task[Any]]) -> None:
+async def _cancel(tasks: Sequence[asyncio.Task[Any]], limit: float, what: str) -> None:
+    """Cancel ``tasks`` and wait at most ``limit`` s; failures are logged, not raised."""
     for task in tasks:
         task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    if not tasks:
+        return
+    done, pending = await asyncio.wait(tasks, timeout=limit)
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            log.warning(
+                "agent.stop_step_failed",
+                extra={"kv": {"step": task.get_name(), "error": repr(task.exception())}},
+            )
+    for task in pending:
+        log.error("agent.stop_timeout", extra={"kv": {"step": task.get_name(), "what": what}})
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:

@@ -21,6 +21,7 @@ from typing import Protocol
 import psutil
 
 from agent.outbox import Outbox
+from agent.outbox_faults import FaultLog
 from agent.system import Clock, NicCounters
 from protocols import DiskUsage, HealthReport, ModemHealth, encode
 
@@ -167,14 +168,24 @@ class HealthReporter:
         self._mounts = tuple(mounts)
         self._modem = modem
         self._counters = counters
+        self.faults = FaultLog("health", log)
 
     async def run(self) -> None:
-        """Report until cancelled; a failing probe is logged, never fatal."""
+        """Report until cancelled; any failure is logged (once per state), never fatal.
+
+        A full, read-only or failing disk makes the snapshot's insert fail:
+        the task keeps running, the failure is counted, and reporting resumes
+        by itself when the storage recovers.
+        """
         while True:
             try:
                 await self.report_once()
-            except (OSError, ValueError) as exc:
-                log.warning("health.probe_failed", extra={"kv": {"error": str(exc)}})
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # one bad snapshot must never end health reporting
+                self.faults.failed(exc)
+            else:
+                self.faults.succeeded()
             await self._clock.sleep(self._interval)
 
     async def report_once(self) -> HealthReport:
@@ -195,7 +206,9 @@ class HealthReporter:
             temperatures=dict(snap.temperatures),
             agent_rss=snap.agent_rss,
             outbox={"usage": depth.usage, "data": depth.data, "health": depth.health},
-            counters={k: max(v, 0) for k, v in self._counters().items()},
+            counters={
+                k: max(v, 0) for k, v in {**self._counters(), **self.faults.counters()}.items()
+            },
             modem=self._modem(),
         )
         await self._outbox.append_health(encode(report))

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -34,8 +36,13 @@ import aiosqlite
 
 from agent.errors import OutboxError
 from agent.meters.base import BackPressure, UsageSample
+from agent.outbox_anchor import Anchor, AnchorFile
+from agent.outbox_faults import FaultLog, classify
 from agent.outbox_merge import merge_never_sent
+from agent.outbox_quarantine import quarantine
 from agent.outbox_rows import (
+    COLUMNS,
+    MIGRATIONS,
     SCHEMA,
     SCHEMA_VERSION,
     OutboxRecord,
@@ -45,6 +52,14 @@ from agent.outbox_rows import (
 from agent.system import Clock
 
 log = logging.getLogger("agent.outbox")
+# Space set aside at start and given back for the final commits of a shutdown
+# on a full disk (what producers were told was accepted is then committed).
+RESERVE_BYTES = 4 * 1024 * 1024
+# The WAL is checkpointed into the main file after this many pages (4 KiB
+# each) by SQLite, and at least every CHECKPOINT_INTERVAL_S by the daemon, so
+# the main file holds the committed state and a cut WAL loses little.
+WAL_AUTOCHECKPOINT_PAGES = 256
+CHECKPOINT_INTERVAL_S = 30.0
 
 
 async def _fetch(db: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -91,47 +106,61 @@ class Outbox:
         self._pending = []
         self._flusher: asyncio.Task[None] | None = None
         self._last_seq = 0  # the sqlite_sequence of records, kept in step by every insert
+        self._confirmed = 0  # highest seq of this epoch named by a receipt
+        self.old_epochs: frozenset[str] = frozenset()  # epochs of records kept across rollbacks
+        self.event: dict[str, Any] | None = None  # rollback or quarantine found at open
+        self.disk_full_seen = False
+        self._anchors: AnchorFile | None = None
+        self._anchor_dirty = asyncio.Event()
+        self._anchor_task: asyncio.Task[None] | None = None
+        self._anchor_faults = FaultLog("outbox.anchor", log)
+        self._reserve: Path | None = None
 
     @classmethod
-    async def open(cls, path: Path, clock: Clock, limits: OutboxLimits | None = None) -> Outbox:
-        """Open (or create) the outbox at ``path`` and check its integrity."""
+    async def open(
+        cls,
+        path: Path,
+        clock: Clock,
+        limits: OutboxLimits | None = None,
+        *,
+        reserve_bytes: int = RESERVE_BYTES,
+    ) -> Outbox:
+        """Open (or create) the outbox at ``path``; check it, quarantine it if damaged.
+
+        Raises OutboxError (one line) for an outbox that cannot be written
+        (read-only file or file system, permissions) or has an unknown schema.
+        A damaged one is moved aside and replaced (``outbox_quarantine``); an
+        outbox behind its anchor gets a new epoch (``outbox_anchor``).
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
+        _refuse_unwritable(path)
+        quarantined: Path | None = None
         try:
-            db = await aiosqlite.connect(path, isolation_level=None)
-        except Exception as exc:
-            raise OutboxError(f"cannot open outbox {path}: {exc}") from exc
+            db = await _connect(path)
+        except _Damaged as exc:
+            quarantined = quarantine(path, clock.now())
+            log.error(
+                "outbox.damaged",
+                extra={"kv": {"path": str(path), "moved_to": str(quarantined), "error": str(exc)}},
+            )
+            db = await _connect(path)
+        anchors = AnchorFile.beside(path)
         try:
-            await db.execute("PRAGMA busy_timeout = 10000")
-            await db.execute("PRAGMA journal_mode = WAL")
-            await db.execute("PRAGMA synchronous = FULL")
-            # A small page cache: the outbox is read sequentially, memory is scarce.
-            await db.execute("PRAGMA cache_size = -512")
-            rows = await _fetch(db, "PRAGMA quick_check")
-            verdict = [r[0] for r in rows]
-            if verdict != ["ok"]:
-                raise OutboxError(f"outbox {path} is damaged: {verdict[:3]}")
-            await db.execute("BEGIN IMMEDIATE")
-            version = (await _fetch(db, "PRAGMA user_version"))[0][0]
-            if version == 0:
-                for stmt in SCHEMA:
-                    await db.execute(stmt)
-                await db.execute(
-                    "INSERT INTO meta(key, value) VALUES ('epoch', ?)", (secrets.token_hex(8),)
-                )
-                await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            elif version != SCHEMA_VERSION:
-                await db.execute("ROLLBACK")
-                raise OutboxError(f"outbox {path} has schema {version}, expected {SCHEMA_VERSION}")
-            await db.execute("COMMIT")
-            epoch = (await _fetch(db, "SELECT value FROM meta WHERE key = 'epoch'"))[0][0]
-        except OutboxError:
-            await db.close()
-            raise
+            epoch, event = await _check_anchor(db, anchors.load(), clock, quarantined)
+            box = cls(db, epoch, clock, limits or OutboxLimits())
+            await box._count()
         except Exception as exc:
             await db.close()
+            if isinstance(exc, OutboxError):
+                raise
             raise OutboxError(f"cannot use outbox {path}: {exc}") from exc
-        box = cls(db, str(epoch), clock, limits or OutboxLimits())
-        await box._count()
+        box._anchors = anchors
+        box.event = event
+        box._reserve = path.with_name(path.name + ".reserve")
+        await asyncio.get_running_loop().run_in_executor(
+            None, _make_reserve, box._reserve, reserve_bytes
+        )
+        await box._save_anchor(clean=False)
         return box
 
     def add_listener(self, callback: Callable[[], None]) -> None:
@@ -145,6 +174,10 @@ class Outbox:
     async def _count(self) -> None:
         found = await _fetch(self._db, "SELECT seq FROM sqlite_sequence WHERE name = 'records'")
         self._last_seq = int(found[0][0]) if found else 0
+        confirmed = await _fetch(self._db, "SELECT value FROM meta WHERE key = 'confirmed'")
+        self._confirmed = int(confirmed[0][0]) if confirmed else 0
+        olds = await _fetch(self._db, "SELECT DISTINCT epoch FROM records WHERE epoch IS NOT NULL")
+        self.old_epochs = frozenset(str(r[0]) for r in olds)
         rows = await _fetch(
             self._db, "SELECT cls, count(*), coalesce(sum(nbytes), 0) FROM records GROUP BY cls"
         )
@@ -158,21 +191,102 @@ class Outbox:
         )[0]
         self._health, self._health_bytes = row[0], row[1]
 
+    # -- anchor, reserve, checkpoint ------------------------------------------
+
+    @property
+    def last_seq(self) -> int:
+        """The highest sequence handed out so far."""
+        return self._last_seq
+
+    def _anchor_changed(self) -> None:
+        """Have the anchor rewritten soon (coalesced: one write in flight at most)."""
+        if self._anchors is None:
+            return
+        self._anchor_dirty.set()
+        if self._anchor_task is None or self._anchor_task.done():
+            self._anchor_task = asyncio.create_task(self._anchor_writer())
+
+    async def _anchor_writer(self) -> None:
+        while self._anchor_dirty.is_set():
+            self._anchor_dirty.clear()
+            try:
+                await self._save_anchor(clean=False)
+            except OSError as exc:
+                self._anchor_faults.failed(exc)
+                return  # rewritten with the next commit
+            self._anchor_faults.succeeded()
+
+    async def _save_anchor(self, *, clean: bool) -> None:
+        if self._anchors is None:
+            return
+        anchor = Anchor(
+            epoch=self.epoch, issued=self._last_seq, confirmed=self._confirmed, clean=clean
+        )
+        await asyncio.get_running_loop().run_in_executor(None, self._anchors.save, anchor)
+
+    def release_reserve(self) -> None:
+        """Free the space set aside at open, for the final commits on a full disk."""
+        if self._reserve is not None:
+            with contextlib.suppress(OSError):
+                self._reserve.unlink()
+                log.warning("outbox.reserve_released", extra={"kv": {"path": str(self._reserve)}})
+
+    async def checkpoint(self) -> None:
+        """Copy the WAL into the main file (PASSIVE: never waits for a reader)."""
+        async with self._lock:
+            await self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        if self.disk_full_seen and self._reserve is not None and not self._reserve.exists():
+            # Space came back after a shutdown-time release: set it aside again.
+            await asyncio.get_running_loop().run_in_executor(
+                None, _make_reserve, self._reserve, RESERVE_BYTES
+            )
+
+    async def import_records(self, rows: Sequence[Mapping[str, Any]], epoch: str) -> int:
+        """Insert records salvaged from a quarantined outbox under their own ids.
+
+        They are marked as possibly sent (never merged). A seq this outbox
+        already holds is skipped. Return how many were inserted.
+        """
+        names = [c for c in COLUMNS if c != "epoch"]
+        inserted = 0
+        async with self._write() as db:
+            for row in rows:
+                values = [row.get(c) for c in names]
+                values[names.index("attempts")] = max(int(row.get("attempts") or 0), 1)
+                mark = None if epoch == self.epoch else (row.get("epoch") or epoch)
+                cur = await db.execute(
+                    f"INSERT OR IGNORE INTO records({','.join(names)}, epoch)"  # noqa: S608
+                    f" VALUES ({','.join('?' * len(names))}, ?)",
+                    (*values, mark),
+                )
+                inserted += cur.rowcount
+        await self._count()
+        self._notify()
+        return inserted
+
     async def close(self) -> None:
         """Close the database (after a checkpoint, so the WAL stays small)."""
         if self._flusher is not None:
             # Appends already queued are committed (or failed) before closing.
             with contextlib.suppress(Exception):
                 await self._flusher
+        clean = False
         async with self._lock:
             try:
                 if self._db.in_transaction:
                     await self._db.execute("ROLLBACK")
-                await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                rows = await _fetch(self._db, "PRAGMA wal_checkpoint(TRUNCATE)")
+                clean = bool(rows) and rows[0][0] == 0
             except sqlite3.Error as exc:
                 log.warning("outbox.checkpoint_failed", extra={"kv": {"error": str(exc)}})
             finally:
                 await self._db.close()
+        if self._anchor_task is not None:
+            self._anchor_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._anchor_task
+        with contextlib.suppress(Exception):
+            await self._save_anchor(clean=clean)
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -181,7 +295,9 @@ class Outbox:
                 # Shielded: a cancel must not leave a BEGIN behind without its ROLLBACK.
                 await asyncio.shield(self._db.execute("BEGIN IMMEDIATE"))
                 yield self._db
-            except BaseException:
+            except BaseException as exc:
+                if isinstance(exc, Exception) and classify(exc) == "disk_full":
+                    self.disk_full_seen = True
                 with contextlib.suppress(sqlite3.Error):
                     await asyncio.shield(self._db.execute("ROLLBACK"))
                     found = await asyncio.shield(
@@ -190,7 +306,15 @@ class Outbox:
                     self._last_seq = int(found[0][0]) if found else 0
                 raise
             # Once COMMIT is queued it happens; do not let a cancel hide that.
-            await asyncio.shield(self._db.execute("COMMIT"))
+            try:
+                await asyncio.shield(self._db.execute("COMMIT"))
+            except sqlite3.Error as exc:
+                if classify(exc) == "disk_full":
+                    self.disk_full_seen = True
+                with contextlib.suppress(sqlite3.Error):
+                    if self._db.in_transaction:
+                        await asyncio.shield(self._db.execute("ROLLBACK"))
+                raise
 
     # -- usage and data -------------------------------------------------
 
@@ -248,6 +372,7 @@ class Outbox:
                 continue
             total = sum(len(rows) for rows, _, _ in group)
             self._last_seq = base + total
+            self._anchor_changed()
             self._usage += total
             if total:
                 log.debug("outbox.commit", extra={"kv": {"first": base + 1, "last": base + total}})
@@ -271,6 +396,7 @@ class Outbox:
                 (now, stream, points, nbytes),
             )
         self._last_seq = max(self._last_seq, int(cur.lastrowid or 0))
+        self._anchor_changed()
         self._data += 1
         self._data_bytes += nbytes
         self._notify()
@@ -321,16 +447,23 @@ class Outbox:
         return out
 
     async def settle(self, epoch: str, ranges: Sequence[tuple[int, int]]) -> int:
-        """Delete the records of ``epoch`` whose seq falls in ``ranges``; return how many."""
-        if epoch != self.epoch or not ranges:
+        """Delete the records of ``epoch`` whose seq falls in ``ranges``; return how many.
+
+        ``epoch`` may be an earlier epoch of this outbox (records kept across
+        a rollback keep their ids); the highest seq confirmed is anchored.
+        """
+        if not ranges or (epoch != self.epoch and epoch not in self.old_epochs):
             return 0
         gone_usage = gone_data = gone_bytes = 0
+        which = "epoch IS NULL" if epoch == self.epoch else "epoch = ?"
+        extra: tuple[str, ...] = () if epoch == self.epoch else (epoch,)
         async with self._write() as db:
             for lo, hi in ranges:
                 rows = await _fetch(
                     db,
-                    "DELETE FROM records WHERE seq BETWEEN ? AND ? RETURNING cls, nbytes",
-                    (lo, hi),
+                    f"DELETE FROM records WHERE seq BETWEEN ? AND ? AND {which}"  # noqa: S608
+                    " RETURNING cls, nbytes",
+                    (lo, hi, *extra),
                 )
                 for cls_, nbytes in rows:
                     if cls_ == "usage":
@@ -346,6 +479,10 @@ class Outbox:
         self._data -= gone_data
         self._data_bytes -= gone_bytes
         self._merge_floor = min(self._merge_floor, self._usage)
+        top = max(hi for _, hi in ranges)
+        if epoch == self.epoch and top > self._confirmed:
+            self._confirmed = top
+            self._anchor_changed()
         return gone_usage + gone_data
 
     async def merge_usage(self) -> int:
@@ -452,3 +589,156 @@ class Outbox:
         """Run ``PRAGMA integrity_check`` (``['ok']`` when sound)."""
         rows = await _fetch(self._db, "PRAGMA integrity_check")
         return [str(r[0]) for r in rows]
+
+
+class _Damaged(Exception):
+    """The file is not a sound SQLite database (quarantine it)."""
+
+
+def _refuse_unwritable(path: Path) -> None:
+    """Raise OutboxError when the outbox or its directory cannot be written."""
+    for target in (path.parent, path):
+        if target.exists() and not os.access(target, os.W_OK):
+            raise OutboxError(f"outbox {target} is not writable (read-only file or permissions)")
+
+
+async def _connect(path: Path) -> aiosqlite.Connection:
+    """Open, check and migrate the outbox; _Damaged if it is not a sound database."""
+    try:
+        db = await aiosqlite.connect(path, isolation_level=None)
+    except Exception as exc:
+        raise OutboxError(f"cannot open outbox {path}: {exc}") from exc
+    try:
+        await db.execute("PRAGMA busy_timeout = 10000")
+        await db.execute("PRAGMA journal_mode = WAL")
+        await db.execute("PRAGMA synchronous = FULL")
+        await db.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+        # After a checkpoint the WAL file is cut back to this size.
+        await db.execute(f"PRAGMA journal_size_limit = {WAL_AUTOCHECKPOINT_PAGES * 4096}")
+        # A small page cache: the outbox is read sequentially, memory is scarce.
+        await db.execute("PRAGMA cache_size = -512")
+        rows = await _fetch(db, "PRAGMA quick_check")
+        verdict = [str(r[0]) for r in rows]
+        if verdict != ["ok"]:
+            raise _Damaged(f"integrity check: {verdict[:3]}")
+        await db.execute("BEGIN IMMEDIATE")
+        version = (await _fetch(db, "PRAGMA user_version"))[0][0]
+        if version == 0:
+            for stmt in SCHEMA:
+                await db.execute(stmt)
+            await db.execute(
+                "INSERT INTO meta(key, value) VALUES ('epoch', ?)", (secrets.token_hex(8),)
+            )
+        elif version in MIGRATIONS:
+            for stmt in MIGRATIONS[version]:
+                await db.execute(stmt)
+        elif version != SCHEMA_VERSION:
+            await db.execute("ROLLBACK")
+            raise OutboxError(f"outbox {path} has schema {version}, expected {SCHEMA_VERSION}")
+        await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        # A real write: a read-only file or file system is refused here, at start.
+        await db.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('opened', ?)", (str(os.getpid()),)
+        )
+        await db.execute("COMMIT")
+    except _Damaged:
+        await db.close()
+        raise
+    except OutboxError:
+        await db.close()
+        raise
+    except Exception as exc:
+        await db.close()
+        kind = classify(exc)
+        if kind == "corrupt":
+            raise _Damaged(str(exc)) from exc
+        if kind == "read_only":
+            raise OutboxError(f"outbox {path} is read-only: {exc}") from exc
+        raise OutboxError(f"cannot use outbox {path}: {exc}") from exc
+    return db
+
+
+async def _check_anchor(
+    db: aiosqlite.Connection, anchor: Anchor | None, clock: Clock, quarantined: Path | None
+) -> tuple[str, dict[str, Any] | None]:
+    """Compare the outbox with its anchor; start a new epoch if it went back.
+
+    Return the epoch in use and the event to report (None when all is well).
+    """
+    epoch = str((await _fetch(db, "SELECT value FROM meta WHERE key = 'epoch'"))[0][0])
+    found = await _fetch(db, "SELECT seq FROM sqlite_sequence WHERE name = 'records'")
+    last = int(found[0][0]) if found else 0
+    empty = anchor is None or (anchor.issued == 0 and anchor.confirmed == 0)
+    if empty and quarantined is None:
+        return epoch, None
+    high = max(anchor.issued, anchor.confirmed) if anchor else 0
+    replaced = anchor is not None and anchor.epoch != epoch
+    if quarantined is None and not replaced and last >= high:
+        return epoch, None
+    # The outbox went back (cut WAL, restored copy) or was replaced: records
+    # after ``last`` (or all of the anchor's epoch) may be lost, and seqs up
+    # to ``high`` may be known to the collector. A new epoch never reuses one.
+    new_epoch = secrets.token_hex(8)
+    event: dict[str, Any] = {
+        "event": "outbox_quarantined" if quarantined is not None else "outbox_rollback",
+        "at": clock.now().isoformat(),
+        "epoch": anchor.epoch if anchor else epoch,
+        "lost_from": (0 if replaced else last) + 1,
+        "lost_to": high,
+        "confirmed": anchor.confirmed if anchor else 0,
+        "new_epoch": new_epoch,
+    }
+    if quarantined is not None:
+        event["quarantined"] = str(quarantined)
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        await db.execute("UPDATE records SET epoch = ?, attempts = max(attempts, 1)"
+                         " WHERE epoch IS NULL", (epoch,))  # fmt: skip
+        if anchor is not None and anchor.confirmed > last:
+            # The collector holds records this outbox lost; the meters' saved
+            # baselines predate them, and counting from them would bill twice.
+            await db.execute("DELETE FROM meter_state")
+            event["meter_state"] = "reset"
+        await db.execute("UPDATE meta SET value = ? WHERE key = 'epoch'", (new_epoch,))
+        await db.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('rollback', ?)", (json.dumps(event),)
+        )
+        await db.execute(
+            "INSERT INTO meta(key, value) VALUES ('rollbacks', 1) ON CONFLICT(key) "
+            "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+        await db.execute("DELETE FROM meta WHERE key = 'confirmed'")
+        if high > last:
+            if found:
+                await db.execute(
+                    "UPDATE sqlite_sequence SET seq = ? WHERE name = 'records'", (high,)
+                )
+            else:
+                await db.execute(
+                    "INSERT INTO sqlite_sequence(name, seq) VALUES ('records', ?)", (high,)
+                )
+        await db.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            await db.execute("ROLLBACK")
+        raise
+    log.error(event["event"].replace("_", ".", 1), extra={"kv": dict(event)})
+    return new_epoch, event
+
+
+def _make_reserve(path: Path, size: int) -> None:
+    """Set ``size`` bytes aside in ``path`` (allocated, not sparse); best effort."""
+    if size <= 0:
+        return
+    try:
+        if path.exists() and path.stat().st_size >= size:
+            return
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, size)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        log.warning("outbox.reserve_failed", extra={"kv": {"path": str(path), "error": str(exc)}})
+        with contextlib.suppress(OSError):
+            path.unlink()

@@ -18,7 +18,10 @@ from protocols import (
 )
 from protocols.messages import Flag
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 2 adds records.epoch: NULL for the outbox's current epoch, else the
+# epoch the record was created in (kept when a rollback starts a new epoch).
+MIGRATIONS = {1: ("ALTER TABLE records ADD COLUMN epoch TEXT",)}
 SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     # One sequence space for usage and data: AUTOINCREMENT never reuses a seq.
@@ -30,7 +33,8 @@ SCHEMA = (
         meter TEXT, service TEXT, subject TEXT, unit TEXT,
         start_us INTEGER, end_us INTEGER, quantity INTEGER,
         boot_id TEXT, flags TEXT,
-        stream TEXT, body BLOB, nbytes INTEGER NOT NULL DEFAULT 0
+        stream TEXT, body BLOB, nbytes INTEGER NOT NULL DEFAULT 0,
+        epoch TEXT
     )""",
     "CREATE TABLE health (id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL,"
     " body BLOB NOT NULL)",
@@ -39,7 +43,7 @@ SCHEMA = (
 )
 COLUMNS = (
     "seq", "cls", "created", "attempts", "meter", "service", "subject", "unit",
-    "start_us", "end_us", "quantity", "boot_id", "flags", "stream", "body", "nbytes",
+    "start_us", "end_us", "quantity", "boot_id", "flags", "stream", "body", "nbytes", "epoch",
 )  # fmt: skip
 _EPOCH0 = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -110,11 +114,13 @@ class OutboxRecord:
     stream: str = ""
     points: bytes = b""  # encoded JSON array of DataPoint
     nbytes: int = 0
+    epoch: str = ""  # the epoch of its id (an older one after a rollback)
 
 
 def row_to_record(row: Any, epoch: str, bump: int = 0) -> OutboxRecord:
     """Turn a ``SELECT * FROM records`` row into an OutboxRecord."""
     r = dict(zip(COLUMNS, row, strict=True))
+    epoch = r["epoch"] or epoch
     if r["cls"] == "usage":
         flags = tuple(f for f in (r["flags"] or "").split(",") if f)
         usage = UsageRecord(
@@ -130,7 +136,9 @@ def row_to_record(row: Any, epoch: str, bump: int = 0) -> OutboxRecord:
             boot_id=r["boot_id"] or "",
             flags=flags,  # type: ignore[arg-type]
         )
-        return OutboxRecord(r["seq"], "usage", r["attempts"] + bump, r["created"], usage=usage)
+        return OutboxRecord(
+            r["seq"], "usage", r["attempts"] + bump, r["created"], usage=usage, epoch=epoch
+        )
     return OutboxRecord(
         r["seq"],
         "data",
@@ -139,4 +147,5 @@ def row_to_record(row: Any, epoch: str, bump: int = 0) -> OutboxRecord:
         stream=r["stream"],
         points=bytes(r["body"]),
         nbytes=r["nbytes"],
+        epoch=epoch,
     )

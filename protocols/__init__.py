@@ -16,6 +16,7 @@ from protocols.errors import (
 from protocols.identifiers import check_identifier, is_epoch, is_identifier, is_subject
 from protocols.messages import (
     SCHEMA_VERSION,
+    TRANSIENT_REASONS,
     Command,
     CommandReply,
     DataBatch,
@@ -42,6 +43,7 @@ __all__ = [
     "MAX_QUANTITY",
     "MAX_WINDOW_SECONDS",
     "SCHEMA_VERSION",
+    "TRANSIENT_REASONS",
     "TYPE_FOR_KIND",
     "Command",
     "CommandReply",

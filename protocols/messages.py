@@ -191,6 +191,11 @@ class Inventory(_Message, frozen=True, kw_only=True, tag="inventory"):
     peripherals: Annotated[list[Peripheral], Meta(max_length=256)]
 
 
+# Refusals that are not final: the agent keeps the records and resends them
+# (a device clock ahead of the collector's will be corrected).
+TRANSIENT_REASONS = frozenset({"future_timestamp"})
+
+
 class RejectedRange(msgspec.Struct, frozen=True, array_like=True):
     lo: Seq
     hi: Seq
@@ -202,7 +207,9 @@ class Receipt(_Message, frozen=True, kw_only=True, tag="receipt"):
 
     ``ranges`` were committed to the ledger (or were already there);
     ``rejected`` were dead-lettered with a reason. Either way the agent may
-    forget them: the collector holds them durably.
+    forget them: the collector holds them durably. ``retry`` were refused
+    for now (a reason in TRANSIENT_REASONS): the agent keeps them and sends
+    them again later. Optional: older peers neither send nor read it.
     """
 
     device: Identifier
@@ -212,17 +219,20 @@ class Receipt(_Message, frozen=True, kw_only=True, tag="receipt"):
     rejected: Annotated[list[RejectedRange], Meta(max_length=MAX_RANGES_PER_RECEIPT)] = field(
         default_factory=list
     )
+    retry: Annotated[list[RejectedRange], Meta(max_length=MAX_RANGES_PER_RECEIPT)] = field(
+        default_factory=list
+    )
 
     def __post_init__(self) -> None:
         for lo, hi in self.ranges:
             if hi < lo:
                 raise ValueError(f"range {lo}-{hi} ends before it starts")
-        for r in self.rejected:
+        for r in (*self.rejected, *self.retry):
             if r.hi < r.lo:
                 raise ValueError(f"rejected range {r.lo}-{r.hi} ends before it starts")
 
     def sequences(self) -> set[int]:
-        """Return every sequence number settled by this receipt."""
+        """Return every sequence number settled by this receipt (``retry`` is not settled)."""
         out: set[int] = set()
         for lo, hi in self.ranges:
             out.update(range(lo, hi + 1))

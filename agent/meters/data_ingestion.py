@@ -22,7 +22,13 @@ refused, never silently dropped, when the outbox is at its cap
 slowed down by pausing the socket (TCP flow control), not refused.
 
 Accepted points live in memory until their batch commits (at most
-``flush_interval_s``, default 1 s); they are committed on stop.
+``flush_interval_s``, default 1 s); they are committed on stop. When the
+outbox cannot store them (disk full, read-only or failing storage) the
+refusal names the condition (``ERR <first>-<last> backpressure disk full``),
+the failure is logged once per change of condition, and the points are
+retried. If they still cannot be committed when the agent stops, each open
+connection that sent them gets ``ERR <first>-<last> not_accepted <reason>``
+before it is closed: nothing a producer was not told about is lost.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import msgspec
 from agent.meters.base import BackPressure, MeterCounters, MeterDeps, MeterSink, ServiceSuspended
 from agent.meters.ingest_sockets import Listener, TcpIngest, UdpIngest
 from agent.meters.options import Options
+from agent.outbox_faults import FaultLog, describe
 from protocols import MAX_MESSAGE_BYTES, DataPoint, Service, is_subject
 from protocols.lineproto import PRECISIONS, LineProtocolError, check_point, parse_line
 from protocols.messages import MAX_POINTS_PER_BATCH
@@ -60,6 +67,7 @@ _points_encoder = msgspec.json.Encoder()
 # Points of one DataBatch, encoded, stay below the message limit with room
 # for the envelope (device, epoch, seq, stream, timestamps).
 MAX_BATCH_JSON = MAX_MESSAGE_BYTES - 8 * 1024
+FINAL_RETRY_S = 2.0  # how long a stop retries a failing final commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +90,8 @@ class _Buffer:
     sizes: list[int] = field(default_factory=list)
     nbytes: int = 0
     blocked: str = ""  # refusal reason while the outbox refuses this stream
+    lines: list[int] = field(default_factory=list)  # each point's line number
+    origins: list[list[Any]] = field(default_factory=list)  # runs of [source, points]
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     drained: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -101,6 +111,7 @@ class DataIngestionMeter:
         self._connections: set[TcpIngest] = set()
         self._sink: MeterSink | None = None
         self._series: dict[str, tuple[str, dict[str, str]]] = {}  # lineproto series cache
+        self.faults = FaultLog("data_ingestion", log)
 
     # ----------------------------------------------------------------- run
 
@@ -136,18 +147,53 @@ class DataIngestionMeter:
         finally:
             for server in servers:
                 server.close()
-            # Server.close() leaves accepted connections open: close them, or a
-            # producer would keep writing into a meter that no longer commits.
-            # What they delivered is in the buffers and flushed below.
-            for conn in list(self._connections):
-                conn.close()
             for transport in transports:
                 transport.close()
+            # Stop reading, but keep connections open until the final commit:
+            # a producer whose points cannot be stored is told so below.
+            for conn in list(self._connections):
+                if conn.transport is not None and not conn.transport.is_closing():
+                    conn.transport.pause_reading()
             for task in flushers:
                 task.cancel()
             await asyncio.gather(*flushers, return_exceptions=True)
             for stream in list(self._buffers):
+                await self._final_flush(stream)
+            # Server.close() leaves accepted connections open: close them, or a
+            # producer would keep writing into a meter that no longer commits.
+            for conn in list(self._connections):
+                conn.close()
+
+    async def _final_flush(self, stream: str) -> None:
+        """Commit what the stream holds, retrying briefly; refuse what cannot be."""
+        buf = self._buffers[stream]
+        deadline = asyncio.get_running_loop().time() + FINAL_RETRY_S
+        while True:
+            # The stop goes on whatever the storage does (_flush logged it).
+            with contextlib.suppress(Exception):
                 await self._flush(stream, final=True)
+            if not buf.points or asyncio.get_running_loop().time() >= deadline:
+                break
+            await asyncio.sleep(0.2)
+        if not buf.points:
+            return
+        log.error(
+            "data_ingestion.not_accepted",
+            extra={"kv": {"stream": stream, "points": len(buf.points), "reason": buf.blocked}},
+        )
+        self.counters.incr("points_not_accepted", len(buf.points))
+        at = 0
+        for source, n in buf.origins:
+            lo, hi = buf.lines[at], buf.lines[at + n - 1]
+            at += n
+            transport = getattr(source, "transport", None)
+            if transport is not None and not transport.is_closing():
+                transport.write(f"ERR {lo}-{hi} not_accepted {buf.blocked}\n".encode())
+        buf.points.clear()
+        buf.sizes.clear()
+        buf.lines.clear()
+        buf.origins.clear()
+        buf.nbytes = 0
 
     def _buffer(self, stream: str) -> _Buffer:
         buf = self._buffers.get(stream)
@@ -157,11 +203,15 @@ class DataIngestionMeter:
 
     # -------------------------------------------------------------- ingest
 
-    def ingest(self, lst: Listener, block: bytes, first_no: int) -> list[bytes]:
+    def ingest(
+        self, lst: Listener, block: bytes, first_no: int, source: object = None
+    ) -> list[bytes]:
         """Parse the lines of ``block`` into the stream's buffer; return error answers.
 
         ``block`` holds whole lines separated by ``\\n``; line numbers start
         at ``first_no``. An ASCII block (the usual case) is decoded at once.
+        ``source`` (the TCP connection) is told if its points are finally
+        not accepted.
         """
         answers: list[bytes] = []
         buf = self._buffers[lst.stream]
@@ -171,7 +221,7 @@ class DataIngestionMeter:
         max_line = self.settings.max_line_bytes
         json_first = lst.format == "auto"
         json_only = lst.format == "json"
-        points, sizes = buf.points, buf.sizes
+        points, sizes, lines = buf.points, buf.sizes, buf.lines
         series = self._series
         accepted = rejected = refused = nbytes = 0
         refused_lo = refused_hi = 0
@@ -219,9 +269,15 @@ class DataIngestionMeter:
             points.append(point)
             sizes.append(size)
             nbytes += size
+            lines.append(no)
             accepted += 1
         if accepted:
             buf.nbytes += nbytes
+            last = buf.origins[-1] if buf.origins else None
+            if last is not None and last[0] is source:
+                last[1] += accepted
+            else:
+                buf.origins.append([source, accepted])
             self.counters.incr("lines_accepted", accepted)
             full = len(points) >= self.settings.batch_points
             if full or buf.nbytes >= self.settings.batch_bytes:
@@ -300,19 +356,23 @@ class DataIngestionMeter:
                         extra={"kv": {"stream": stream, "points": len(buf.points)}},
                     )
                 return
-            except Exception:
+            except Exception as exc:
                 # The outbox failed (disk full, I/O error): keep the points,
-                # refuse new input and retry on the next flush interval.
-                log.exception("data_ingestion.commit_failed", extra={"kv": {"stream": stream}})
-                buf.blocked = "outbox error"
+                # refuse new input (saying why) and retry on the next flush.
+                # Logged once per change of condition, never per attempt.
+                buf.blocked = describe(self.faults.failed(exc))
+                self.counters.incr("commit_failures")
                 buf.drained.set()
                 if final:
                     raise
                 return
             del buf.points[:count]
             del buf.sizes[:count]
+            del buf.lines[:count]
+            _consume(buf.origins, count)
             buf.nbytes -= nbytes
             buf.blocked = ""
+            self.faults.succeeded()
             self.counters.incr(f"stream.{stream}.points", count)
             self.counters.incr(f"stream.{stream}.bytes", nbytes)
             if not self.congested(stream):
@@ -326,6 +386,18 @@ class DataIngestionMeter:
         """Return (points, bytes) committed for ``stream`` so far."""
         values = self.counters.values
         return values.get(f"stream.{stream}.points", 0), values.get(f"stream.{stream}.bytes", 0)
+
+
+def _consume(origins: list[list[Any]], count: int) -> None:
+    """Drop ``count`` committed points from the front of ``origins``."""
+    while count > 0 and origins:
+        first = origins[0]
+        if first[1] <= count:
+            count -= first[1]
+            origins.pop(0)
+        else:
+            first[1] -= count
+            count = 0
 
 
 def _json_point(raw: str, now_ns: int) -> DataPoint:

@@ -36,7 +36,9 @@ class IngestTarget(Protocol):
     @property
     def settings(self) -> _Settings: ...
 
-    def ingest(self, lst: Listener, block: bytes, first_no: int) -> list[bytes]: ...
+    def ingest(
+        self, lst: Listener, block: bytes, first_no: int, source: object = None
+    ) -> list[bytes]: ...
 
     def congested(self, stream: str) -> bool: ...
 
@@ -93,14 +95,14 @@ class TcpIngest(asyncio.BufferedProtocol):
         if cut < 0:
             self.pending = data
             if len(data) > self.meter.settings.max_line_bytes:
-                self._answer([self.meter.ingest(self.lst, data, self.line_no)])
+                self._answer([self.meter.ingest(self.lst, data, self.line_no, self)])
                 self.pending = b""
                 self.line_no += 1
                 self.skipping = True
             return
         self.pending = data[cut + 1 :]
         block = data[:cut]
-        answers = self.meter.ingest(self.lst, block, self.line_no)
+        answers = self.meter.ingest(self.lst, block, self.line_no, self)
         self.line_no += block.count(b"\n") + 1
         self._answer([answers])
         if not self.paused and self.meter.congested(self.lst.stream):
@@ -126,7 +128,7 @@ class TcpIngest(asyncio.BufferedProtocol):
 
     def eof_received(self) -> bool | None:
         if self.pending:
-            self._answer([self.meter.ingest(self.lst, self.pending, self.line_no)])
+            self._answer([self.meter.ingest(self.lst, self.pending, self.line_no, self)])
             self.pending = b""
         return None  # close once the answers are written
 

@@ -26,6 +26,7 @@ from agent.system import Clock
 from agent.uplink.link import BrokerLink
 from agent.uplink.pacing import TokenBucket, resend_delay
 from protocols import (
+    TRANSIENT_REASONS,
     DataBatch,
     DataPoint,
     Kind,
@@ -54,6 +55,7 @@ class ForwarderStats:
     resent_records: int = 0
     receipted: int = 0
     rejected: int = 0
+    deferred: int = 0  # records refused for now (future_timestamp), kept and resent
     messages: int = 0
     rejected_reasons: dict[str, int] = field(default_factory=dict)
 
@@ -194,7 +196,7 @@ class Forwarder:
             batch = DataBatch(
                 device=self._device,
                 sent_at=self._clock.now(),
-                epoch=self._outbox.epoch,
+                epoch=rec.epoch or self._outbox.epoch,
                 seq=rec.seq,
                 stream=rec.stream,
                 points=_points.decode(rec.points),
@@ -209,13 +211,27 @@ class Forwarder:
         self.stats.messages += 1
 
     async def on_receipt(self, receipt: Receipt) -> int:
-        """Settle what ``receipt`` names; return how many outbox records went away."""
-        if receipt.epoch != self._outbox.epoch:
+        """Settle what ``receipt`` names; return how many outbox records went away.
+
+        A transient refusal (``receipt.retry``, or a reason in
+        TRANSIENT_REASONS such as ``future_timestamp``) settles nothing: the
+        records stay in the outbox and are resent with backoff.
+        """
+        if receipt.epoch != self._outbox.epoch and receipt.epoch not in self._outbox.old_epochs:
             log.warning("forwarder.foreign_epoch", extra={"kv": {"epoch": receipt.epoch}})
             return 0
+        later = [r for r in receipt.rejected if r.reason in TRANSIENT_REASONS]
+        later += receipt.retry
+        rejected = [r for r in receipt.rejected if r.reason not in TRANSIENT_REASONS]
+        for r in later:
+            self.stats.deferred += r.hi - r.lo + 1
+            log.info(
+                "forwarder.retry_later",
+                extra={"kv": {"first": r.lo, "last": r.hi, "reason": r.reason}},
+            )
         ranges = [(lo, hi) for lo, hi in receipt.ranges]
-        ranges += [(r.lo, r.hi) for r in receipt.rejected]
-        for r in receipt.rejected:
+        ranges += [(r.lo, r.hi) for r in rejected]
+        for r in rejected:
             self.stats.rejected_reasons[r.reason] = self.stats.rejected_reasons.get(r.reason, 0) + 1
             log.warning(
                 "forwarder.rejected",
@@ -224,7 +240,7 @@ class Forwarder:
         gone = await self._outbox.settle(receipt.epoch, ranges)
         self._forget(ranges)
         self.stats.receipted += gone
-        self.stats.rejected += sum(r.hi - r.lo + 1 for r in receipt.rejected)
+        self.stats.rejected += sum(r.hi - r.lo + 1 for r in rejected)
         self._wake.set()
         return gone
 

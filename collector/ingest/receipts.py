@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from collector.ingest.model import Settled
-from protocols import Kind, Receipt, RejectedRange, Topic
+from protocols import TRANSIENT_REASONS, Kind, Receipt, RejectedRange, Topic
 from protocols.messages import MAX_RANGES_PER_RECEIPT
 
 
@@ -50,16 +50,20 @@ def build_receipts(settled: Sequence[Settled], now: datetime) -> list[tuple[Topi
     for (account, device, epoch), (ok, bad) in groups.items():
         # A seq that was both committed and rejected (a resend) counts as committed.
         oks = ranges_of(ok)
-        bads = rejected_ranges((seq, reason) for seq, reason in bad if seq not in ok)
+        refused = rejected_ranges((seq, reason) for seq, reason in bad if seq not in ok)
+        # A transient refusal (future_timestamp) goes in ``retry``: the agent keeps it.
+        bads = [r for r in refused if r.reason not in TRANSIENT_REASONS]
+        later = [r for r in refused if r.reason in TRANSIENT_REASONS]
         topic = Topic(account, device, Kind.RECEIPT)
         step = MAX_RANGES_PER_RECEIPT
-        for i in range(0, max(len(oks), len(bads)), step):
+        for i in range(0, max(len(oks), len(bads), len(later)), step):
             receipt = Receipt(
                 device=device,
                 ts=now,
                 epoch=epoch,
                 ranges=oks[i : i + step],
                 rejected=bads[i : i + step],
+                retry=later[i : i + step],
             )
             out.append((topic, receipt))
     return out

@@ -66,7 +66,9 @@ class StatusTracker:
 
     def status(self, account: str, device: str, message: Status, now: datetime) -> None:
         """Apply a birth (online) or last will (offline)."""
-        reason = "birth" if message.state == "online" else (message.reason or "last_will")
+        # An online status may carry an event of the agent (outbox_rollback...).
+        fallback = "birth" if message.state == "online" else "last_will"
+        reason = message.reason or fallback
         self.last_seen[device] = now
         if message.inventory:
             self._peripherals(account, device, message.inventory, now)

@@ -107,12 +107,33 @@ async def test_rejected_records_are_deleted_and_counted(tmp_path: Path) -> None:
         Receipt,
         b'{"type":"receipt","v":1,"device":"gw-1","ts":"2026-05-24T10:00:00Z","epoch":"'
         + box.epoch.encode()
-        + b'","ranges":[[1,8]],"rejected":[[9,10,"future_timestamp"]]}',
+        + b'","ranges":[[1,8]],"rejected":[[9,10,"bad_unit"]]}',
     )
     assert await fwd.on_receipt(receipt) == 10
     assert box.depth().usage == 0
     assert fwd.inflight == 0
-    assert fwd.stats.rejected_reasons == {"future_timestamp": 1}
+    assert fwd.stats.rejected_reasons == {"bad_unit": 1}
+    await stop(box, task)
+
+
+async def test_future_timestamp_is_transient_kept_and_resent(tmp_path: Path) -> None:
+    """A future_timestamp refusal (old style in ``rejected``, new in ``retry``) deletes nothing."""
+    box, link, fwd, task = await start(tmp_path, receipt_timeout=0.3)
+    await box.append_usage(samples(10), "b")
+    await await_until(lambda: fwd.inflight == 10, 10, "sent")
+    receipt = decode(
+        Receipt,
+        b'{"type":"receipt","v":1,"device":"gw-1","ts":"2026-05-24T10:00:00Z","epoch":"'
+        + box.epoch.encode()
+        + b'","ranges":[[1,6]],"rejected":[[7,8,"future_timestamp"]],'
+        + b'"retry":[[9,10,"future_timestamp"]]}',
+    )
+    assert await fwd.on_receipt(receipt) == 6
+    assert box.depth().usage == 4
+    assert fwd.stats.rejected == 0
+    assert fwd.stats.deferred == 4
+    await await_until(lambda: sent_seqs(link).count(10) >= 2, 10, "the refused records resent")
+    assert sorted(set(sent_seqs(link))) == list(range(1, 11))
     await stop(box, task)
 
 

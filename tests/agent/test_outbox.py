@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -159,13 +160,16 @@ async def test_suspension_persists(tmp_path: Path) -> None:
     await box.close()
 
 
-async def test_damaged_file_is_refused(tmp_path: Path) -> None:
+async def test_damaged_file_is_quarantined_not_refused(tmp_path: Path) -> None:
     db = tmp_path / "o.db"
     db.write_bytes(b"this is not a database" * 100)
-    from agent.errors import OutboxError
-
-    with pytest.raises(OutboxError):
-        await open_box(db)
+    box = await open_box(db)
+    assert box.event is not None
+    assert box.event["event"] == "outbox_quarantined"
+    moved = Path(box.event["quarantined"])
+    found = await asyncio.to_thread(moved.read_bytes)
+    assert found.startswith(b"this is not a database")
+    await box.close()
 
 
 async def test_wal_and_full_sync(tmp_path: Path) -> None:
