@@ -37,6 +37,7 @@ from collector.ingest.stages import dead_letter, process
 from collector.ingest.status import SWEEP_FACTOR, StatusChanges, StatusTracker
 from collector.metrics import Metrics
 from collector.mqtt import BrokerLink
+from collector.store.commands import ReplyRow, reply_of
 from collector.store.factory import make_ledger
 from collector.store.health import HealthSample, sample_of
 from collector.store.ledger import (
@@ -302,6 +303,7 @@ class Collector:
         usage, letters, export = [], [], []
         conditions: list[DeviceCondition] = []
         health: list[HealthSample] = []
+        replies: list[ReplyRow] = []
         for o in outcomes:
             usage.extend(o.usage)
             letters.extend(o.dead_letters)
@@ -319,6 +321,9 @@ class Collector:
                 conditions.append(condition)
             if o.health is not None:
                 health.append(sample_of(o.account, o.health))
+            reply = reply_of(o.account, o.reply) if o.reply is not None else None
+            if reply is not None:
+                replies.append(reply)
         changes = self.tracker.drain()
         exporting = self.settings.influx.enabled  # else nothing would ever drain the queue
         if exporting:
@@ -335,6 +340,7 @@ class Collector:
             dead_letter_caps=self.dead_letter_caps,
             conditions=conditions,
             health=health,
+            replies=replies,
         )
         return batch, changes
 

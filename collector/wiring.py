@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -68,6 +69,10 @@ def build_full_app(settings: Settings, *, collector: Collector | None = None) ->
         reserved_names=settings.mqtt.reserved_names,
         status_clock=collector.clock.now if collector is not None else None,
     )
+    fleet = getattr(app.state, "fleet", None)
+    if collector is not None and fleet is not None:
+        # Downlink commands from the API go out through this collector's broker link.
+        app.state.fleet = dataclasses.replace(fleet, commands=collector)
     return app
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import HTTPException, Request
 
@@ -25,6 +25,16 @@ from collector.fleet.mail import Mailer, OutboxMailer
 from collector.fleet.reserved import DEFAULT_SERVICE_NAMES
 from collector.fleet.signin import SignInGuard
 from collector.fleet.status import DeviceStatusSource, SqlStatusSource
+from protocols import Command
+
+
+class CommandSender(Protocol):
+    """Publishes a command to a device through the collector's broker link."""
+
+    async def send_command(
+        self, account: str, device: str, command: Command, *, retain: bool
+    ) -> None:
+        """Publish ``command`` on the device's command topic."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +55,8 @@ class FleetContext:
     link_key: bytes = field(default_factory=new_link_key, repr=False)
     # Broker names of back-end services: never a device id (collector.fleet.reserved).
     reserved_names: frozenset[str] = DEFAULT_SERVICE_NAMES
+    # The running collector (``logbot-collector run``); None when the API runs alone.
+    commands: CommandSender | None = None
 
     def now(self) -> datetime:
         """The current time from the injected clock."""

@@ -17,6 +17,7 @@ from fastapi import APIRouter
 
 from collector.fleet import (
     routes_access,
+    routes_commands,
     routes_fleet,
     routes_operator,
     routes_orders,
@@ -45,3 +46,4 @@ router.include_router(routes_services.router)
 router.include_router(routes_orders.router)
 router.include_router(routes_portal.router)
 router.include_router(routes_operator.router)
+router.include_router(routes_commands.router)

@@ -159,6 +159,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     this registers all three components and applies them in ``ORDER``.
     """
     from collector.billing import schema as billing_schema
+    from collector.store import commands as commands_schema
     from collector.store import health as health_schema
     from collector.store import schema as ingest_schema
 
@@ -166,4 +167,5 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     migrations.register("billing", billing_schema.SCRIPTS)
     register()
     health_schema.register()
-    return migrations.apply(conn, (*ORDER, health_schema.COMPONENT))
+    commands_schema.register()
+    return migrations.apply(conn, (*ORDER, health_schema.COMPONENT, commands_schema.COMPONENT))

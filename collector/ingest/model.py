@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from collector.store.ledger import DeadLetter, ExportLine, UsageRow
-from protocols import HealthReport, Inventory, Status
+from protocols import CommandReply, HealthReport, Inventory, Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,7 @@ class Outcome:
     status: Status | None = None
     inventory: Inventory | None = None
     health: HealthReport | None = None
+    reply: CommandReply | None = None
 
     @property
     def rejected(self) -> bool:

@@ -99,7 +99,7 @@ def process(
     if isinstance(message, Inventory):
         return Outcome("inventory", topic.account, topic.device, inventory=message)
     if isinstance(message, CommandReply):
-        return Outcome("cmd-reply", topic.account, topic.device)
+        return Outcome("cmd-reply", topic.account, topic.device, reply=message)
     return _reject(msg, "bad_topic", f"unexpected {type(message).__name__}", limits, topic)
 
 

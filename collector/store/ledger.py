@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
+from collector.store.commands import ReplyRow
 from collector.store.health import HealthSample
 
 
@@ -205,6 +206,7 @@ class CommitBatch:
     dead_letter_caps: DeadLetterCaps | None = None  # None = keep every row
     conditions: Sequence[DeviceCondition] = ()
     health: Sequence[HealthSample] = ()  # collector.store.health rows
+    replies: Sequence[ReplyRow] = ()  # collector.store.commands rows
 
 
 @dataclass(frozen=True, slots=True)

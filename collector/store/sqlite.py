@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from collector.errors import RegistryError
-from collector.store import health
+from collector.store import commands, health
 from collector.store.ledger import (
     CONTENT_FIELDS,
     CommitBatch,
@@ -216,6 +216,8 @@ class SqliteLedger:
                     for c in batch.conditions
                 ],
             )
+        if batch.replies:
+            await db.executemany(commands.REPLY_SQL, [r.row() for r in batch.replies])
         if batch.health:
             await db.executemany(health.INSERT_SQL, [s.row() for s in batch.health])
         if export:

@@ -43,7 +43,8 @@ const Charts = (() => {
     const u = new uPlot({
       width: width(), height: (opts && opts.height) || 180, legend: { show: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true }, y: opts && opts.range ? { range: opts.range } : { auto: true } },
+      // One sample alone gets an hour either side instead of a meaningless span.
+      scales: { x: { time: true, range: (self, min, max) => (min === max ? [min - 3600, max + 3600] : [min, max]) }, y: opts && opts.range ? { range: opts.range } : { auto: true } },
       axes: [
         { values: (self, ticks) => ticks.map(Fmt.tick), size: 44, space: 110 },
         { values: (self, ticks) => ticks.map(fmt), size: 80 },

@@ -91,7 +91,7 @@ function formOf(fields, submitLabel, onSubmit, inline) {
 
 function page(title, ...content) {
   const main = document.getElementById("main");
-  main.replaceChildren(h("h1", {}, title), ...content);
+  main.replaceChildren(h("h1", {}, title), ...content.flat().filter((c) => c !== null && c !== undefined));
   document.title = title + " · Logbot portal";
   main.focus();
 }
@@ -327,11 +327,56 @@ function usageCharts(d, daily) {
   });
 }
 
+const ACTION_LABEL = { refresh_inventory: "Refresh inventory", suspend: "Suspend", resume: "Resume" };
+
+function commandsTable(list) {
+  return list.length ? table(["Sent", "By", "Command", "Reply", "Answered", "Device state"], list.map((c) => [
+    c.sent_at ? when(c.sent_at) : "—", c.sent_by || "billing", `${ACTION_LABEL[c.action] || c.action || "command"}${c.service ? " " + Fmt.service(c.service) : ""}`,
+    c.ok === null ? "waiting" : c.ok ? "ok" : "refused: " + (c.error || "no reason"),
+    c.reply_at ? when(c.reply_at) : "—",
+    Object.entries(c.state || {}).map(([k, v]) => `${Fmt.service(k)} ${v}`).join(", ") || "—",
+  ]), "Recent commands") : muted("No command sent yet.");
+}
+
+// Buttons for the commands the user's role may send; the reply is awaited (bounded) and shown.
+function commandPanel(d, list) {
+  const box = h("div", { id: "commands" }, commandsTable(list));
+  const allowed = [];
+  if (canWrite()) allowed.push({ action: "refresh_inventory" });
+  if (state.me.is_operator) for (const sv of ["vpn", "sim", "data_ingestion"]) allowed.push({ action: "suspend", service: sv }, { action: "resume", service: sv });
+  const nav = state.nav;
+  async function send(cmd) {
+    const label = `${ACTION_LABEL[cmd.action]}${cmd.service ? " " + Fmt.service(cmd.service) : ""}`;
+    try {
+      const sent = await api("POST", `/devices/${d.id}/commands`, cmd);
+      say(`${label}: sent, waiting for ${d.serial || d.id} to answer…`);
+      const deadline = Date.now() + 30000;
+      while (Date.now() < deadline && nav === state.nav) {
+        const now = await api("GET", `/devices/${d.id}/commands`);
+        box.replaceChildren(commandsTable(now));
+        const mine = now.find((c) => c.id === sent.id);
+        if (mine && mine.ok !== null) {
+          say(`${label}: ${d.serial || d.id} answered ${mine.ok ? "ok" : "refused: " + mine.error}.`, !mine.ok);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      if (nav === state.nav) say(`${label}: no answer yet (the device may be offline); it is listed below when it comes.`, true);
+    } catch (err) { if (!err.stale) say(err.message, true); }
+  }
+  return [
+    allowed.length ? h("p", { class: "actions" }, allowed.flatMap((c) => [h("button", { type: "button", onclick: () => send(c) },
+      `${ACTION_LABEL[c.action]}${c.service ? " " + Fmt.service(c.service) : ""}`), " "])) : muted("Read-only access: no commands."),
+    box,
+  ];
+}
+
 async function viewDevice(id) {
-  const [d, hist, daily] = await Promise.all([
+  const [d, hist, daily, cmds] = await Promise.all([
     api("GET", `/devices/${id}/fleet`),
     api("GET", `/devices/${id}/health?hours=168`),
     api("GET", `/devices/${id}/usage/daily?days=30`),
+    api("GET", `/devices/${id}/commands`),
   ]);
   const samples = hist.samples;
   const now = samples[samples.length - 1];
@@ -384,6 +429,8 @@ async function viewDevice(id) {
         ? "duplicate_client: two machines are connecting with this device's credentials"
         : c).join("; ") || "—"],
     ], "Device details"),
+    h("h2", {}, "Commands"),
+    ...commandPanel(d, cmds),
     h("h2", {}, "Health now"),
     ...health,
     h("h2", {}, "Usage per service per day, last 30 days"),
