@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collector.fleet.db import iso, new_id
 from collector.fleet.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -71,8 +72,14 @@ def create_account(
     account_id: str | None = None,
     parent_id: str | None = None,
     kind: str = "customer",
+    timezone: str | None = None,
 ) -> str:
-    """Create an account (optionally a subsidiary of ``parent_id``); return its id."""
+    """Create an account (optionally a subsidiary of ``parent_id``); return its id.
+
+    ``timezone`` (an IANA name) decides the account's month boundaries for
+    billing; without it a subsidiary takes its parent's and a top-level
+    account gets ``UTC``.
+    """
     if kind not in ACCOUNT_KINDS:
         raise InvalidInput(f"kind must be one of {ACCOUNT_KINDS}")
     aid = _check_id(account_id or new_id("acct"), "account")
@@ -81,14 +88,28 @@ def create_account(
         and not conn.execute("SELECT 1 FROM accounts WHERE id = ?", (parent_id,)).fetchone()
     ):
         raise NotFound(f"parent account {parent_id!r} not found")
+    if timezone is None:
+        row = conn.execute("SELECT timezone FROM accounts WHERE id = ?", (parent_id,)).fetchone()
+        timezone = str(row[0]) if row is not None else "UTC"
+    zone = check_timezone(timezone)
     try:
         conn.execute(
-            "INSERT INTO accounts (id, name, parent_id, kind, created_at) VALUES (?, ?, ?, ?, ?)",
-            (aid, name, parent_id, kind, iso(now)),
+            "INSERT INTO accounts (id, name, parent_id, kind, timezone, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (aid, name, parent_id, kind, zone, iso(now)),
         )
     except sqlite3.IntegrityError as exc:
         raise Conflict(f"account {aid!r} exists") from exc
     return aid
+
+
+def check_timezone(name: str) -> str:
+    """Return ``name`` if it is an IANA time zone this machine knows, else raise InvalidInput."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidInput(f"unknown time zone {name!r} (an IANA name: Europe/Rome)") from exc
+    return name
 
 
 def get_account(conn: sqlite3.Connection, account_id: str) -> sqlite3.Row:

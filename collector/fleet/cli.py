@@ -160,9 +160,16 @@ def _password(args: argparse.Namespace) -> str:
 def cmd_accounts_add(args: argparse.Namespace, conn: sqlite3.Connection, now: datetime) -> int:
     """Create a customer or partner account."""
     aid = access.create_account(
-        conn, now, args.name or args.id, account_id=args.id, parent_id=args.parent, kind=args.kind
+        conn,
+        now,
+        args.name or args.id,
+        account_id=args.id,
+        parent_id=args.parent,
+        kind=args.kind,
+        timezone=args.timezone,
     )
-    print(f"account {aid} ({args.kind})")
+    tz = access.get_account(conn, aid)["timezone"]
+    print(f"account {aid} ({args.kind}, months in {tz})")
     return 0
 
 
@@ -349,6 +356,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> 
     p.add_argument("--name", default="")
     p.add_argument("--parent", help="principal entity (for a subsidiary)")
     p.add_argument("--kind", choices=access.ACCOUNT_KINDS, default="customer")
+    p.add_argument(
+        "--timezone",
+        default=None,
+        help="IANA time zone of the account's billing months (default: the parent's, else UTC)",
+    )
 
     p = leaf(fsub, "delegate", cmd_delegate, "let a partner manage a customer")
     p.add_argument("customer")

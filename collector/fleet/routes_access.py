@@ -43,6 +43,7 @@ def _account_out(row: object, role: str | None) -> AccountOut:
         kind=r["kind"],
         status=r["status"],
         role=role,
+        timezone=r.get("timezone") or "UTC",
     )
 
 
@@ -163,7 +164,13 @@ def create_account(ctx: Context, caller: CurrentCaller, body: AccountIn) -> Acco
         if body.kind == "partner" and not caller.is_operator:
             raise Forbidden("only operators create partner accounts")
         aid = access.create_account(
-            conn, now, body.name, account_id=body.id, parent_id=body.parent_id, kind=body.kind
+            conn,
+            now,
+            body.name,
+            account_id=body.id,
+            parent_id=body.parent_id,
+            kind=body.kind,
+            timezone=body.timezone,
         )
         if body.partner_id:
             access.delegate(conn, now, aid, body.partner_id, "admin")

@@ -69,6 +69,7 @@ class AccountOut(BaseModel):
     kind: str
     status: str
     role: str | None
+    timezone: str = "UTC"
 
 
 class MeOut(BaseModel):
@@ -84,6 +85,8 @@ class AccountIn(_In):
     parent_id: str | None = Field(default=None, max_length=64)
     partner_id: str | None = Field(default=None, max_length=64)
     kind: Literal["customer", "partner"] = "customer"
+    # IANA name; the month boundaries of billing. Default: the parent's, else UTC.
+    timezone: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class MemberOut(BaseModel):
