@@ -3,7 +3,9 @@
 ``mount(app)`` serves ``static/`` at ``/portal/`` (index at ``/portal/``) and
 redirects ``/`` there. The portal is a small vanilla-JS single page that
 talks to the fleet API under ``/api/v1`` with a bearer token kept in
-``sessionStorage``; charts are inline SVG drawn by the page itself.
+``sessionStorage``. ``format.js`` formats every date and number (account time
+zone, browser locale), ``charts.js`` draws with uPlot, vendored under
+``static/vendor/uplot/`` (the CSP allows only the collector's own files).
 """
 
 from __future__ import annotations
