@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Request, Response
 from fastapi.responses import HTMLResponse
@@ -27,6 +27,20 @@ from collector.fleet.orders_port import OrderView
 from collector.fleet.schemas import CartItemIn, _In
 
 router = APIRouter(tags=["orders"])
+_ERROR_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+# Documents answer HTML or CSV, but their errors are JSON like every other route's.
+DOCUMENT_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": text, "content": _ERROR_JSON}
+    for code, text in (
+        (400, "A value is malformed or out of range"),
+        (401, "Missing, unknown, expired or revoked token"),
+        (403, "Read-only access, or operators only"),
+        (404, "Not found, not closed yet, or not in the caller's scope"),
+        (409, "Conflicts with the current state"),
+        (410, "Invitation expired, used or replaced"),
+        (503, "A component (billing) is not configured"),
+    )
+}
 MONTH = Path(pattern=r"^\d{4}-\d{2}$", description="Month as YYYY-MM (account timezone)")
 OrderId = Annotated[int, Path(ge=1, le=2**62, description="The order number")]
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -275,6 +289,7 @@ def list_invoices(ctx: Context, caller: CurrentCaller, account_id: str) -> list[
     "/invoices/{number}",
     summary="Download an invoice (HTML)",
     response_class=HTMLResponse,
+    responses=DOCUMENT_ERRORS,
 )
 def get_invoice(ctx: Context, caller: CurrentCaller, number: str) -> HTMLResponse:
     """The invoice exactly as issued (immutable)."""
@@ -292,6 +307,7 @@ def get_invoice(ctx: Context, caller: CurrentCaller, number: str) -> HTMLRespons
     "/accounts/{account_id}/statements/{month}",
     summary="Download a month's statement (HTML)",
     response_class=HTMLResponse,
+    responses=DOCUMENT_ERRORS,
 )
 def get_statement(
     ctx: Context,
@@ -321,7 +337,7 @@ def _csv(text: str, name: str) -> Response:
     "/accounts/{account_id}/exports/{month}/ledger.csv",
     summary="Export the month's ledger as CSV",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={200: {"content": {"text/csv": {}}}, **DOCUMENT_ERRORS},
 )
 def ledger_csv(
     ctx: Context, caller: CurrentCaller, account_id: str, month: Annotated[str, MONTH]
@@ -338,7 +354,7 @@ def ledger_csv(
     "/accounts/{account_id}/exports/{month}/usage.csv",
     summary="Export the month's hourly usage as CSV",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={200: {"content": {"text/csv": {}}}, **DOCUMENT_ERRORS},
 )
 def usage_csv(
     ctx: Context, caller: CurrentCaller, account_id: str, month: Annotated[str, MONTH]
