@@ -187,7 +187,13 @@ def test_support_card_in_the_cart_is_issued_on_payment(env: Env) -> None:
 
 
 def test_invoice_numbers_are_gapless_under_20_concurrent_paid_orders(env: Env) -> None:
-    placed = [pay(env, f"checkout-g{i:03d}").json() for i in range(20)]
+    placed = [pay(env, f"checkout-g{i:03d}").json() for i in range(25)]
+    # Cancelled orders leave holes in the order ids; the invoice numbers have none.
+    for order in placed[3::5]:
+        path = f"/accounts/acme/orders/{order['order_id']}/cancel"
+        assert env.call("a_admin", "POST", path).status_code == 200
+    placed = [o for o in placed if o not in placed[3::5]]
+    assert len(placed) == 20
     with ThreadPoolExecutor(20) as pool:
         results = list(
             pool.map(lambda o: env.event(paid_event(o, f"evt_g{o['order_id']}")), placed)
