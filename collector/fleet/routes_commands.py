@@ -23,6 +23,7 @@ from collector.store import commands as command_store
 from protocols import Command, Service
 
 router = APIRouter(tags=["commands"])
+NO_SENDER = "commands need the running collector (logbot-collector run)"
 
 
 class CommandIn(BaseModel):
@@ -66,9 +67,6 @@ async def send_command(
     ctx: Context, caller: CurrentCaller, device_id: str, body: CommandIn
 ) -> CommandOut:
     """Publish the command now; its reply is read from ``GET .../commands`` once it came."""
-    sender = ctx.commands
-    if sender is None:
-        raise HTTPException(503, "commands need the running collector (logbot-collector run)")
     if body.action == "refresh_inventory" and body.service is not None:
         raise HTTPException(400, "refresh_inventory takes no service")
     now = ctx.now()
@@ -85,6 +83,8 @@ async def send_command(
             else:
                 caller.require_read(account)  # 404 before 403 for another tenant's device
                 caller.require_operator()
+            if ctx.commands is None:  # after the checks: another tenant's device stays a 404
+                raise HTTPException(503, NO_SENDER)
             command_store.record_sent(
                 conn,
                 command_id=command.id,
@@ -98,6 +98,9 @@ async def send_command(
             return account
 
     account = await run_in_threadpool(record)
+    sender = ctx.commands
+    if sender is None:
+        raise HTTPException(503, NO_SENDER)
     try:
         await sender.send_command(account, device_id, command, retain=False)
     except Exception as exc:

@@ -31,6 +31,7 @@ from collector.fleet.context import FleetContext, install
 from collector.fleet.db import Database, connect, iso
 from collector.fleet.mail import OutboxMailer
 from collector.fleet.routes import router
+from protocols import Command
 from tests.fleet.conftest import FakeClock
 from tests.servers import free_port, wait_port
 
@@ -58,9 +59,23 @@ def build_app(database: Database) -> FastAPI:
             billing=BillingAdapter(load_price_book(PRICE_BOOK)),
             base_url="http://127.0.0.1",
             link_key=LINK_KEY,
+            commands=RecordingSender(),
         ),
     )
     return app
+
+
+class RecordingSender:
+    """A command sender that keeps what it was asked to publish (no broker)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, Command]] = []
+
+    async def send_command(
+        self, account: str, device: str, command: Command, *, retain: bool
+    ) -> None:
+        """Record the command; no device will answer it."""
+        self.sent.append((account, device, command))
 
 
 @contextmanager

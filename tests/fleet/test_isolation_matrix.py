@@ -47,6 +47,10 @@ def sample_bodies(w: World) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/api/v1/accounts/{account_id}/contracts"): {"sku": "SELECT-1Y", "licences": 1},
         ("POST", "/api/v1/rooms/{room_id}/tickets"): {"subject": "s", "card_code": w.card},
         ("POST", "/api/v1/tickets/{ticket_id}/work"): {"minutes": 5, "note": "n"},
+        ("POST", "/api/v1/accounts/{account_id}/tickets"): {"subject": "s", "card_code": w.card},
+        ("POST", "/api/v1/devices/{device_id}/commands"): {"action": "refresh_inventory"},
+        ("POST", "/api/v1/operator/coupons"): {"logbit": "100", "count": 1},
+        ("POST", "/api/v1/operator/support-cards"): {"account_id": "acme"},
         ("POST", "/api/v1/accounts/{account_id}/activations"): {
             "service_code": "LOGBOT-DATA",
             "subject_kind": "device",
