@@ -2,9 +2,10 @@
 
 Fleet code hands messages to a :class:`Mailer`; :class:`OutboxMailer` stores
 them in ``fleet_mail_outbox`` inside the caller's transaction, so a message
-exists exactly when the change that caused it was committed. A relay
-process (not part of this repository) would send pending rows and set
-``sent_at``.
+exists exactly when the change that caused it was committed.
+``collector.notify`` (``[notify]`` in collector.toml) sends pending rows over
+SMTP, renders invitation links at delivery and sets ``sent_at``; see
+``deploy/NOTIFICATIONS.md``.
 """
 
 from __future__ import annotations
