@@ -110,7 +110,8 @@ def checkout(
             provider=provider,
         )
         card = book.support_card
-        stored: dict[str, object] = dict(details or {})
+        # Keep what the provider left (the hosted payment page's URL).
+        stored: dict[str, object] = {**(order.details or {}), **(details or {})}
         stored["lines"] = [
             {
                 "code": x.code,
@@ -173,8 +174,13 @@ def create_order(
                 PaymentRequest(order_id, account_id, cart.total, cart.describe())
             )
             conn.execute(
-                "UPDATE orders SET provider = ?, provider_ref = ? WHERE id = ?",
-                (intent.provider, intent.reference, order_id),
+                "UPDATE orders SET provider = ?, provider_ref = ?, details = ? WHERE id = ?",
+                (
+                    intent.provider,
+                    intent.reference,
+                    json.dumps({"payment_url": intent.redirect_url} if intent.redirect_url else {}),
+                    order_id,
+                ),
             )
     return get_order(conn, order_id)
 

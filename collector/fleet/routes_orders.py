@@ -82,6 +82,7 @@ class OrderDetailOut(BaseModel):
     document: str
     invoice: str | None
     payment_reference: str
+    payment_url: str | None = Field(description="Card: the provider's page where the customer pays")
     purchase_order: str | None
     company: str | None
     address: str | None
@@ -119,6 +120,7 @@ def _out(o: OrderView, balance: str) -> OrderDetailOut:
         document=o.document,
         invoice=o.invoice,
         payment_reference=o.payment_reference,
+        payment_url=str(o.details["payment_url"]) if o.details.get("payment_url") else None,
         purchase_order=str(po) if po else None,
         company=str(company) if company else None,
         address=str(address) if address else None,

@@ -75,6 +75,9 @@ def test_signed_event_credits_once_and_replay_or_tamper_credit_nothing(env: Env)
     start = balance(env)
     order = pay(env, "checkout-0002").json()
     assert (order["total"], order["tax"]) == ("136.64", "24.64")
+    assert order["payment_url"] == (
+        f"https://pay.example/checkout?reference={order['payment_reference']}"
+    )
     event = paid_event(order, "evt_1")
     # Tampered: the body changed after signing (amount lowered).
     forged = json.dumps(paid_event(order, "evt_1", amount="1.00")).encode()
