@@ -97,6 +97,13 @@ class InvoiceOut(BaseModel):
     url: str
 
 
+class DeadLetterOut(BaseModel):
+    source: Literal["billing", "fleet_mail"]
+    id: int
+    attempts: int
+    last_error: str
+
+
 class WebhookOut(BaseModel):
     event_id: str
     outcome: str
@@ -367,3 +374,44 @@ def usage_csv(
         caller.require_read(account_id)
         text = billing.usage_csv(conn, account_id, month)
     return _csv(text, f"usage-{account_id}-{month}.csv")
+
+
+@router.get(
+    "/operator/dead-letters",
+    tags=["notifications"],
+    summary="Operators: e-mail and webhook messages given up after their last attempt",
+)
+def dead_letters(ctx: Context, caller: CurrentCaller) -> list[DeadLetterOut]:
+    """Source ``billing`` (notification_outbox) or ``fleet_mail`` (fleet_mail_outbox) row ids."""
+    from collector.notify import outbox
+
+    with ctx.read() as conn:
+        caller.require_operator()
+        return [
+            DeadLetterOut(source=s, id=i, attempts=a, last_error=e)  # type: ignore[arg-type]
+            for s, i, a, e in outbox.dead_letters(conn)
+        ]
+
+
+class RetryIn(_In):
+    source: Literal["billing", "fleet_mail"]
+    id: int = Field(ge=1, le=2**62)
+
+
+@router.post(
+    "/operator/dead-letters/retry",
+    tags=["notifications"],
+    summary="Operators: try a dead-lettered message again",
+)
+def retry_dead_letter(ctx: Context, caller: CurrentCaller, body: RetryIn) -> list[DeadLetterOut]:
+    """The message gets a fresh set of attempts at the notifier's next pass; 404 if not dead."""
+    from collector.notify import outbox
+
+    with ctx.tx() as conn:
+        caller.require_operator()
+        if not outbox.retry_dead(conn, body.source, body.id, ctx.now()):
+            raise NotFound(f"no dead letter {body.source}/{body.id}")
+        return [
+            DeadLetterOut(source=s, id=i, attempts=a, last_error=e)  # type: ignore[arg-type]
+            for s, i, a, e in outbox.dead_letters(conn)
+        ]

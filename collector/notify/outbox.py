@@ -142,3 +142,14 @@ def dead_letters(conn: sqlite3.Connection) -> list[tuple[str, int, int, str]]:
             " WHERE state = 'dead' ORDER BY source, source_id"
         )
     ]
+
+
+def retry_dead(conn: sqlite3.Connection, source: str, source_id: int, now: datetime) -> bool:
+    """Give a dead-lettered message a fresh set of attempts; False if it is not dead."""
+    with write(conn):
+        cur = conn.execute(
+            "UPDATE deliveries SET state = 'pending', attempts = 0, next_at = ?, updated_at = ?"
+            " WHERE source = ? AND source_id = ? AND state = 'dead'",
+            (ts(now), ts(now), source, source_id),
+        )
+    return cur.rowcount == 1

@@ -69,6 +69,7 @@ def sample_bodies(w: World) -> dict[tuple[str, str], dict[str, Any]]:
             "items": [{"sku": "LOGBOT-CREDIT-100", "quantity": 1}]
         },
         ("POST", "/api/v1/orders/{order_id}/confirm"): {"document": "CRO 1"},
+        ("POST", "/api/v1/operator/dead-letters/retry"): {"source": "billing", "id": 1},
         ("POST", "/api/v1/payments/card/webhook"): {"id": "evt_x"},
         ("POST", "/api/v1/auth/login"): {"email": "a@b.example", "password": "x"},
         ("POST", "/api/v1/invitations/accept"): {

@@ -264,3 +264,39 @@ async def test_run_loop_delivers_until_stopped(env: Env) -> None:
         stop.set()
         await asyncio.wait_for(task, 30)
     assert len(env.smtp.messages()) == emails
+
+
+async def test_operators_see_and_retry_dead_letters_over_http(env: Env) -> None:
+    import httpx
+
+    from collector.fleet.db import Database
+    from tests.fleet.live import build_app, serve
+
+    make_every_kind(env)
+    env.smtp.start()
+    env.hook.status = 500
+    env.hook.start()
+    notifier = env.notifier(NotifyPolicy(max_attempts=1))
+    try:
+        await notifier.drain()
+        with serve(build_app(Database(env.db, env.clock))) as url:
+            op = {"Authorization": f"Bearer {env.world.tokens['operator']}"}
+            admin = {"Authorization": f"Bearer {env.world.tokens['a_admin']}"}
+            async with httpx.AsyncClient(base_url=f"{url}/api/v1") as client:
+                assert (
+                    await client.get("/operator/dead-letters", headers=admin)
+                ).status_code == 403
+                dead = (await client.get("/operator/dead-letters", headers=op)).json()
+                assert len(dead) == env.queued("webhook")
+                first = dead[0]
+                body = {"source": first["source"], "id": first["id"]}
+                retried = await client.post("/operator/dead-letters/retry", json=body, headers=op)
+                assert retried.status_code == 200
+                assert len(retried.json()) == len(dead) - 1
+                again = await client.post("/operator/dead-letters/retry", json=body, headers=op)
+                assert again.status_code == 404
+        env.hook.status = 200
+        assert await drain_all(notifier) == 1  # only the retried message goes out
+    finally:
+        notifier.close()
+    assert [e["id"] for e in env.hook.events()] == [f"billing-{first['id']}"]
