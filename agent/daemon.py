@@ -23,6 +23,7 @@ from agent.errors import AgentError
 from agent.health import HealthProbe, HealthReporter, PsutilStats
 from agent.meters.base import Meter, MeterDeps
 from agent.meters.registry import build_meter
+from agent.meters.timebase import TimeGuard
 from agent.outbox import CHECKPOINT_INTERVAL_S, Outbox, OutboxLimits
 from agent.outbox_faults import FaultLog, classify
 from agent.sink import OutboxSink
@@ -74,6 +75,8 @@ class Agent:
         self.meters: list[Meter] = []
         self._stopping = False
         self._meter_faults: dict[str, FaultLog] = {}
+        # Judges the wall clock for every meter; fed the collector's time by receipts.
+        self.time_guard = TimeGuard(self.clock)
 
     def request_stop(self) -> None:
         """Ask run() to stop cleanly (publishes the offline status)."""
@@ -104,6 +107,7 @@ class Agent:
             clock=self.clock,
             stats=self.stats,
             state_dir=Path(self.settings.agent.state_dir),
+            time=self.time_guard,
         )
         return [build_meter(m.kind, m.options, deps, m.instance) for m in self.settings.meters]
 
@@ -280,6 +284,7 @@ class Agent:
                 except DecodeError as exc:
                     log.warning("receipt.invalid", extra={"kv": {"error": str(exc)}})
                     continue
+                self.time_guard.observe_collector(receipt.ts)
                 await self.forwarder.on_receipt(receipt)
             elif kind == Kind.CMD and self.commands is not None and self.link is not None:
                 reply = await self.commands.handle(payload)

@@ -6,9 +6,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.system import Clock, StatsSource
+
+if TYPE_CHECKING:
+    from agent.meters.timebase import TimeGuard
 from protocols import DataPoint, ModemHealth, Peripheral, Service, Unit
 
 
@@ -99,6 +102,7 @@ class MeterDeps:
     clock: Clock
     stats: StatsSource
     state_dir: Path  # a writable directory for the meter's own files, if any
+    time: TimeGuard | None = None  # shared judge of the wall clock (one per agent)
 
 
 class MeterFactory(Protocol):

@@ -34,8 +34,9 @@ class Reading:
     gen: str  # boot id joined with whatever else restarts the counter (ifindex, IMEI)
     sent: int
     recv: int
-    at: float
+    at: float  # wall seconds, moved on by the monotonic clock between readings
     up: bool = True
+    mono: float = -1.0  # the monotonic clock at the reading (-1: unknown)
 
 
 class TrackState(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,6 +50,7 @@ class TrackState(msgspec.Struct, frozen=True, kw_only=True):
     window_end: float
     up: bool = True
     carry: float = 0.0  # fraction of a connected second not yet billed
+    mono: float = -1.0  # the monotonic clock at ``at`` (-1: unknown)
 
 
 _encoder = msgspec.json.Encoder()
@@ -96,6 +98,18 @@ def hour_floor(end: datetime) -> datetime:
     return inside.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
+def reading_time(prev: TrackState | None, boot: str, wall: float, mono: float) -> float:
+    """The ``at`` of a reading: the last one's moved on by the monotonic clock.
+
+    Within one boot the monotonic clock measures the time between readings,
+    whatever the wall clock did meanwhile (a step, a jump back); across a
+    reboot only the wall clock is left.
+    """
+    if prev is not None and prev.boot == boot and prev.mono >= 0 <= mono and mono >= prev.mono:
+        return prev.at + (mono - prev.mono)
+    return wall
+
+
 def window_start(prev_end: float | None, end: datetime, interval: float) -> datetime:
     """Start of the window ending at ``end``: chained, but never before its hour."""
     floor = hour_floor(end)
@@ -114,8 +128,13 @@ def step(
     interval: float,
     width: int = WIDTH_64,
     max_rate_per_s: float = DEFAULT_MAX_RATE,
+    held: bool = False,
 ) -> Step:
-    """Return the window ending at ``end`` and the next state (pure)."""
+    """Return the window ending at ``end`` and the next state (pure).
+
+    ``held``: windows of this subject were held back (the clock went back or
+    was untrusted); connected time that does not fit is carried, not dropped.
+    """
     start = window_start(prev.window_end if prev else None, end, interval)
     p_sent = CounterState(prev.gen, prev.sent, prev.at) if prev else None
     p_recv = CounterState(prev.gen, prev.recv, prev.at) if prev else None
@@ -130,13 +149,24 @@ def step(
         # Same boot, new generation: the interface (or modem) was re-created.
         flags = tuple(dict.fromkeys("counter_reset" if f == "reboot" else f for f in flags))
     seconds, carry = 0, 0.0
+    room = (end - start).total_seconds()
     if prev is not None and prev.up and reading.up and prev.gen == reading.gen:
         elapsed = max(reading.at - prev.at, 0.0) + prev.carry
-        # Never more than the window: time we did not observe is not billed.
-        elapsed = min(elapsed, (end - start).total_seconds() + 1.0)
-        seconds = int(elapsed)
-        carry = elapsed - seconds
-        seconds = min(seconds, int((end - start).total_seconds()))
+        if held or prev.carry >= 1.0:
+            # Observed, but the clock went back: the time that does not fit
+            # this window is carried to the next ones, not dropped.
+            seconds = min(int(elapsed), int(room))
+            carry = elapsed - seconds
+        else:
+            # Never more than the window: time we did not observe is not billed.
+            elapsed = min(elapsed, room + 1.0)
+            seconds = int(elapsed)
+            carry = elapsed - seconds
+            seconds = min(seconds, int(room))
+    elif prev is not None and prev.carry >= 1.0 and prev.gen == reading.gen:
+        # Down now: the window has room for what was carried.
+        seconds = min(int(prev.carry), int(room))
+        carry = prev.carry - seconds
     state = TrackState(
         boot=reading.boot,
         gen=reading.gen,
@@ -146,6 +176,7 @@ def step(
         window_end=end.timestamp(),
         up=reading.up,
         carry=carry,
+        mono=reading.mono,
     )
     return Step(
         start=start,

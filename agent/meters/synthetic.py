@@ -9,18 +9,25 @@ name), ``quantity`` (default 1000), ``unit`` (default ``bytes``),
 Windows chain exactly: the end of the last committed window is saved as
 meter state in the same transaction as the record, so after a crash the
 next window starts where the last committed one ended.
+
+Time (see ``timebase``): if the wall clock steps during an interval, the
+window closes at the last good time (the previous look moved on by the
+monotonic clock). An interval whose window cannot be placed (the clock went
+back behind the last window, or is implausible) is owed, not lost: the next
+window that can be placed carries every owed quantity.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from agent.errors import ConfigError
 from agent.meters.base import MeterDeps, MeterSink, UsageSample
-from protocols import Service, Unit, is_identifier, is_subject
+from agent.meters.timebase import TimeGuard, stepped
+from protocols import MAX_WINDOW_SECONDS, Service, Unit, is_identifier, is_subject
 
 
 @dataclass(slots=True)
@@ -43,25 +50,51 @@ class SyntheticMeter:
     async def run(self, sink: MeterSink) -> None:
         """Commit one chained window per record every interval until cancelled."""
         clock = self.deps.clock
+        guard = self.deps.time or TimeGuard(clock)
         saved = await sink.load_state(self.state_key)
-        last = datetime.fromisoformat(saved.decode()) if saved else clock.now()
+        prev = guard.look()
+        last = datetime.fromisoformat(saved.decode()) if saved else prev.wall
+        owed, since = 0, prev.mono  # intervals not yet committed, and since when
+        jumped = False  # the wall clock stepped since the last commit
         while True:
             await clock.sleep(self.interval)
-            now = clock.now()
-            if now <= last:
-                continue
-            step = (now - last) / self.records
+            look = guard.look()
+            owed += 1
+            if stepped(prev.wall.timestamp(), prev.mono, look):
+                jumped = True
+                # Close at the last good time: the previous look, moved on by
+                # the monotonic clock; the next window starts on the new time.
+                now = prev.wall + timedelta(seconds=look.mono - prev.mono)
+                trusted = prev.trusted
+            else:
+                now, trusted = look.wall, look.trusted and prev.trusted
+            prev = look
+            if not trusted or now <= last:
+                continue  # owed, not lost
+            # Chained to the last window; after a step, only as long as the
+            # monotonic time it covers (the gap of a forward step is not usage).
+            first = max(last, now - timedelta(seconds=MAX_WINDOW_SECONDS))
+            if jumped:
+                first = max(first, now - timedelta(seconds=look.mono - since))
+            step = (now - first) / self.records
             samples = []
-            start = last
+            start = first
             for i in range(self.records):
                 end = now if i == self.records - 1 else start + step
                 samples.append(
                     UsageSample(
-                        self.name, self.service, self.subject, start, end, self.quantity, self.unit
+                        self.name,
+                        self.service,
+                        self.subject,
+                        start,
+                        end,
+                        self.quantity * owed,
+                        self.unit,
                     )
                 )
                 start = end
             await sink.commit_usage(samples, {self.state_key: now.isoformat().encode()})
+            owed, since, jumped = 0, look.mono, False
             last = now
 
 

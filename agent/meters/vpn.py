@@ -15,6 +15,14 @@ that disappears keeps its last state; nothing is billed while it is gone.
 
 A suspended service still reads its counters and saves the baseline, but
 commits no usage, so resuming does not bill the suspended period.
+
+Time (see ``timebase``): the time between readings is measured on the
+monotonic clock. A window is planned on the wall clock; if the wall clock
+steps while the meter waits, the window still closes at its planned end (the
+last good time) and the next one is planned on the new time. A window that
+would end at or before the last one committed (the clock went back) is not
+written: the counters keep counting and the next window after the last one
+carries it all. While the wall clock is implausible nothing is committed.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from agent.meters import nic_usage
 from agent.meters.base import MeterCounters, MeterDeps, MeterSink, UsageSample
 from agent.meters.nic_usage import Reading, TrackState
 from agent.meters.options import Options
+from agent.meters.timebase import TimeGuard, stepped
 from agent.system import NicCounters
 from protocols import Service, Unit
 
@@ -67,6 +76,8 @@ class VpnMeter:
         self.deps = deps
         self.counters = MeterCounters()
         self._states: dict[str, TrackState | None] = {}
+        self._held: set[str] = set()  # subjects whose windows were held back
+        self._hold_all = False
 
     def matches(self, name: str) -> bool:
         """Tell whether interface ``name`` is one of the configured tunnels."""
@@ -80,20 +91,32 @@ class VpnMeter:
     async def run(self, sink: MeterSink) -> None:
         """Close a window at every interval boundary until cancelled."""
         clock = self.deps.clock
+        guard = self.deps.time or TimeGuard(clock)
         while True:
-            end = nic_usage.next_boundary(clock.now(), self.settings.interval_s)
-            await clock.sleep(max((end - clock.now()).total_seconds(), 0.0))
-            await self.tick(sink, end)
+            plan = guard.look()
+            end = nic_usage.next_boundary(plan.wall, self.settings.interval_s)
+            await clock.sleep(max((end - plan.wall).total_seconds(), 0.0))
+            now = guard.look()
+            step = stepped(plan.wall.timestamp(), plan.mono, now)
+            if step:
+                # ``end`` was planned before the step: it is the last good time.
+                self.counters.incr("clock_steps")
+                log.warning("vpn.clock_step", extra={"kv": {"step_s": round(step, 3)}})
+            if not (plan.trusted and now.trusted):
+                self.counters.incr("vpn_windows_held")
+                self._hold_all = True
+                continue
+            await self.tick(sink, end, mono=now.mono)
 
     async def _read(self) -> tuple[str, Mapping[str, NicCounters]]:
         stats = self.deps.stats
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, lambda: (stats.boot_id(), stats.net_counters()))
 
-    async def tick(self, sink: MeterSink, end: datetime) -> None:
+    async def tick(self, sink: MeterSink, end: datetime, *, mono: float = -1.0) -> None:
         """Read the counters now and commit the window ending at ``end``."""
         boot, nics = await self._read()
-        at = self.deps.clock.now().timestamp()
+        wall = self.deps.clock.now().timestamp()
         samples: list[UsageSample] = []
         state: dict[str, bytes] = {}
         new_states: dict[str, TrackState] = {}
@@ -104,8 +127,15 @@ class VpnMeter:
             key = self.key(name)
             if key not in self._states:
                 self._states[key] = nic_usage.decode_state(await sink.load_state(key))
+            prev = self._states[key]
+            if prev is not None and end.timestamp() <= prev.window_end:
+                # The clock went back: no window at or before the last one.
+                self.counters.incr("vpn_windows_held")
+                self._held.add(key)
+                continue
+            at = nic_usage.reading_time(prev, boot, wall, mono)
             reading = Reading(
-                boot, f"{boot}/{nic.ifindex}", nic.bytes_sent, nic.bytes_recv, at, nic.up
+                boot, f"{boot}/{nic.ifindex}", nic.bytes_sent, nic.bytes_recv, at, nic.up, mono
             )
             st = nic_usage.step(
                 self._states[key],
@@ -114,6 +144,7 @@ class VpnMeter:
                 interval=self.settings.interval_s,
                 width=self.settings.counter_width,
                 max_rate_per_s=self.settings.max_rate_bps / 8,
+                held=self._hold_all or key in self._held,
             )
             new_states[key] = st.state
             state[key] = nic_usage.encode_state(st.state)
@@ -149,6 +180,8 @@ class VpnMeter:
             # Only a committed window moves the baseline: if the commit fails
             # the next window covers this one too.
             self._states.update(new_states)
+            self._held.difference_update(new_states)
+            self._hold_all = False
             self.counters.incr("vpn_windows")
 
 

@@ -111,7 +111,6 @@ def test_sigterm_on_a_full_filesystem_exits_in_time_and_loses_nothing_accepted(
                 sent += n
 
             send(100)
-            wait_until(lambda: "outbox.commit" in log.read_text() or sent > 0, 5)
             fill(fs)
             # Keep producing onto the full disk for a while: refused, and some held in memory.
             answers = b""
@@ -142,9 +141,10 @@ def test_sigterm_on_a_full_filesystem_exits_in_time_and_loses_nothing_accepted(
         text = answers.decode()
         assert "backpressure disk full" in text, text[:500]
         accepted = sent - len(_refused(text))
-        assert accepted > 100
+        assert accepted >= 100  # at least the lines sent before the disk filled
         assert _stored_points(fs / "outbox.db") == accepted
         logged = log.read_text()
+        assert "outbox.reserve_released" in logged  # the final commit used the reserve
         # Logged once per change of condition, never a traceback per attempt.
         assert logged.count("data_ingestion.storage_failed") <= 2
         assert "Traceback" not in logged
