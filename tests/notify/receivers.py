@@ -48,7 +48,8 @@ class Received:
 
 class _Server(smtpd.SMTPServer):
     def __init__(self, port: int, sink: SmtpSink, sockets: dict[int, Any]) -> None:
-        super().__init__(("127.0.0.1", port), None, map=sockets, decode_data=False)
+        # No remote address: this server only receives (typeshed wants a tuple).
+        super().__init__(("127.0.0.1", port), None, map=sockets, decode_data=False)  # type: ignore[arg-type]
         self.sink = sink
 
     def process_message(

@@ -3,120 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections import Counter
-from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
-import pytest
-
-from collector.billing import activations, ledger, notices, orders
 from collector.billing.db import connect
-from collector.billing.periods import Month
-from collector.billing.price_book import load_price_book
-from collector.fleet import invitations
-from collector.notify import Notifier, NotifyPolicy, SmtpSender, WebhookSender, sign
+from collector.notify import Notifier, NotifyPolicy, sign
 from collector.notify.outbox import dead_letters
-from tests.fleet.conftest import FakeClock, prepare_database
-from tests.fleet.live import LINK_KEY, PRICE_BOOK, World, seed
-from tests.notify.receivers import HttpReceiver, SmtpSink, wait_for
-
-SECRET = b"hook-secret-" + b"s" * 20
-KINDS = {"purchase_confirmed", "low_balance", "suspended", "resumed", "activation_confirmed"}
-CODE = re.compile(r"LSSC-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}")
-
-
-class Env:
-    def __init__(self, db: Path, clock: FakeClock, world: World) -> None:
-        self.db, self.clock, self.world = db, clock, world
-        self.smtp = SmtpSink()
-        self.hook = HttpReceiver()
-
-    def notifier(self, policy: NotifyPolicy | None = None) -> Notifier:
-        return Notifier(
-            self.db,
-            self.clock,
-            email=SmtpSender("127.0.0.1", self.smtp.port, timeout=5),
-            webhook=WebhookSender(self.hook.url, SECRET, timeout=5),
-            policy=policy or NotifyPolicy(),
-            render_body=lambda body: invitations.render_links(body, LINK_KEY),
-        )
-
-    def queued(self, channel: str) -> int:
-        conn = connect(self.db)
-        try:
-            billing = conn.execute(
-                "SELECT COUNT(*) FROM notification_outbox WHERE channel = ?", (channel,)
-            ).fetchone()[0]
-            fleet = conn.execute("SELECT COUNT(*) FROM fleet_mail_outbox").fetchone()[0]
-        finally:
-            conn.close()
-        return int(billing) + (int(fleet) if channel == "email" else 0)
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
-    db = tmp_path / "ledger.sqlite3"
-    prepare_database(db)
-    clock = FakeClock(datetime(2026, 5, 4, 9, 0, tzinfo=UTC))
-    e = Env(db, clock, seed(db, clock))
-    try:
-        yield e
-    finally:
-        e.smtp.stop()
-        e.hook.stop()
-
-
-def make_every_kind(env: Env) -> int:
-    """Queue one of each kind; return the purchase order id."""
-    book = load_price_book(PRICE_BOOK)
-    now = env.clock()
-    conn = connect(env.db)
-    try:
-        activations.approve_request(
-            conn,
-            account_id="acme",
-            request_id=int(env.world.ids["request"]),
-            start=now,
-            operator="staff@logbot.example",
-            now=now,
-        )
-        ledger.post_debit(
-            conn,
-            account_id="acme",
-            at=now,
-            period_from=date(2026, 4, 1),
-            period_to=date(2026, 4, 30),
-            logbit=ledger.balance(conn, "acme") + 50,
-        )
-        notices.after_close(conn, "acme", Month.parse("2026-04"), ZoneInfo("UTC"), now)
-        notices.suspend(conn, "acme", now, "balance -50 at the deadline")
-        order, _ = orders.checkout(
-            conn,
-            book,
-            account_id="acme",
-            items={"LOGBOT-CREDIT-100": 1, "LSSC": 1},
-            channel="direct",
-            now=now,
-            created_by="admin@acme.example",
-            details={
-                "purchase_order": "PO-4500012345",
-                "company": "Acme S.p.A.",
-                "address": "Via Roma 1, 20121 Milano",
-                "customer_email": "CIO@acme.example",
-                "reseller_email": "sales@reseller.example",
-                "distributor_email": "orders@distributor.example",
-            },
-        )
-        orders.confirm_order(
-            conn, order_id=order.id, now=now, document="CRO 991", confirmed_by="staff"
-        )
-        assert notices.state(conn, "acme") == "active"
-    finally:
-        conn.close()
-    return order.id
+from tests.notify.receivers import wait_for
+from tests.notify.world import CODE, KINDS, SECRET, Env, make_every_kind
 
 
 async def drain_all(notifier: Notifier) -> int:
@@ -186,9 +80,9 @@ async def test_every_kind_arrives_exactly_once_with_the_right_content(env: Env) 
     events = env.hook.events()
     assert Counter(e["id"] for e in events).most_common(1)[0][1] == 1
     assert {e["type"] for e in events} == KINDS
-    for headers, body in delivered:
+    for headers, raw in delivered:
         t = int(headers["Logbot-Signature"].split(",")[0].removeprefix("t="))
-        assert headers["Logbot-Signature"] == sign(SECRET, body, t)
+        assert headers["Logbot-Signature"] == sign(SECRET, raw, t)
     [purchase] = [e for e in events if e["type"] == "purchase_confirmed"]
     assert purchase["data"]["order"] == order_id
     assert purchase["data"]["purchase_order"] == "PO-4500012345"
