@@ -93,9 +93,10 @@ class SyntheticMeter:
                     )
                 )
                 start = end
-            await sink.commit_usage(samples, {self.state_key: now.isoformat().encode()})
+            # After a forward step to a trusted time the next window starts there.
+            last = max(now, look.wall) if look.trusted else now
+            await sink.commit_usage(samples, {self.state_key: last.isoformat().encode()})
             owed, since, jumped = 0, look.mono, False
-            last = now
 
 
 def build(config: Mapping[str, Any], deps: MeterDeps) -> SyntheticMeter:

@@ -167,6 +167,8 @@ async def test_synthetic_meter_across_a_clock_step(tmp_path: Path, step: float) 
     check_windows(sink.usage, clock.now())
     intervals = int(clock.monotonic() // INTERVAL)
     assert sum(s.quantity for s in sink.usage) == 10 * intervals  # one quantity per interval
+    for s in sink.usage:  # a window is never longer than the intervals it bills
+        assert (s.end - s.start).total_seconds() <= s.quantity // 10 * INTERVAL + 1, s
 
 
 async def test_usage_is_held_while_the_clock_is_far_ahead_of_the_collector(
