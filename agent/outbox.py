@@ -160,7 +160,10 @@ class Outbox:
         await asyncio.get_running_loop().run_in_executor(
             None, _make_reserve, box._reserve, reserve_bytes
         )
-        await box._save_anchor(clean=False)
+        try:
+            await box._save_anchor(clean=False)
+        except OSError as exc:  # a full disk: rewritten with the next commit
+            box._anchor_faults.failed(exc)
         return box
 
     def add_listener(self, callback: Callable[[], None]) -> None:
@@ -635,12 +638,10 @@ async def _connect(path: Path) -> aiosqlite.Connection:
         elif version != SCHEMA_VERSION:
             await db.execute("ROLLBACK")
             raise OutboxError(f"outbox {path} has schema {version}, expected {SCHEMA_VERSION}")
-        await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        # A real write: a read-only file or file system is refused here, at start.
-        await db.execute(
-            "INSERT OR REPLACE INTO meta(key, value) VALUES ('opened', ?)", (str(os.getpid()),)
-        )
+        if version != SCHEMA_VERSION:
+            await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         await db.execute("COMMIT")
+        await _probe_write(db, path)
     except _Damaged:
         await db.close()
         raise
@@ -654,8 +655,38 @@ async def _connect(path: Path) -> aiosqlite.Connection:
             raise _Damaged(str(exc)) from exc
         if kind == "read_only":
             raise OutboxError(f"outbox {path} is read-only: {exc}") from exc
-        raise OutboxError(f"cannot use outbox {path}: {exc}") from exc
+        raise OutboxError(f"cannot use outbox {path}: {exc}{_space_note(path)}") from exc
     return db
+
+
+def _space_note(path: Path) -> str:
+    """`` (file system full)`` when no space is left where the outbox lives."""
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return ""
+    return " (file system full)" if st.f_bavail * st.f_frsize < 64 * 1024 else ""
+
+
+async def _probe_write(db: aiosqlite.Connection, path: Path) -> None:
+    """Write once: refuse a read-only outbox now, at start; tolerate a full disk.
+
+    On a full disk the agent runs (producers are refused with a reason, health
+    counts the failures) and recovers when space returns, instead of exiting
+    and being restarted by systemd every few seconds.
+    """
+    try:
+        await db.execute("BEGIN IMMEDIATE")
+        await db.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('opened', ?)", (str(os.getpid()),)
+        )
+        await db.execute("COMMIT")
+    except sqlite3.Error as exc:
+        with contextlib.suppress(sqlite3.Error):
+            await db.execute("ROLLBACK")
+        if classify(exc) != "disk_full":
+            raise
+        log.error("outbox.disk_full_at_start", extra={"kv": {"path": str(path)}})
 
 
 async def _check_anchor(

@@ -65,6 +65,11 @@ def _config(fs: Path, port: int) -> str:
     )
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _refused(answers: str) -> set[int]:
     """Line numbers the agent answered with an ERR (single lines and ranges)."""
     out: set[int] = set()
@@ -100,6 +105,7 @@ def test_sigterm_on_a_full_filesystem_exits_in_time_and_loses_nothing_accepted(
             )
         try:
             wait_until(lambda: "agent.started" in log.read_text(), 20, "the agent started")
+            wait_until(lambda: _listening(port), 20, "the listener bound")
             prod = socket.create_connection(("127.0.0.1", port), timeout=10)
             sent = 0
 
@@ -148,3 +154,27 @@ def test_sigterm_on_a_full_filesystem_exits_in_time_and_loses_nothing_accepted(
         # Logged once per change of condition, never a traceback per attempt.
         assert logged.count("data_ingestion.storage_failed") <= 2
         assert "Traceback" not in logged
+
+
+def test_started_on_a_full_disk_it_says_so_in_one_line_or_runs(tmp_path: Path) -> None:
+    """SQLite cannot create the WAL index on a full disk: one line (exit 1), or it runs."""
+    port = free_port()
+    with small_fs(tmp_path / "fs", 8 * 1024) as fs:
+        cfg = tmp_path / "agent.toml"
+        cfg.write_text(_config(fs, port))
+        box = asyncio.run(Outbox.open(fs / "outbox.db", FakeClock(T0)))  # made by an earlier run
+        asyncio.run(box.close())
+        (fs / "outbox.db.reserve").unlink()
+        fill(fs)
+        done = subprocess.run(
+            [sys.executable, "-m", "agent.cli", "run", "--config", str(cfg)],
+            capture_output=True,
+            timeout=20,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            check=False,
+        )
+        err = done.stderr.decode()
+        assert done.returncode == 1
+        assert err.count("\n") == 1, err
+        assert "file system full" in err
+        assert "Traceback" not in err + done.stdout.decode()
