@@ -23,6 +23,7 @@ from collector.fleet import (
     routes_orders,
     routes_portal,
     routes_services,
+    routes_sso,
     routes_support,
 )
 from collector.fleet.schemas import ErrorOut
@@ -47,3 +48,5 @@ router.include_router(routes_orders.router)
 router.include_router(routes_portal.router)
 router.include_router(routes_operator.router)
 router.include_router(routes_commands.router)
+router.include_router(routes_sso.public)
+router.include_router(routes_sso.router)

@@ -159,6 +159,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     this registers all three components and applies them in ``ORDER``.
     """
     from collector.billing import schema as billing_schema
+    from collector.fleet import sso
     from collector.store import commands as commands_schema
     from collector.store import health as health_schema
     from collector.store import schema as ingest_schema
@@ -168,4 +169,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     register()
     health_schema.register()
     commands_schema.register()
-    return migrations.apply(conn, (*ORDER, health_schema.COMPONENT, commands_schema.COMPONENT))
+    sso.register()
+    return migrations.apply(
+        conn, (*ORDER, health_schema.COMPONENT, commands_schema.COMPONENT, sso.COMPONENT)
+    )

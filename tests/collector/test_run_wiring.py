@@ -68,6 +68,6 @@ def test_run_serves_fleet_portal_and_migrates_everything(
         components = {
             row[0] for row in conn.execute("SELECT DISTINCT component FROM schema_migrations")
         }
-        assert components == {"ingest", "billing", "fleet", "health", "commands"}
+        assert components == {"ingest", "billing", "fleet", "health", "commands", "sso"}
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     assert {"usage_records", "ledger_entries", "fleet_rooms"} <= tables

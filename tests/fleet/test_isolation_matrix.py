@@ -23,7 +23,14 @@ from tests.fleet.conftest import FakeClock, prepare_database
 from tests.fleet.live import World, build_app, seed, serve
 
 Routes = list[tuple[str, str, bool]]  # (path template, method, has body)
-PUBLIC = {"/api/v1/auth/login", "/api/v1/invitations/accept", "/api/v1/payments/card/webhook"}
+PUBLIC = {
+    "/api/v1/auth/login",
+    "/api/v1/invitations/accept",
+    "/api/v1/payments/card/webhook",
+    # SSO entry points: the provider, not a token, says who signs in (see sso.py).
+    "/api/v1/sso/{account_id}/start",
+    "/api/v1/sso/callback",
+}
 # POSTs that compute without changing anything.
 PURE_POSTS = {"/api/v1/cart/quote"}
 # Personal routes: they act on the caller's own tokens, never on an account.
@@ -51,6 +58,11 @@ def sample_bodies(w: World) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", "/api/v1/devices/{device_id}/commands"): {"action": "refresh_inventory"},
         ("POST", "/api/v1/operator/coupons"): {"logbit": "100", "count": 1},
         ("POST", "/api/v1/operator/support-cards"): {"account_id": "acme"},
+        ("PUT", "/api/v1/accounts/{account_id}/sso"): {
+            "issuer": "https://id.example",
+            "client_id": "c",
+            "client_secret": "s",
+        },
         ("POST", "/api/v1/accounts/{account_id}/activations"): {
             "service_code": "LOGBOT-DATA",
             "subject_kind": "device",

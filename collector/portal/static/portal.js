@@ -131,7 +131,25 @@ function viewSignIn() {
       say("Signed in.", false, true);
       await loadMe();
       location.hash = "#fleet";
+    }),
+    h("h2", {}, "Single sign-on"),
+    h("p", {}, "If your organization signs in with its own identity provider, give its Logbot account id."),
+    formOf([{ name: "account", label: "Account id", autocomplete: "organization" }], "Continue with single sign-on", async (v) => {
+      // A navigation, not a form post: the provider is another origin (CSP form-action 'self').
+      location.assign(`${API}/sso/${encodeURIComponent(v.account.trim())}/start`);
     }));
+}
+
+// The collector's SSO callback comes back here with a session token (or a refusal) in the fragment.
+async function finishSso(fragment) {
+  const p = new URLSearchParams(fragment);
+  history.replaceState(null, "", location.pathname + "#fleet");
+  if (p.has("sso-error")) { viewSignIn(); say("Single sign-on refused: " + p.get("sso-error"), true, true); return; }
+  state.token = p.get("sso"); sessionStorage.setItem("lb_token", state.token);
+  if (p.get("account")) sessionStorage.setItem("lb_account", p.get("account"));
+  say("Signed in with single sign-on.", false, true);
+  await loadMe();
+  route();
 }
 
 function viewAccept(token) {
@@ -752,6 +770,7 @@ async function route() {
   if (state.flash === null) say("");
   state.flash = null;
   if (hash.startsWith("accept=")) return viewAccept(decodeURIComponent(hash.slice(7)));
+  if (hash.startsWith("sso=") || hash.startsWith("sso-error=")) return finishSso(hash);
   if (!state.token) return viewSignIn();
   if (!state.me) { try { await loadMe(); } catch (err) { say(err.message, true); return; } }
   const [name, arg] = hash.split("/");
