@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,7 @@ class Agent:
         self.meters: list[Meter] = []
         self._stopping = False
         self._meter_faults: dict[str, FaultLog] = {}
+        self._task_faults: dict[str, FaultLog] = {}
         # Judges the wall clock for every meter; fed the collector's time by receipts.
         self.time_guard = TimeGuard(self.clock)
 
@@ -133,7 +134,7 @@ class Agent:
             rng=self._rng,
         )
         self.link = link
-        self.forwarder = Forwarder(
+        self.forwarder = forwarder = Forwarder(
             outbox, link, s.uplink, s.device.id, clock=self.clock, rng=self._rng
         )
         self.commands = CommandHandler(sink, s.device.id, self.clock, self._refresh_inventory)
@@ -145,7 +146,7 @@ class Agent:
             interval=s.health.interval,
             mounts=s.health.mounts,
             modem=lambda: sink.modem,
-            counters=self._counters,
+            counters=self.counters,
         )
         log.info(
             "agent.started",
@@ -153,10 +154,15 @@ class Agent:
         )
         tasks = [
             asyncio.create_task(link.run(), name="link"),
-            asyncio.create_task(self.forwarder.run(), name="forwarder"),
-            asyncio.create_task(HealthSender(outbox, link).run(), name="health-sender"),
+            asyncio.create_task(self._resilient("forwarder", forwarder.run), name="forwarder"),
+            asyncio.create_task(
+                self._resilient("health_sender", HealthSender(outbox, link).run),
+                name="health-sender",
+            ),
             asyncio.create_task(reporter.run(), name="health"),
-            asyncio.create_task(self._dispatch(inbox), name="dispatch"),
+            asyncio.create_task(
+                self._resilient("dispatch", lambda: self._dispatch(inbox)), name="dispatch"
+            ),
             asyncio.create_task(self._checkpoints(outbox), name="checkpoint"),
         ]
         meter_tasks = [
@@ -263,6 +269,26 @@ class Agent:
                 log.info("meter.finished", extra={"kv": {"meter": meter.name}})
                 return
 
+    async def _resilient(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Run a core task; after a storage failure (disk full...) run it again.
+
+        Any other failure ends it (and the session) as before: that is a bug.
+        """
+        backoff = Backoff(0.5, 30.0, self._rng)
+        # Logged once per kind of failure; the count goes to health.
+        faults = self._task_faults.setdefault(name, FaultLog(name, log))
+        while True:
+            try:
+                await run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if classify(exc) == "error" or self._stopping:
+                    raise
+                faults.failed(exc)
+            await self.clock.sleep(backoff.next())
+
     async def _checkpoints(self, outbox: Outbox) -> None:
         """Checkpoint the WAL regularly, so the main file holds the committed state."""
         faults = FaultLog("checkpoint", log)
@@ -348,7 +374,8 @@ class Agent:
         if self.sink is not None and self.sink.inventory:
             await self._publish_inventory(self.sink.inventory)
 
-    def _counters(self) -> dict[str, int]:
+    def counters(self) -> dict[str, int]:
+        """Return the counters the health reports carry (sent, receipted, storage failures...)."""
         out: dict[str, int] = {}
         if self.forwarder is not None:
             st = self.forwarder.stats
@@ -366,6 +393,9 @@ class Agent:
             out["commands_refused"] = self.commands.refused
         for faults in self._meter_faults.values():
             out.update(faults.counters())
+        for faults in self._task_faults.values():
+            if faults.failures:
+                out[f"{faults.component}.storage_failures"] = faults.failures
         event = self.outbox.event if self.outbox is not None else None
         if event:
             name = str(event["event"])

@@ -16,16 +16,20 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
+from agent.daemon import Agent
 from agent.health import FakeProbe, HealthReporter
 from agent.outbox import Outbox
-from agent.system import FakeClock
+from agent.system import FakeClock, FakeStats
 from protocols import HealthReport, decode
-from tests.agent.conftest import await_until, wait_until
+from tests.agent.conftest import TestCollector, await_until, make_settings, wait_until
 from tests.agent.storage import fill, small_fs
-from tests.servers import free_port
+from tests.servers import Mosquitto, free_port
 
 T0 = datetime(2026, 5, 24, 10, 0, tzinfo=UTC)
 
@@ -178,3 +182,44 @@ def test_started_on_a_full_disk_it_says_so_in_one_line_or_runs(tmp_path: Path) -
         assert err.count("\n") == 1, err
         assert "file system full" in err
         assert "Traceback" not in err + done.stdout.decode()
+
+
+@pytest.mark.broker
+async def test_connected_agent_survives_a_full_disk_and_resumes(
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    unique_id: str,
+    collector_factory: Callable[[str], TestCollector],
+) -> None:
+    collector = collector_factory(mosquitto.url)
+    with small_fs(tmp_path / "fs", 8 * 1024) as fs:
+        settings = make_settings(
+            fs,
+            mosquitto.url,
+            unique_id,
+            meters={"syn": {"kind": "synthetic", "interval": 0.05, "records": 5, "subject": "s"}},
+            health={"interval": 0.2},
+        )
+        agent = Agent(settings, stats=FakeStats(), probe=FakeProbe())
+        task = asyncio.create_task(agent.run())
+
+        def mine() -> int:
+            return len({(e, s) for d, e, s in collector.ids() if d == unique_id})
+
+        try:
+            await await_until(lambda: mine() >= 50, 20, "records flowing")
+            filler = await asyncio.to_thread(fill, fs)
+            # Receipts keep arriving and cannot be settled; meters cannot commit.
+            await await_until(
+                lambda: agent.counters().get("meter.synthetic.storage_failures", 0) >= 2,
+                20,
+                "the meter failing on the full disk",
+            )
+            assert not task.done(), "the agent stopped on a full disk"
+            flowing = mine()
+            await asyncio.to_thread(filler.unlink)
+            await await_until(lambda: mine() >= flowing + 50, 20, "records flowing again")
+            assert not task.done()
+        finally:
+            agent.request_stop()
+            await asyncio.wait_for(task, 20)
