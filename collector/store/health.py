@@ -16,8 +16,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
-from collector.clock import iso_utc
+from collector.clock import iso_utc, parse_iso_utc
 from collector.store import migrations
 from protocols import HealthReport
 
@@ -57,6 +58,9 @@ INSERT_SQL = (
     " ON CONFLICT (device_id, ts) DO NOTHING"
 )
 _CHUNK = 500
+KEEP = timedelta(days=31)  # the portal shows 7 days; the API answers up to 31
+# Older samples of a device go when it reports again (the primary key is the index).
+PRUNE_SQL = "DELETE FROM device_health WHERE device_id = ? AND ts < ?"
 
 
 def register() -> None:
@@ -117,6 +121,14 @@ def sample_of(account_id: str, report: HealthReport) -> HealthSample:
         operator=modem.operator if modem else "",
         iccid=modem.iccid if modem else "",
     )
+
+
+def prune_rows(samples: Sequence[HealthSample]) -> list[tuple[str, str]]:
+    """``(device, cutoff)`` for ``PRUNE_SQL``: each device keeps ``KEEP`` before its newest."""
+    newest: dict[str, str] = {}
+    for s in samples:
+        newest[s.device_id] = max(s.ts, newest.get(s.device_id, s.ts))
+    return [(d, iso_utc(parse_iso_utc(ts) - KEEP)) for d, ts in newest.items()]
 
 
 def _sample(r: sqlite3.Row | tuple[object, ...]) -> HealthSample:

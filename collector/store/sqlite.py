@@ -220,6 +220,7 @@ class SqliteLedger:
             await db.executemany(commands.REPLY_SQL, [r.row() for r in batch.replies])
         if batch.health:
             await db.executemany(health.INSERT_SQL, [s.row() for s in batch.health])
+            await db.executemany(health.PRUNE_SQL, health.prune_rows(batch.health))
         if export:
             now = batch.usage[0].received_at if batch.usage else _now_text(batch)
             await db.executemany(

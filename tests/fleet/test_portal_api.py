@@ -142,3 +142,15 @@ def test_health_overview_and_daily_usage_over_http(tmp_path: Path) -> None:
             {"day": "2026-05-04", "service": "data_ingestion", "unit": "bytes",
              "quantity": 21_000_000},
         ]  # fmt: skip
+
+
+def test_health_older_than_31_days_goes_when_the_device_reports_again(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.sqlite3"
+    prepare_database(db)
+    seed(db, FakeClock(T0))
+    commit_health(db, [report(40 * 24 * 60, 1.0, -70), report(20 * 24 * 60, 2.0, -70)])
+    commit_health(db, [report(0, 3.0, -70)])
+    conn = connect(db)
+    kept = [r[0] for r in conn.execute("SELECT cpu_percent FROM device_health ORDER BY ts")]
+    conn.close()
+    assert kept == [2.0, 3.0]
