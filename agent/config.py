@@ -65,6 +65,7 @@ class OutboxSettings:
     usage_cap: int = 200_000  # records; above it never-sent windows are merged
     data_cap_bytes: int = 64 * 1024 * 1024  # above it commit_data raises BackPressure
     health_cap_bytes: int = 4 * 1024 * 1024  # above it the oldest snapshots are dropped
+    reserve_bytes: int = 4 * 1024 * 1024  # set aside for the final commits on a full disk
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +309,8 @@ def _validate(s: Settings) -> None:
     _positive("[outbox] usage_cap", s.outbox.usage_cap)
     _positive("[outbox] data_cap_bytes", s.outbox.data_cap_bytes)
     _positive("[outbox] health_cap_bytes", s.outbox.health_cap_bytes)
+    if s.outbox.reserve_bytes < 0:
+        raise ConfigError("[outbox] reserve_bytes", "expected 0 (none) or more bytes")
     if not 1 <= s.uplink.batch_size <= 5_000:
         raise ConfigError("[uplink] batch_size", f"expected 1..5000, got {s.uplink.batch_size}")
     if s.uplink.max_inflight < s.uplink.batch_size:

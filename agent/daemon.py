@@ -119,6 +119,7 @@ class Agent:
             s.outbox_path,
             self.clock,
             OutboxLimits(s.outbox.usage_cap, s.outbox.data_cap_bytes, s.outbox.health_cap_bytes),
+            reserve_bytes=s.outbox.reserve_bytes,
         )
         self.outbox, self.meters = outbox, meters
         sink = OutboxSink(outbox, self.stats, await outbox.suspended(), self._publish_inventory)

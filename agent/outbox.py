@@ -115,6 +115,7 @@ class Outbox:
         self._anchor_task: asyncio.Task[None] | None = None
         self._anchor_faults = FaultLog("outbox.anchor", log)
         self._reserve: Path | None = None
+        self._reserve_bytes = 0
 
     @classmethod
     async def open(
@@ -156,10 +157,12 @@ class Outbox:
             raise OutboxError(f"cannot use outbox {path}: {exc}") from exc
         box._anchors = anchors
         box.event = event
-        box._reserve = path.with_name(path.name + ".reserve")
-        await asyncio.get_running_loop().run_in_executor(
-            None, _make_reserve, box._reserve, reserve_bytes
-        )
+        box._reserve = path.with_name(path.name + ".reserve") if reserve_bytes > 0 else None
+        box._reserve_bytes = reserve_bytes
+        if box._reserve is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                None, _make_reserve, box._reserve, reserve_bytes
+            )
         try:
             await box._save_anchor(clean=False)
         except OSError as exc:  # a full disk: rewritten with the next commit
@@ -241,7 +244,7 @@ class Outbox:
         if self.disk_full_seen and self._reserve is not None and not self._reserve.exists():
             # Space came back after a shutdown-time release: set it aside again.
             await asyncio.get_running_loop().run_in_executor(
-                None, _make_reserve, self._reserve, RESERVE_BYTES
+                None, _make_reserve, self._reserve, self._reserve_bytes
             )
 
     async def import_records(self, rows: Sequence[Mapping[str, Any]], epoch: str) -> int:
