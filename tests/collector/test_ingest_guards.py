@@ -152,8 +152,11 @@ async def test_over_quota_messages_are_counted_never_stored(tmp_path: Path) -> N
 
 @pytest.mark.broker
 async def test_retained_upstream_messages_are_ignored_and_counted(
-    tmp_path: Path, mosquitto: Mosquitto, start_collector: Any, unique_id: str
+    tmp_path: Path, mosquitto_factory: Any, start_collector: Any, unique_id: str
 ) -> None:
+    # A private broker: retained messages other tests leave on the shared one
+    # would be replayed to this collector too and spoil the exact count.
+    mosquitto: Mosquitto = mosquitto_factory()
     account, dev = unique_id, f"{unique_id}-gw"
     topic = str(Topic(account, dev, Kind.USAGE))
     pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{unique_id}-pub")
