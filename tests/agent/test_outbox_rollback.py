@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from agent.outbox_anchor import AnchorFile
 from agent.system import FakeClock
 from protocols import Service, Unit
 from tests.agent.conftest import await_until
+from tests.agent.storage import small_fs
 
 T0 = datetime(2026, 5, 24, 10, 0, tzinfo=UTC)
 SIDES = ("", "-wal", "-shm", ".anchor")
@@ -160,3 +162,32 @@ async def test_a_clean_restart_is_not_a_rollback(tmp_path: Path) -> None:
     assert box.event is None
     assert box.epoch == epoch
     await box.close()
+
+
+async def test_the_wal_is_checkpointed_by_size_and_on_demand(tmp_path: Path) -> None:
+    """A cut WAL loses little: it stays small, and checkpoint() puts commits in the main file."""
+    with small_fs(tmp_path / "fs", 64 * 1024) as fs:
+        live = fs / "outbox.db"
+        box = await open_box(live)
+        wal = live.with_name(live.name + "-wal")
+        biggest = 0
+        for i in range(1500):  # one transaction each, as a meter commits
+            await box.append_usage([sample(i)], "boot")
+            if i % 50 == 0:
+                biggest = max(biggest, (await asyncio.to_thread(wal.stat)).st_size)
+        assert biggest < 2 * 1024 * 1024, f"WAL grew to {biggest} bytes"
+        await box.checkpoint()
+        # The main file alone (the WAL lost entirely) holds every committed record.
+        alone = tmp_path / "alone.db"
+        await asyncio.to_thread(shutil.copyfile, live, alone)
+        count = await asyncio.to_thread(_count_records, alone)
+        assert count == 1500
+        await box.close()
+
+
+def _count_records(path: Path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute("SELECT count(*) FROM records").fetchone()[0])
+    finally:
+        db.close()
