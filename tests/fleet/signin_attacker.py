@@ -32,37 +32,46 @@ def main() -> None:
     lock = threading.Lock()
     answers: list[tuple[int, int, str | None, str]] = []
     started = [0]
-    # Start-up (imports) done: say so and wait for the go, so the caller's timing
-    # window holds the attack and not this interpreter's start.
-    print("ready", flush=True)
-    sys.stdin.readline()
-    deadline = time.monotonic() + args.seconds
+    go = threading.Event()
+    deadline = [0.0]
+    # Clients made and connected before the go (an httpx client builds a TLS context,
+    # tens of milliseconds of CPU each): the caller's timing window then holds the
+    # attack, not this process's start-up on the same machine.
+    clients = [httpx.Client(base_url=args.url, timeout=30) for _ in range(args.connections)]
+    for http in clients:
+        http.get("/portal/")
 
-    def guess() -> None:
-        with httpx.Client(base_url=args.url, timeout=30) as http:
-            next_at = time.monotonic()
-            while True:
-                if args.rate > 0:
-                    next_at += 1 / args.rate
-                    time.sleep(max(0.0, next_at - time.monotonic()))
-                with lock:
-                    if started[0] >= args.first and time.monotonic() >= deadline:
-                        return
-                    order = started[0]
-                    started[0] += 1
-                r = http.post(
-                    "/api/v1/auth/login", json={"email": args.email, "password": "not-it-at-all"}
+    def guess(http: httpx.Client) -> None:
+        go.wait()
+        next_at = time.monotonic()
+        while True:
+            if args.rate > 0:
+                next_at += 1 / args.rate
+                time.sleep(max(0.0, next_at - time.monotonic()))
+            with lock:
+                if started[0] >= args.first and time.monotonic() >= deadline[0]:
+                    return
+                order = started[0]
+                started[0] += 1
+            r = http.post(
+                "/api/v1/auth/login", json={"email": args.email, "password": "not-it-at-all"}
+            )
+            with lock:
+                answers.append(
+                    (order, r.status_code, r.headers.get("Retry-After"), r.json()["detail"])
                 )
-                with lock:
-                    answers.append(
-                        (order, r.status_code, r.headers.get("Retry-After"), r.json()["detail"])
-                    )
 
-    threads = [threading.Thread(target=guess) for _ in range(args.connections)]
+    threads = [threading.Thread(target=guess, args=(http,)) for http in clients]
     for t in threads:
         t.start()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    deadline[0] = time.monotonic() + args.seconds
+    go.set()
     for t in threads:
         t.join()
+    for http in clients:
+        http.close()
     print(json.dumps(sorted(answers)))
 
 

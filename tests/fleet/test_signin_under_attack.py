@@ -160,8 +160,25 @@ def test_fifty_wrong_passwords_get_429_and_ingest_stays_fast(
     dev = TimedDevice(mosquitto.port)
     attacker: subprocess.Popen[bytes] | None = None
     try:
-        # Warm up: the pipeline works and the collector has settled in.
-        dev.wait_settled({dev.publish(s) or s for s in range(1, 11)}, within=30)
+        # Warm up: the pipeline works and the collector has settled in, its HTTP side
+        # too (the first requests of a process pay for lazy imports and thread pools).
+        # (The collector may subscribe after its API is up: resend until a receipt comes.)
+        deadline = time.monotonic() + 60
+        while 1 not in dev.settled:
+            assert time.monotonic() < deadline, "the collector never receipted"
+            dev.publish(1)
+            with contextlib.suppress(AssertionError):
+                dev.wait_settled({1}, within=1)
+        dev.wait_settled({dev.publish(s) or s for s in range(2, 11)}, within=30)
+        with httpx.Client(base_url=collector, timeout=30) as http:
+            signed = http.post(
+                "/api/v1/auth/login", json={"email": "viewer@acme.example", "password": PASSWORD}
+            )
+            assert signed.status_code == 200, signed.text
+            me = http.get(
+                "/api/v1/me", headers={"Authorization": f"Bearer {signed.json()['token']}"}
+            )
+            assert me.status_code == 200
         attacker = subprocess.Popen(
             [sys.executable, "-m", "tests.fleet.signin_attacker", collector, TARGET,
              "--seconds", str(WINDOW), "--connections", "8", "--first", "50",
