@@ -5,9 +5,12 @@ flood costs microseconds per message and no storage:
 
 - A message with the retain flag set is a broker replay of a retained
   message at (re)subscription (MQTT 3.1.1 §3.3.1.3: live deliveries carry
-  retain 0). Upstream data is never meant to be retained; a device that
-  publishes with retain=true is still processed live, once, and its replays
-  are ignored and counted (in the pipeline).
+  retain 0). Usage, data, health and command replies are never meant to be
+  retained; a device that publishes them with retain=true is still
+  processed live, once, and their replays are ignored and counted (in the
+  pipeline). Status (birth / last will) and inventory are retained by
+  design: their replay tells a (re)started collector what changed while it
+  was away, so they pass.
 - Each device (the topic's ``{device}`` level, which the broker's ACL ties to
   the publisher) has a token bucket of ``rate`` messages per second with
   bursts of ``burst``. Excess messages are acknowledged on the MQTT thread
@@ -25,6 +28,8 @@ from collector.ingest.model import Inbound, Outcome
 from collector.metrics import Metrics
 
 RETAINED = "retained"
+# Kinds the agent publishes retained on purpose (topic suffixes).
+_RETAINED_BY_DESIGN = ("/status", "/inventory")
 RATE_LIMITED = "rate_limited"
 
 
@@ -91,6 +96,6 @@ class Gate:
 
     def check(self, msg: Inbound) -> Outcome | None:
         """Return an ``Outcome`` for an ignored message, None to process it."""
-        if msg.retain:
+        if msg.retain and not msg.topic.endswith(_RETAINED_BY_DESIGN):
             return Outcome(RETAINED)
         return None

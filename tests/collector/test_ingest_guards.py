@@ -180,3 +180,27 @@ async def test_retained_upstream_messages_are_ignored_and_counted(
         pub.publish(topic, b"", qos=1, retain=True).wait_for_publish(10)  # clear it
         pub.disconnect()
         pub.loop_stop()
+
+
+@pytest.mark.parametrize(
+    ("kind", "ignored"),
+    [
+        (Kind.USAGE, True),
+        (Kind.DATA, True),
+        (Kind.HEALTH, True),
+        (Kind.CMD_REPLY, True),
+        (Kind.STATUS, False),  # birth / last will: retained by design
+        (Kind.INVENTORY, False),  # retained by design
+    ],
+)
+def test_retained_replays_are_ignored_except_status_and_inventory(
+    kind: Kind, ignored: bool
+) -> None:
+    from collector.ingest.gate import Gate
+    from collector.metrics import Metrics
+
+    gate = Gate(DeviceBuckets(rate=0, burst=0), Metrics())
+    msg = Inbound(str(Topic("acme", "gw-1", kind)), b"{}", datetime.now(UTC), 0.0, retain=True)
+    assert (gate.check(msg) is not None) is ignored
+    live = Inbound(str(Topic("acme", "gw-1", kind)), b"{}", datetime.now(UTC), 0.0)
+    assert gate.check(live) is None
