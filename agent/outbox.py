@@ -139,12 +139,19 @@ class Outbox:
         try:
             db = await _connect(path)
         except _Damaged as exc:
-            quarantined = quarantine(path, clock.now())
+            try:
+                quarantined = quarantine(path, clock.now())
+            except OSError as err:
+                why = f"outbox {path} is damaged ({exc}), cannot move it: {err}"
+                raise OutboxError(why) from err
             log.error(
                 "outbox.damaged",
                 extra={"kv": {"path": str(path), "moved_to": str(quarantined), "error": str(exc)}},
             )
-            db = await _connect(path)
+            try:
+                db = await _connect(path)
+            except _Damaged as again:
+                raise OutboxError(f"a fresh outbox at {path} is damaged: {again}") from again
         anchors = AnchorFile.beside(path)
         try:
             epoch, event = await _check_anchor(db, anchors.load(), clock, quarantined)

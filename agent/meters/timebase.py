@@ -50,8 +50,15 @@ class TimeGuard:
         self.steps = 0
 
     def observe_collector(self, ts: datetime) -> None:
-        """Remember the collector's time (a receipt's ``ts``)."""
-        self._collector = (ts.timestamp(), self.clock.monotonic())
+        """Remember the collector's time (a receipt's ``ts``).
+
+        A receipt delivered late (queued by the broker during an outage)
+        carries an old time: only a time later than the current estimate
+        moves it, so a late receipt never makes the wall clock look ahead.
+        """
+        known = self.collector_now()
+        if known is None or ts.timestamp() > known:
+            self._collector = (ts.timestamp(), self.clock.monotonic())
         self.look()  # log a change of trust now, not at the next window
 
     def collector_now(self) -> float | None:
