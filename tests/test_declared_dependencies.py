@@ -8,7 +8,6 @@ in). Read from the source with ``ast``, imports inside functions included.
 
 from __future__ import annotations
 
-import ast
 import re
 import sys
 from importlib.metadata import packages_distributions
@@ -16,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.test_layering import ROOT, imported
+
 PROJECT = {"protocols", "agent", "collector", "firmware_sim", "tests"}
 PARTS = {
     "protocols": ("protocols", "agent.txt"),
@@ -27,14 +27,7 @@ PARTS = {
 
 
 def top_level_imports(folder: Path) -> set[str]:
-    names: set[str] = set()
-    for path in folder.rglob("*.py"):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                names.update(a.name.split(".")[0] for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names.add(node.module.split(".")[0])
+    names = {name.split(".")[0] for path in folder.rglob("*.py") for name in imported(path)}
     return names - PROJECT - set(sys.stdlib_module_names) - {"__future__", "_typeshed"}
 
 
