@@ -262,8 +262,7 @@ class DemoRun:
         self, db: Path, fs: Any, structure: DemoFleet, fleet: Fleet
     ) -> TicketWatch | None:
         """Watch the room the demo takes offline, to open a ticket from it."""
-        faults = demo_faults(fs.devices, fs.rooms, fs.duration_s)
-        room_faults = [f for f in faults if f.kind == FaultKind.ROOM_OFFLINE]
+        room_faults = [f for f in fleet.schedule() if f.kind == FaultKind.ROOM_OFFLINE]
         if not room_faults:
             return None
         key = f"room-{room_faults[0].target + 1:03d}"
