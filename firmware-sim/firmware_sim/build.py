@@ -25,6 +25,11 @@ def device_id(settings: FleetSettings, index: int) -> str:
     return f"{settings.device_prefix}-{index + 1:04d}"
 
 
+def serial_of(index: int) -> str:
+    """Return the serial number gateway ``index`` is registered under."""
+    return f"SIM{index:06d}"
+
+
 def room_of(settings: FleetSettings, index: int) -> str:
     """Return the room of gateway ``index`` (gateways are spread evenly)."""
     rooms = settings.rooms or max(settings.devices // 2, 1)

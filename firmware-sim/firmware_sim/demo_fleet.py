@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from firmware_sim.build import room_of
+from firmware_sim.build import room_of, serial_of
 from firmware_sim.scenario import FleetSettings
 
 SITES = (("Milano HQ", "Via Dante 12, Milano"), ("Lisboa office", "Rua Augusta 40, Lisboa"))
@@ -36,11 +36,6 @@ def room_name(index: int) -> str:
     """Return the display name of simulated room ``index`` (0-based)."""
     base = ROOM_NAMES[index % len(ROOM_NAMES)]
     return base if index < len(ROOM_NAMES) else f"{base} {index // len(ROOM_NAMES) + 1}"
-
-
-def serial_of(index: int) -> str:
-    """Return the serial number the simulator registers gateway ``index`` under."""
-    return f"SIM{index:06d}"
 
 
 @dataclass

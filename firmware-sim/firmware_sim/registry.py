@@ -10,7 +10,7 @@ import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 
-from firmware_sim.build import device_id
+from firmware_sim.build import device_id, serial_of
 from firmware_sim.scenario import FleetSettings
 
 
@@ -32,7 +32,7 @@ async def register_fleet(db: Path, settings: FleetSettings, timezone: str = "UTC
             if dev in known:
                 continue
             await ledger.add_device(
-                dev, account_id=settings.account, serial=f"SIM{i:06d}", model="gateway", now=now
+                dev, account_id=settings.account, serial=serial_of(i), model="gateway", now=now
             )
             added += 1
     return added
