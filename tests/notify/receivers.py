@@ -1,10 +1,9 @@
 """Real receivers on loopback: an SMTP server and an HTTP webhook endpoint.
 
-The SMTP server is the standard library's ``smtpd`` (deprecated in 3.11,
-gone in 3.12; ``aiosmtpd`` is its successor but is not in the lock yet): it
-speaks real SMTP over a real socket, so ``smtplib`` talks to it exactly as it
-would to a relay. Both can be stopped and started again on the same port to
-simulate an outage.
+The SMTP server is ``aiosmtpd``'s ``Controller`` (its own event loop in a
+thread): it speaks real SMTP over a real socket, so ``smtplib`` talks to it
+exactly as it would to a relay. Both can be stopped and started again on the
+same port to simulate an outage.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -20,10 +18,8 @@ from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import asyncore
-    import smtpd
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from tests.servers import free_port
 
@@ -46,20 +42,21 @@ class Received:
     message: EmailMessage
 
 
-class _Server(smtpd.SMTPServer):
-    def __init__(self, port: int, sink: SmtpSink, sockets: dict[int, Any]) -> None:
-        # No remote address: this server only receives (typeshed wants a tuple).
-        super().__init__(("127.0.0.1", port), None, map=sockets, decode_data=False)  # type: ignore[arg-type]
+class _Handler:
+    """aiosmtpd's handler: keep every message it accepts in the sink."""
+
+    def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
 
-    def process_message(
-        self, peer: Any, mailfrom: str, rcpttos: list[str], data: bytes | str, **kw: Any
-    ) -> None:
-        raw = data if isinstance(data, bytes) else data.encode()
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        message = message_from_bytes(raw, policy=policy.default)
+        assert isinstance(message, EmailMessage)
         with self.sink.lock:
-            message = message_from_bytes(raw, policy=policy.default)
-            assert isinstance(message, EmailMessage)
-            self.sink.received.append(Received(mailfrom, list(rcpttos), message))
+            self.sink.received.append(
+                Received(str(envelope.mail_from), [str(r) for r in envelope.rcpt_tos], message)
+            )
+        return "250 Message accepted for delivery"
 
 
 @dataclass
@@ -69,30 +66,20 @@ class SmtpSink:
     port: int = field(default_factory=free_port)
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    _stop: threading.Event | None = None
-    _thread: threading.Thread | None = None
+    _controller: Controller | None = None
 
     def start(self) -> None:
-        """Listen on ``port`` (again)."""
-        sockets: dict[int, Any] = {}
-        _Server(self.port, self, sockets)
-        stop = threading.Event()
-
-        def loop() -> None:
-            while not stop.is_set():
-                asyncore.loop(timeout=0.02, map=sockets, count=1)
-            for channel in list(sockets.values()):
-                channel.close()
-
-        self._stop, self._thread = stop, threading.Thread(target=loop, daemon=True)
-        self._thread.start()
+        """Listen on ``port`` (again); returns once the server answers."""
+        # A fresh controller (and event loop) per start: a stopped one is spent.
+        controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+        controller.start()
+        self._controller = controller
 
     def stop(self) -> None:
         """Close the listening socket and every session (an outage)."""
-        if self._stop is not None and self._thread is not None:
-            self._stop.set()
-            self._thread.join(10)
-            self._stop = self._thread = None
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
 
     def messages(self) -> list[Received]:
         """A copy of what arrived so far."""
