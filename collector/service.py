@@ -389,7 +389,7 @@ class Collector:
         m.records_committed.inc(result.inserted)
         if result.duplicate_rows:
             m.duplicates.inc(result.duplicate_rows)
-        m.devices_online.set(sum(1 for s in self.tracker.devices.values() if s.state == "online"))
+        m.devices_online.set(self.tracker.online)
         settled = [s for o in outcomes for s in o.settled]
         if settled and self._link is not None:
             for topic, receipt in build_receipts(settled, self.clock.now()):

@@ -5,6 +5,11 @@ will or when silent longer than the timeout (1.25 x heartbeat, swept every
 0.25 x heartbeat, so offline is detected within 1.5 x heartbeat). A room is
 ``offline`` if a device reporting its peripherals is offline, ``degraded``
 if an expected peripheral is missing, else ``ok``.
+
+Work is proportional to what changed: peripherals are indexed by device and
+by (account, room), so a device's change recomputes only the rooms its own
+peripherals are in, each from that room's members alone. A room left with
+no members keeps its last state (nothing reports it any more).
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from protocols import Inventory, Peripheral, Status
 
 TIMEOUT_FACTOR = 1.25
 SWEEP_FACTOR = 0.25
+
+RoomKey = tuple[str, str]  # (account, room)
+PeripheralKey = tuple[str, str]  # (device, serial)
 
 
 @dataclass(slots=True)
@@ -48,10 +56,13 @@ class StatusTracker:
         self.last_seen: dict[str, datetime] = {
             d: parse_iso_utc(s.last_seen) for d, s in self.devices.items()
         }
-        self.peripherals: dict[tuple[str, str], PeripheralRow] = {
-            (p.device_id, p.serial): p for p in peripherals or []
-        }
-        self.rooms: dict[tuple[str, str], str] = dict(rooms or {})
+        self.online = sum(1 for s in self.devices.values() if s.state == "online")
+        self.peripherals: dict[PeripheralKey, PeripheralRow] = {}
+        self._of_device: dict[str, set[PeripheralKey]] = {}
+        self._in_room: dict[RoomKey, set[PeripheralKey]] = {}
+        for p in peripherals or []:
+            self._index(p)
+        self.rooms: dict[RoomKey, str] = dict(rooms or {})
         self._changes = StatusChanges()
         self._dirty_devices: set[str] = set()
 
@@ -70,16 +81,14 @@ class StatusTracker:
         fallback = "birth" if message.state == "online" else "last_will"
         reason = message.reason or fallback
         self.last_seen[device] = now
-        if message.inventory:
-            self._peripherals(account, device, message.inventory, now)
+        touched = self._peripherals(account, device, message.inventory, now)
         self._set(account, device, message.state, now, reason, message=message)
-        self._rooms_of(account, now)
+        self._recompute(touched, now)
 
     def inventory(self, account: str, device: str, message: Inventory, now: datetime) -> None:
         """Replace the peripherals a device reports."""
         self.seen(account, device, now)
-        self._peripherals(account, device, message.peripherals, now)
-        self._rooms_of(account, now)
+        self._recompute(self._peripherals(account, device, message.peripherals, now), now)
 
     def sweep(self, now: datetime) -> None:
         """Mark devices silent longer than the timeout offline."""
@@ -107,14 +116,21 @@ class StatusTracker:
 
     def room_state(self, account: str, room: str) -> str:
         """Compute a room's state from its peripherals and their devices."""
-        members = [
-            p for p in self.peripherals.values() if p.account_id == account and p.room == room
-        ]
+        members = [self.peripherals[k] for k in self._in_room.get((account, room), ())]
         if any(self._device_state(p.device_id) != "online" for p in members):
             return "offline"
         if any(not p.present for p in members):
             return "degraded"
         return "ok"
+
+    def rooms_of_device(self, device: str) -> set[RoomKey]:
+        """Return the rooms holding a peripheral reported by ``device``."""
+        out: set[RoomKey] = set()
+        for key in self._of_device.get(device, ()):
+            p = self.peripherals[key]
+            if p.room:
+                out.add((p.account_id, p.room))
+        return out
 
     def _device_state(self, device: str) -> str:
         state = self.devices.get(device)
@@ -144,22 +160,47 @@ class StatusTracker:
         )
         self._dirty_devices.add(device)
         if changed:
+            self.online += (new == "online") - (old is not None and old.state == "online")
             self._changes.transitions.append(Transition("device", account, device, new, at, reason))
-            self._rooms_of(account, now)
+            self._recompute(self.rooms_of_device(device), now)
 
     def _peripherals(
         self, account: str, device: str, items: list[Peripheral], now: datetime
-    ) -> None:
+    ) -> set[RoomKey]:
+        """Store reported peripherals; return the rooms they left or joined."""
         at = iso_utc(now)
+        touched: set[RoomKey] = set()
         for p in items:
             row = PeripheralRow(device, p.serial, account, p.room, p.model, p.present, at)
-            self.peripherals[(device, p.serial)] = row
+            old = self._index(row)
+            if old is not None and old.room:
+                touched.add((old.account_id, old.room))
+            if row.room:
+                touched.add((account, row.room))
             self._changes.peripherals.append(row)
+        return touched
 
-    def _rooms_of(self, account: str, now: datetime) -> None:
-        rooms = {p.room for p in self.peripherals.values() if p.account_id == account and p.room}
+    def _index(self, row: PeripheralRow) -> PeripheralRow | None:
+        """Put ``row`` in the indexes, replacing (and returning) the one it succeeds."""
+        key = (row.device_id, row.serial)
+        old = self.peripherals.get(key)
+        if old is not None and old.room:
+            members = self._in_room.get((old.account_id, old.room))
+            if members is not None:
+                members.discard(key)
+                if not members:
+                    del self._in_room[(old.account_id, old.room)]
+        self.peripherals[key] = row
+        self._of_device.setdefault(row.device_id, set()).add(key)
+        if row.room:
+            self._in_room.setdefault((row.account_id, row.room), set()).add(key)
+        return old
+
+    def _recompute(self, rooms: set[RoomKey], now: datetime) -> None:
         at = iso_utc(now)
-        for room in sorted(r for r in rooms if r):
+        for account, room in sorted(rooms):
+            if (account, room) not in self._in_room:
+                continue  # no member left: nothing reports this room any more
             state = self.room_state(account, room)
             if self.rooms.get((account, room)) != state:
                 self.rooms[(account, room)] = state

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -101,3 +102,55 @@ async def _is(collector: Any, dev: str, state: str) -> bool:
 async def _last_reason(collector: Any, dev: str, reason: str) -> bool:
     t = await collector.ledger.transitions(dev, limit=1)
     return bool(t) and t[0].reason == reason
+
+
+def _rooms_from_scratch(tracker: StatusTracker) -> dict[tuple[str, str], str]:
+    """Every room's state computed naively from all peripherals (the reference)."""
+    members: dict[tuple[str, str], list[Any]] = {}
+    for p in tracker.peripherals.values():
+        if p.room:
+            members.setdefault((p.account_id, p.room), []).append(p)
+    out = {}
+    for key, ps in members.items():
+        states = [tracker.devices[p.device_id].state if p.device_id in tracker.devices
+                  else "unknown" for p in ps]  # fmt: skip
+        if any(s != "online" for s in states):
+            out[key] = "offline"
+        elif any(not p.present for p in ps):
+            out[key] = "degraded"
+        else:
+            out[key] = "ok"
+    return out
+
+
+def test_indexed_rooms_match_a_full_rescan_after_random_events() -> None:
+    # Peripherals move between rooms and accounts' devices share rooms: only the
+    # rooms a change touches are recomputed, and they must equal a full rescan.
+    rng = random.Random(14)
+    clock = FakeClock()
+    tracker = StatusTracker(timedelta(seconds=60))
+    devices = [(f"acct-{i % 3}", f"gw-{i}") for i in range(12)]
+    for _ in range(600):
+        account, dev = rng.choice(devices)
+        kit = [
+            Peripheral(model="Tap", serial=f"{dev}-S{j}", room=f"room-{rng.randrange(5)}",
+                       present=rng.random() > 0.3)
+            for j in range(rng.randrange(1, 4))
+        ]  # fmt: skip
+        roll = rng.random()
+        if roll < 0.4:
+            tracker.inventory(account, dev, Inventory(device=dev, ts=clock.now(), peripherals=kit),
+                              clock.now())  # fmt: skip
+        elif roll < 0.7:
+            state = rng.choice(["online", "offline"])
+            status = Status(device=dev, state=state, ts=clock.now(), inventory=kit)  # type: ignore[arg-type]
+            tracker.status(account, dev, status, clock.now())
+        elif roll < 0.9:
+            tracker.seen(account, dev, clock.now())
+        else:
+            clock.advance(80)
+            tracker.sweep(clock.now())
+        tracker.drain()
+        reference = _rooms_from_scratch(tracker)
+        assert {k: tracker.rooms[k] for k in reference} == reference
+        assert tracker.online == sum(1 for s in tracker.devices.values() if s.state == "online")
