@@ -65,7 +65,6 @@ DRIVER_DEBT = {
     "collector/fleet/rooms.py",
     "collector/fleet/routes_fleet.py",
     "collector/fleet/routes_portal.py",
-    "collector/fleet/schema.py",
     "collector/fleet/services.py",
     "collector/fleet/sso.py",
     "collector/fleet/status.py",

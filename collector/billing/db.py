@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from collector.billing import schema
 from collector.store import migrations
 
 BUSY_TIMEOUT_MS = 60_000
@@ -42,9 +41,8 @@ def connect(path: str | Path) -> sqlite3.Connection:
 
 
 def ensure_schema(conn: sqlite3.Connection) -> list[str]:
-    """Apply pending ``billing`` migrations (the registry is filled on import)."""
-    migrations.register("billing", schema.SCRIPTS)
-    return migrations.apply(conn, ["billing"])
+    """Apply the pending steps of the one schema history (``migrations.HISTORY``)."""
+    return migrations.apply_sqlite(conn)
 
 
 @contextmanager

@@ -29,12 +29,12 @@ from collector.fleet import (
     mosquitto_config,
     reserved,
     rooms,
-    schema,
     tokens,
 )
 from collector.fleet.db import connect, transaction
 from collector.fleet.errors import FleetError
 from collector.fleet.mosquitto_passwd import mosquitto_hash, new_device_password
+from collector.store import migrations
 from protocols.identifiers import is_identifier
 
 PROG = "logbot-collector"
@@ -62,7 +62,7 @@ def _run(handler: Handler) -> Callable[[argparse.Namespace], int]:
             return 1
         conn = connect(path)
         try:
-            schema.migrate(conn)
+            migrations.apply_sqlite(conn)
             with transaction(conn):
                 return handler(args, conn, datetime.now(UTC))
         except FleetError as exc:

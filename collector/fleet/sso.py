@@ -38,32 +38,9 @@ from joserfc.jwk import KeySet
 from collector.fleet.access import create_user, get_account, grant, normalize_email
 from collector.fleet.db import iso
 from collector.fleet.errors import Conflict, Forbidden, InvalidInput, NotFound
-from collector.store import migrations
 
-COMPONENT = "sso"
-V1 = """
-CREATE TABLE fleet_sso_providers (
-    account_id TEXT PRIMARY KEY REFERENCES accounts(id),
-    issuer TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    client_secret TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE TABLE fleet_sso_flows (
-    state TEXT PRIMARY KEY,
-    account_id TEXT NOT NULL,
-    nonce TEXT NOT NULL,
-    verifier TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-"""
 FLOW_TTL = timedelta(minutes=10)
 CALLBACK_PATH = "/api/v1/sso/callback"
-
-
-def register() -> None:
-    """Declare the SSO migrations in the shared registry (idempotent)."""
-    migrations.register(COMPONENT, (V1,))
 
 
 class OidcHttp(Protocol):

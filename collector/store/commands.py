@@ -14,7 +14,6 @@ import sqlite3
 from dataclasses import dataclass, field
 
 from collector.clock import iso_utc
-from collector.store import migrations
 from protocols import CommandReply
 
 COMPONENT = "commands"
@@ -45,11 +44,6 @@ REPLY_SQL = (
     " ok = excluded.ok, error = excluded.error, state = excluded.state"
     " WHERE device_commands.reply_at IS NULL AND device_commands.device_id = excluded.device_id"
 )
-
-
-def register() -> None:
-    """Declare the commands migrations in the shared registry (idempotent)."""
-    migrations.register(COMPONENT, SCRIPTS)
 
 
 @dataclass(frozen=True, slots=True)

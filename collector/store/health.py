@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from collector.clock import iso_utc, parse_iso_utc
-from collector.store import migrations
 from protocols import HealthReport
 
 COMPONENT = "health"
@@ -61,11 +60,6 @@ _CHUNK = 500
 KEEP = timedelta(days=31)  # the portal shows 7 days; the API answers up to 31
 # Older samples of a device go when it reports again (the primary key is the index).
 PRUNE_SQL = "DELETE FROM device_health WHERE device_id = ? AND ts < ?"
-
-
-def register() -> None:
-    """Declare the health migrations in the shared registry (idempotent)."""
-    migrations.register(COMPONENT, SCRIPTS)
 
 
 @dataclass(frozen=True, slots=True)

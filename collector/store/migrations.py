@@ -1,72 +1,76 @@
-"""Schema migrations, one ordered list per component.
+"""The collector's schema history: one explicit, ordered list, run by one command.
 
-Each component of the collector (``ingest``, ``billing``, ``fleet``) owns an
-ordered list of SQL scripts. ``apply`` runs the ones a database has not seen,
-each in its own transaction, and records them in ``schema_migrations``.
-Migrations are append-only: an applied script is never edited.
+``HISTORY`` names every migration script of the shared database in the one
+order they run: ingest (registry, ledger, export, status), billing (money),
+fleet (it adds columns to ingest's ``accounts`` and ``devices``), device
+health, downlink commands, single sign-on. Nothing registers itself on
+import: a script exists in the history because it is listed here.
+
+A step is known by ``(component, version)`` — the key databases in the field
+recorded in ``schema_migrations`` before this list existed — and runs in its
+own transaction, so two collectors starting together serialize on it and a
+failed step leaves nothing half-applied. ``logbot-collector migrate`` runs
+them (``Database.migrate``); the ingest ledger's own connection runs them too
+at open (``apply_sqlite``).
+
+The scripts are written in SQLite's dialect, the engine the history began
+with; they are never edited once shipped. For PostgreSQL, ``translate``
+rewrites the handful of DDL differences (64-bit integers, identity keys,
+binary and real types, SQLite's ``RAISE`` triggers); the whole history is run
+on a real PostgreSQL in the test suite, so a script the translation does not
+cover fails there, not in production. Hand-written rather than Alembic: the
+history predates this module and must keep its keys, and its DDL is plain
+enough that one reviewed translation is shorter than a second copy of it.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-MIGRATIONS: dict[str, Sequence[str]] = {}
-# Components whose scripts alter another's tables run after it: fleet adds
-# columns to ingest's accounts/devices, billing references accounts.
-PRECEDENCE = ("ingest", "billing", "fleet")
-
-
-def register(component: str, scripts: Sequence[str]) -> None:
-    """Declare the ordered migration scripts of ``component``."""
-    MIGRATIONS[component] = tuple(scripts)
+from collector.store import commands, health
+from collector.store.ddl import billing, fleet, ingest
 
 
-def apply(conn: sqlite3.Connection, components: Sequence[str] | None = None) -> list[str]:
-    """Apply pending migrations on a plain sqlite3 connection; return what ran."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " component TEXT NOT NULL, version INTEGER NOT NULL,"
-        " applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
-        " PRIMARY KEY (component, version))"
-    )
-    ran: list[str] = []
-    order = components or sorted(
-        MIGRATIONS, key=lambda c: (PRECEDENCE.index(c) if c in PRECEDENCE else len(PRECEDENCE), c)
-    )
-    for component in order:
-        scripts = MIGRATIONS.get(component, ())
-        row = conn.execute(
-            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations WHERE component = ?",
-            (component,),
-        ).fetchone()
-        for version, script in enumerate(scripts, start=1):
-            if version <= row[0]:
-                continue
-            # BEGIN IMMEDIATE so two collectors starting together serialize here.
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                done = conn.execute(
-                    "SELECT 1 FROM schema_migrations WHERE component = ? AND version = ?",
-                    (component, version),
-                ).fetchone()
-                if not done:
-                    for statement in _statements(script):
-                        conn.execute(statement)
-                    conn.execute(
-                        "INSERT INTO schema_migrations (component, version) VALUES (?, ?)",
-                        (component, version),
-                    )
-                    ran.append(f"{component}/{version}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-    return ran
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One migration script: its key and its SQL."""
+
+    component: str
+    version: int
+    script: str
+
+    @property
+    def name(self) -> str:
+        """``component/version``, as ``migrate`` prints it."""
+        return f"{self.component}/{self.version}"
 
 
-def _statements(script: str) -> list[str]:
-    # sqlite3.complete_statement splits safely on ';' outside of strings.
+def _steps(component: str, scripts: Sequence[str]) -> tuple[Step, ...]:
+    return tuple(Step(component, n, s) for n, s in enumerate(scripts, start=1))
+
+
+HISTORY: tuple[Step, ...] = (
+    *_steps("ingest", ingest.SCRIPTS),
+    *_steps("billing", billing.SCRIPTS),
+    *_steps("fleet", fleet.SCRIPTS),
+    *_steps("health", health.SCRIPTS),
+    *_steps("commands", commands.SCRIPTS),
+    *_steps("sso", fleet.SSO_SCRIPTS),
+)
+
+CREATE_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " component TEXT NOT NULL, version INTEGER NOT NULL,"
+    " applied_at TEXT NOT NULL,"
+    " PRIMARY KEY (component, version))"
+)
+
+
+def statements(script: str) -> list[str]:
+    """Split a script into statements (``;`` outside strings and trigger bodies)."""
     out: list[str] = []
     buf = ""
     for line in script.splitlines(keepends=True):
@@ -78,3 +82,76 @@ def _statements(script: str) -> list[str]:
     if buf.strip():
         out.append(buf.strip())
     return out
+
+
+_TRIGGER = re.compile(
+    r"CREATE TRIGGER (\w+) (BEFORE|AFTER) (UPDATE|DELETE|INSERT) ON (\w+)\s+"
+    r"BEGIN SELECT RAISE\(ABORT, '([^']*)'\); END;?",
+    re.S,
+)
+_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"\bINTEGER PRIMARY KEY( AUTOINCREMENT)?\b"),
+        "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+    ),
+    (re.compile(r"\bINTEGER\b"), "BIGINT"),
+    (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
+    (re.compile(r"\bBLOB\b"), "BYTEA"),
+    (re.compile(r"\)\s*WITHOUT ROWID"), ")"),
+)
+
+
+def translate(statement: str) -> str:
+    """Rewrite one SQLite DDL statement for PostgreSQL (see the module docstring)."""
+    trigger = _TRIGGER.fullmatch(statement.strip())
+    if trigger:
+        name, when, event, table, message = trigger.groups()
+        return (
+            f"CREATE FUNCTION {name}_fn() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"BEGIN RAISE EXCEPTION '{message}'; END $$; "
+            f"CREATE TRIGGER {name} {when} {event} ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {name}_fn()"
+        )
+    for pattern, replacement in _RULES:
+        statement = pattern.sub(replacement, statement)
+    return statement
+
+
+def pending(done: set[tuple[str, int]]) -> list[Step]:
+    """The steps of ``HISTORY`` not in ``done``, in order."""
+    return [s for s in HISTORY if (s.component, s.version) not in done]
+
+
+def apply_sqlite(conn: sqlite3.Connection) -> list[str]:
+    """Apply pending steps on a plain sqlite3 connection (autocommit mode); return what ran.
+
+    Used by the ingest ledger, which keeps its own tuned SQLite connection;
+    everything else migrates through ``Database.migrate``.
+    """
+    from collector.store.codec import now_text
+
+    conn.execute(CREATE_TABLE)
+    done = {(c, v) for c, v in conn.execute("SELECT component, version FROM schema_migrations")}
+    ran: list[str] = []
+    for step in pending(done):
+        # BEGIN IMMEDIATE so two collectors starting together serialize here.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            again = conn.execute(
+                "SELECT 1 FROM schema_migrations WHERE component = ? AND version = ?",
+                (step.component, step.version),
+            ).fetchone()
+            if not again:
+                for statement in statements(step.script):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (component, version, applied_at)"
+                    " VALUES (?, ?, ?)",
+                    (step.component, step.version, now_text()),
+                )
+                ran.append(step.name)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return ran

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from collector.errors import RegistryError
-from collector.store import commands, health
+from collector.store import commands, health, migrations
 from collector.store.ledger import (
     CONTENT_FIELDS,
     CommitBatch,
@@ -91,12 +91,10 @@ def migrate_file(path: str | Path) -> list[str]:
     One database holds the ledger, the money and the fleet; every process
     that opens it brings it to the same version, in dependency order.
     """
-    from collector.fleet import schema as fleet_schema
-
     conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
-        return fleet_schema.migrate(conn)
+        return migrations.apply_sqlite(conn)
     finally:
         conn.close()
 

@@ -34,8 +34,7 @@ def make_db(path: Path) -> sqlite3.Connection:
     """Create the shared database file with the ingest tables and billing migrations."""
     raw = sqlite3.connect(str(path), isolation_level=None)
     raw.execute("PRAGMA journal_mode = WAL")
-    if "ingest" in migrations.MIGRATIONS:  # ingest's own schema when its modules are loaded
-        migrations.apply(raw, ["ingest"])
+    migrations.apply_sqlite(raw)
     raw.executescript(INGEST_TABLES)
     raw.close()
     return connect(path)

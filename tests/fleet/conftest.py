@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from collector.fleet import schema
 from collector.fleet.db import Database, connect
+from collector.store.migrations import apply_sqlite
 
 
 def prepare_database(path: Path) -> None:
     """Create the shared schema: ingest, billing and fleet migrations, in that order."""
     conn = connect(path)
     try:
-        schema.migrate(conn)
+        apply_sqlite(conn)
     finally:
         conn.close()
 

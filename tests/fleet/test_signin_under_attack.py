@@ -30,8 +30,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from collector.fleet import access, devices, passwords, schema
+from collector.fleet import access, devices, passwords
 from collector.fleet.db import connect
+from collector.store.migrations import apply_sqlite
 from protocols import Kind, Receipt, Topic, decode, encode
 from tests.collector.helpers import usage_batch
 from tests.servers import Mosquitto, free_port, wait_port
@@ -57,7 +58,7 @@ def collector(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[str]:
     db = tmp_path / "ledger.sqlite"
     conn = connect(db)
     try:
-        schema.migrate(conn)
+        apply_sqlite(conn)
         now = datetime.now(UTC)
         access.create_account(conn, now, "Acme", account_id="acme")
         for email in (TARGET, "viewer@acme.example"):

@@ -12,7 +12,7 @@ from firmware_sim.cli import main
 from firmware_sim.errors import LedgerError, TruthError
 from firmware_sim.truth import TruthWriter
 
-from collector.store.schema import V1
+from collector.store.ddl.ingest import V1
 
 
 def _ledger(path: Path, rows: list[tuple[str, str, str, str, int]]) -> Path:

@@ -1,4 +1,4 @@
-"""The billing tables, registered as the ``billing`` migrations of the shared database.
+"""The ``billing`` component's migrations: money ledger, activations, packs, orders, invoices.
 
 Money columns are TEXT holding exact decimals (``money.to_text``); sums are
 done in Python with Decimal, never with SQL ``SUM`` (which would go through
@@ -7,8 +7,6 @@ are ``YYYY-MM-DD``.
 """
 
 from __future__ import annotations
-
-from collector.store import migrations
 
 V1 = """
 CREATE TABLE billing_accounts (
@@ -219,4 +217,3 @@ CREATE INDEX deliveries_due ON deliveries (state, next_at);
 """
 
 SCRIPTS = (V1, V2)
-migrations.register("billing", SCRIPTS)

@@ -1,4 +1,4 @@
-"""SQL migrations of the fleet component (applied after ``ingest`` and ``billing``).
+"""The ``fleet`` and ``sso`` components' migrations (applied after ``ingest`` and ``billing``).
 
 The ingest component owns ``accounts`` and ``devices``; fleet adds columns
 to them and its own tables for users, access, rooms, contracts, invitations,
@@ -7,10 +7,6 @@ mail, tickets and service requests. Timestamps are ISO-8601 UTC text
 """
 
 from __future__ import annotations
-
-import sqlite3
-
-from collector.store import migrations
 
 COMPONENT = "fleet"
 
@@ -144,32 +140,24 @@ CREATE INDEX fleet_invitations_account ON fleet_invitations(account_id);
 """
 
 
-def register() -> None:
-    """Declare the fleet migrations in the shared registry."""
-    migrations.register(COMPONENT, [V1])
+SCRIPTS: tuple[str, ...] = (V1,)
 
+# Single sign-on (OpenID Connect) providers and in-flight sign-in flows.
+SSO_V1 = """
+CREATE TABLE fleet_sso_providers (
+    account_id TEXT PRIMARY KEY REFERENCES accounts(id),
+    issuer TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    client_secret TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE fleet_sso_flows (
+    state TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    verifier TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+"""
 
-ORDER = migrations.PRECEDENCE  # ingest, billing, fleet: the one dependency order
-
-
-def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply ingest, billing and fleet migrations in dependency order; return what ran.
-
-    The fleet scripts alter the ingest tables, so they must run after them;
-    this registers all three components and applies them in ``ORDER``.
-    """
-    from collector.billing import schema as billing_schema
-    from collector.fleet import sso
-    from collector.store import commands as commands_schema
-    from collector.store import health as health_schema
-    from collector.store import schema as ingest_schema
-
-    ingest_schema.register()
-    migrations.register("billing", billing_schema.SCRIPTS)
-    register()
-    health_schema.register()
-    commands_schema.register()
-    sso.register()
-    return migrations.apply(
-        conn, (*ORDER, health_schema.COMPONENT, commands_schema.COMPONENT, sso.COMPONENT)
-    )
+SSO_SCRIPTS: tuple[str, ...] = (SSO_V1,)

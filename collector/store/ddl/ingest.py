@@ -6,8 +6,6 @@ Timestamps are ISO-8601 UTC text ending in ``Z``.
 
 from __future__ import annotations
 
-from collector.store import migrations
-
 COMPONENT = "ingest"
 
 V1 = """
@@ -160,11 +158,3 @@ CREATE TABLE device_conditions (
 """
 
 SCRIPTS: tuple[str, ...] = (V1, V2, V3)
-
-
-def register() -> None:
-    """Register the ingest migrations (idempotent)."""
-    migrations.register(COMPONENT, SCRIPTS)
-
-
-register()

@@ -1,0 +1,595 @@
+"""The PostgreSQL ledger (psycopg 3 async with its pool): the ``Ledger`` for several collectors.
+
+Same semantics as ``SqliteLedger``; what differs is how concurrency is made safe,
+because here several collector processes (on several hosts) commit at once:
+
+- Exactly-once is the primary key of ``usage_records``: one multi-row
+  ``INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING RETURNING`` per
+  group says which ids this commit inserted. A concurrent insert of the same
+  id waits for the other transaction and then does nothing, so a record
+  resent to two collectors is counted by exactly one of them.
+- Deadlocks: every table's rows are written in key order (records by id,
+  rollups by key, status rows by device...), so two commits lock in the same
+  order; if PostgreSQL still reports a deadlock or a serialization failure
+  the whole transaction is retried (nothing of it was committed).
+- The export cursor reads ``export_queue`` by id. Identity values are taken
+  at insert time but become visible at commit, so a commit that took lower
+  ids could become visible after the exporter moved past them. Each commit
+  that queues export lines therefore takes a transaction advisory lock
+  before inserting them, which orders id allocation with commit order.
+
+Reads run in autocommit (no transaction round trips); each group commit is
+one transaction on a pooled connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import AsyncConnectionPool
+
+from collector.errors import RegistryError
+from collector.store import commands, health, pg_schema_temp
+from collector.store.ledger import (
+    CONTENT_FIELDS,
+    CommitBatch,
+    CommitResult,
+    DeadLetter,
+    DeadLetterCaps,
+    DeadLetterView,
+    DeviceCondition,
+    DeviceInfo,
+    DeviceState,
+    ExportBacklog,
+    PeripheralRow,
+    QueuedLine,
+    RollupRow,
+    Transition,
+    UsageRow,
+    UsageTotal,
+    conflict_letter,
+    content_of,
+    same_content,
+)
+
+T = TypeVar("T")
+_RETRIES = 5
+# Any constant: the advisory lock taken before export-queue ids are allocated.
+_EXPORT_LOCK = 0x10B0_E4A0
+
+_USAGE_COLUMNS = (
+    "record_id, account_id, device_id, meter, service, subject, unit, window_start,"
+    " window_end, quantity, flags, received_at, epoch, seq"
+)
+_USAGE_TYPES = ("text",) * 9 + ("bigint", "text", "text", "text", "bigint")
+_INSERT_USAGE = (
+    f"INSERT INTO usage_records ({_USAGE_COLUMNS}) SELECT * FROM unnest("  # noqa: S608
+    + ", ".join(f"%s::{t}[]" for t in _USAGE_TYPES)
+    + ") ON CONFLICT (record_id) DO NOTHING RETURNING record_id"
+)
+_SELECT_KEPT = (
+    f"SELECT record_id, {', '.join(CONTENT_FIELDS)} FROM usage_records"  # noqa: S608
+    " WHERE record_id = ANY(%s)"
+)
+_UPSERT_HOURLY = (
+    "INSERT INTO usage_hourly AS h (account_id, device_id, service, subject, unit, hour,"
+    " quantity, records) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
+    " %s::text[], %s::text[], %s::bigint[], %s::bigint[])"
+    " ON CONFLICT (account_id, device_id, service, subject, unit, hour) DO UPDATE SET"
+    " quantity = h.quantity + excluded.quantity, records = h.records + excluded.records"
+    " RETURNING account_id, device_id, service, subject, unit, hour, quantity, records"
+)
+_ADD_COUNTER = (
+    "INSERT INTO ingest_counters AS c (name, value) VALUES (%s, %s)"
+    " ON CONFLICT (name) DO UPDATE SET value = c.value + excluded.value"
+)
+_INSERT_DEAD = (
+    "INSERT INTO dead_letters (received_at, topic, account_id, device_id, reason, detail,"
+    " record_ref, raw, raw_size) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+)
+_SELECT_DEAD = (
+    "SELECT id, received_at, topic, account_id, device_id, reason, detail, raw_size,"
+    " substr(raw, 1, 120), record_ref FROM dead_letters"
+)
+_PRUNE_DEVICE = (
+    "DELETE FROM dead_letters WHERE {match} AND id <= (SELECT id FROM dead_letters"
+    " WHERE {match} ORDER BY id DESC LIMIT 1 OFFSET %s)"
+)
+_PRUNE_TOTAL = (
+    "DELETE FROM dead_letters WHERE id <= (SELECT id FROM dead_letters"
+    " ORDER BY id DESC LIMIT 1 OFFSET %s)"
+)
+
+
+def _pg(sql: str) -> str:
+    """Turn a statement shared with SQLite (qmark placeholders) into psycopg's ``%s``.
+
+    The shared statements (health, command replies) contain no literal ``?``
+    nor ``%``, so a plain replacement is exact and keeps one text per statement.
+    """
+    return sql.replace("?", "%s")
+
+
+_INSERT_HEALTH = _pg(health.INSERT_SQL)
+_PRUNE_HEALTH = _pg(health.PRUNE_SQL)
+_REPLY = _pg(commands.REPLY_SQL)
+
+
+class PostgresLedger:
+    """The ledger in a PostgreSQL database, shared by any number of collector processes."""
+
+    def __init__(self, url: str, *, pool_size: int = 4) -> None:
+        self.url = url
+        self.pool_size = pool_size
+        self._pool: AsyncConnectionPool | None = None
+
+    @property
+    def pool(self) -> AsyncConnectionPool:
+        """Return the open pool (raises if ``open`` was not awaited)."""
+        if self._pool is None:
+            raise RuntimeError("ledger is not open")
+        return self._pool
+
+    async def open(self) -> None:
+        """Open the pool (connections in autocommit) and create the tables if missing."""
+        pool = AsyncConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=max(1, self.pool_size),
+            kwargs={"autocommit": True},
+            open=False,
+            name="ledger",
+        )
+        await pool.open(wait=True, timeout=30)
+        self._pool = pool
+        try:
+            async with pool.connection() as conn, conn.transaction():
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(%s)", (pg_schema_temp.SCHEMA_LOCK,)
+                )
+                await conn.execute(pg_schema_temp.DDL)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    async def __aenter__(self) -> PostgresLedger:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _transaction(self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
+        """Run ``work`` in one transaction, again from the start after a deadlock."""
+        for attempt in range(_RETRIES):
+            try:
+                async with self.pool.connection() as conn, conn.transaction():
+                    return await work(conn)
+            except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
+                if attempt == _RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    # -- the group commit ------------------------------------------------------
+
+    async def commit(self, batch: CommitBatch) -> CommitResult:
+        """Write usage (deduplicated), rollups, dead letters, status and export rows."""
+        return await self._transaction(lambda conn: self._commit(conn, batch))
+
+    async def _commit(self, conn: psycopg.AsyncConnection[Any], batch: CommitBatch) -> CommitResult:
+        unique: dict[str, UsageRow] = {}
+        repeated: set[str] = set()
+        conflicts: list[DeadLetter] = []
+        dup_count = 0
+        for r in batch.usage:
+            first = unique.get(r.record_id)
+            if first is None:
+                unique[r.record_id] = r
+                continue
+            repeated.add(r.record_id)
+            dup_count += 1
+            if not same_content(content_of(first), content_of(r)):
+                conflicts.append(conflict_letter(r, content_of(first)))
+        new_rows, kept = await self._insert_new(conn, unique)
+        already: set[str] = set()
+        if len(new_rows) != len(unique):
+            already = set(unique) - {r.record_id for r in new_rows}
+            dup_count += len(already)
+            for rid in sorted(already):
+                old = kept.get(rid)
+                if old is not None and not same_content(old, content_of(unique[rid])):
+                    conflicts.append(conflict_letter(unique[rid], old))
+        duplicates = already | repeated
+        rollups = await self._roll_up(conn, new_rows)
+        if dup_count:
+            await conn.execute(_ADD_COUNTER, ("duplicates", dup_count))
+        export = [e for e in batch.export if not e.only_if_new or e.only_if_new not in duplicates]
+        if batch.rollup_line is not None:
+            export.extend(batch.rollup_line(r) for r in rollups)
+        pruned = await self._write_dead_letters(
+            conn, [*batch.dead_letters, *conflicts], batch.dead_letter_caps
+        )
+        await self._write_status(conn, batch)
+        async with conn.cursor() as cur:
+            if batch.replies:
+                await cur.executemany(_REPLY, [r.row() for r in batch.replies])
+            if batch.health:
+                await cur.executemany(_INSERT_HEALTH, [s.row() for s in batch.health])
+                await cur.executemany(_PRUNE_HEALTH, health.prune_rows(batch.health))
+            if export:
+                now = batch.usage[0].received_at if batch.usage else _now_text(batch)
+                await cur.execute("SELECT pg_advisory_xact_lock(%s)", (_EXPORT_LOCK,))
+                await cur.executemany(
+                    "INSERT INTO export_queue (bucket, line, enqueued_at) VALUES (%s,%s,%s)",
+                    [(e.bucket, e.line, now) for e in export],
+                )
+        return CommitResult(
+            len(new_rows), frozenset(duplicates), rollups, dup_count, conflicts, pruned
+        )
+
+    async def _insert_new(
+        self, conn: psycopg.AsyncConnection[Any], unique: dict[str, UsageRow]
+    ) -> tuple[list[UsageRow], dict[str, tuple[object, ...]]]:
+        """Insert the rows whose id is new (one statement); return them and the kept content."""
+        if not unique:
+            return [], {}
+        rows = sorted(unique.values())  # record_id first: one lock order for every commit
+        columns = [list(c) for c in zip(*(r[:14] for r in rows), strict=True)]
+        cur = await conn.execute(_INSERT_USAGE, columns)
+        inserted = {r[0] for r in await cur.fetchall()}
+        if len(inserted) == len(rows):
+            return rows, {}
+        missing = [r.record_id for r in rows if r.record_id not in inserted]
+        cur = await conn.execute(_SELECT_KEPT, (missing,))
+        kept = {r[0]: tuple(r[1:]) for r in await cur.fetchall()}
+        return [r for r in rows if r.record_id in inserted], kept
+
+    async def _roll_up(
+        self, conn: psycopg.AsyncConnection[Any], rows: list[UsageRow]
+    ) -> list[RollupRow]:
+        """Add the new rows to their hourly rollups; return the rollups' new totals."""
+        if not rows:
+            return []
+        agg: dict[tuple[str, str, str, str, str, str], list[int]] = {}
+        for r in rows:
+            slot = agg.setdefault(
+                (r.account_id, r.device_id, r.service, r.subject, r.unit, r.hour), [0, 0]
+            )
+            slot[0] += r.quantity
+            slot[1] += 1
+        keys = sorted(agg)
+        params = [list(c) for c in zip(*keys, strict=True)]
+        params += [[agg[k][0] for k in keys], [agg[k][1] for k in keys]]
+        cur = await conn.execute(_UPSERT_HOURLY, params)
+        out = [RollupRow(*r) for r in await cur.fetchall()]
+        out.sort(key=lambda r: (r.account_id, r.device_id, r.service, r.subject, r.unit, r.hour))
+        return out
+
+    async def _write_dead_letters(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        letters: list[DeadLetter],
+        caps: DeadLetterCaps | None,
+    ) -> int:
+        """Insert dead letters, count them exactly, prune the oldest beyond the caps."""
+        if not letters:
+            return 0
+        totals = Counter((d.device_id or "", d.reason) for d in letters)
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                _INSERT_DEAD,
+                [
+                    (
+                        d.received_at, d.topic, d.account_id, d.device_id, d.reason, d.detail,
+                        d.record_ref, d.raw, d.raw_size,
+                    )
+                    for d in letters
+                ],
+            )  # fmt: skip
+            await cur.executemany(
+                "INSERT INTO dead_letter_totals AS t (device_id, reason, count) VALUES (%s,%s,%s)"
+                " ON CONFLICT (device_id, reason) DO UPDATE SET count = t.count + excluded.count",
+                [(dev, reason, n) for (dev, reason), n in sorted(totals.items())],
+            )
+            if caps is None:
+                return 0
+            pruned = 0
+            for device in sorted({d.device_id for d in letters}, key=lambda d: d or ""):
+                if device is None:
+                    sql = _PRUNE_DEVICE.format(match="device_id IS NULL")
+                    await cur.execute(sql, (caps.per_device,))
+                else:
+                    sql = _PRUNE_DEVICE.format(match="device_id = %s")
+                    await cur.execute(sql, (device, device, caps.per_device))
+                pruned += max(cur.rowcount, 0)
+            await cur.execute(_PRUNE_TOTAL, (caps.total,))
+            pruned += max(cur.rowcount, 0)
+            if pruned:
+                await cur.execute(_ADD_COUNTER, ("dead_letters_pruned", pruned))
+        return pruned
+
+    async def _write_status(self, conn: psycopg.AsyncConnection[Any], batch: CommitBatch) -> None:
+        async with conn.cursor() as cur:
+            if batch.device_states:
+                await cur.executemany(
+                    "INSERT INTO device_status (device_id, account_id, state, since, last_seen,"
+                    " boot_id, agent_version) VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT"
+                    " (device_id) DO UPDATE SET account_id = excluded.account_id,"
+                    " state = excluded.state, since = excluded.since,"
+                    " last_seen = excluded.last_seen, boot_id = excluded.boot_id,"
+                    " agent_version = excluded.agent_version",
+                    _in_key_order(
+                        (s.device_id, s.account_id, s.state, s.since, s.last_seen, s.boot_id,
+                         s.agent_version)
+                        for s in batch.device_states
+                    ),
+                )  # fmt: skip
+            if batch.room_states:
+                await cur.executemany(
+                    "INSERT INTO room_status (account_id, room, state, since)"
+                    " VALUES (%s,%s,%s,%s) ON CONFLICT (account_id, room) DO UPDATE SET"
+                    " state = excluded.state, since = excluded.since",
+                    _in_key_order(
+                        ((t.account_id, t.subject, t.state, t.at) for t in batch.room_states), 2
+                    ),
+                )
+            if batch.transitions:
+                await cur.executemany(
+                    "INSERT INTO status_transitions (subject_kind, account_id, subject, state,"
+                    " at, reason) VALUES (%s,%s,%s,%s,%s,%s)",
+                    [
+                        (t.subject_kind, t.account_id, t.subject, t.state, t.at, t.reason)
+                        for t in batch.transitions
+                    ],
+                )
+            if batch.peripherals:
+                await cur.executemany(
+                    "INSERT INTO room_peripherals (device_id, serial, account_id, room, model,"
+                    " present, updated_at) VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT"
+                    " (device_id, serial) DO UPDATE SET account_id = excluded.account_id,"
+                    " room = excluded.room, model = excluded.model,"
+                    " present = excluded.present, updated_at = excluded.updated_at",
+                    _in_key_order(
+                        ((p.device_id, p.serial, p.account_id, p.room, p.model, int(p.present),
+                          p.updated_at) for p in batch.peripherals),
+                        2,
+                    ),
+                )  # fmt: skip
+            if batch.conditions:
+                await cur.executemany(
+                    "INSERT INTO device_conditions (device_id, condition, account_id, since,"
+                    " last_seen, detail) VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT"
+                    " (device_id, condition) DO UPDATE SET account_id = excluded.account_id,"
+                    " last_seen = excluded.last_seen, detail = excluded.detail",
+                    _in_key_order(
+                        ((c.device_id, c.condition, c.account_id, c.since, c.last_seen,
+                          c.detail) for c in batch.conditions),
+                        2,
+                    ),
+                )  # fmt: skip
+
+    # -- registry ----------------------------------------------------------------
+
+    async def add_account(
+        self, account_id: str, *, name: str, timezone: str, parent_id: str | None, now: str
+    ) -> None:
+        """Register an account; raises RegistryError if it exists or the parent is unknown."""
+        try:
+            await self._execute(
+                "INSERT INTO accounts (id, name, parent_id, timezone, created_at)"
+                " VALUES (%s,%s,%s,%s,%s)",
+                (account_id, name, parent_id, timezone, now),
+            )
+        except psycopg.IntegrityError as exc:
+            raise RegistryError(
+                f"account {account_id!r} cannot be added: {_first_line(exc)}"
+            ) from exc
+
+    async def add_device(
+        self, device_id: str, *, account_id: str, serial: str | None, model: str, now: str
+    ) -> None:
+        """Register a device; raises RegistryError if it exists or the account is unknown."""
+        try:
+            await self._execute(
+                "INSERT INTO devices (id, account_id, serial, model, created_at)"
+                " VALUES (%s,%s,%s,%s,%s)",
+                (device_id, account_id, serial, model, now),
+            )
+        except psycopg.IntegrityError as exc:
+            raise RegistryError(
+                f"device {device_id!r} cannot be added: {_first_line(exc)}"
+            ) from exc
+
+    async def set_device_status(self, device_id: str, status: str) -> None:
+        """Set a device's registry status."""
+        try:
+            changed = await self._execute(
+                "UPDATE devices SET status = %s WHERE id = %s", (status, device_id)
+            )
+        except psycopg.IntegrityError as exc:
+            raise RegistryError(f"status {status!r} is not allowed") from exc
+        if changed == 0:
+            raise RegistryError(f"device {device_id!r} is not registered")
+
+    async def devices(self, ids: Sequence[str] | None = None) -> dict[str, DeviceInfo]:
+        """Return registered devices (all, or those among ``ids``)."""
+        sql = "SELECT id, account_id, status, serial, model FROM devices"
+        if ids is None:
+            rows = await self._fetch(sql, ())
+        else:
+            rows = await self._fetch(sql + " WHERE id = ANY(%s)", (list(ids),))
+        return {r[0]: DeviceInfo(r[0], r[1], r[2], r[3], r[4]) for r in rows}
+
+    # -- status ------------------------------------------------------------------
+
+    async def device_states(self) -> dict[str, DeviceState]:
+        """Return the liveness row of every device ever seen."""
+        rows = await self._fetch(
+            "SELECT device_id, account_id, state, since, last_seen, boot_id, agent_version"
+            " FROM device_status",
+            (),
+        )
+        return {r[0]: DeviceState(*r) for r in rows}
+
+    async def room_states(self) -> dict[tuple[str, str], str]:
+        """Return ``{(account, room): state}``."""
+        rows = await self._fetch("SELECT account_id, room, state FROM room_status", ())
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    async def peripherals(self) -> list[PeripheralRow]:
+        """Return every reported room peripheral."""
+        rows = await self._fetch(
+            "SELECT device_id, serial, account_id, room, model, present, updated_at"
+            " FROM room_peripherals",
+            (),
+        )
+        return [PeripheralRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in rows]
+
+    async def transitions(self, subject: str, *, limit: int = 100) -> list[Transition]:
+        """Return the latest transitions of ``subject``, newest first."""
+        rows = await self._fetch(
+            "SELECT subject_kind, account_id, subject, state, at, reason FROM"
+            " status_transitions WHERE subject = %s ORDER BY id DESC LIMIT %s",
+            (subject, limit),
+        )
+        return [Transition(*r) for r in rows]
+
+    # -- operator views ------------------------------------------------------------
+
+    async def dead_letters(
+        self, *, limit: int = 100, reason: str | None = None, device: str | None = None
+    ) -> list[DeadLetterView]:
+        """Return the latest dead letters (of one device if given), newest first."""
+        clauses: list[str] = []
+        params: list[object] = []
+        if reason:
+            clauses.append("reason = %s")
+            params.append(reason)
+        if device is not None:
+            clauses.append("device_id = %s")
+            params.append(device)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = await self._fetch(
+            f"{_SELECT_DEAD} {where} ORDER BY id DESC LIMIT %s", (*params, limit)
+        )
+        return [
+            DeadLetterView(
+                r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],
+                bytes(r[8]).decode("utf-8", "backslashreplace"), r[9],
+            )
+            for r in rows
+        ]  # fmt: skip
+
+    async def dead_letter_counts(self, device: str | None = None) -> dict[str, int]:
+        """Return the exact number of dead letters per reason (pruned rows included)."""
+        where, params = ("WHERE device_id = %s", (device,)) if device is not None else ("", ())
+        rows = await self._fetch(
+            f"SELECT reason, SUM(count) FROM dead_letter_totals {where}"  # noqa: S608
+            " GROUP BY reason ORDER BY reason",
+            params,
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+    async def conditions(self, device: str) -> list[DeviceCondition]:
+        """Return the conditions ever raised on a device, latest first."""
+        rows = await self._fetch(
+            "SELECT device_id, account_id, condition, since, last_seen, detail"
+            " FROM device_conditions WHERE device_id = %s ORDER BY last_seen DESC",
+            (device,),
+        )
+        return [DeviceCondition(*r) for r in rows]
+
+    async def usage_month(self, device_id: str, month: str) -> list[UsageTotal]:
+        """Sum a device's hourly rollups over the UTC month ``YYYY-MM``."""
+        rows = await self._fetch(
+            "SELECT service, subject, unit, SUM(quantity), SUM(records) FROM usage_hourly"
+            " WHERE device_id = %s AND hour LIKE %s GROUP BY service, subject, unit"
+            " ORDER BY service, subject, unit",
+            (device_id, f"{month}-%"),
+        )
+        return [UsageTotal(r[0], r[1], r[2], int(r[3]), int(r[4])) for r in rows]
+
+    async def counter(self, name: str) -> int:
+        """Return a persistent ingest counter."""
+        rows = await self._fetch("SELECT value FROM ingest_counters WHERE name = %s", (name,))
+        return int(rows[0][0]) if rows else 0
+
+    # -- export ----------------------------------------------------------------------
+
+    async def export_pending(self, limit: int) -> list[QueuedLine]:
+        """Return queue rows after the cursor, oldest first."""
+        rows = await self._fetch(
+            "SELECT id, bucket, line FROM export_queue WHERE id > COALESCE("
+            "(SELECT last_id FROM export_cursor WHERE name = 'influx'), 0)"
+            " ORDER BY id LIMIT %s",
+            (limit,),
+        )
+        return [QueuedLine(*r) for r in rows]
+
+    async def export_ack(self, last_id: int, now: str) -> None:
+        """Advance the cursor (never back) and delete the exported rows, in one transaction."""
+
+        async def ack(conn: psycopg.AsyncConnection[Any]) -> None:
+            await conn.execute(
+                "INSERT INTO export_cursor AS c (name, last_id, updated_at)"
+                " VALUES ('influx', %s, %s) ON CONFLICT (name) DO UPDATE SET"
+                " last_id = GREATEST(c.last_id, excluded.last_id),"
+                " updated_at = excluded.updated_at",
+                (last_id, now),
+            )
+            await conn.execute("DELETE FROM export_queue WHERE id <= %s", (last_id,))
+
+        await self._transaction(ack)
+
+    async def export_backlog(self) -> ExportBacklog:
+        """Return the number of queued lines and the oldest enqueue time."""
+        rows = await self._fetch(
+            "SELECT COUNT(*), MIN(enqueued_at) FROM export_queue WHERE id > COALESCE("
+            "(SELECT last_id FROM export_cursor WHERE name = 'influx'), 0)",
+            (),
+        )
+        return ExportBacklog(int(rows[0][0]), rows[0][1])
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(sql, params)
+            return list(await cur.fetchall())
+
+    async def _execute(self, sql: str, params: Sequence[Any]) -> int:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(sql, params)
+            return cur.rowcount
+
+
+def _in_key_order(rows: Iterable[tuple[Any, ...]], width: int = 1) -> list[tuple[Any, ...]]:
+    """Sort upsert rows by their key (the first ``width`` values): the lock order of every commit.
+
+    The sort is stable, so several rows for one key are still applied in the
+    order given (the last wins, as on SQLite).
+    """
+    return sorted(rows, key=lambda row: tuple(str(v) for v in row[:width]))
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _now_text(batch: CommitBatch) -> str:
+    for seq in (batch.dead_letters, batch.transitions, batch.device_states):
+        for item in seq:
+            return str(getattr(item, "received_at", None) or getattr(item, "at", "") or "")
+    return ""
