@@ -25,6 +25,7 @@ from protocols.broker_url import parse_broker_url
 ENV_PREFIX = "LOGBOT_COLLECTOR_"
 # Variables with the prefix that are not settings: --config's default, test fault injection.
 OTHER_ENV = frozenset({"LOGBOT_COLLECTOR_CONFIG", "LOGBOT_COLLECTOR_CRASH_AT"})
+DEFAULT_LEDGER_PATH = "collector.db"  # [ledger] path when neither path nor url is set
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,21 +112,42 @@ class MqttSettings:
 
 @dataclass(frozen=True, slots=True)
 class LedgerSettings:
-    """Where the ledger database lives."""
+    """Where the ledger database lives: a SQLite file (``path``) or PostgreSQL (``url``).
 
-    path: str = "collector.db"
-    # FULL: a commit survives power loss (the WAL is fsynced at each group commit).
-    # NORMAL: survives a process crash only; roughly 1.5x faster commits.
+    Exactly one of the two: with neither, ``path`` is ``collector.db``; with
+    ``url``, ``path`` stays empty (no file is invented). The password may be in
+    the URL or in ``PGPASSWORD`` (libpq reads it, as it reads ``~/.pgpass``).
+    """
+
+    path: str = ""
+    url: str = ""  # postgresql://user[:password]@host[:port]/database[?sslmode=...]
+    # SQLite only. FULL: a commit survives power loss (the WAL is fsynced at each
+    # group commit). NORMAL: survives a process crash only; roughly 1.5x faster.
     synchronous: str = "FULL"
+    pool_size: int = 4  # PostgreSQL only: connections per collector process
+
+    def __post_init__(self) -> None:
+        if not self.path and not self.url:
+            object.__setattr__(self, "path", DEFAULT_LEDGER_PATH)
 
     def validate(self) -> None:
-        """Refuse an empty path or an unknown synchronous mode."""
-        if not self.path:
-            raise ConfigError("ledger", "path", "must not be empty")
+        """Refuse both path and url, a URL that is not PostgreSQL, bad modes and pool sizes."""
+        if self.path and self.url:
+            raise ConfigError("ledger", "url", "set either path (SQLite) or url (PostgreSQL)")
+        if self.path.startswith(("postgres://", "postgresql://")):
+            raise ConfigError("ledger", "path", "is a file; write a PostgreSQL URL as url = ...")
+        if self.url:
+            parts = urlsplit(self.url)
+            if parts.scheme not in ("postgresql", "postgres"):
+                raise ConfigError("ledger", "url", "must start with postgresql://")
+            if not parts.path.strip("/"):
+                raise ConfigError("ledger", "url", "must name a database: postgresql://host/db")
         if self.synchronous not in ("FULL", "NORMAL"):
             raise ConfigError(
                 "ledger", "synchronous", f"{self.synchronous!r} is not FULL or NORMAL"
             )
+        if not 1 <= self.pool_size <= 100:
+            raise ConfigError("ledger", "pool_size", "must be between 1 and 100")
 
 
 @dataclass(frozen=True, slots=True)

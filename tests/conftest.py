@@ -1,7 +1,10 @@
-"""Session fixtures: one real Mosquitto and one real VictoriaMetrics for all tests.
+"""Session fixtures: one real Mosquitto, VictoriaMetrics and PostgreSQL for all tests.
 
 Tests that stop or restart a server start their own private instance with
 ``mosquitto_factory`` / ``victoria_factory`` so they never disturb others.
+PostgreSQL starts only when a test asks for it (``pg_url``, or the
+``postgresql`` side of ``ledger_backend``); each such test gets a database
+of its own, dropped afterwards.
 """
 
 from __future__ import annotations
@@ -9,11 +12,16 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from collector.config import LedgerSettings
+from collector.store.factory import make_ledger
+from collector.store.ledger import Ledger
+from tests.pgserver import PostgresServer
 from tests.servers import Mosquitto, VictoriaMetrics
 
 
@@ -72,3 +80,51 @@ def victoria_factory(tmp_path: Path) -> Iterator[Callable[[], VictoriaMetrics]]:
 def unique_id() -> str:
     """A fresh identifier, so tests sharing the broker never share topics."""
     return "t" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def pg_template(postgres: PostgresServer) -> str:
+    """A database with every migration applied, copied for each test (faster than migrating)."""
+    from collector.store.postgres import migrate_url
+
+    name = "ledger_template"
+    migrate_url(postgres.create_database(name))
+    return name
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer, pg_template: str) -> Iterator[str]:
+    """The URL of a fresh database of this test's own, at the current schema."""
+    name = "t_" + uuid.uuid4().hex[:16]
+    url = postgres.create_database(name, template=pg_template)
+    yield url
+    postgres.drop_database(name)
+
+
+@dataclass(frozen=True)
+class LedgerBackend:
+    """One ledger store for a test: its engine name and settings; ``ledger()`` opens none."""
+
+    name: str  # "sqlite" | "postgresql"
+    settings: LedgerSettings
+
+    def ledger(self) -> Ledger:
+        """Return a new, unopened Ledger on this store (call it again to reopen)."""
+        return make_ledger(self.settings)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_backend(request: pytest.FixtureRequest, tmp_path: Path) -> LedgerBackend:
+    """The same store contract on both engines: the test runs once per engine."""
+    if request.param == "sqlite":
+        return LedgerBackend("sqlite", LedgerSettings(path=str(tmp_path / "ledger.db")))
+    url = request.getfixturevalue("pg_url")
+    return LedgerBackend("postgresql", LedgerSettings(url=url))

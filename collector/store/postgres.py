@@ -34,7 +34,8 @@ from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool
 
 from collector.errors import RegistryError
-from collector.store import commands, health, pg_schema_temp
+from collector.store import commands, health
+from collector.store.db import Database
 from collector.store.ledger import (
     CONTENT_FIELDS,
     CommitBatch,
@@ -120,6 +121,15 @@ _PRUNE_HEALTH = _pg(health.PRUNE_SQL)
 _REPLY = _pg(commands.REPLY_SQL)
 
 
+def migrate_url(url: str) -> list[str]:
+    """Bring the database at ``url`` to the current schema (blocking); return what ran."""
+    db = Database(url, pool_size=1)
+    try:
+        return db.migrate()
+    finally:
+        db.dispose()
+
+
 class PostgresLedger:
     """The ledger in a PostgreSQL database, shared by any number of collector processes."""
 
@@ -136,7 +146,8 @@ class PostgresLedger:
         return self._pool
 
     async def open(self) -> None:
-        """Open the pool (connections in autocommit) and create the tables if missing."""
+        """Apply pending migrations (``Database.migrate``), then open the pool (autocommit)."""
+        await asyncio.to_thread(migrate_url, self.url)
         pool = AsyncConnectionPool(
             self.url,
             min_size=1,
@@ -147,15 +158,6 @@ class PostgresLedger:
         )
         await pool.open(wait=True, timeout=30)
         self._pool = pool
-        try:
-            async with pool.connection() as conn, conn.transaction():
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(%s)", (pg_schema_temp.SCHEMA_LOCK,)
-                )
-                await conn.execute(pg_schema_temp.DDL)
-        except BaseException:
-            await self.close()
-            raise
 
     async def close(self) -> None:
         """Close every pooled connection."""

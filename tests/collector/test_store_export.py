@@ -1,11 +1,10 @@
-"""The SQLite ledger and the exporter, without servers."""
+"""The ledger (on SQLite and on PostgreSQL) and the exporter."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +14,7 @@ from collector.errors import ExportError, RegistryError
 from collector.export import Exporter, backoff_delay
 from collector.metrics import Metrics
 from collector.store.ledger import CommitBatch, ExportLine, UsageRow
-from collector.store.sqlite import SqliteLedger
+from tests.conftest import LedgerBackend
 
 
 def row(seq: int, quantity: int = 5, hour: str = "2026-05-24T10:00:00Z") -> UsageRow:
@@ -25,8 +24,8 @@ def row(seq: int, quantity: int = 5, hour: str = "2026-05-24T10:00:00Z") -> Usag
     )  # fmt: skip
 
 
-async def test_commit_dedupes_rolls_up_and_filters_export(tmp_path: Path) -> None:
-    async with SqliteLedger(tmp_path / "l.db") as ledger:
+async def test_commit_dedupes_rolls_up_and_filters_export(ledger_backend: LedgerBackend) -> None:
+    async with ledger_backend.ledger() as ledger:
         await ledger.add_account("acme", name="", timezone="UTC", parent_id=None, now="x")
         first = await ledger.commit(CommitBatch(usage=[row(1), row(2), row(2)]))
         assert (first.inserted, first.duplicate_rows, first.duplicates) == (2, 1, {"gw-1:e:2"})
@@ -47,11 +46,20 @@ async def test_commit_dedupes_rolls_up_and_filters_export(tmp_path: Path) -> Non
         assert [(t.quantity, t.records) for t in totals] == [(17, 3)]
         with pytest.raises(RegistryError):
             await ledger.add_device("gw-1", account_id="nope", serial=None, model="g", now="x")
-    conn = sqlite3.connect(tmp_path / "l.db")
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    with pytest.raises(sqlite3.IntegrityError):  # the permanent unique key
-        conn.execute("INSERT INTO usage_records SELECT * FROM usage_records LIMIT 1")
-    conn.close()
+    if ledger_backend.name == "sqlite":
+        conn = sqlite3.connect(ledger_backend.settings.path)
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        with pytest.raises(sqlite3.IntegrityError):  # the permanent unique key
+            conn.execute("INSERT INTO usage_records SELECT * FROM usage_records LIMIT 1")
+        conn.close()
+    else:
+        import psycopg
+
+        with (
+            psycopg.connect(ledger_backend.settings.url) as pg,
+            pytest.raises(psycopg.errors.UniqueViolation),  # the permanent unique key
+        ):
+            pg.execute("INSERT INTO usage_records SELECT * FROM usage_records LIMIT 1")
 
 
 class FlakySink:
@@ -70,8 +78,10 @@ class FlakySink:
         pass
 
 
-async def test_exporter_retries_and_advances_cursor_only_on_success(tmp_path: Path) -> None:
-    async with SqliteLedger(tmp_path / "l.db") as ledger:
+async def test_exporter_retries_and_advances_cursor_only_on_success(
+    ledger_backend: LedgerBackend,
+) -> None:
+    async with ledger_backend.ledger() as ledger:
         await ledger.commit(CommitBatch(export=[ExportLine("a", "l1"), ExportLine("b", "l2"),
                                                 ExportLine("a", "l3")]))  # fmt: skip
         sink = FlakySink(failures=2, retry_after=0.05)
