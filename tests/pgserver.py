@@ -28,21 +28,17 @@ import psycopg
 
 from tests.servers import free_port
 
-BIN_DIRS = (
-    "/usr/lib/postgresql/15/bin",
-    "/usr/lib/postgresql/16/bin",
-    "/usr/lib/postgresql/17/bin",
-)
+PG_ROOT = Path("/usr/lib/postgresql")  # Debian: one <version>/bin per installed server
 USER = "logbot"
 PASSWORD = "logbot-test-pw"
 
 
 def find_bin(name: str) -> str:
     """Locate a PostgreSQL server binary (Debian keeps them off PATH)."""
-    for d in BIN_DIRS:
-        candidate = Path(d) / name
-        if candidate.is_file():
-            return str(candidate)
+    versions = sorted(PG_ROOT.glob("*/bin"), key=lambda d: d.parent.name.zfill(4), reverse=True)
+    for d in versions:
+        if (d / name).is_file():
+            return str(d / name)
     found = shutil.which(name)
     if not found:
         raise RuntimeError(f"{name} not found: apt-get install -y postgresql (scripts/test does)")
