@@ -8,17 +8,19 @@ configuration or arguments — always one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import signal
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.config import Settings, load_settings
 from agent.errors import AgentError, ConfigError, OutboxError
+
+if TYPE_CHECKING:
+    from agent.daemon import Agent
 
 PROG = "logbot-agent"
 log = logging.getLogger("agent.cli")
@@ -52,9 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         if args.command == "check-config":
-            from agent.daemon import Agent
+            from agent.lean_imports import daemon_class
 
-            Agent(settings).build_meters()
+            daemon_class(settings)(settings).build_meters()
             print(f"{PROG}: config ok")
             return 0
         if args.command == "status":
@@ -62,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "outbox":
             if args.file.resolve() == settings.outbox_path.resolve():
                 raise OutboxError(f"{args.file} is the live outbox; salvage a quarantined file")
+            import asyncio
+
             return asyncio.run(_salvage(settings, args.file, args.epoch))
         return _run(settings, args.config, args.log_level)
     except ConfigError as exc:
@@ -81,6 +85,8 @@ async def _salvage(settings: Settings, file: Path, epoch: str | None) -> int:
     Run it with the agent stopped; the records are sent when it starts. The
     collector deduplicates records it already has, so this is always safe.
     """
+    import asyncio
+
     from agent.outbox import Outbox
     from agent.outbox_quarantine import salvage_rows
     from agent.system import SystemClock
@@ -113,17 +119,25 @@ def _status(settings: Settings, *, as_json: bool) -> int:
 
 
 def _run(settings: Settings, config: Path, level: str | None) -> int:
+    from agent.lean_imports import daemon_class
     from agent.logs import setup_logging
 
     setup_logging(level or settings.agent.log_level, settings.device.id)
-    asyncio.run(_serve(settings, config))
+    # The daemon (and asyncio) without OpenSSL unless the broker is mqtts://.
+    agent_class = daemon_class(settings)
+    import asyncio
+
+    asyncio.run(_serve(agent_class, settings, config))
     return 0
 
 
-async def _serve(settings: Settings, config: Path) -> None:
-    from agent.daemon import Agent
+async def _serve(agent_class: type[Agent], settings: Settings, config: Path) -> None:
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
-    agent = Agent(settings)
+    from agent.lean_imports import tls_available
+
+    agent = agent_class(settings)
     loop = asyncio.get_running_loop()
     # Two workers are enough for psutil snapshots and the broker connect; each
     # extra thread would cost memory (stack, malloc arena) on a small gateway.
@@ -134,6 +148,13 @@ async def _serve(settings: Settings, config: Path) -> None:
             new = load_settings(config)
         except ConfigError as exc:
             log.error("agent.reload_refused", extra={"kv": {"error": str(exc)}})
+            return
+        if new.broker.tls and not tls_available():
+            # Started for mqtt:// without OpenSSL (agent.lean_imports).
+            log.error(
+                "agent.reload_refused",
+                extra={"kv": {"error": "an mqtts:// broker needs a restart of the agent"}},
+            )
             return
         log.info("agent.reload")
         agent.request_reload(new)

@@ -24,7 +24,6 @@ import contextlib
 import json
 import logging
 import os
-import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -608,6 +607,14 @@ class _Damaged(Exception):
     """The file is not a sound SQLite database (quarantine it)."""
 
 
+def _new_epoch() -> str:
+    """Return a fresh random epoch (what ``secrets.token_hex(8)`` returns).
+
+    ``secrets`` imports hmac and OpenSSL's libcrypto (agent.lean_imports).
+    """
+    return os.urandom(8).hex()
+
+
 def _refuse_unwritable(path: Path) -> None:
     """Raise OutboxError when the outbox or its directory cannot be written."""
     for target in (path.parent, path):
@@ -639,9 +646,7 @@ async def _connect(path: Path) -> aiosqlite.Connection:
         if version == 0:
             for stmt in SCHEMA:
                 await db.execute(stmt)
-            await db.execute(
-                "INSERT INTO meta(key, value) VALUES ('epoch', ?)", (secrets.token_hex(8),)
-            )
+            await db.execute("INSERT INTO meta(key, value) VALUES ('epoch', ?)", (_new_epoch(),))
         elif version in MIGRATIONS:
             for stmt in MIGRATIONS[version]:
                 await db.execute(stmt)
@@ -719,7 +724,7 @@ async def _check_anchor(
     # The outbox went back (cut WAL, restored copy) or was replaced: records
     # after ``last`` (or all of the anchor's epoch) may be lost, and seqs up
     # to ``high`` may be known to the collector. A new epoch never reuses one.
-    new_epoch = secrets.token_hex(8)
+    new_epoch = _new_epoch()
     event: dict[str, Any] = {
         "event": "outbox_quarantined" if quarantined is not None else "outbox_rollback",
         "at": clock.now().isoformat(),

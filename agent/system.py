@@ -7,7 +7,6 @@ and ``agent.health.PsutilStats``.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,6 +37,10 @@ class SystemClock:
         return time.monotonic()
 
     async def sleep(self, seconds: float) -> None:
+        # Imported here: the configuration imports this module, and asyncio
+        # must be imported later, without OpenSSL (agent.lean_imports).
+        import asyncio
+
         await asyncio.sleep(seconds)
 
 
@@ -62,6 +65,8 @@ class FakeClock:
 
     async def sleep(self, seconds: float) -> None:
         self.advance(seconds)
+        import asyncio
+
         await asyncio.sleep(0)
 
 
