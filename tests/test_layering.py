@@ -28,7 +28,6 @@ PROJECT = {"protocols", "agent", "collector", "firmware_sim"}
 # Collector modules outside collector/store that still use a driver directly.
 DRIVER_DEBT = {
     "collector/billing/activations.py",
-    "collector/billing/api_deps.py",
     "collector/billing/card_webhook.py",
     "collector/billing/cli.py",
     "collector/billing/cli_commands.py",

@@ -1,7 +1,7 @@
 """Exceptions of the billing package.
 
 ```
-BillingError
+BillingError                a collector.errors.CollectorError
 ├── PriceBookError          the price book file is missing, malformed or inconsistent
 ├── RatingError             the rating engine got inputs it cannot price
 ├── CloseError              a month cannot be closed (future month, bad month text)
@@ -25,8 +25,10 @@ Every message is one clear line meant for the user.
 
 from __future__ import annotations
 
+from collector.errors import CollectorError
 
-class BillingError(Exception):
+
+class BillingError(CollectorError):
     """Base of every billing error."""
 
 
