@@ -11,8 +11,7 @@
   stored them (``usage_hourly``): hour (UTC), device, service, subject,
   unit, quantity, records.
 
-PDF: no maintained PDF library (WeasyPrint, ReportLab) is installed, so
-documents are HTML (print to PDF from the browser).
+The PDF of a statement (``collector.billing.pdf``) is drawn from this HTML.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
-from collector.billing import card_webhook, documents, invoices, orders
+from collector.billing import card_webhook, documents, invoices, orders, pdf
+from collector.billing.db import parse_ts
 from collector.billing.errors import (
     BillingError,
     CloseError,
@@ -175,6 +176,21 @@ class OrdersMixin:
             return documents.statement_html(conn, account_id, month)
         except CloseError as exc:
             raise NotFound(str(exc)) from exc
+
+    def invoice_pdf(self, conn: sqlite3.Connection, number: str) -> bytes:
+        """One invoice as PDF."""
+        with _mapped():
+            invoice = invoices.get(conn, number)
+            order = orders.get_order(conn, invoice.order_id)
+        return pdf.render_invoice(invoice.number, order, parse_ts(invoice.issued_at))
+
+    def statement_pdf(self, conn: sqlite3.Connection, account_id: str, month: str) -> bytes:
+        """The statement of a closed month as PDF."""
+        try:
+            html = documents.statement_html(conn, account_id, month)
+        except CloseError as exc:
+            raise NotFound(str(exc)) from exc
+        return pdf.render_statement(pdf.statement_of(html))
 
     def ledger_csv(self, conn: sqlite3.Connection, account_id: str, month: str) -> str:
         """The month's ledger as CSV."""

@@ -103,6 +103,12 @@ class Orders(Protocol):
     def statement_html(self, conn: sqlite3.Connection, account_id: str, month: str) -> str:
         """The statement of a closed month (NotFound if not closed)."""
 
+    def invoice_pdf(self, conn: sqlite3.Connection, number: str) -> bytes:
+        """One invoice as PDF (NotFound if unknown)."""
+
+    def statement_pdf(self, conn: sqlite3.Connection, account_id: str, month: str) -> bytes:
+        """The statement of a closed month as PDF (NotFound if not closed)."""
+
     def ledger_csv(self, conn: sqlite3.Connection, account_id: str, month: str) -> str:
         """The month's ledger rows as CSV."""
 

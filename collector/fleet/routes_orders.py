@@ -8,7 +8,8 @@
   confirm bank transfers and distributor orders (``POST /orders/{id}/confirm``).
 * ``POST /payments/card/webhook`` takes the card provider's signed events
   (no bearer token: the HMAC signature authenticates them).
-* Invoices and statements are HTML documents; ledger and usage export as CSV.
+* Invoices and statements are HTML and PDF documents (``.pdf`` routes);
+  ledger and usage export as CSV.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ class InvoiceOut(BaseModel):
     issued_at: str
     total: str
     url: str
+    pdf_url: str
 
 
 class DeadLetterOut(BaseModel):
@@ -289,9 +291,57 @@ def list_invoices(ctx: Context, caller: CurrentCaller, account_id: str) -> list[
                 issued_at=i.issued_at,
                 total=str(i.total),
                 url=f"/api/v1/invoices/{i.number}",
+                pdf_url=f"/api/v1/invoices/{i.number}.pdf",
             )
             for i in billing.invoices(conn, account_id)
         ]
+
+
+class PdfResponse(Response):
+    """A PDF document (so the OpenAPI schema says application/pdf)."""
+
+    media_type = "application/pdf"
+
+
+def _pdf(content: bytes, name: str) -> PdfResponse:
+    return PdfResponse(content, headers={"Content-Disposition": f'inline; filename="{name}"'})
+
+
+# The PDF routes come before the HTML ones: "/invoices/{number}" would also match "X.pdf".
+@router.get(
+    "/invoices/{number}.pdf",
+    summary="Download an invoice and receipt (PDF)",
+    response_class=PdfResponse,
+    responses=DOCUMENT_ERRORS,
+)
+def get_invoice_pdf(ctx: Context, caller: CurrentCaller, number: str) -> PdfResponse:
+    """The invoice of a paid order as PDF: the same figures as its HTML."""
+    billing = ctx.require_billing()
+    with ctx.read() as conn:
+        invoice = billing.invoice(conn, number)
+        caller.require_read(invoice.account_id)
+        content = billing.invoice_pdf(conn, invoice.number)
+    return _pdf(content, f"{invoice.number}.pdf")
+
+
+@router.get(
+    "/accounts/{account_id}/statements/{month}.pdf",
+    summary="Download a month's statement (PDF)",
+    response_class=PdfResponse,
+    responses=DOCUMENT_ERRORS,
+)
+def get_statement_pdf(
+    ctx: Context,
+    caller: CurrentCaller,
+    account_id: str,
+    month: Annotated[str, MONTH],
+) -> PdfResponse:
+    """The statement of a closed month as PDF (404 if the month is open)."""
+    billing = ctx.require_billing()
+    with ctx.read() as conn:
+        caller.require_read(account_id)
+        content = billing.statement_pdf(conn, account_id, month)
+    return _pdf(content, f"statement-{month}.pdf")
 
 
 @router.get(

@@ -603,16 +603,19 @@ async function viewBalance() {
       ...services.filter((s) => cost.has(m + "|" + s)).map((s) => [m, s, Fmt.decimalText(cost.get(m + "|" + s))]),
       [m, h("strong", {}, "Total"), h("strong", {}, Fmt.decimalText(String(monthTotal(m))))],
     ]), "Cost of the month by service") : muted("No month closed yet: charges appear after the monthly close."),
-    months.length ? h("p", {}, "Statements: ", ...months.map((m) => [downloadButton(m, `/accounts/${acct}/statements/${m}`, `statement-${acct}-${m}.html`), " "]),
+    months.length ? h("p", {}, "Statements: ", ...months.map((m) => [downloadButton(m, `/accounts/${acct}/statements/${m}`, `statement-${acct}-${m}.html`), " ",
+      downloadButton(`${m} PDF`, `/accounts/${acct}/statements/${m}.pdf`, `statement-${acct}-${m}.pdf`), " "]),
       " · Ledger CSV: ", ...months.map((m) => [downloadButton(m, `/accounts/${acct}/exports/${m}/ledger.csv`, `ledger-${acct}-${m}.csv`), " "])) : null,
     h("h2", {}, "Orders"),
     orders.length ? table(["Order", "Placed", "Channel", "Credits", "Total", "Status", "Invoice"], orders.map((o) => [
       o.order_id, when(o.created_at), o.channel, Fmt.logbit(o.credits), Fmt.euro(o.total), o.status.replaceAll("_", " "),
-      o.invoice ? downloadButton(o.invoice, `/invoices/${o.invoice}`, `invoice-${o.invoice}.html`) : "—",
+      o.invoice ? [downloadButton(o.invoice, `/invoices/${o.invoice}`, `invoice-${o.invoice}.html`), " ",
+        downloadButton("PDF", `/invoices/${o.invoice}.pdf`, `invoice-${o.invoice}.pdf`)] : "—",
     ]), "Orders") : muted("No orders."),
     h("h2", {}, "Invoices"),
     invoices.length ? table(["Invoice", "Issued", "Order", "Total", "Download"], invoices.map((i) => [
-      i.number, when(i.issued_at), i.order_id, Fmt.euro(i.total), downloadButton("Download " + i.number, i.url.replace(/^\/api\/v1/, ""), `invoice-${i.number}.html`),
+      i.number, when(i.issued_at), i.order_id, Fmt.euro(i.total), [downloadButton("Download " + i.number, i.url.replace(/^\/api\/v1/, ""), `invoice-${i.number}.html`), " ",
+        downloadButton("PDF " + i.number, i.pdf_url.replace(/^\/api\/v1/, ""), `invoice-${i.number}.pdf`)],
     ]), "Invoices") : muted("No invoices."),
     ...(canWrite() ? [
       h("h2", {}, "Redeem coupon"),
