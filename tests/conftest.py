@@ -9,6 +9,7 @@ of its own, dropped afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import uuid
 from collections.abc import Callable, Iterator
@@ -119,6 +120,32 @@ class LedgerBackend:
     def ledger(self) -> Ledger:
         """Return a new, unopened Ledger on this store (call it again to reopen)."""
         return make_ledger(self.settings)
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run one query with ``?`` placeholders directly on the store (a test's own look)."""
+        if self.name == "sqlite":
+            import sqlite3
+
+            with contextlib.closing(sqlite3.connect(self.settings.path)) as conn:
+                return list(conn.execute(sql, params).fetchall())
+        import psycopg
+
+        with psycopg.connect(self.settings.url) as conn:
+            return list(conn.execute(sql.replace("?", "%s"), params).fetchall())
+
+    async def register(self, account: str, devices: list[str]) -> None:
+        """Register ``account`` (if new) and ``devices`` in it."""
+        async with self.ledger() as ledger:
+            now = "2026-01-01T00:00:00Z"
+            known = await ledger.devices()
+            if not any(d.account_id == account for d in known.values()):
+                await ledger.add_account(
+                    account, name=account, timezone="UTC", parent_id=None, now=now
+                )
+            for d in devices:
+                await ledger.add_device(
+                    d, account_id=account, serial=None, model="gateway", now=now
+                )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
