@@ -28,13 +28,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from firmware_sim.errors import SimError
+from firmware_sim.errors import RunAborted, SimError
 from firmware_sim.faults import Fault, FaultKind
 from firmware_sim.scenario import FleetSettings, parse_duration
 
 PRICE_BOOK = Path(__file__).resolve().parents[2] / "deploy" / "pricebook.example.toml"
 ACCOUNT = "demo"
 COMBO = "LOGBOT-600"
+TERM_GRACE_S = 3.0  # after SIGTERM, what still runs is cancelled
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not PRICE_BOOK.exists():
             raise SimError(f"price book {PRICE_BOOK} not found (run from a checkout)")
         return asyncio.run(_guarded(demo))
+    except RunAborted as exc:
+        print(f"logbot demo: {exc}", file=sys.stderr)
+        return exc.status
     except SimError as exc:
         print(f"logbot demo: error: {exc}", file=sys.stderr)
         return 2
@@ -183,7 +187,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _guarded(demo: DemoSettings) -> int:
-    """Run the demo; Ctrl-C once ends traffic early, twice cancels everything."""
+    """Run the demo; Ctrl-C once ends traffic early, twice cancels everything.
+
+    SIGTERM stops at once (no cool-down, no month close): the fleet, the
+    collector and the API are asked to stop and, after TERM_GRACE_S, what
+    is left is cancelled, so the process exits within about 5 s.
+    """
     from firmware_sim.demo_run import DemoRun
 
     loop = asyncio.get_running_loop()
@@ -205,11 +214,23 @@ async def _guarded(demo: DemoSettings) -> int:
             elif task is not None:
                 task.cancel()
 
+        def on_sigterm() -> None:
+            # Stop now; whatever is still running after the grace is cancelled.
+            runner.terminate()
+            if task is not None:
+                loop.call_later(TERM_GRACE_S, task.cancel)
+
         loop.add_signal_handler(signal.SIGINT, on_sigint)
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
         try:
             return await runner.run()
+        except asyncio.CancelledError:
+            if runner.terminated:
+                raise RunAborted("stopped by SIGTERM", status=143) from None
+            raise
         finally:
             loop.remove_signal_handler(signal.SIGINT)
+            loop.remove_signal_handler(signal.SIGTERM)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from firmware_sim.build import device_id, free_port, room_of
 from firmware_sim.demo import ACCOUNT, COMBO, PRICE_BOOK, DemoSettings, demo_faults, fleet_settings
 from firmware_sim.demo_fleet import SITES, DemoFleet, TicketWatch, build_structure
 from firmware_sim.embedded_broker import EmbeddedBroker
-from firmware_sim.errors import SimError
+from firmware_sim.errors import RunAborted, SimError
 from firmware_sim.faults import FaultKind
 from firmware_sim.fleet import Fleet
 from firmware_sim.local_broker import MosquittoBroker, find_mosquitto
@@ -127,6 +127,8 @@ class DemoRun:
         self.fleet: Fleet | None = None
         self.collector: Any = None
         self._interrupted = False
+        self._terminated = False
+        self.server: Any = None
         self._stopped = asyncio.Event()
         self._room_cut = asyncio.Event()  # the demo's room-offline fault has begun
         self._room_devices: list[str] = []  # the gateways of the room it takes offline
@@ -141,6 +143,22 @@ class DemoRun:
         self.events.append("Ctrl-C: stopping traffic, shutting down cleanly")
         if self.fleet is not None:
             self.fleet.request_stop()
+
+    @property
+    def terminated(self) -> bool:
+        """Tell whether SIGTERM stopped this run."""
+        return self._terminated
+
+    def terminate(self) -> None:
+        """SIGTERM: stop now, without the cool-down, the month close or the portal."""
+        self._terminated = True
+        self._stopped.set()
+        if self.fleet is not None:
+            self.fleet.abort("SIGTERM")
+        if self.collector is not None:
+            self.collector.request_stop()
+        if self.server is not None:
+            self.server.should_exit = True
 
     def _event(self, message: str) -> None:
         cut = self._room_devices
@@ -175,6 +193,7 @@ class DemoRun:
         status = 1
         try:
             self.collector, server, api_url = self._collector(db, url, fleet)
+            self.server = server
             collector_task = asyncio.create_task(self.collector.run(), name="collector")
             if server is not None:
                 api_task = asyncio.create_task(server.serve(), name="api")
@@ -190,10 +209,12 @@ class DemoRun:
                 f"from {fleet.clock.now():%Y-%m-%d %H:%M} UTC"
             )
             await asyncio.wait_for(self.collector.ready.wait(), 30)
+            if self._terminated:
+                raise RunAborted("stopped by SIGTERM", status=143)
             watch = self._ticket_watch(db, fs, structure, fleet)
             watcher = asyncio.create_task(self._watch_room(watch), name="ticket-watch")
             try:
-                await self._run_fleet(fleet)
+                await self._run_fleet(fleet, collector_task)
             finally:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -376,17 +397,29 @@ class DemoRun:
         finally:
             conn.close()
 
-    async def _run_fleet(self, fleet: Fleet) -> None:
+    async def _run_fleet(self, fleet: Fleet, collector_task: asyncio.Task[Any]) -> None:
+        """Run the fleet; cut it short (RunAborted) when the collector dies or on SIGTERM."""
         task = asyncio.create_task(fleet.run(), name="fleet")
-        if not self.demo.live:
-            await task
-            return
-        with Live(self._view(), console=self.console, refresh_per_second=4) as live:
+        live = (
+            Live(self._view(), console=self.console, refresh_per_second=4)
+            if self.demo.live
+            else None
+        )
+        with live if live is not None else contextlib.nullcontext():
             while not task.done():
+                if collector_task.done() and not fleet.aborted:
+                    fleet.abort(f"the collector stopped: {_task_end(collector_task)}")
+                if live is not None:
+                    live.update(self._view())
+                watched = {task} if collector_task.done() else {task, collector_task}
+                await asyncio.wait(watched, timeout=0.25, return_when=asyncio.FIRST_COMPLETED)
+            if live is not None:
                 live.update(self._view())
-                await asyncio.wait({task}, timeout=0.25)
-            live.update(self._view())
         await task
+        if self._terminated:
+            raise RunAborted("stopped by SIGTERM", status=143)
+        if fleet.aborted:
+            raise RunAborted(fleet.aborted)
 
     def _view(self) -> Group:
         fleet = self.fleet
@@ -509,3 +542,13 @@ class DemoRun:
         )
         say(verify.render(report))
         return 0 if report.ok or self._interrupted else 1
+
+
+def _task_end(task: asyncio.Task[Any]) -> str:
+    """Say how a finished task ended, in one line."""
+    if task.cancelled():
+        return "cancelled"
+    exc = task.exception()
+    if exc is None:
+        return "it returned"
+    return f"{type(exc).__name__}: {exc}"

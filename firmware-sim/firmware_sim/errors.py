@@ -4,7 +4,8 @@
 SimError
 ├── TruthError        a ground-truth file is unreadable or malformed
 ├── LedgerError       a ledger database cannot be read as expected
-└── ScenarioError     a fleet scenario or CLI option is invalid
+├── ScenarioError     a fleet scenario or CLI option is invalid
+└── RunAborted        a run was cut short (SIGTERM, or its collector died)
 ```
 """
 
@@ -25,3 +26,11 @@ class LedgerError(SimError):
 
 class ScenarioError(SimError):
     """A fleet scenario or command-line option is invalid."""
+
+
+class RunAborted(SimError):
+    """A run was cut short: SIGTERM (``status`` 143) or its collector died (1)."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status

@@ -106,6 +106,7 @@ class Fleet:
         self._faults = faults
         self._on_event = on_event or (lambda _msg: None)
         self._stop = asyncio.Event()
+        self.aborted = ""  # why the run was cut short (abort), or ""
         self.traffic_on = False
         self.traffic_started = asyncio.Event()  # set when billable traffic begins
         self.traffic_ended = asyncio.Event()  # set when it stops (cool-down begins)
@@ -126,6 +127,17 @@ class Fleet:
 
     def request_stop(self) -> None:
         """End the traffic phase early (Ctrl-C); the run still cools down cleanly."""
+        self._stop.set()
+
+    def abort(self, reason: str) -> None:
+        """Stop now without waiting for delivery (the collector died, SIGTERM).
+
+        Traffic ends and the cool-down is skipped: ``run`` stops the agents
+        (their outboxes keep what was not receipted) and closes the truth file.
+        """
+        if not self.aborted:
+            self.aborted = reason
+            self.event(f"aborted: {reason}")
         self._stop.set()
 
     def schedule(self) -> tuple[Fault, ...]:
@@ -157,6 +169,8 @@ class Fleet:
             self.gateways = await build_gateways(s, self.clock, factory)
             self.clock.restart()  # building took real time: simulated time starts now
             for gw in self.gateways:
+                if self.aborted:
+                    break
                 await gw.start()
             self.event(f"{len(self.gateways)} gateways started")
             self.stats.phase = "warm-up"
@@ -166,7 +180,8 @@ class Fleet:
                 await self._traffic_phase()
             self.traffic_started.set()
             self.traffic_ended.set()
-            await self._cool_down(self.settle_timeout_s)
+            if not self.aborted:
+                await self._cool_down(self.settle_timeout_s)
         finally:
             self.stats.phase = "stopping"
             await asyncio.gather(*(gw.close() for gw in self.gateways), return_exceptions=True)
