@@ -35,7 +35,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from collector.errors import RegistryError
 from collector.store import commands, health
-from collector.store.db import Database
+from collector.store.db import Database, StoreError
 from collector.store.ledger import (
     CONTENT_FIELDS,
     CommitBatch,
@@ -147,7 +147,10 @@ class PostgresLedger:
 
     async def open(self) -> None:
         """Apply pending migrations (``Database.migrate``), then open the pool (autocommit)."""
-        await asyncio.to_thread(migrate_url, self.url)
+        try:
+            await asyncio.to_thread(migrate_url, self.url)
+        except StoreError as exc:  # libpq adds hint lines; the operator reads one
+            raise StoreError(_first_line(exc)) from exc
         pool = AsyncConnectionPool(
             self.url,
             min_size=1,
