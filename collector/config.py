@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import tomllib
 import types
 import typing
@@ -332,6 +333,53 @@ class NotifySettings:
                 raise ConfigError("notify", key, f"{value!r} is not a file")
 
 
+MIN_SECRET_BYTES = 16  # an HMAC signing secret shorter than this is guessable
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentsSettings:
+    """How customers pay by card (see collector/billing/README.md, "Card payments").
+
+    The hosted card provider: its name (stored on card orders), the page the
+    customer is sent to, and the file holding the secret that signs its
+    webhook events. Without a secret, card orders wait for an operator.
+    """
+
+    card_provider: str = "card"  # the provider's name, stored on its orders
+    card_checkout_url: str = ""  # its hosted payment page; "" = orders get no payment_url
+    card_webhook_secret_file: str = ""  # "" = <ledger path>.card-webhook-secret, if present
+
+    def validate(self) -> None:
+        """Refuse a bad provider name, a page that is not https, a missing or short secret."""
+        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", self.card_provider):
+            raise ConfigError(
+                "payments", "card_provider", f"{self.card_provider!r} is not a lower-case name"
+            )
+        if self.card_checkout_url:
+            url = urlsplit(self.card_checkout_url)
+            if url.scheme != "https" or not url.hostname:
+                raise ConfigError("payments", "card_checkout_url", "must be an https:// URL")
+            if url.query or url.fragment:
+                raise ConfigError(
+                    "payments", "card_checkout_url", "must not have a query: ?reference= is added"
+                )
+        if self.card_webhook_secret_file:
+            _check_secret("payments", "card_webhook_secret_file", self.card_webhook_secret_file)
+
+
+def _check_secret(section: str, key: str, path: str) -> None:
+    try:
+        secret = Path(path).read_bytes().strip()
+    except FileNotFoundError:
+        raise ConfigError(section, key, f"{path!r} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(section, key, f"{path!r} cannot be read: {exc.strerror}") from None
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            section, key, f"{path!r} holds {len(secret)} bytes; a secret needs {MIN_SECRET_BYTES}"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Every setting of the collector, one section per dataclass."""
@@ -346,6 +394,7 @@ class Settings:
     portal: PortalSettings = field(default_factory=PortalSettings)
     log: LogSettings = field(default_factory=LogSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    payments: PaymentsSettings = field(default_factory=PaymentsSettings)
 
 
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

@@ -68,6 +68,9 @@ def build_full_app(settings: Settings, *, collector: Collector | None = None) ->
         portal=settings.portal.enabled,
         reserved_names=settings.mqtt.reserved_names,
         status_clock=collector.clock.now if collector is not None else None,
+        card_secret_file=settings.payments.card_webhook_secret_file or None,
+        card_checkout_url=settings.payments.card_checkout_url,
+        card_provider=settings.payments.card_provider,
     )
     fleet = getattr(app.state, "fleet", None)
     if collector is not None and fleet is not None:

@@ -46,14 +46,16 @@ def attach(
     status_clock: Callable[[], datetime] | None = None,
     card_secret_file: str | Path | None = None,
     card_checkout_url: str = "",
+    card_provider: str = "card",
 ) -> FleetContext:
     """Install the fleet context (billing from ``price_book`` if given) and the portal.
 
     Invitation links are derived under the key in ``link_key_file`` (default:
     beside the database, created on first use with mode 0600). Card payments
-    go to the hosted card provider when its webhook signing secret is in
+    go to the hosted card provider ``card_provider`` (its page:
+    ``card_checkout_url``) when its webhook signing secret is in
     ``card_secret_file`` (default: ``<database>.card-webhook-secret``);
-    without it, card orders wait for an operator.
+    without it, card orders wait for an operator. ``[payments]`` sets them.
     """
     billing = None
     if price_book is not None:
@@ -63,6 +65,7 @@ def attach(
             load_price_book(price_book),
             Path(card_secret_file or f"{db_path}.card-webhook-secret"),
             card_checkout_url,
+            card_provider,
         )
     ctx = FleetContext(
         database=Database(Path(db_path)),
@@ -82,7 +85,9 @@ def attach(
     return ctx
 
 
-def _billing_adapter(book: PriceBook, secret_file: Path, checkout_url: str) -> BillingAdapter:
+def _billing_adapter(
+    book: PriceBook, secret_file: Path, checkout_url: str, provider_name: str
+) -> BillingAdapter:
     from collector.billing.payments import HostedCardProvider, PaymentProvider
     from collector.fleet.billing_adapter import BillingAdapter
 
@@ -92,6 +97,8 @@ def _billing_adapter(book: PriceBook, secret_file: Path, checkout_url: str) -> B
         return BillingAdapter(book)
 
     def provider() -> PaymentProvider:
-        return HostedCardProvider("card", checkout_url)
+        return HostedCardProvider(provider_name, checkout_url)
 
-    return BillingAdapter(book, provider_factory=provider, card_secret=secret)
+    return BillingAdapter(
+        book, provider_factory=provider, card_secret=secret, card_provider_name=provider_name
+    )
