@@ -1,8 +1,9 @@
 """The SMTP sender: the standard library's ``smtplib``, run in a worker thread.
 
-(``aiosmtplib`` is not in the lock; smtplib in ``asyncio.to_thread`` keeps
-the event loop free just as well for one message at a time.) One SMTP
-session per message: a refused message never takes others down with it.
+(``aiosmtplib`` is in the lock too, but for one message at a time smtplib
+in ``asyncio.to_thread`` keeps the event loop just as free, and its error
+classes are the ones mapped below.) One SMTP session per message: a refused
+message never takes others down with it.
 """
 
 from __future__ import annotations
