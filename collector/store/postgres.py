@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+import msgspec
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool
@@ -60,6 +61,7 @@ from collector.store.ledger import (
 
 T = TypeVar("T")
 _RETRIES = 5
+_JSON = msgspec.json.Encoder()
 # Any constant: the advisory lock taken before export-queue ids are allocated.
 _EXPORT_LOCK = 0x10B0_E4A0
 
@@ -68,10 +70,16 @@ _USAGE_COLUMNS = (
     " window_end, quantity, flags, received_at, epoch, seq"
 )
 _USAGE_TYPES = ("text",) * 9 + ("bigint", "text", "text", "text", "bigint")
+# The group's rows travel as one JSON array of arrays (msgspec encodes it in C)
+# and PostgreSQL expands it: psycopg's array adapter quotes every element in
+# Python, which cost 60 % of a 2,000-row commit; this costs a few percent.
 _INSERT_USAGE = (
-    f"INSERT INTO usage_records ({_USAGE_COLUMNS}) SELECT * FROM unnest("  # noqa: S608
-    + ", ".join(f"%s::{t}[]" for t in _USAGE_TYPES)
-    + ") ON CONFLICT (record_id) DO NOTHING RETURNING record_id"
+    f"INSERT INTO usage_records ({_USAGE_COLUMNS}) SELECT "  # noqa: S608
+    + ", ".join(
+        f"r->>{i}" if t == "text" else f"(r->>{i})::{t}" for i, t in enumerate(_USAGE_TYPES)
+    )
+    + " FROM jsonb_array_elements(%s::jsonb) AS r"
+    " ON CONFLICT (record_id) DO NOTHING RETURNING record_id"
 )
 _SELECT_KEPT = (
     f"SELECT record_id, {', '.join(CONTENT_FIELDS)} FROM usage_records"  # noqa: S608
@@ -251,8 +259,8 @@ class PostgresLedger:
         if not unique:
             return [], {}
         rows = sorted(unique.values())  # record_id first: one lock order for every commit
-        columns = [list(c) for c in zip(*(r[:14] for r in rows), strict=True)]
-        cur = await conn.execute(_INSERT_USAGE, columns)
+        payload = _JSON.encode([r[:14] for r in rows]).decode()
+        cur = await conn.execute(_INSERT_USAGE, (payload,))
         inserted = {r[0] for r in await cur.fetchall()}
         if len(inserted) == len(rows):
             return rows, {}
