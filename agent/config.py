@@ -43,7 +43,7 @@ class BrokerSettings:
     key_file: str = ""
     client_id: str = ""  # defaults to the device id
     keepalive: int = 30
-    protocol: str = "3.1.1"  # "3.1.1" or "5" (session expiry, PUBACK reason codes)
+    protocol: str = "5"  # or "3.1.1" for old brokers (no session expiry, no PUBACK reasons)
     session_expiry: int = 604_800  # MQTT 5: seconds the broker keeps our session while away
 
     @property

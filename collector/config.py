@@ -47,7 +47,7 @@ class MqttSettings:
     cert_file: str = ""  # PEM client certificate (brokers that require one)
     key_file: str = ""  # its private key
     tls_insecure: bool = False  # tests only: skip the certificate's host name check
-    protocol: str = "3.1.1"  # or "5": session expiry; the broker reports $share support
+    protocol: str = "5"  # or "3.1.1" for old brokers (no $share check, no session expiry)
     session_expiry: int = 604_800  # MQTT 5: seconds the broker keeps our session while we are away
 
     def validate(self) -> None:

@@ -3,14 +3,24 @@
 PUBACK for a message is sent only when ``ack`` is called, which the
 collector does after the message's records are committed (paho
 ``manual_ack=True`` + ``client.ack(mid, qos)``). The session is persistent
-(``clean_session=False``), so anything not acknowledged when the process
-dies is redelivered by the broker on reconnect (MQTT 3.1.1 §4.4). Acks are
-sent in arrival order, as MQTT 3.1.1 §4.6 requires.
+(MQTT 5: Clean Start = 0 and a Session Expiry Interval; 3.1.1:
+``clean_session=False``; see ``mqtt_session``), so anything not acknowledged
+when the process dies is redelivered by the broker on reconnect (MQTT 3.1.1
+§4.4, MQTT 5.0 §4.4). Acks are sent in arrival order, as MQTT 3.1.1 §4.6
+and MQTT 5.0 §4.6 require.
+
+Every PUBACK is a plain success: a refused message (malformed, unauthorized,
+over quota) is acknowledged too, once its dead letter is committed. A PUBACK
+reason code would travel no further than the broker (acknowledgements are
+per hop, MQTT 5.0 §4.3.2: the device got its own PUBACK from the broker
+when it published), and paho's ``ack`` cannot carry one anyway; the device
+learns of a refusal from its receipt's rejected ranges (collector/README.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import ssl
@@ -41,6 +51,7 @@ from protocols.topics import UPSTREAM_KINDS
 log = logging.getLogger(__name__)
 RECONNECT_MIN = 1  # seconds; paho doubles the wait after each failed attempt
 RECONNECT_MAX = 30
+MAX_INFLIGHT = 1000  # receipts/commands awaiting PUBACK (less if the broker's Receive Maximum is)
 
 
 def tls_context(settings: MqttSettings) -> ssl.SSLContext:
@@ -66,15 +77,24 @@ class _Client(mqtt.Client):
 
     paho's network thread swallows the exception of a failed attempt (TLS
     handshake, refused TCP connection) and only retries; overriding the
-    public ``reconnect`` is the one place that sees it.
+    public ``reconnect`` is the one place that sees it. It is also the one
+    moment paho lets the in-flight window change (never on an open
+    connection), so a lower Receive Maximum from the broker applies there.
     """
 
     on_attempt: Callable[[], None] | None = None
     on_attempt_error: Callable[[BaseException], None] | None = None
+    inflight = MAX_INFLIGHT  # lowered to the broker's Receive Maximum (MQTT 5)
 
     def reconnect(self) -> MQTTErrorCode:
         if self.on_attempt is not None:
             self.on_attempt()
+        if self.max_inflight_messages != self.inflight:
+            # paho changes the window only on a closed client: after a lost connection
+            # (no socket left) disconnect() just marks it closed; reconnect() reopens it.
+            with contextlib.suppress(RuntimeError):
+                self.disconnect()
+                self.max_inflight_messages_set(self.inflight)
         try:
             return super().reconnect()
         except Exception as exc:
@@ -135,7 +155,7 @@ class BrokerLink:
             if settings.tls_insecure:
                 log.warning("[mqtt] tls_insecure: the broker's host name is not checked")
                 self._client.tls_insecure_set(True)
-        self._client.max_inflight_messages_set(1000)
+        self._client.max_inflight_messages_set(MAX_INFLIGHT)
         self._client.max_queued_messages_set(0)
         self._client.reconnect_delay_set(RECONNECT_MIN, RECONNECT_MAX)
         self._client.on_attempt = self._on_attempt
@@ -215,6 +235,16 @@ class BrokerLink:
         if reason.is_failure:
             self._failed(describe_refusal(str(reason), self.where))
             return
+        limit = mqtt_session.receive_maximum(props)
+        if limit < self._client.inflight:
+            # paho cannot lower the window of an open connection: the next one uses it.
+            self._client.inflight = limit
+            log.warning(
+                "the broker's Receive Maximum is %d, below our %d in-flight publishes: "
+                "used from the next connection on (raise the broker's in-flight limit)",
+                limit,
+                MAX_INFLIGHT,
+            )
         refused = mqtt_session.share_refused_by_connack(self.settings, props)
         if refused:
             log.error(refused)

@@ -1,12 +1,19 @@
 """MQTT 5 or 3.1.1: the session settings and what the broker says about ``$share``.
 
-MQTT 3.1.1 keeps a session with ``clean_session = 0`` until the broker's own
-limit; MQTT 5 replaces that with Clean Start plus a Session Expiry Interval
-sent in CONNECT (MQTT 5.0 §3.1.2.4, §3.1.2.11.2). Only MQTT 5 lets the broker
-say whether it honours shared subscriptions: CONNACK's Shared Subscription
-Available property (§3.2.2.3.17) and SUBACK reason code 0x9E (§3.9.3). Under
-3.1.1 a broker without them may accept ``$share/<group>/…`` as an ordinary
-filter that matches nothing, so the collector warns at start.
+MQTT 5 is the default; 3.1.1 stays selectable for old brokers. MQTT 3.1.1
+keeps a session with ``clean_session = 0`` until the broker's own limit;
+MQTT 5 replaces that with Clean Start plus a Session Expiry Interval sent in
+CONNECT (MQTT 5.0 §3.1.2.4, §3.1.2.11.2): ``session_expiry`` seconds (7 days
+by default) while the collector is away, after which the broker drops the
+queue (the agents resend whatever was not receipted). A 3.1.1 session left
+by an older collector is resumed as it is when the same client id comes
+back over MQTT 5 (Mosquitto keeps one session per client id).
+
+Only MQTT 5 lets the broker say whether it honours shared subscriptions:
+CONNACK's Shared Subscription Available property (§3.2.2.3.17) and SUBACK
+reason code 0x9E (§3.9.3). Under 3.1.1 a broker without them may accept
+``$share/<group>/…`` as an ordinary filter that matches nothing, so the
+collector warns at start.
 """
 
 from __future__ import annotations
@@ -41,6 +48,16 @@ def connect_options(settings: MqttSettings) -> dict[str, Any]:
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = 0 if settings.clean_session else settings.session_expiry
     return {"clean_start": settings.clean_session, "properties": props}
+
+
+def receive_maximum(props: Any) -> int:
+    """Return the broker's Receive Maximum from CONNACK (MQTT 5.0 §3.2.2.3.3; 65,535 if absent).
+
+    paho does not cap its in-flight publishes by it, and a strict broker
+    disconnects a client that exceeds it (§3.3.4).
+    """
+    value = getattr(props, "ReceiveMaximum", None)
+    return value if isinstance(value, int) and value > 0 else 65_535
 
 
 def share_warning_at_start(settings: MqttSettings) -> str | None:

@@ -8,22 +8,33 @@ share one event loop. Only the blocking TCP/TLS connect runs in the default
 executor. The application owns the reconnect loop (jittered exponential
 backoff); paho never reconnects by itself.
 
-Session: MQTT 3.1.1 with ``clean_session=False`` (a persistent session: the
-broker queues receipts and commands while we are away), a retained last will
-``offline`` and a retained birth ``online`` on the ``status`` topic, both
-QoS 1 (MQTT 3.1.1 §3.1.2.5–3.1.2.7).
+Session: MQTT 5 by default (``[broker] protocol``), 3.1.1 for old brokers;
+the same persistent session either way, so the broker queues receipts and
+commands while we are away. MQTT 5 asks for it with Clean Start = 0 and a
+Session Expiry Interval of ``session_expiry`` seconds (MQTT 5.0 §3.1.2.4,
+§3.1.2.11.2); 3.1.1 with ``clean_session=False``, kept until the broker's own
+limit. Both carry a retained last will ``offline`` and send a retained birth
+``online`` on the ``status`` topic, QoS 1, without a Will Delay Interval, so
+the will goes out as soon as the connection is lost, as under 3.1.1 (MQTT
+3.1.1 §3.1.2.5–3.1.2.7, MQTT 5.0 §3.1.3.2.2). Under MQTT 5 the broker's
+Receive Maximum in CONNACK caps our in-flight publishes (§3.3.4) and a
+strict broker disconnects a client that sends more; paho neither applies it
+nor lets its window change on an open connection, so a lower value is
+logged once and used from the next connection on.
 
 Session takeover: a broker that sees a second connection with our client id
 closes ours (MQTT 3.1.1 §3.1.4 step 2; with Mosquitto's
 ``use_username_as_clientid`` that is anyone holding our credentials: a cloned
-SD card, a replaced gateway still running). Version 3.1.1 sends no reason,
-so a connection lost within ``stable_after`` seconds of its CONNACK counts
-as a takeover: it is counted (``session_takeovers`` in the health report,
-which the collector turns into the device's ``duplicate_client`` condition)
-and the next attempt waits for the jittered exponential backoff instead of
-reconnecting at once. Two agents sharing credentials thus settle into rare
-alternations instead of a reconnect storm. Only a connection that stayed up
-``stable_after`` seconds resets the backoff.
+SD card, a replaced gateway still running). Version 3.1.1 sends no reason
+(MQTT 5 sends DISCONNECT 0x8E, logged as the reason, but the rule is kept
+the same on both protocols), so a connection lost within ``stable_after``
+seconds of its CONNACK counts as a takeover: it is counted
+(``session_takeovers`` in the health report, which the collector turns into
+the device's ``duplicate_client`` condition) and the next attempt waits for
+the jittered exponential backoff instead of reconnecting at once. Two agents
+sharing credentials thus settle into rare alternations instead of a
+reconnect storm. Only a connection that stayed up ``stable_after`` seconds
+resets the backoff.
 """
 
 from __future__ import annotations
@@ -52,6 +63,13 @@ log = logging.getLogger("agent.uplink")
 
 MessageHandler = Callable[[Kind, bytes], None]
 STABLE_AFTER = 30.0  # seconds a connection must last before the backoff resets
+MAX_INFLIGHT = 64  # QoS 1 publishes awaiting PUBACK (less if the broker's Receive Maximum is)
+
+
+def receive_maximum(props: Any) -> int:
+    """Return the broker's Receive Maximum from CONNACK (MQTT 5.0 §3.2.2.3.3; 65,535 if absent)."""
+    value = getattr(props, "ReceiveMaximum", None)
+    return value if isinstance(value, int) and value > 0 else 65_535
 
 
 class MqttLink:
@@ -93,6 +111,7 @@ class MqttLink:
         self.connects = 0  # successful CONNACKs
         self.session_takeovers = 0  # connections lost within stable_after of their CONNACK
         self.publish_refused = 0  # MQTT 5 PUBACKs with a failure reason code
+        self._inflight = MAX_INFLIGHT  # lowered to the broker's Receive Maximum (MQTT 5)
         self.client = self._make_client(will)
 
     def _make_client(self, will: bytes) -> mqtt.Client:
@@ -118,7 +137,7 @@ class MqttLink:
                 keyfile=s.broker.key_file or None,
             )
         c.will_set(self._topic(Kind.STATUS), will, qos=1, retain=True)
-        c.max_inflight_messages_set(64)
+        c.max_inflight_messages_set(MAX_INFLIGHT)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
@@ -241,6 +260,12 @@ class MqttLink:
 
     def _blocking_connect(self, host: str, port: int, keepalive: int) -> None:
         b = self._settings.broker
+        if self.client.max_inflight_messages != self._inflight:
+            # paho changes the window only on a closed client: after a lost connection
+            # (no socket left) disconnect() just marks it closed.
+            with contextlib.suppress(RuntimeError):
+                self.client.disconnect()
+                self.client.max_inflight_messages_set(self._inflight)
         if b.protocol != "5":
             self.client.connect(host, port, keepalive)
             return
@@ -279,11 +304,19 @@ class MqttLink:
 
     # -- paho callbacks (on the loop thread, except socket_open during connect) --
 
-    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, rc: Any, _p: Any) -> None:
+    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, rc: Any, props: Any) -> None:
         if self._connack is not None and not self._connack.done():
             self._connack.set_result(rc)
         if rc.is_failure:
             return
+        limit = receive_maximum(props)
+        if limit < self._inflight:
+            # paho cannot lower the window of an open connection: the next one uses it.
+            self._inflight = limit
+            log.warning(
+                "uplink.receive_maximum",
+                extra={"kv": {"broker_limit": limit, "hint": "raise the broker's in-flight limit"}},
+            )
         for kind in (Kind.RECEIPT, Kind.CMD):
             client.subscribe(self._topic(kind), qos=1)
         client.publish(self._topic(Kind.STATUS), self._birth(), qos=1, retain=True)

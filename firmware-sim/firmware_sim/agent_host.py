@@ -77,7 +77,11 @@ def agent_settings(spec: GatewaySpec, speed: float) -> Settings:
     """Return the agent settings of one simulated gateway."""
     raw: dict[str, Any] = {
         "device": {"id": spec.device, "account": spec.account},
-        "broker": {"url": f"mqtt://{spec.broker_host}:{spec.broker_port}", "keepalive": 30},
+        "broker": {
+            "url": f"mqtt://{spec.broker_host}:{spec.broker_port}",
+            "keepalive": 30,
+            "protocol": spec.mqtt_protocol,
+        },
         "agent": {"state_dir": str(spec.state_dir), "log_level": "warning"},
         "health": {"interval": max(spec.meter_interval_s * 5, 60.0)},
         "uplink": {

@@ -154,6 +154,7 @@ async def build_gateway(
 
 
 async def build_gateways(
+        mqtt_protocol=settings.mqtt_protocol,
     settings: FleetSettings, clock: AcceleratedClock, factory: AgentFactory
 ) -> list[SimGateway]:
     """Build every gateway of the fleet."""

@@ -9,6 +9,7 @@ import os
 import sys
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,7 @@ class DemoRun:
         self.events: deque[str] = deque(maxlen=8)
         self.fleet: Fleet | None = None
         self.collector: Any = None
+        self.mqtt_protocol = "5"  # set when the broker starts
         self._interrupted = False
         self._terminated = False
         self.server: Any = None
@@ -175,7 +177,9 @@ class DemoRun:
         say = self.console.print
         say(f"[bold]Logbot demo[/] in {self.work}")
         broker, url = await self._start_broker()
-        fs = fleet_settings(self.demo, self.work, url)
+        # amqtt speaks MQTT 3.1.1 only; agents and collector then use it too.
+        self.mqtt_protocol = "3.1.1" if isinstance(broker, EmbeddedBroker) else "5"
+        fs = replace(fleet_settings(self.demo, self.work, url), mqtt_protocol=self.mqtt_protocol)
         db = self.work / "ledger.sqlite"
         await register_fleet(db, fs, timezone="UTC")
         await asyncio.to_thread(self._activate_combo, db, fs)
@@ -327,7 +331,11 @@ class DemoRun:
         )
         settings = settings_from_mapping(
             {
-                "mqtt": {"url": url, "client_id": "logbot-demo-collector"},
+                "mqtt": {
+                    "url": url,
+                    "client_id": "logbot-demo-collector",
+                    "protocol": self.mqtt_protocol,
+                },
                 "ledger": {"path": str(db)},
                 "influx": influx,
                 "status": {"heartbeat_seconds": 600.0},

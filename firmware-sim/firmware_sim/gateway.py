@@ -56,6 +56,7 @@ class GatewaySpec:
     sysfs_root: str  # the fake USB sysfs tree ("": none)
     expected: tuple[RoomPeripheral, ...]
     meter_interval_s: float
+    mqtt_protocol: str = "5"  # the agent's [broker] protocol
 
 
 class UsbControl(Protocol):

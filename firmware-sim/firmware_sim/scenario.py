@@ -55,6 +55,7 @@ class FleetSettings:
 
     devices: int = 10
     broker: str = "mqtt://127.0.0.1:1883"
+    mqtt_protocol: str = "5"  # "3.1.1" for a broker without MQTT 5 (the embedded amqtt)
     seed: int = 1
     truth: Path = Path("truth.jsonl")
     work_dir: Path = Path("sim-work")

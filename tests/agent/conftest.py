@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,9 +34,14 @@ def make_settings(
     tmp_path: Path, url: str, device: str, account: str = "acme", **sections: dict[str, Any]
 ) -> Settings:
     """Settings for an agent in ``tmp_path`` talking to ``url``."""
+    broker: dict[str, Any] = {"url": url, "keepalive": 5}
+    # Broker tests run on the default protocol (MQTT 5); the real override variable,
+    # LOGBOT_AGENT_BROKER_PROTOCOL=3.1.1, reruns them on 3.1.1 (subprocesses inherit it).
+    if protocol := os.environ.get("LOGBOT_AGENT_BROKER_PROTOCOL"):
+        broker["protocol"] = protocol
     raw: dict[str, Any] = {
         "device": {"id": device, "account": account},
-        "broker": {"url": url, "keepalive": 5},
+        "broker": broker,
         "agent": {"state_dir": str(tmp_path / device), "log_level": "debug"},
         "uplink": {"receipt_timeout": 3.0, "reconnect_min": 0.2, "reconnect_max": 1.0},
         "health": {"interval": 3600.0},

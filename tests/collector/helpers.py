@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
 import time
 from collections.abc import Callable, Iterator
@@ -45,8 +46,13 @@ def settings_for(
     client_id: str = "collector-test",
     **sections: dict[str, Any],
 ) -> Settings:
+    mqtt_table: dict[str, Any] = {"url": mqtt_url, "client_id": client_id}
+    # Broker tests run on the default protocol (MQTT 5); the real override variable,
+    # LOGBOT_COLLECTOR_MQTT_PROTOCOL=3.1.1, reruns them on 3.1.1 (subprocesses inherit it).
+    if protocol := os.environ.get("LOGBOT_COLLECTOR_MQTT_PROTOCOL"):
+        mqtt_table["protocol"] = protocol
     raw: dict[str, Any] = {
-        "mqtt": {"url": mqtt_url, "client_id": client_id},
+        "mqtt": mqtt_table,
         "ledger": {"path": str(tmp_path / "ledger.db")},
         "influx": {"enabled": influx_url is not None, "url": influx_url or "http://127.0.0.1:1"},
         "api": {"enabled": False},

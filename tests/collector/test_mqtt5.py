@@ -1,31 +1,47 @@
-"""MQTT 5 chosen in the config, on both sides, against the real Mosquitto.
+"""MQTT 5 by default, 3.1.1 selectable, on both sides, against the real Mosquitto.
 
+- MQTT 5 is the default of both configs;
 - agent and collector over MQTT 5: usage committed and receipted;
 - the collector's session survives a restart through its Session Expiry
-  Interval (MQTT 5 has no clean_session flag to keep it);
+  Interval (MQTT 5 has no clean_session flag to keep it), and a session
+  left by a 3.1.1 collector is resumed over MQTT 5;
 - a publish the broker's ACL refuses gets a PUBACK reason code the agent logs;
+- the device's PUBACK comes from the broker, not from the collector (why the
+  collector sends no reason codes: collector/README.md);
+- a broker Receive Maximum below our in-flight window is obeyed from the
+  next connection on;
 - a ``share_group`` under MQTT 3.1.1 is warned about at start (the broker
   cannot say whether it honours ``$share``).
+
+The other broker tests run on the default; ``LOGBOT_AGENT_BROKER_PROTOCOL=3.1.1
+LOGBOT_COLLECTOR_MQTT_PROTOCOL=3.1.1`` reruns them on 3.1.1.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import queue
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from agent.config import settings_from_mapping as agent_settings_from_mapping
 from agent.daemon import Agent
 from agent.health import FakeProbe
 from agent.system import FakeStats
 from collector import mqtt_session
 from collector.config import settings_from_mapping
 from collector.errors import ConfigError
+from collector.mqtt import MAX_INFLIGHT
 from collector.service import Collector
 from protocols import Kind
 from tests.agent.conftest import await_until, make_settings
@@ -132,7 +148,10 @@ async def test_share_group_over_311_is_warned_at_start(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="collector.mqtt")
     old = settings_for(
-        tmp_path, mqtt_url=mosquitto.url, client_id=f"c-{unique_id}", mqtt={"share_group": "g1"}
+        tmp_path,
+        mqtt_url=mosquitto.url,
+        client_id=f"c-{unique_id}",
+        mqtt={"share_group": "g1", "protocol": "3.1.1"},
     )
     await start_collector(old)  # type: ignore[operator]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -148,6 +167,113 @@ async def test_share_group_over_311_is_warned_at_start(
     await start_collector(new)  # type: ignore[operator]
     # Mosquitto supports shared subscriptions: MQTT 5 lets it say so, and nothing is warned.
     assert not [r for r in caplog.records if "$share" in r.getMessage()]
+
+
+def test_mqtt5_is_the_default_on_both_sides() -> None:
+    assert settings_from_mapping({}, {}).mqtt.protocol == "5"
+    agent = agent_settings_from_mapping(
+        {"device": {"id": "gw-1", "account": "a"}, "broker": {"url": "mqtt://h"}}, {}
+    )
+    assert agent.broker.protocol == "5"
+    old = agent_settings_from_mapping(
+        {"device": {"id": "gw-1", "account": "a"}, "broker": {"url": "mqtt://h"}},
+        {"LOGBOT_AGENT_BROKER_PROTOCOL": "3.1.1"},
+    )
+    assert old.broker.protocol == "3.1.1"
+
+
+async def test_collector_session_left_by_311_is_resumed_over_mqtt5(
+    mosquitto: Mosquitto, tmp_path: Path, unique_id: str, start_collector: Callable[..., object]
+) -> None:
+    old = settings_for(
+        tmp_path, mqtt_url=mosquitto.url, client_id=f"c-{unique_id}", mqtt={"protocol": "3.1.1"}
+    )
+    gw = f"{unique_id}-gw"
+    await register(old.ledger.path, "acme", [gw])
+    first: Collector = await start_collector(old)  # type: ignore[operator]
+    first.request_stop()
+    await wait_for(lambda: not first.link.connected.is_set(), within=15)
+    with device(mosquitto.port, "acme", gw) as d:
+        await d.send(Kind.USAGE, usage_batch(gw, range(1, 4)))
+    # The upgrade: same client id, now MQTT 5; the 3.1.1 session's queue is delivered.
+    new = dataclasses.replace(old, mqtt=dataclasses.replace(old.mqtt, protocol="5"))
+    second: Collector = await start_collector(new)  # type: ignore[operator]
+    await wait_for(lambda: committed(second) == 3, within=20)
+
+
+def test_device_puback_comes_from_the_broker_not_the_collector(
+    mosquitto: Mosquitto, unique_id: str
+) -> None:
+    """A subscriber's PUBACK never reaches the publisher: acknowledgements are per hop."""
+    topic = f"lb/v1/acme/{unique_id}-gw/usage"
+    held: queue.Queue[int] = queue.Queue()
+    subscribed: queue.Queue[bool] = queue.Queue()
+    # Like the collector before its commit: it takes the message and does not acknowledge.
+    holder = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"hold-{unique_id}", protocol=mqtt.MQTTv5,
+        manual_ack=True,
+    )  # fmt: skip
+    holder.on_message = lambda _c, _u, m: held.put(m.mid)
+    holder.on_subscribe = lambda *_a: subscribed.put(True)
+    acks: queue.Queue[Any] = queue.Queue()
+    dev = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"dev-{unique_id}", protocol=mqtt.MQTTv5
+    )
+    dev.on_publish = lambda _c, _u, _mid, rc, _p: acks.put(rc)
+    try:
+        holder.connect("127.0.0.1", mosquitto.port)
+        holder.loop_start()
+        holder.subscribe(topic, qos=1)
+        assert subscribed.get(timeout=10)
+        dev.connect("127.0.0.1", mosquitto.port)
+        dev.loop_start()
+        dev.publish(topic, b"{}", qos=1)
+        reason = acks.get(timeout=10)
+        held.get(timeout=10)  # delivered to the holder, which has acknowledged nothing
+        assert str(reason) == "Success"  # the broker's own PUBACK, not "No matching subscribers"
+    finally:
+        for c in (dev, holder):
+            c.disconnect()
+            c.loop_stop()
+
+
+async def test_broker_receive_maximum_is_obeyed_from_the_next_connection(
+    tmp_path: Path,
+    unique_id: str,
+    mosquitto_factory: Callable[..., Mosquitto],
+    start_collector: Callable[..., object],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broker = mosquitto_factory(extra="max_inflight_messages 7")  # sent as Receive Maximum
+    caplog.set_level(logging.WARNING)
+    settings = settings_for(
+        tmp_path, mqtt_url=broker.url, client_id=f"c-{unique_id}", mqtt={"protocol": "5"}
+    )
+    collector: Collector = await start_collector(settings)  # type: ignore[operator]
+    assert any("Receive Maximum is 7" in r.getMessage() for r in caplog.records)
+    agent_settings = make_settings(
+        tmp_path, broker.url, f"{unique_id}-gw", broker={"protocol": "5"},
+        meters={"syn": {"kind": "synthetic", "interval": 0.05, "subject": "s"}},
+    )  # fmt: skip
+    agent = Agent(agent_settings, stats=FakeStats(), probe=FakeProbe())
+    task = asyncio.create_task(agent.run())
+    try:
+        await await_until(lambda: agent.link is not None and agent.link.connects >= 1)
+        link = agent.link
+        assert link is not None
+        assert any(r.getMessage() == "uplink.receive_maximum" for r in caplog.records)
+        # paho cannot shrink the window of an open connection...
+        assert link.client.max_inflight_messages == 64
+        assert collector.link._client.max_inflight_messages == MAX_INFLIGHT
+        broker.restart()
+        # ...the next connection of each side uses the broker's 7.
+        await await_until(lambda: link.connects >= 2, what="the agent's reconnection")
+        assert link.client.max_inflight_messages == 7
+        await wait_for(lambda: collector.link.health.subscribed, within=20)
+        assert collector.link._client.max_inflight_messages == 7
+    finally:
+        agent.request_stop()
+        await asyncio.wait_for(task, 20)
 
 
 def test_protocol_is_checked() -> None:
@@ -185,10 +311,14 @@ async def test_share_group_on_a_broker_without_shared_subscriptions(
         gw = f"{unique_id}-gw"
         (tmp_path / "shared").mkdir()
         (tmp_path / "plain").mkdir()
+        # amqtt speaks MQTT 3.1.1 only, as old brokers do.
         shared_settings = settings_for(
-            tmp_path / "shared", mqtt_url=url, client_id="c-shared", mqtt={"share_group": "g"}
+            tmp_path / "shared", mqtt_url=url, client_id="c-shared",
+            mqtt={"share_group": "g", "protocol": "3.1.1"},
+        )  # fmt: skip
+        plain_settings = settings_for(
+            tmp_path / "plain", mqtt_url=url, client_id="c-plain", mqtt={"protocol": "3.1.1"}
         )
-        plain_settings = settings_for(tmp_path / "plain", mqtt_url=url, client_id="c-plain")
         for s in (shared_settings, plain_settings):
             await register(s.ledger.path, "acme", [gw])
         shared: Collector = await start_collector(shared_settings)  # type: ignore[operator]
