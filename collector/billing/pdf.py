@@ -219,7 +219,9 @@ def _table(
         [Paragraph(escape(c), _CELL_RIGHT if i in right else _CELL) for i, c in enumerate(row)]
         for row in rows
     ]
-    table = Table(data, colWidths=list(widths), repeatRows=1, hAlign="LEFT")
+    # Widths fit the known columns; a different set of columns gets ReportLab's own.
+    fixed = list(widths) if len(widths) == len(header) else None
+    table = Table(data, colWidths=fixed, repeatRows=1, hAlign="LEFT")
     table.setStyle(_GRID)
     return table
 
