@@ -15,6 +15,7 @@ from pathlib import Path
 from firmware_sim.clock import AcceleratedClock, SkewedClock
 from firmware_sim.gateway import AgentFactory, GatewaySpec, SimGateway, UsbControl
 from firmware_sim.hardware import GatewayHardware, RoomPeripheral, imei_for, room_peripherals
+from firmware_sim.modem_hub import ModemHub
 from firmware_sim.producers import LineProducer
 from firmware_sim.proxy import UplinkProxy
 from firmware_sim.scenario import FleetSettings
@@ -75,7 +76,9 @@ class ListenerPorts:
         raise OSError("no free listener port below the ephemeral range")
 
 
-def _make_modem(settings: FleetSettings, hw: GatewayHardware, directory: Path) -> object:
+def _make_modem(
+    settings: FleetSettings, hw: GatewayHardware, directory: Path, hub: ModemHub | None
+) -> object:
     from firmware_sim.fake_modem import FakeModem, FakeModemConfig
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -88,6 +91,7 @@ def _make_modem(settings: FleetSettings, hw: GatewayHardware, directory: Path) -
             seed=settings.seed,
             link_name="ttyUSB2",
         ),
+        hub=hub,
     )
     modem.plug()
     return modem
@@ -105,6 +109,8 @@ async def build_gateway(
     factory: AgentFactory,
     index: int,
     ports: ListenerPorts,
+    *,
+    hub: ModemHub | None = None,
 ) -> SimGateway:
     """Build (but do not start) gateway ``index``."""
     device = device_id(settings, index)
@@ -112,7 +118,7 @@ async def build_gateway(
     hw = GatewayHardware(settings.seed, device)
     modem_port = ""
     if settings.modem:
-        modem = await asyncio.to_thread(_make_modem, settings, hw, base / "dev")
+        modem = await asyncio.to_thread(_make_modem, settings, hw, base / "dev", hub)
         hw.modem = modem  # type: ignore[assignment]
         modem_port = str(base / "dev" / "ttyUSB2")
     expected = room_peripherals(settings.seed, device, 2 + index % 3)
@@ -148,17 +154,21 @@ async def build_gateway(
         sysfs_root=sysfs,
         expected=expected,
         meter_interval_s=settings.meter_interval_s,
+        mqtt_protocol=settings.mqtt_protocol,
     )
     spec.state_dir.mkdir(parents=True, exist_ok=True)
     return SimGateway(index, spec, proxy, producer, usb, factory)
 
 
 async def build_gateways(
-        mqtt_protocol=settings.mqtt_protocol,
-    settings: FleetSettings, clock: AcceleratedClock, factory: AgentFactory
+    settings: FleetSettings,
+    clock: AcceleratedClock,
+    factory: AgentFactory,
+    hub: ModemHub | None = None,
 ) -> list[SimGateway]:
-    """Build every gateway of the fleet."""
+    """Build every gateway of the fleet; their fake modems share ``hub`` (one thread)."""
     ports = ListenerPorts(settings.seed + os.getpid())
     return [
-        await build_gateway(settings, clock, factory, i, ports) for i in range(settings.devices)
+        await build_gateway(settings, clock, factory, i, ports, hub=hub)
+        for i in range(settings.devices)
     ]

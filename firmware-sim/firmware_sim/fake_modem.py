@@ -5,8 +5,10 @@ The agent opens ``FakeModem.path`` with pyserial exactly as it would open
 (the pty is closed and the link removed) and a replug (a new pty, the link
 points to it) look like a USB modem leaving and coming back.
 
-A thread serves the master side; everything the tests or the fleet simulator
-change (SIM swap, traffic, signal, mode, noise) is guarded by a lock.
+A ``ModemHub`` thread serves the master side: the modem's own, or one
+shared by every modem of a simulated fleet (``hub=``); everything the tests
+or the fleet simulator change (SIM swap, traffic, signal, mode, noise) is
+guarded by a lock.
 
 Modes: ``normal`` answers like a Quectel EG25 (or, with ``dialect``, with
 the data counters of a u-blox, Huawei or Telit modem); ``garbage`` answers
@@ -23,10 +25,8 @@ or UCS2 (``AT+CSCS``), final codes without their line end
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import random
-import select
 import threading
 import time
 import tty
@@ -34,6 +34,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+from firmware_sim.modem_hub import ModemHub
 
 Mode = Literal["normal", "garbage", "silent"]
 Dialect = Literal["quectel", "ublox", "huawei", "telit"]
@@ -90,8 +92,13 @@ class FakeModemConfig:
 class FakeModem:
     """Serve the AT dialogue of ``config`` on a pty; ``path`` is what to open."""
 
-    def __init__(self, directory: Path, config: FakeModemConfig | None = None) -> None:
+    def __init__(
+        self, directory: Path, config: FakeModemConfig | None = None, hub: ModemHub | None = None
+    ) -> None:
         self.config = config or FakeModemConfig()
+        self._shared_hub = hub
+        self._hub: ModemHub | None = None  # serving now (the shared one or our own)
+        self._buf = b""
         self.path = Path(directory) / self.config.link_name
         self._lock = threading.Lock()
         self._rng = random.Random(self.config.seed)
@@ -100,8 +107,6 @@ class FakeModem:
         self._advanced_at = time.monotonic()
         self._master = -1
         self._slave = -1
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
         self._queue: list[tuple[float, bytes]] = []  # (due, bytes), in order
         self.commands: list[str] = []  # every command received, for assertions
 
@@ -110,11 +115,15 @@ class FakeModem:
     @property
     def plugged(self) -> bool:
         """Tell whether the modem is plugged in (its pty exists)."""
-        return self._thread is not None
+        return self._hub is not None
+
+    def master_fd(self) -> int:
+        """Return the pty's master descriptor (what the hub watches)."""
+        return self._master
 
     def plug(self) -> None:
         """Create a pty, point ``path`` at it and start answering."""
-        if self._thread is not None:
+        if self._hub is not None:
             return
         master, slave = os.openpty()
         tty.setraw(slave)
@@ -128,17 +137,18 @@ class FakeModem:
         if not self.config.counters_survive_replug:
             self._sent = self._recv = 0
         self._queue.clear()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._serve, name="fake-modem", daemon=True)
-        self._thread.start()
+        self._buf = b""
+        self._hub = self._shared_hub or ModemHub("fake-modem")
+        self._hub.add(self)
 
     def unplug(self) -> None:
         """Close the pty and remove ``path``, like pulling the USB modem out."""
-        thread, self._thread = self._thread, None
-        if thread is None:
+        hub, self._hub = self._hub, None
+        if hub is None:
             return
-        self._stop.set()
-        thread.join(timeout=5)
+        hub.remove(self)
+        if hub is not self._shared_hub:
+            hub.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         for fd in (self._master, self._slave):
@@ -195,40 +205,28 @@ class FakeModem:
 
     # --------------------------------------------------------------- serve
 
-    def _flush_due(self) -> float:
-        """Write the queued answers that are due; return the wait until the next."""
+    def _flush_due(self) -> float | None:
+        """Write the queued answers that are due; return the wait until the next (None: none)."""
         with self._lock:
             now = time.monotonic()
             while self._queue and self._queue[0][0] <= now:
                 self._write(self._queue.pop(0)[1])
-            return min(0.05, self._queue[0][0] - now) if self._queue else 0.05
+            return self._queue[0][0] - now if self._queue else None
 
-    def _serve(self) -> None:
-        buf = b""
-        while not self._stop.is_set():
-            wait = self._flush_due()
-            try:
-                ready, _, _ = select.select([self._master], [], [], max(wait, 0.001))
-            except (OSError, ValueError):
-                return
-            if not ready:
-                continue
-            try:
-                chunk = os.read(self._master, 4096)
-            except BlockingIOError:
-                continue
-            except OSError as exc:
-                if exc.errno == errno.EIO:  # no slave open right now
-                    time.sleep(0.02)
-                    continue
-                return
-            buf += chunk
-            while b"\r" in buf or b"\n" in buf:
-                cut = min(i for i in (buf.find(b"\r"), buf.find(b"\n")) if i >= 0)
-                line, buf = buf[:cut], buf[cut + 1 :]
-                text = line.decode("ascii", "replace").strip()
-                if text:
-                    self._answer(text)
+    def _readable(self) -> None:
+        """Read what the agent wrote and answer each whole command (hub thread)."""
+        try:
+            chunk = os.read(self._master, 4096)
+        except OSError:  # nothing after all, or no slave open right now (EIO)
+            return
+        buf = self._buf + chunk
+        while b"\r" in buf or b"\n" in buf:
+            cut = min(i for i in (buf.find(b"\r"), buf.find(b"\n")) if i >= 0)
+            line, buf = buf[:cut], buf[cut + 1 :]
+            text = line.decode("ascii", "replace").strip()
+            if text:
+                self._answer(text)
+        self._buf = buf
 
     def _write(self, data: bytes) -> None:
         with contextlib.suppress(OSError):  # full buffer (nobody reading): drop

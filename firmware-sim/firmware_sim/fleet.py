@@ -27,6 +27,7 @@ from firmware_sim.clock import AcceleratedClock, past_start
 from firmware_sim.fault_runner import FaultRunner
 from firmware_sim.faults import Fault, random_schedule
 from firmware_sim.gateway import AgentFactory, SimGateway
+from firmware_sim.modem_hub import ModemHub
 from firmware_sim.producers import make_lines
 from firmware_sim.scenario import FleetSettings
 from firmware_sim.truth import TruthWriter
@@ -165,8 +166,9 @@ class Fleet:
             from firmware_sim.agent_host import make_factory
 
             factory = make_factory(s.speed)
+        hub = ModemHub() if s.modem else None  # one thread for every fake modem
         try:
-            self.gateways = await build_gateways(s, self.clock, factory)
+            self.gateways = await build_gateways(s, self.clock, factory, hub)
             self.clock.restart()  # building took real time: simulated time starts now
             for gw in self.gateways:
                 if self.aborted:
@@ -186,6 +188,8 @@ class Fleet:
             self.stats.phase = "stopping"
             await asyncio.gather(*(gw.close() for gw in self.gateways), return_exceptions=True)
             await asyncio.to_thread(self.truth.close)
+            if hub is not None:
+                await asyncio.to_thread(hub.close)
             self.stats.phase = "done"
         return self.stats
 
