@@ -51,7 +51,13 @@ from protocols.topics import UPSTREAM_KINDS
 log = logging.getLogger(__name__)
 RECONNECT_MIN = 1  # seconds; paho doubles the wait after each failed attempt
 RECONNECT_MAX = 30
-MAX_INFLIGHT = 1000  # receipts/commands awaiting PUBACK (less if the broker's Receive Maximum is)
+# Receipts/commands awaiting PUBACK (less if the broker's Receive Maximum is). Small on
+# purpose: on every PUBACK paho's _update_inflight walks the outstanding publishes from
+# the oldest, so a window of 1,000 cost 0.5 ms per acknowledgement and saturated paho's
+# thread at one record per message. 16 per round trip to the broker is still far more
+# than the receipts a group produces (one per device and epoch); the rest wait in paho's
+# queue, and receipts stay QoS 1 so that a device offline meanwhile finds them queued.
+MAX_INFLIGHT = 16
 
 
 def tls_context(settings: MqttSettings) -> ssl.SSLContext:
