@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ class Agent:
         probe: HealthProbe | None = None,
         meters: Sequence[Meter] | None = None,
         rng: random.Random | None = None,
+        outbox_executor: Executor | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -64,6 +66,9 @@ class Agent:
         self.probe: HealthProbe = probe or real  # type: ignore[assignment]
         self._given_meters = list(meters) if meters is not None else None
         self._rng = rng or random.Random()
+        # Where the outbox runs its database calls (None: a thread of its own);
+        # the simulator shares one executor between its agents.
+        self._outbox_executor = outbox_executor
         self._stop = asyncio.Event()
         self._pending: Settings | None = None
         self.running = asyncio.Event()  # set while a session's components run
@@ -120,6 +125,7 @@ class Agent:
             self.clock,
             OutboxLimits(s.outbox.usage_cap, s.outbox.data_cap_bytes, s.outbox.health_cap_bytes),
             reserve_bytes=s.outbox.reserve_bytes,
+            executor=self._outbox_executor,
         )
         self.outbox, self.meters = outbox, meters
         sink = OutboxSink(outbox, self.stats, await outbox.suspended(), self._publish_inventory)

@@ -26,6 +26,7 @@ import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import Any
 
 import aiosqlite
 
+from agent import sqlite_lanes
 from agent.errors import OutboxError
 from agent.meters.base import BackPressure, UsageSample
 from agent.outbox_anchor import Anchor, AnchorFile
@@ -124,8 +126,12 @@ class Outbox:
         limits: OutboxLimits | None = None,
         *,
         reserve_bytes: int = RESERVE_BYTES,
+        executor: Executor | None = None,
     ) -> Outbox:
         """Open (or create) the outbox at ``path``; check it, quarantine it if damaged.
+
+        ``executor``: run the database calls there (many outboxes sharing a
+        few threads, ``agent.sqlite_lanes``) instead of on a thread of their own.
 
         Raises OutboxError (one line) for an outbox that cannot be written
         (read-only file or file system, permissions) or has an unknown schema.
@@ -136,7 +142,7 @@ class Outbox:
         _refuse_unwritable(path)
         quarantined: Path | None = None
         try:
-            db = await _connect(path)
+            db = await _connect(path, executor)
         except _Damaged as exc:
             try:
                 quarantined = quarantine(path, clock.now())
@@ -148,7 +154,7 @@ class Outbox:
                 extra={"kv": {"path": str(path), "moved_to": str(quarantined), "error": str(exc)}},
             )
             try:
-                db = await _connect(path)
+                db = await _connect(path, executor)
             except _Damaged as again:
                 raise OutboxError(f"a fresh outbox at {path} is damaged: {again}") from again
         anchors = AnchorFile.beside(path)
@@ -622,10 +628,13 @@ def _refuse_unwritable(path: Path) -> None:
             raise OutboxError(f"outbox {target} is not writable (read-only file or permissions)")
 
 
-async def _connect(path: Path) -> aiosqlite.Connection:
+async def _connect(path: Path, executor: Executor | None) -> aiosqlite.Connection:
     """Open, check and migrate the outbox; _Damaged if it is not a sound database."""
     try:
-        db = await aiosqlite.connect(path, isolation_level=None)
+        if executor is None:
+            db = await aiosqlite.connect(path, isolation_level=None)
+        else:
+            db = await sqlite_lanes.connect(path, executor, isolation_level=None)
     except Exception as exc:
         raise OutboxError(f"cannot open outbox {path}: {exc}") from exc
     try:

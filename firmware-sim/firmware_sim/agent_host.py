@@ -8,12 +8,15 @@ VPN meter reads the tunnels' counters, the SIM meter talks AT to the fake
 modem's pty, the data-ingestion meter listens for the producer's lines and
 the peripherals meter scans the fake sysfs tree. Timeouts the agent counts
 on its clock are scaled by the speed so they stay the same in real time.
+The agents of one factory share a small pool of threads for their outboxes'
+SQLite calls (``agent.sqlite_lanes``) instead of one thread each.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,8 +165,19 @@ def build_meters(spec: GatewaySpec) -> tuple[list[Meter], dict[str, str]]:
     return meters, skipped
 
 
-def make_factory(speed: float) -> Any:
-    """Return an AgentFactory building real agents for a fleet running at ``speed``."""
+OUTBOX_THREADS = 4  # threads every outbox of a fleet shares (one each without them)
+
+
+def make_factory(speed: float, outbox_executor: Executor | None = None) -> Any:
+    """Return an AgentFactory building real agents for a fleet running at ``speed``.
+
+    The agents' outboxes run their SQLite calls on ``outbox_executor``
+    (default: a pool of OUTBOX_THREADS made here, shared by every agent of
+    the factory) instead of one thread per outbox (agent.sqlite_lanes).
+    """
+    executor = outbox_executor or ThreadPoolExecutor(
+        max_workers=OUTBOX_THREADS, thread_name_prefix="outboxes"
+    )
 
     def factory(spec: GatewaySpec) -> HostedAgent:
         meters, skipped = build_meters(spec)
@@ -173,6 +187,7 @@ def make_factory(speed: float) -> Any:
             stats=spec.hardware.stats,
             probe=FakeProbe(boot=spec.hardware.stats.boot),
             meters=meters,
+            outbox_executor=executor,
         )
         return HostedAgent(agent, skipped, meter_tables(spec))
 
