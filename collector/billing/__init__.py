@@ -1,11 +1,14 @@
 """Rating and credits: price book, monthly close in logbit, packs, coupons, notices, suspension.
 
 Pure parts (no I/O): ``money``, ``periods``, ``price_book``, ``rating``,
-``cart``, ``payments``. Store parts take a plain ``sqlite3.Connection`` on the
-shared collector database (WAL) and keep every write in one short
-``BEGIN IMMEDIATE`` transaction: ``schema``, ``db``, ``usage``, ``close``,
-``ledger``, ``orders``, ``coupons``, ``notices``, ``activations``,
-``support_cards``. See README.md. The asynchronous edges are
+``cart``, ``payments``. Store parts take a ``collector.store.db.Session`` on
+the shared collector database and keep every write in one short write
+transaction (``Session.write``, which runs alone on SQLite and PostgreSQL):
+``usage``, ``close``, ``ledger``, ``orders``, ``invoices``, ``coupons``,
+``notices``, ``activations``, ``support_cards``; their SQL is in
+``collector.store.repo_billing*``, and the money core (ledger, coupons,
+notices, close) codes against the ``repository.BillingRepo`` Protocol. See
+README.md. The asynchronous edges are
 ``scheduler`` (automatic monthly close, clock injected) and ``commands``
 (suspend/resume to agents through a ``CommandSender``).
 """

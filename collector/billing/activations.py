@@ -20,15 +20,16 @@ Every change bumps ``updated_at`` so a changed closed month is re-rated.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
-from collector.billing.db import parse_ts, ts, write
 from collector.billing.errors import ActivationError
 from collector.billing.notices import state
 from collector.billing.outbox import queue_account_notice
 from collector.billing.price_book import PriceBook, ServiceDef
+from collector.store import repo_billing_activations as rows
+from collector.store.codec import to_text
+from collector.store.db import Session
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,7 @@ class ActivationRow:
 
 
 def activate(
-    conn: sqlite3.Connection,
+    session: Session,
     book: PriceBook,
     *,
     account_id: str,
@@ -66,31 +67,26 @@ def activate(
     svc = _check(book, service_code, subject_kind, seats)
     if svc.activation != "self":
         raise ActivationError(f"{svc.label} needs an operator: request it with request_activation")
-    with write(conn):
-        _check_account(conn, account_id)
-        _check_overlap(conn, account_id, svc.code, (subject_kind, subject_id), (start, None))
-        cur = conn.execute(
-            "INSERT INTO activations (account_id, service_code, subject_kind, subject_id, seats,"
-            " mode, status, start_at, requested_at, requested_by, decided_by, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, 'self', 'active', ?, ?, ?, ?, ?)",
-            (
-                account_id,
-                svc.code,
-                subject_kind,
-                subject_id,
-                seats,
-                ts(start),
-                ts(start),
-                actor,
-                actor,
-                ts(start),
-            ),
+    with session.write():
+        _check_account(session, account_id)
+        _check_overlap(session, account_id, svc.code, (subject_kind, subject_id), (start, None))
+        return rows.insert(
+            session,
+            account_id=account_id,
+            service_code=svc.code,
+            subject=(subject_kind, subject_id),
+            seats=seats,
+            mode="self",
+            status="active",
+            start=start,
+            requested_at=start,
+            requested_by=actor,
+            decided_by=actor,
         )
-        return int(cur.lastrowid or 0)
 
 
 def deactivate(
-    conn: sqlite3.Connection,
+    session: Session,
     *,
     account_id: str,
     activation_id: int,
@@ -99,8 +95,8 @@ def deactivate(
     operator: bool = False,
 ) -> None:
     """End an active period at ``end`` (operator-assisted services need ``operator=True``)."""
-    with write(conn):
-        row = _get(conn, account_id, activation_id)
+    with session.write():
+        row = _get(session, account_id, activation_id)
         if row.status != "active":
             raise ActivationError(f"activation {activation_id} is {row.status}, not active")
         if row.mode == "operator" and not operator:
@@ -109,15 +105,18 @@ def deactivate(
             raise ActivationError("end is before the start of the activation")
         if row.end is not None and row.end <= end:
             raise ActivationError(f"activation {activation_id} already ends earlier")
-        conn.execute(
-            "UPDATE activations SET status = 'ended', end_at = ?, decided_by = ?, updated_at = ?"
-            " WHERE id = ?",
-            (ts(end), actor or row.decided_by, ts(end), activation_id),
+        rows.update(
+            session,
+            activation_id,
+            status="ended",
+            at=end,
+            end=end,
+            decided_by=actor or row.decided_by,
         )
 
 
 def request_activation(
-    conn: sqlite3.Connection,
+    session: Session,
     book: PriceBook,
     *,
     account_id: str,
@@ -131,29 +130,25 @@ def request_activation(
 ) -> int:
     """File an operator-assisted activation request; return its id (status ``requested``)."""
     svc = _check(book, service_code, subject_kind, seats)
-    with write(conn):
-        _check_account(conn, account_id)
-        cur = conn.execute(
-            "INSERT INTO activations (account_id, service_code, subject_kind, subject_id, seats,"
-            " mode, status, requested_at, requested_by, note, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, 'operator', 'requested', ?, ?, ?, ?)",
-            (
-                account_id,
-                svc.code,
-                subject_kind,
-                subject_id,
-                seats,
-                ts(now),
-                requested_by,
-                note,
-                ts(now),
-            ),
+    with session.write():
+        _check_account(session, account_id)
+        return rows.insert(
+            session,
+            account_id=account_id,
+            service_code=svc.code,
+            subject=(subject_kind, subject_id),
+            seats=seats,
+            mode="operator",
+            status="requested",
+            start=None,
+            requested_at=now,
+            requested_by=requested_by,
+            note=note,
         )
-        return int(cur.lastrowid or 0)
 
 
 def approve_request(
-    conn: sqlite3.Connection,
+    session: Session,
     *,
     account_id: str,
     request_id: int,
@@ -165,29 +160,26 @@ def approve_request(
     """Operator: activate a requested service on ``[start, end)``."""
     if end is not None and end <= start:
         raise ActivationError("end must be after start")
-    with write(conn):
-        row = _get(conn, account_id, request_id)
+    with session.write():
+        row = _get(session, account_id, request_id)
         if row.status != "requested":
             raise ActivationError(f"request {request_id} is {row.status}, not requested")
-        _check_account(conn, account_id)
+        _check_account(session, account_id)
         _check_overlap(
-            conn, account_id, row.service_code, (row.subject_kind, row.subject_id), (start, end)
+            session, account_id, row.service_code, (row.subject_kind, row.subject_id), (start, end)
         )
-        conn.execute(
-            "UPDATE activations SET status = ?, start_at = ?, end_at = ?, decided_by = ?,"
-            " updated_at = ? WHERE id = ?",
-            (
-                "active" if end is None else "ended",
-                ts(start),
-                None if end is None else ts(end),
-                operator,
-                ts(now),
-                request_id,
-            ),
+        rows.update(
+            session,
+            request_id,
+            status="active" if end is None else "ended",
+            at=now,
+            start=start,
+            end=end,
+            decided_by=operator,
         )
         # Seed: "the request is handled by an operator and you will receive confirmation".
         queue_account_notice(
-            conn,
+            session,
             account_id,
             "activation_confirmed",
             now,
@@ -202,13 +194,13 @@ def approve_request(
                 "service": row.service_code,
                 "subject_kind": row.subject_kind,
                 "subject_id": row.subject_id,
-                "start": ts(start),
+                "start": to_text(start, precise=True),
             },
         )
 
 
 def reject_request(
-    conn: sqlite3.Connection,
+    session: Session,
     *,
     account_id: str,
     request_id: int,
@@ -217,33 +209,25 @@ def reject_request(
     note: str = "",
 ) -> None:
     """Operator: refuse a pending request."""
-    with write(conn):
-        row = _get(conn, account_id, request_id)
+    with session.write():
+        row = _get(session, account_id, request_id)
         if row.status != "requested":
             raise ActivationError(f"request {request_id} is {row.status}, not requested")
-        conn.execute(
-            "UPDATE activations SET status = 'rejected', decided_by = ?, note = ?, updated_at = ?"
-            " WHERE id = ?",
-            (operator, note or row.note, ts(now), request_id),
+        rows.update(
+            session,
+            request_id,
+            status="rejected",
+            at=now,
+            decided_by=operator,
+            note=note or row.note,
         )
 
 
 def list_activations(
-    conn: sqlite3.Connection, account_id: str, *, status: str | None = None
+    session: Session, account_id: str, *, status: str | None = None
 ) -> list[ActivationRow]:
     """The account's activations and requests, newest first."""
-    sql = f"SELECT {_COLUMNS} FROM activations WHERE account_id = ?"  # noqa: S608 - constant
-    args: tuple[object, ...] = (account_id,)
-    if status is not None:
-        sql += " AND status = ?"
-        args += (status,)
-    return [_row(r) for r in conn.execute(sql + " ORDER BY id DESC", args)]
-
-
-_COLUMNS = (
-    "id, account_id, service_code, subject_kind, subject_id, seats, mode, status, start_at,"
-    " end_at, requested_by, decided_by, note"
-)
+    return [_row(r) for r in rows.of_account(session, account_id, status)]
 
 
 def _row(r: tuple[object, ...]) -> ActivationRow:
@@ -257,19 +241,16 @@ def _row(r: tuple[object, ...]) -> ActivationRow:
         seats=int(str(r[5])),
         mode=str(r[6]),
         status=str(r[7]),
-        start=None if start is None else parse_ts(str(start)),
-        end=None if end is None else parse_ts(str(end)),
+        start=start if isinstance(start, datetime) else None,
+        end=end if isinstance(end, datetime) else None,
         requested_by=str(r[10]),
         decided_by=str(r[11]),
         note=str(r[12]),
     )
 
 
-def _get(conn: sqlite3.Connection, account_id: str, activation_id: int) -> ActivationRow:
-    row = conn.execute(
-        f"SELECT {_COLUMNS} FROM activations WHERE id = ? AND account_id = ?",  # noqa: S608
-        (activation_id, account_id),
-    ).fetchone()
+def _get(session: Session, account_id: str, activation_id: int) -> ActivationRow:
+    row = rows.get(session, account_id, activation_id)
     if row is None:
         raise ActivationError(f"no activation {activation_id} for account {account_id}")
     return _row(row)
@@ -287,34 +268,19 @@ def _check(book: PriceBook, service_code: str, subject_kind: str, seats: int) ->
     return svc
 
 
-def _check_account(conn: sqlite3.Connection, account_id: str) -> None:
-    if state(conn, account_id) == "suspended":
+def _check_account(session: Session, account_id: str) -> None:
+    if state(session, account_id) == "suspended":
         raise ActivationError(f"account {account_id} is suspended: top up to resume services")
 
 
 def _check_overlap(
-    conn: sqlite3.Connection,
+    session: Session,
     account_id: str,
     code: str,
     who: tuple[str, str],
     span: tuple[datetime, datetime | None],
 ) -> None:
-    (kind, subject), (start, end) = who, span
-    row = conn.execute(
-        "SELECT id FROM activations WHERE account_id = ? AND service_code = ?"
-        " AND subject_kind = ? AND subject_id = ? AND status IN ('active', 'ended', 'suspended')"
-        " AND (end_at IS NULL OR end_at > ?) AND (? IS NULL OR start_at < ?)",
-        (
-            account_id,
-            code,
-            kind,
-            subject,
-            ts(start),
-            None if end is None else ts(end),
-            None if end is None else ts(end),
-        ),
-    ).fetchone()
-    if row is not None:
-        raise ActivationError(
-            f"{code} is already active for {kind} {subject} (activation {row[0]})"
-        )
+    found = rows.overlapping(session, account_id, code, who, span)
+    if found is not None:
+        kind, subject = who
+        raise ActivationError(f"{code} is already active for {kind} {subject} (activation {found})")

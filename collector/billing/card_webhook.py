@@ -25,14 +25,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from collector.billing import orders
-from collector.billing.db import ts, write
 from collector.billing.errors import OrderError, PaymentEventError
+from collector.store import repo_billing_orders as repo
+from collector.store.db import Session
 
 HEADER = "Logbot-Signature"
 TOLERANCE = timedelta(minutes=5)
@@ -70,7 +70,7 @@ class Outcome:
 
 
 def handle(
-    conn: sqlite3.Connection,
+    session: Session,
     *,
     provider: str,
     secret: bytes,
@@ -93,15 +93,11 @@ def handle(
         raise PaymentEventError("malformed", f"malformed event: {exc}") from exc
     if not 1 <= order_id <= 2**62 or not amount.is_finite():
         raise PaymentEventError("malformed", "malformed event: order_id or amount out of range")
-    with write(conn):
-        seen = conn.execute(
-            "SELECT outcome FROM payment_events WHERE provider = ? AND event_id = ?",
-            (provider, event_id),
-        ).fetchone()
-        if seen is not None:
+    with session.write():
+        if repo.payment_event_seen(session, provider, event_id):
             return Outcome(event_id, "duplicate", order_id)
         try:
-            order = orders.get_order(conn, order_id)
+            order = orders.get_order(session, order_id)
         except OrderError as exc:
             raise PaymentEventError("unknown_order", str(exc)) from exc
         if order.channel != "card" or order.provider_ref != reference:
@@ -114,7 +110,7 @@ def handle(
         if kind == "payment.succeeded":
             try:
                 orders.confirm_order(
-                    conn,
+                    session,
                     order_id=order_id,
                     now=now,
                     document=f"{provider} {reference}",
@@ -126,9 +122,7 @@ def handle(
             outcome = "credited"
         elif kind == "payment.failed":
             outcome = "failed_recorded"
-        conn.execute(
-            "INSERT INTO payment_events (provider, event_id, received_at, order_id, outcome)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (provider, event_id, ts(now), order_id, outcome),
+        repo.record_payment_event(
+            session, provider, event_id, at=now, order_id=order_id, outcome=outcome
         )
     return Outcome(event_id, outcome, order_id)

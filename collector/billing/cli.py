@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -23,13 +22,13 @@ from typing import Any
 from collector.billing import cli_commands as commands
 from collector.billing import ledger as billing_ledger
 from collector.billing import orders
-from collector.billing.db import connect
 from collector.billing.errors import BillingError, PriceBookError
 from collector.billing.price_book import PriceBook, load_price_book, shipped_price_book
+from collector.store.db import Database, Session
 
 PRICE_BOOK_ENV = "LOGBOT_COLLECTOR_BILLING_PRICE_BOOK"
 SHIPPED_PRICE_BOOK = shipped_price_book()
-Handler = Callable[[argparse.Namespace, sqlite3.Connection, PriceBook], int]
+Handler = Callable[[argparse.Namespace, Session, PriceBook], int]
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> None:
@@ -58,7 +57,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> 
     p.add_argument("--at", help="close time, ISO 8601 with offset (default: now)")
 
     p = add(subparsers, "ledger", commands.cmd_ledger, "show an account's ledger")
-    p.add_argument("--account", required=True)
+    # Not required by argparse: ``ledger copy`` (collector/ledger_cli.py) shares this word.
+    p.add_argument("--account", help="the account whose ledger to show")
     p.add_argument("--limit", type=int, default=50)
 
     p = add(subparsers, "balance", commands.cmd_balance, "show an account's balance and notice")
@@ -160,15 +160,17 @@ def _wrap(handler: Handler) -> Callable[[argparse.Namespace], int]:
 
         try:
             book = _price_book(args)
-            conn = connect(_db_path(args))
-        except (PriceBookError, CollectorError, OSError, sqlite3.Error, ValueError) as exc:
+            db = Database(_db_path(args))
+            db.migrate()
+            session = db.session()
+        except (PriceBookError, CollectorError, OSError, ValueError) as exc:
             print(f"logbot-collector: config error: {exc}", file=sys.stderr)
             return 2
         try:
             account = getattr(args, "account", None)
-            if account and not billing_ledger.account_exists(conn, account):
+            if account and not billing_ledger.account_exists(session, account):
                 raise BillingError(f"no account {account!r} (see logbot-collector fleet accounts)")
-            return handler(args, conn, book)
+            return handler(args, session, book)
         except BillingError as exc:
             print(f"logbot-collector: error: {exc}", file=sys.stderr)
             return 1
@@ -176,7 +178,8 @@ def _wrap(handler: Handler) -> Callable[[argparse.Namespace], int]:
             print(f"logbot-collector: error: {exc}", file=sys.stderr)
             return 1
         finally:
-            conn.close()
+            session.close()
+            db.dispose()
 
     return run
 

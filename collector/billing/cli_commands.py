@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -14,6 +13,8 @@ from collector.billing.money import ZERO, format_eur, format_logbit, to_decimal
 from collector.billing.payments import OfflinePaymentProvider
 from collector.billing.periods import Month
 from collector.billing.price_book import PriceBook
+from collector.billing.repository import repo_of
+from collector.store.db import Session
 
 
 def when(text: str | None) -> datetime:
@@ -44,17 +45,15 @@ def table(rows: Sequence[Sequence[str]]) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
-def cmd_close(args: argparse.Namespace, conn: sqlite3.Connection, book: PriceBook) -> int:
+def cmd_close(args: argparse.Namespace, session: Session, book: PriceBook) -> int:
     """Run ``logbot-collector close``."""
     at = when(args.at)
     accounts = (
-        [args.account]
-        if args.account
-        else [r[0] for r in conn.execute("SELECT id FROM accounts ORDER BY id")]
+        [args.account] if args.account else [a for a, _tz, _created in repo_of(session).accounts()]
     )
     if args.current:
         for account in accounts:
-            month, lines = provisional_month(conn, book, account, at)
+            month, lines = provisional_month(session, book, account, at)
             total = sum((line.logbit for line in lines), ZERO)
             so_far = format_logbit(total)
             print(f"{account} {month}: provisional (not posted), services so far -{so_far}")
@@ -63,7 +62,7 @@ def cmd_close(args: argparse.Namespace, conn: sqlite3.Connection, book: PriceBoo
         return 0
     month = Month.parse(args.month)
     for account in accounts:
-        r = close_month(conn, book, account, month, at, closed_by="cli")
+        r = close_month(session, book, account, month, at, closed_by="cli")
         state = "closed" if r.created else "already closed"
         print(f"{account} {month}: {state}, total services charge -{format_logbit(r.total)}")
         for line in r.lines:
@@ -73,32 +72,33 @@ def cmd_close(args: argparse.Namespace, conn: sqlite3.Connection, book: PriceBoo
     return 0
 
 
-def cmd_ledger(args: argparse.Namespace, conn: sqlite3.Connection, _book: PriceBook) -> int:
+def cmd_ledger(args: argparse.Namespace, session: Session, _book: PriceBook) -> int:
     """Run ``logbot-collector ledger``."""
     rows = ledger.render(
-        ledger.entries(conn, args.account, args.limit), ledger.account_timezone(conn, args.account)
+        ledger.entries(session, args.account, args.limit),
+        ledger.account_timezone(session, args.account),
     )
     table(rows)
     return 0
 
 
-def cmd_balance(args: argparse.Namespace, conn: sqlite3.Connection, _book: PriceBook) -> int:
+def cmd_balance(args: argparse.Namespace, session: Session, _book: PriceBook) -> int:
     """Run ``logbot-collector balance``."""
-    print(f"balance: {format_logbit(ledger.balance(conn, args.account))} logbit")
-    print(f"state: {notices.state(conn, args.account)}")
-    deadline = notices.deadline_of(conn, args.account)
+    print(f"balance: {format_logbit(ledger.balance(session, args.account))} logbit")
+    print(f"state: {notices.state(session, args.account)}")
+    deadline = notices.deadline_of(session, args.account)
     if deadline is not None:
         print(f"deadline: {deadline.isoformat()}")
-    banner = notices.banner(conn, args.account)
+    banner = notices.banner(session, args.account)
     if banner:
         print(f"notice: {banner}")
     return 0
 
 
-def cmd_debit(args: argparse.Namespace, conn: sqlite3.Connection, _book: PriceBook) -> int:
+def cmd_debit(args: argparse.Namespace, session: Session, _book: PriceBook) -> int:
     """Run ``logbot-collector debit``."""
     entry = ledger.post_debit(
-        conn,
+        session,
         account_id=args.account,
         at=datetime.now(UTC),
         period_from=args.start,
@@ -111,7 +111,7 @@ def cmd_debit(args: argparse.Namespace, conn: sqlite3.Connection, _book: PriceBo
     return 0
 
 
-def cmd_packs_list(_args: argparse.Namespace, _conn: sqlite3.Connection, book: PriceBook) -> int:
+def cmd_packs_list(_args: argparse.Namespace, _session: Session, book: PriceBook) -> int:
     """Run ``logbot-collector packs list``."""
     rows = [("Code", "Name", "Credits", "Price")]
     for pack in book.packs.values():
@@ -122,7 +122,7 @@ def cmd_packs_list(_args: argparse.Namespace, _conn: sqlite3.Connection, book: P
     return 0
 
 
-def cmd_cart(args: argparse.Namespace, _conn: sqlite3.Connection, book: PriceBook) -> int:
+def cmd_cart(args: argparse.Namespace, _session: Session, book: PriceBook) -> int:
     """Run ``logbot-collector cart``."""
     cart = build_cart(book, items(args.items))
     table(cart.table())
@@ -130,10 +130,10 @@ def cmd_cart(args: argparse.Namespace, _conn: sqlite3.Connection, book: PriceBoo
     return 0
 
 
-def cmd_orders_create(args: argparse.Namespace, conn: sqlite3.Connection, book: PriceBook) -> int:
+def cmd_orders_create(args: argparse.Namespace, session: Session, book: PriceBook) -> int:
     """Run ``logbot-collector orders create``."""
     order = orders.create_order(
-        conn,
+        session,
         book,
         account_id=args.account,
         items=items(args.items),
@@ -146,10 +146,10 @@ def cmd_orders_create(args: argparse.Namespace, conn: sqlite3.Connection, book: 
     return 0
 
 
-def cmd_orders_confirm(args: argparse.Namespace, conn: sqlite3.Connection, _b: PriceBook) -> int:
+def cmd_orders_confirm(args: argparse.Namespace, session: Session, _b: PriceBook) -> int:
     """Run ``logbot-collector orders confirm``."""
     order = orders.confirm_order(
-        conn,
+        session,
         order_id=args.order,
         now=datetime.now(UTC),
         document=args.document,
@@ -160,16 +160,16 @@ def cmd_orders_confirm(args: argparse.Namespace, conn: sqlite3.Connection, _b: P
     return 0
 
 
-def cmd_orders_cancel(args: argparse.Namespace, conn: sqlite3.Connection, _b: PriceBook) -> int:
+def cmd_orders_cancel(args: argparse.Namespace, session: Session, _b: PriceBook) -> int:
     """Run ``logbot-collector orders cancel``."""
-    print(f"order {orders.cancel_order(conn, order_id=args.order).id}: cancelled")
+    print(f"order {orders.cancel_order(session, order_id=args.order).id}: cancelled")
     return 0
 
 
-def cmd_orders_list(args: argparse.Namespace, conn: sqlite3.Connection, _b: PriceBook) -> int:
+def cmd_orders_list(args: argparse.Namespace, session: Session, _b: PriceBook) -> int:
     """Run ``logbot-collector orders list``."""
     rows = [("Order", "Channel", "Items", "Logbit", "Total", "Status", "Document")]
-    for o in orders.list_orders(conn, args.account):
+    for o in orders.list_orders(session, args.account):
         items = ", ".join(f"{k} x{v}" for k, v in o.items.items())
         rows.append(
             (
@@ -186,13 +186,13 @@ def cmd_orders_list(args: argparse.Namespace, conn: sqlite3.Connection, _b: Pric
     return 0
 
 
-def cmd_coupons_create(args: argparse.Namespace, conn: sqlite3.Connection, _b: PriceBook) -> int:
+def cmd_coupons_create(args: argparse.Namespace, session: Session, _b: PriceBook) -> int:
     """Run ``logbot-collector coupons create``."""
     expires = (
         None if args.expires is None else datetime.combine(args.expires, datetime.min.time(), UTC)
     )
     for code in coupons.create_coupons(
-        conn,
+        session,
         logbit=to_decimal(args.logbit),
         count=args.count,
         now=datetime.now(UTC),
@@ -203,18 +203,18 @@ def cmd_coupons_create(args: argparse.Namespace, conn: sqlite3.Connection, _b: P
     return 0
 
 
-def cmd_coupons_redeem(args: argparse.Namespace, conn: sqlite3.Connection, _b: PriceBook) -> int:
+def cmd_coupons_redeem(args: argparse.Namespace, session: Session, _b: PriceBook) -> int:
     """Run ``logbot-collector coupons redeem``."""
-    r = coupons.redeem(conn, account_id=args.account, code=args.code, now=datetime.now(UTC))
+    r = coupons.redeem(session, account_id=args.account, code=args.code, now=datetime.now(UTC))
     note = " (already redeemed by this account)" if r.repeated else ""
     print(f"+{format_logbit(r.logbit)} logbit{note}; balance {format_logbit(r.balance)}")
     return 0
 
 
-def cmd_act_list(args: argparse.Namespace, conn: sqlite3.Connection, _b: PriceBook) -> int:
+def cmd_act_list(args: argparse.Namespace, session: Session, _b: PriceBook) -> int:
     """Run ``logbot-collector activations list``."""
     rows = [("Id", "Service", "Subject", "Seats", "Mode", "Status", "From", "To")]
-    for a in activations.list_activations(conn, args.account):
+    for a in activations.list_activations(session, args.account):
         rows.append(
             (
                 str(a.id),
@@ -231,10 +231,10 @@ def cmd_act_list(args: argparse.Namespace, conn: sqlite3.Connection, _b: PriceBo
     return 0
 
 
-def cmd_act_activate(args: argparse.Namespace, conn: sqlite3.Connection, book: PriceBook) -> int:
+def cmd_act_activate(args: argparse.Namespace, session: Session, book: PriceBook) -> int:
     """Run ``logbot-collector activations activate``."""
     act = activations.activate(
-        conn,
+        session,
         book,
         account_id=args.account,
         service_code=args.service,
@@ -248,10 +248,10 @@ def cmd_act_activate(args: argparse.Namespace, conn: sqlite3.Connection, book: P
     return 0
 
 
-def cmd_act_request(args: argparse.Namespace, conn: sqlite3.Connection, book: PriceBook) -> int:
+def cmd_act_request(args: argparse.Namespace, session: Session, book: PriceBook) -> int:
     """Run ``logbot-collector activations request``."""
     req = activations.request_activation(
-        conn,
+        session,
         book,
         account_id=args.account,
         service_code=args.service,
@@ -265,10 +265,10 @@ def cmd_act_request(args: argparse.Namespace, conn: sqlite3.Connection, book: Pr
     return 0
 
 
-def cmd_act_deactivate(args: argparse.Namespace, conn: sqlite3.Connection, _b: PriceBook) -> int:
+def cmd_act_deactivate(args: argparse.Namespace, session: Session, _b: PriceBook) -> int:
     """Run ``logbot-collector activations deactivate``."""
     activations.deactivate(
-        conn,
+        session,
         account_id=args.account,
         activation_id=args.id,
         end=when(args.at),
@@ -279,21 +279,21 @@ def cmd_act_deactivate(args: argparse.Namespace, conn: sqlite3.Connection, _b: P
     return 0
 
 
-def cmd_act_approve(args: argparse.Namespace, conn: sqlite3.Connection, _b: PriceBook) -> int:
+def cmd_act_approve(args: argparse.Namespace, session: Session, _b: PriceBook) -> int:
     """Run ``logbot-collector activations approve``."""
     at = when(args.at)
     activations.approve_request(
-        conn, account_id=args.account, request_id=args.id, start=at, operator=args.by, now=at
+        session, account_id=args.account, request_id=args.id, start=at, operator=args.by, now=at
     )
     print(f"request {args.id}: active from {at.isoformat()}")
     return 0
 
 
-def cmd_cards_issue(args: argparse.Namespace, conn: sqlite3.Connection, book: PriceBook) -> int:
+def cmd_cards_issue(args: argparse.Namespace, session: Session, book: PriceBook) -> int:
     """Run ``logbot-collector cards issue``."""
     card = book.support_card
     code = support_cards.issue_card(
-        conn,
+        session,
         account_id=args.account,
         purchased_at=datetime.now(UTC),
         minutes=card.minutes,
@@ -303,10 +303,10 @@ def cmd_cards_issue(args: argparse.Namespace, conn: sqlite3.Connection, book: Pr
     return 0
 
 
-def cmd_cards_use(args: argparse.Namespace, conn: sqlite3.Connection, _b: PriceBook) -> int:
+def cmd_cards_use(args: argparse.Namespace, session: Session, _b: PriceBook) -> int:
     """Run ``logbot-collector cards use``."""
     left = support_cards.consume_minutes(
-        conn, args.account, args.code, args.minutes, datetime.now(UTC), ticket=args.ticket
+        session, args.account, args.code, args.minutes, datetime.now(UTC), ticket=args.ticket
     )
     print(f"{left} minutes left")
     return 0

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from collector.billing.db import ts
+from collector.store import repo_billing_orders as repo
+from collector.store.db import Database
 from protocols import Command
+from protocols.messages import Action
 
 
 class CommandSender(Protocol):
@@ -38,44 +39,46 @@ class NotificationSender(Protocol):
         ...
 
 
+def _unsent_commands(db: Database, limit: int) -> list[tuple[int, str, str, str, str, bool]]:
+    with db.unit() as session, session.read():
+        return repo.unsent_commands(session, limit)
+
+
+def _command_sent(db: Database, row_id: int, now: datetime) -> None:
+    with db.unit() as session, session.write():
+        repo.command_sent(session, row_id, now)
+
+
+def _unsent_notifications(db: Database, limit: int) -> list[tuple[int, str, str]]:
+    with db.unit() as session, session.read():
+        return repo.unsent_notifications(session, limit)
+
+
+def _notification_sent(db: Database, row_id: int, now: datetime) -> None:
+    with db.unit() as session, session.write():
+        repo.notification_sent(session, row_id, now)
+
+
 async def dispatch_commands(
-    conn: sqlite3.Connection, sender: CommandSender, now: datetime, *, limit: int = 1000
+    db: Database, sender: CommandSender, now: datetime, *, limit: int = 1000
 ) -> int:
     """Send queued commands in order; return how many were sent."""
-    rows = await asyncio.to_thread(
-        lambda: conn.execute(
-            "SELECT id, account_id, device_id, command_id, action, retain FROM command_outbox"
-            " WHERE sent_at IS NULL ORDER BY id LIMIT ?",
-            (limit,),
-        ).fetchall()
-    )
+    rows = await asyncio.to_thread(_unsent_commands, db, limit)
     sent = 0
     for row_id, account, device, command_id, action, retain in rows:
-        command = Command(id=command_id, device=device, ts=now, action=action)
-        await sender.send_command(account, device, command, retain=bool(retain))
-        await asyncio.to_thread(
-            conn.execute, "UPDATE command_outbox SET sent_at = ? WHERE id = ?", (ts(now), row_id)
-        )
+        command = Command(id=command_id, device=device, ts=now, action=cast("Action", action))
+        await sender.send_command(account, device, command, retain=retain)
+        await asyncio.to_thread(_command_sent, db, row_id, now)
         sent += 1
     return sent
 
 
 async def dispatch_notifications(
-    conn: sqlite3.Connection, sender: NotificationSender, now: datetime, *, limit: int = 1000
+    db: Database, sender: NotificationSender, now: datetime, *, limit: int = 1000
 ) -> int:
     """Deliver queued notifications; return how many were delivered."""
-    rows = await asyncio.to_thread(
-        lambda: conn.execute(
-            "SELECT id, channel, payload FROM notification_outbox WHERE sent_at IS NULL"
-            " ORDER BY id LIMIT ?",
-            (limit,),
-        ).fetchall()
-    )
+    rows = await asyncio.to_thread(_unsent_notifications, db, limit)
     for row_id, channel, payload in rows:
         await sender.notify(channel, cast("dict[str, Any]", json.loads(payload)))
-        await asyncio.to_thread(
-            conn.execute,
-            "UPDATE notification_outbox SET sent_at = ? WHERE id = ?",
-            (ts(now), row_id),
-        )
+        await asyncio.to_thread(_notification_sent, db, row_id, now)
     return len(rows)

@@ -4,7 +4,7 @@
   ``secrets`` (80 bits). Only a SHA-256 of the normalized code is stored, with
   its last four characters as a hint; the code is shown once, at creation.
   Input is normalized (case, spaces, dashes, ``O``->``0``, ``I``/``L``->``1``).
-* Redemption runs in one ``BEGIN IMMEDIATE`` transaction: the coupon row is
+* Redemption runs in one write transaction (``Session.write``): the coupon row is
   claimed with ``UPDATE ... WHERE redeemed_by IS NULL`` and the credit entry
   posted together, so concurrent attempts credit once. Redeeming again from
   the same account returns the first redemption (idempotent); from another
@@ -19,13 +19,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from collector.billing import notices
-from collector.billing.db import parse_ts, ts, write
 from collector.billing.errors import (
     CouponAlreadyRedeemed,
     CouponError,
@@ -34,6 +32,8 @@ from collector.billing.errors import (
 )
 from collector.billing.ledger import balance, post_entry
 from collector.billing.money import to_decimal, to_text
+from collector.billing.repository import BillingRepo, repo_of
+from collector.store.db import Session
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
 CODE_CHARS = 16
@@ -83,7 +83,7 @@ def code_hash(code: str) -> str:
 
 
 def create_coupons(
-    conn: sqlite3.Connection,
+    session: Session | BillingRepo,
     *,
     logbit: Decimal,
     count: int,
@@ -100,52 +100,40 @@ def create_coupons(
     if not 1 <= count <= 10_000:
         raise CouponError("create between 1 and 10000 coupons at a time")
     codes = [new_code() for _ in range(count)]
-    with write(conn):
-        conn.executemany(
-            "INSERT INTO coupons (code_hash, hint, logbit, created_at, created_by, expires_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    code_hash(c),
-                    c[-4:],
-                    to_text(amount),
-                    ts(now),
-                    created_by,
-                    None if expires_at is None else ts(expires_at),
-                )
-                for c in codes
-            ],
+    repo = repo_of(session)
+    with repo.write():
+        repo.insert_coupons(
+            [(code_hash(c), c[-4:]) for c in codes],
+            logbit=to_text(amount),
+            at=now,
+            created_by=created_by,
+            expires_at=expires_at,
         )
     return codes
 
 
-def redeem(conn: sqlite3.Connection, *, account_id: str, code: str, now: datetime) -> Redemption:
+def redeem(
+    session: Session | BillingRepo, *, account_id: str, code: str, now: datetime
+) -> Redemption:
     """Redeem ``code`` for ``account_id``; raise a CouponError subclass with a clear message."""
     hint = normalize(code)[-4:] or "?"
     error: CouponError | None = None
     result: Redemption | None = None
-    with write(conn):
-        failures = conn.execute(
-            "SELECT COUNT(*) FROM coupon_attempts WHERE account_id = ? AND ok = 0"
-            " AND reason != 'rate_limited' AND ts > ?",
-            (account_id, ts(now - WINDOW)),
-        ).fetchone()[0]
-        if failures >= MAX_FAILURES:
+    repo = repo_of(session)
+    with repo.write():
+        if repo.failed_attempts(account_id, now - WINDOW) >= MAX_FAILURES:
             error = CouponRateLimited(
                 f"too many wrong coupon codes: try again after {int(WINDOW.total_seconds() // 60)}"
                 " minutes"
             )
         else:
-            result, error = _redeem(conn, account_id, code, now)
-        conn.execute(
-            "INSERT INTO coupon_attempts (account_id, ts, ok, reason, hint) VALUES (?, ?, ?, ?, ?)",
-            (
-                account_id,
-                ts(now),
-                int(error is None),
-                "ok" if error is None else error.reason,
-                hint,
-            ),
+            result, error = _redeem(repo, account_id, code, now)
+        repo.record_attempt(
+            account_id,
+            now,
+            ok=error is None,
+            reason="ok" if error is None else error.reason,
+            hint=hint,
         )
     if error is not None:
         log.warning("coupon redemption refused for %s (…%s): %s", account_id, hint, error.reason)
@@ -155,26 +143,24 @@ def redeem(conn: sqlite3.Connection, *, account_id: str, code: str, now: datetim
 
 
 def _redeem(
-    conn: sqlite3.Connection, account_id: str, code: str, now: datetime
+    repo: BillingRepo, account_id: str, code: str, now: datetime
 ) -> tuple[Redemption | None, CouponError | None]:
     if not normalize(code):
         return None, CouponInvalid("this is not a coupon code (LBC-XXXX-XXXX-XXXX-XXXX)")
     digest = code_hash(code)
-    row = conn.execute(
-        "SELECT logbit, expires_at, redeemed_by, entry_id FROM coupons WHERE code_hash = ?",
-        (digest,),
-    ).fetchone()
+    row = repo.coupon(digest)
     if row is None:
         return None, CouponInvalid("unknown coupon code")
-    logbit, expires, redeemed_by, entry_id = to_decimal(row[0]), row[1], row[2], row[3]
-    if redeemed_by == account_id:
-        return Redemption(account_id, logbit, entry_id, balance(conn, account_id), True), None
-    if redeemed_by is not None:
+    logbit = to_decimal(row.logbit)
+    if row.redeemed_by == account_id:
+        first = int(row.entry_id or 0)
+        return Redemption(account_id, logbit, first, balance(repo, account_id), True), None
+    if row.redeemed_by is not None:
         return None, CouponAlreadyRedeemed("this coupon has already been redeemed")
-    if expires is not None and parse_ts(expires) <= now:
+    if row.expires_at is not None and row.expires_at <= now:
         return None, CouponInvalid("this coupon has expired")
     entry_id, _ = post_entry(
-        conn,
+        repo,
         account_id=account_id,
         type_="coupon",
         at=now,
@@ -182,15 +168,11 @@ def _redeem(
         logbit=logbit,
         document=f"coupon …{code_hint(code)}",
     )
-    claimed = conn.execute(
-        "UPDATE coupons SET redeemed_by = ?, redeemed_at = ?, entry_id = ?"
-        " WHERE code_hash = ? AND redeemed_by IS NULL",
-        (account_id, ts(now), entry_id, digest),
-    ).rowcount
-    if claimed != 1:  # cannot happen under BEGIN IMMEDIATE; refuse rather than double-credit
+    claimed = repo.claim_coupon(digest, account_id, now, entry_id)
+    if claimed != 1:  # cannot happen in a write transaction; refuse rather than double-credit
         raise CouponAlreadyRedeemed("this coupon has already been redeemed")
-    notices.after_credit(conn, account_id, now, "coupon redeemed")
-    return Redemption(account_id, logbit, entry_id, balance(conn, account_id), False), None
+    notices.after_credit(repo, account_id, now, "coupon redeemed")
+    return Redemption(account_id, logbit, entry_id, balance(repo, account_id), False), None
 
 
 def code_hint(code: str) -> str:

@@ -19,13 +19,14 @@ from __future__ import annotations
 import csv
 import html
 import io
-import sqlite3
 
-from collector.billing.db import parse_ts
 from collector.billing.errors import CloseError
 from collector.billing.ledger import LedgerEntry, account_timezone, entries, render
 from collector.billing.money import ZERO, format_logbit
 from collector.billing.periods import Month, month_of, zone
+from collector.billing.repository import repo_of
+from collector.store import repo_billing_orders as repo
+from collector.store.db import Session
 
 
 def _month(text: str) -> Month:
@@ -35,59 +36,46 @@ def _month(text: str) -> Month:
         raise CloseError(f"month must look like 2026-05, got {text!r}") from exc
 
 
-def _entries_in(conn: sqlite3.Connection, account_id: str, month: Month) -> list[LedgerEntry]:
-    tz = zone(account_timezone(conn, account_id))
+def _entries_in(session: Session, account_id: str, month: Month) -> list[LedgerEntry]:
+    tz = zone(account_timezone(session, account_id))
     start, end = month.start_utc(tz), month.end_utc(tz)
-    return [e for e in entries(conn, account_id, limit=1_000_000) if start <= e.ts < end]
+    return [e for e in entries(session, account_id, limit=1_000_000) if start <= e.ts < end]
 
 
-def ledger_csv(conn: sqlite3.Connection, account_id: str, month: str) -> str:
+def ledger_csv(session: Session, account_id: str, month: str) -> str:
     """The month's ledger rows as CSV (header first)."""
     m = _month(month)
-    rows = render(_entries_in(conn, account_id, m), account_timezone(conn, account_id))
+    rows = render(_entries_in(session, account_id, m), account_timezone(session, account_id))
     return _csv(rows)
 
 
-def usage_csv(conn: sqlite3.Connection, account_id: str, month: str) -> str:
+def usage_csv(session: Session, account_id: str, month: str) -> str:
     """The month's hourly usage rollups as CSV (header first)."""
     m = _month(month)
-    tz = zone(account_timezone(conn, account_id))
+    tz = zone(account_timezone(session, account_id))
     start = m.start_utc(tz).strftime("%Y-%m-%dT%H:%M:%SZ")
     end = m.end_utc(tz).strftime("%Y-%m-%dT%H:%M:%SZ")
     rows: list[tuple[str, ...]] = [
         ("hour_utc", "device", "service", "subject", "unit", "quantity", "records")
     ]
-    for r in conn.execute(
-        "SELECT hour, device_id, service, subject, unit, quantity, records FROM usage_hourly"
-        " WHERE account_id = ? AND hour >= ? AND hour < ?"
-        " ORDER BY hour, device_id, service, subject, unit",
-        (account_id, start, end),
-    ):
+    for r in repo.usage_hours(session, account_id, start, end):
         rows.append(tuple(str(v) for v in r))
     return _csv(rows)
 
 
-def statement_html(conn: sqlite3.Connection, account_id: str, month: str) -> str:
+def statement_html(session: Session, account_id: str, month: str) -> str:
     """The statement of a closed month; CloseError if the month is not closed."""
     m = _month(month)
-    close = conn.execute(
-        "SELECT closed_at FROM month_closes WHERE account_id = ? AND month = ?",
-        (account_id, str(m)),
-    ).fetchone()
+    close = repo_of(session).month_close(account_id, str(m))
     if close is None:
         raise CloseError(f"{m} is not closed for account {account_id}")
-    tzname = account_timezone(conn, account_id)
+    tzname = account_timezone(session, account_id)
     tz = zone(tzname)
     # An entry belongs to the month it closes (a close is posted on the 1st of
     # the next month), otherwise to the month it is dated in.
-    closes = dict(
-        conn.execute(
-            "SELECT id, close_month FROM ledger_entries WHERE account_id = ?", (account_id,)
-        ).fetchall()
-    )
-    every = entries(conn, account_id, limit=1_000_000)
+    every = entries(session, account_id, limit=1_000_000)
     owner = {
-        x.id: Month.parse(closes[x.id]) if closes.get(x.id) else month_of(x.ts, tz) for x in every
+        x.id: Month.parse(x.close_month) if x.close_month else month_of(x.ts, tz) for x in every
     }
     in_month = [x for x in every if owner[x.id] == m]
     opening = sum((x.logbit for x in every if owner[x.id] < m), ZERO)
@@ -96,7 +84,7 @@ def statement_html(conn: sqlite3.Connection, account_id: str, month: str) -> str
     e = html.escape
     head = "".join(f"<th>{e(c)}</th>" for c in rows[0])
     body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows[1:])
-    closed = parse_ts(close[0]).astimezone(tz)
+    closed = close[2].astimezone(tz)
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>Statement {e(str(m))} — {e(account_id)}</title></head><body>"

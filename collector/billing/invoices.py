@@ -2,8 +2,8 @@
 
 Numbers are ``LB-<year>-<seq:06>``, one gapless sequence per calendar year
 (UTC). The number is allocated as ``MAX(seq) + 1`` inside the confirmation's
-``BEGIN IMMEDIATE`` transaction: SQLite's single write lock serializes
-concurrent confirmations, and a rolled-back confirmation rolls its number
+write transaction (``Session.write``, which runs alone) so concurrent
+confirmations serialize, and a rolled-back confirmation rolls its number
 back with it, so the sequence never has a gap or a duplicate (``UNIQUE
 (year, seq)`` would refuse one). Triggers refuse any UPDATE or DELETE of an
 invoice: the document is rendered once, at issue, and served as stored.
@@ -12,14 +12,14 @@ invoice: the document is rendered once, at issue, and served as stored.
 from __future__ import annotations
 
 import html
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from collector.billing.db import ts, write
 from collector.billing.errors import OrderNotFound
 from collector.billing.money import format_eur, format_logbit, to_decimal, to_text
+from collector.store import repo_billing_orders as repo
+from collector.store.db import Session
 
 if TYPE_CHECKING:
     from collector.billing.orders import Order
@@ -39,54 +39,40 @@ class Invoice:
     html: str
 
 
-def issue(conn: sqlite3.Connection, order: Order, now: datetime) -> str:
+def issue(session: Session, order: Order, now: datetime) -> str:
     """Issue the paid order's invoice (once); return its number."""
-    with write(conn):
-        row = conn.execute("SELECT number FROM invoices WHERE order_id = ?", (order.id,)).fetchone()
-        if row is not None:
-            return str(row[0])
+    with session.write():
+        existing = repo.invoice_of_order(session, order.id)
+        if existing is not None:
+            return existing
         year = now.astimezone(UTC).year
-        (last,) = conn.execute(
-            "SELECT COALESCE(MAX(seq), 0) FROM invoices WHERE year = ?", (year,)
-        ).fetchone()
-        seq = int(last) + 1
+        seq = repo.last_invoice_seq(session, year) + 1
         number = f"LB-{year}-{seq:06d}"
-        conn.execute(
-            "INSERT INTO invoices (number, year, seq, order_id, account_id, issued_at,"
-            " total_eur, html) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                number,
-                year,
-                seq,
-                order.id,
-                order.account_id,
-                ts(now),
-                to_text(order.total_eur),
-                render(number, order, now),
-            ),
+        repo.insert_invoice(
+            session,
+            number=number,
+            year=year,
+            seq=seq,
+            order_id=order.id,
+            account_id=order.account_id,
+            at=now,
+            total=to_text(order.total_eur),
+            html=render(number, order, now),
         )
     return number
 
 
-def get(conn: sqlite3.Connection, number: str) -> Invoice:
+def get(session: Session, number: str) -> Invoice:
     """Return one invoice or raise OrderNotFound."""
-    row = conn.execute(
-        "SELECT number, order_id, account_id, issued_at, total_eur, html FROM invoices"
-        " WHERE number = ?",
-        (number,),
-    ).fetchone()
+    row = repo.invoice(session, number)
     if row is None:
         raise OrderNotFound(f"no invoice {number}")
-    return Invoice(*(row[i] for i in range(6)))
+    return Invoice(*row)
 
 
-def list_invoices(conn: sqlite3.Connection, account_id: str) -> list[Invoice]:
+def list_invoices(session: Session, account_id: str) -> list[Invoice]:
     """The account's invoices, newest first."""
-    rows = conn.execute(
-        "SELECT number FROM invoices WHERE account_id = ? ORDER BY year DESC, seq DESC",
-        (account_id,),
-    ).fetchall()
-    return [get(conn, str(r[0])) for r in rows]
+    return [get(session, n) for n in repo.invoice_numbers(session, account_id)]
 
 
 def render(number: str, order: Order, now: datetime) -> str:

@@ -9,15 +9,15 @@ transaction as the entry; ``recompute_balance`` re-derives it from the rows.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from collector.billing.db import parse_ts, ts, write
 from collector.billing.money import ZERO, format_eur, format_logbit, to_decimal, to_text
 from collector.billing.periods import ddmmyyyy, zone
+from collector.billing.repository import BillingRepo, LineRow, repo_of
+from collector.store.db import Session
 
 CHARGE_DESCRIPTION = "total services charge"
 GENERIC_LABEL = "generic or balance debit"
@@ -62,44 +62,38 @@ class LedgerEntry:
     cost_eur: Decimal | None
     document: str
     lines: tuple[LedgerLine, ...]
+    close_month: str | None = None
 
 
-def account_exists(conn: sqlite3.Connection, account_id: str) -> bool:
+def account_exists(session: Session | BillingRepo, account_id: str) -> bool:
     """Tell whether the account is registered."""
-    row = conn.execute("SELECT 1 FROM accounts WHERE id = ?", (account_id,)).fetchone()
-    return row is not None
+    return repo_of(session).account_exists(account_id)
 
 
-def account_timezone(conn: sqlite3.Connection, account_id: str) -> str:
+def account_timezone(session: Session | BillingRepo, account_id: str) -> str:
     """Return the account's IANA timezone (``UTC`` if the account row is missing)."""
-    row = conn.execute("SELECT timezone FROM accounts WHERE id = ?", (account_id,)).fetchone()
-    return str(row[0]) if row and row[0] else "UTC"
+    return repo_of(session).account_timezone(account_id) or "UTC"
 
 
-def ensure_account(conn: sqlite3.Connection, account_id: str, now: datetime) -> None:
+def ensure_account(session: Session | BillingRepo, account_id: str, now: datetime) -> None:
     """Create the account's billing row if missing (inside a write transaction)."""
-    conn.execute(
-        "INSERT OR IGNORE INTO billing_accounts (account_id, updated_at) VALUES (?, ?)",
-        (account_id, ts(now)),
-    )
+    repo_of(session).ensure_account(account_id, now)
 
 
-def balance(conn: sqlite3.Connection, account_id: str) -> Decimal:
+def balance(session: Session | BillingRepo, account_id: str) -> Decimal:
     """Return the account's current balance in logbit."""
-    row = conn.execute(
-        "SELECT balance FROM billing_accounts WHERE account_id = ?", (account_id,)
-    ).fetchone()
-    return to_decimal(row[0]) if row else ZERO
+    stored = repo_of(session).balance(account_id)
+    return ZERO if stored is None else to_decimal(stored)
 
 
-def recompute_balance(conn: sqlite3.Connection, account_id: str) -> Decimal:
+def recompute_balance(session: Session | BillingRepo, account_id: str) -> Decimal:
     """Sum the ledger entries exactly (a check of the stored balance)."""
-    rows = conn.execute("SELECT logbit FROM ledger_entries WHERE account_id = ?", (account_id,))
-    return sum((to_decimal(r[0]) for r in rows), ZERO)
+    amounts = repo_of(session).entry_amounts(account_id)
+    return sum((to_decimal(a) for a in amounts), ZERO)
 
 
 def post_entry(
-    conn: sqlite3.Connection,
+    session: Session | BillingRepo,
     *,
     account_id: str,
     type_: str,
@@ -115,55 +109,41 @@ def post_entry(
     """Insert an entry and its lines, update the balance; return (entry id, new balance)."""
     if lines and sum((line.logbit for line in lines), ZERO) != logbit:
         raise ValueError("an entry's logbit must equal the sum of its lines")
-    with write(conn):
-        ensure_account(conn, account_id, at)
-        cur = conn.execute(
-            "INSERT INTO ledger_entries (account_id, type, ts, description, logbit, cost_eur,"
-            " document, close_month, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                account_id,
-                type_,
-                ts(at),
-                description,
-                to_text(logbit),
-                None if cost_eur is None else to_text(cost_eur),
-                document,
-                close_month,
-                created_by,
-            ),
-        )
-        entry_id = int(cur.lastrowid or 0)
-        conn.executemany(
-            "INSERT INTO ledger_lines (entry_id, account_id, month, kind, service_code,"
-            " period_from, period_to, description, exact, logbit, subjects)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    entry_id,
-                    account_id,
-                    line.month,
-                    line.kind,
-                    line.service_code,
-                    line.period_from.isoformat(),
-                    line.period_to.isoformat(),
-                    line.description,
-                    to_text(line.exact),
-                    to_text(line.logbit),
-                    line.subjects,
+    repo = repo_of(session)
+    with repo.write():
+        repo.ensure_account(account_id, at)
+        entry_id = repo.insert_entry(
+            account_id=account_id,
+            type_=type_,
+            at=at,
+            description=description,
+            logbit=to_text(logbit),
+            cost_eur=None if cost_eur is None else to_text(cost_eur),
+            document=document,
+            close_month=close_month,
+            created_by=created_by,
+            lines=[
+                LineRow(
+                    month=line.month,
+                    kind=line.kind,
+                    service_code=line.service_code,
+                    period_from=line.period_from.isoformat(),
+                    period_to=line.period_to.isoformat(),
+                    description=line.description,
+                    exact=to_text(line.exact),
+                    logbit=to_text(line.logbit),
+                    subjects=line.subjects,
                 )
                 for line in lines
             ],
         )
-        new_balance = balance(conn, account_id) + logbit
-        conn.execute(
-            "UPDATE billing_accounts SET balance = ?, updated_at = ? WHERE account_id = ?",
-            (to_text(new_balance), ts(at), account_id),
-        )
+        new_balance = balance(repo, account_id) + logbit
+        repo.set_balance(account_id, to_text(new_balance), at)
     return entry_id, new_balance
 
 
 def post_debit(
-    conn: sqlite3.Connection,
+    session: Session | BillingRepo,
     *,
     account_id: str,
     at: datetime,
@@ -188,7 +168,7 @@ def post_debit(
         logbit=amount,
     )
     entry_id, _ = post_entry(
-        conn,
+        session,
         account_id=account_id,
         type_="debit",
         at=at,
@@ -201,37 +181,26 @@ def post_debit(
     return entry_id
 
 
-def entries(conn: sqlite3.Connection, account_id: str, limit: int = 500) -> list[LedgerEntry]:
+def entries(session: Session | BillingRepo, account_id: str, limit: int = 500) -> list[LedgerEntry]:
     """Return the account's entries, newest first, with their lines."""
-    rows = conn.execute(
-        "SELECT id, type, ts, description, logbit, cost_eur, document FROM ledger_entries"
-        " WHERE account_id = ? ORDER BY ts DESC, id DESC LIMIT ?",
-        (account_id, limit),
-    ).fetchall()
-    out: list[LedgerEntry] = []
-    for entry_id, type_, at, description, logbit, cost, document in rows:
-        lines = tuple(
-            LedgerLine(d, to_decimal(lb), k, m)
-            for d, lb, k, m in conn.execute(
-                "SELECT description, logbit, kind, month FROM ledger_lines"
-                " WHERE entry_id = ? ORDER BY id",
-                (entry_id,),
-            )
+    repo = repo_of(session)
+    rows = repo.entries(account_id, limit)
+    lines = repo.entry_lines([r.id for r in rows])
+    return [
+        LedgerEntry(
+            id=r.id,
+            account_id=account_id,
+            type=r.type,
+            ts=r.ts,
+            description=r.description,
+            logbit=to_decimal(r.logbit),
+            cost_eur=None if r.cost_eur is None else to_decimal(r.cost_eur),
+            document=r.document,
+            lines=tuple(LedgerLine(d, to_decimal(lb), k, m) for d, lb, k, m in lines[r.id]),
+            close_month=r.close_month,
         )
-        out.append(
-            LedgerEntry(
-                id=entry_id,
-                account_id=account_id,
-                type=type_,
-                ts=parse_ts(at),
-                description=description,
-                logbit=to_decimal(logbit),
-                cost_eur=None if cost is None else to_decimal(cost),
-                document=document,
-                lines=lines,
-            )
-        )
-    return out
+        for r in rows
+    ]
 
 
 def render(entries_: Sequence[LedgerEntry], timezone: str) -> list[tuple[str, ...]]:

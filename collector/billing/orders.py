@@ -12,7 +12,7 @@ cart shown; a double click sends it twice) and returns the order already made
 with that key; without a key, the same user's identical unpaid order of the
 same channel is returned. A key reused for another cart is a conflict.
 
-Confirmation is idempotent and race-free: one ``BEGIN IMMEDIATE`` transaction
+Confirmation is idempotent and race-free: one write transaction (it runs alone)
 moves the order from ``awaiting_confirmation`` to ``confirmed``, posts the
 credit entry (Logbit +N, Cost € total, Document), issues the order's support
 cards and its numbered invoice (``invoices``), queues the purchase
@@ -24,19 +24,20 @@ orders can be cancelled.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from collector.billing import invoices, notices, purchase_notice, support_cards
 from collector.billing.cart import build_cart
-from collector.billing.db import parse_ts, ts, write
 from collector.billing.errors import OrderConflict, OrderError, OrderNotFound
 from collector.billing.ledger import post_entry
 from collector.billing.money import to_decimal, to_text
 from collector.billing.payments import PaymentProvider, PaymentRequest
 from collector.billing.price_book import PriceBook
+from collector.store import repo_billing_orders as repo
+from collector.store.codec import from_text
+from collector.store.db import Session
 
 CHANNELS = ("distributor", "direct", "card")
 
@@ -64,7 +65,7 @@ class Order:
 
 
 def checkout(
-    conn: sqlite3.Connection,
+    session: Session,
     book: PriceBook,
     *,
     account_id: str,
@@ -82,26 +83,19 @@ def checkout(
     the same key with another cart or channel raises OrderConflict.
     """
     wanted = json.dumps(dict(sorted(items.items())))
-    with write(conn):
+    with session.write():
         if checkout_key is not None:
-            row = conn.execute(
-                "SELECT id, items, channel FROM orders WHERE account_id = ? AND checkout_key = ?",
-                (account_id, checkout_key),
-            ).fetchone()
+            row = repo.order_by_key(session, account_id, checkout_key)
             if row is not None:
                 if row[1] != wanted or row[2] != channel:
                     raise OrderConflict("this checkout key was used for another cart")
-                return get_order(conn, int(row[0])), False
+                return get_order(session, row[0]), False
         else:
-            row = conn.execute(
-                "SELECT id FROM orders WHERE account_id = ? AND created_by = ? AND channel = ?"
-                " AND items = ? AND status = 'awaiting_confirmation' ORDER BY id DESC LIMIT 1",
-                (account_id, created_by, channel, wanted),
-            ).fetchone()
-            if row is not None:
-                return get_order(conn, int(row[0])), False
+            twin = repo.unpaid_twin(session, account_id, created_by, channel, wanted)
+            if twin is not None:
+                return get_order(session, twin), False
         order = create_order(
-            conn,
+            session,
             book,
             account_id=account_id,
             items=items,
@@ -130,15 +124,14 @@ def checkout(
                 "minutes": card.minutes,
                 "valid_months": card.valid_months,
             }
-        conn.execute(
-            "UPDATE orders SET checkout_key = ?, created_by = ?, details = ? WHERE id = ?",
-            (checkout_key, created_by, json.dumps(stored, sort_keys=True), order.id),
+        repo.set_checkout(
+            session, order.id, checkout_key, created_by, json.dumps(stored, sort_keys=True)
         )
-        return get_order(conn, order.id), True
+        return get_order(session, order.id), True
 
 
 def create_order(
-    conn: sqlite3.Connection,
+    session: Session,
     book: PriceBook,
     *,
     account_id: str,
@@ -153,40 +146,36 @@ def create_order(
     if channel == "card" and provider is None:
         raise OrderError("a card order needs a payment provider")
     cart = build_cart(book, items)
-    with write(conn):
-        cur = conn.execute(
-            "INSERT INTO orders (account_id, channel, items, logbit, price_eur, tax_eur, total_eur,"
-            " status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'awaiting_confirmation', ?)",
-            (
-                account_id,
-                channel,
-                json.dumps(dict(sorted(items.items()))),
+    with session.write():
+        order_id = repo.insert_order(
+            session,
+            account_id=account_id,
+            channel=channel,
+            items=json.dumps(dict(sorted(items.items()))),
+            amounts=(
                 to_text(cart.logbit),
                 to_text(cart.price),
                 to_text(cart.tax),
                 to_text(cart.total),
-                ts(now),
             ),
+            at=now,
         )
-        order_id = int(cur.lastrowid or 0)
         if provider is not None and channel == "card":
             intent = provider.start_payment(
                 PaymentRequest(order_id, account_id, cart.total, cart.describe())
             )
-            conn.execute(
-                "UPDATE orders SET provider = ?, provider_ref = ?, details = ? WHERE id = ?",
-                (
-                    intent.provider,
-                    intent.reference,
-                    json.dumps({"payment_url": intent.redirect_url} if intent.redirect_url else {}),
-                    order_id,
-                ),
+            repo.set_payment(
+                session,
+                order_id,
+                intent.provider,
+                intent.reference,
+                json.dumps({"payment_url": intent.redirect_url} if intent.redirect_url else {}),
             )
-    return get_order(conn, order_id)
+    return get_order(session, order_id)
 
 
 def confirm_order(
-    conn: sqlite3.Connection,
+    session: Session,
     *,
     order_id: int,
     now: datetime,
@@ -197,26 +186,22 @@ def confirm_order(
     """Credit a confirmed order once; confirming again returns it unchanged."""
     if not document.strip():
         raise OrderError("a confirmation needs a document reference")
-    with write(conn):
-        order = get_order(conn, order_id)
+    with session.write():
+        order = get_order(session, order_id)
         if order.status == "confirmed":
             return order
         if order.status != "awaiting_confirmation":
             raise OrderError(f"order {order_id} is {order.status}")
         if order.channel == "card" and provider_ref != order.provider_ref:
             raise OrderError(f"order {order_id}: payment reference does not match")
-        cart = build_cart_from(conn, order_id)
-        codes = _issue_cards(conn, order, now)
-        conn.execute(
-            "UPDATE orders SET status = 'confirmed', confirmed_at = ?, confirmed_by = ?,"
-            " document = ? WHERE id = ?",
-            (ts(now), confirmed_by, document, order_id),
-        )
+        cart = build_cart_from(session, order_id)
+        codes = _issue_cards(session, order, now)
+        repo.mark_confirmed(session, order_id, now, confirmed_by, document)
         # The invoice first, so the ledger's Document column names it (the customer
         # downloads it by that number) beside the payment reference.
-        number = invoices.issue(conn, get_order(conn, order_id), now)
+        number = invoices.issue(session, get_order(session, order_id), now)
         entry_id, _ = post_entry(
-            conn,
+            session,
             account_id=order.account_id,
             type_="credit",
             at=now,
@@ -226,13 +211,13 @@ def confirm_order(
             document=f"{number} ({document})",
             created_by=confirmed_by,
         )
-        conn.execute("UPDATE orders SET entry_id = ? WHERE id = ?", (entry_id, order_id))
-        purchase_notice.queue(conn, get_order(conn, order_id), number, codes, now)
-        notices.after_credit(conn, order.account_id, now, f"order {order_id} credited")
-    return get_order(conn, order_id)
+        repo.set_entry(session, order_id, entry_id)
+        purchase_notice.queue(session, get_order(session, order_id), number, codes, now)
+        notices.after_credit(session, order.account_id, now, f"order {order_id} credited")
+    return get_order(session, order_id)
 
 
-def _issue_cards(conn: sqlite3.Connection, order: Order, now: datetime) -> list[str]:
+def _issue_cards(session: Session, order: Order, now: datetime) -> list[str]:
     """Issue the support cards an order paid for; return their codes (shown once)."""
     spec = (order.details or {}).get("support_card")
     if not isinstance(spec, dict):
@@ -240,7 +225,7 @@ def _issue_cards(conn: sqlite3.Connection, order: Order, now: datetime) -> list[
     quantity = order.items.get(str(spec["code"]), 0)
     return [
         support_cards.issue_card(
-            conn,
+            session,
             account_id=order.account_id,
             purchased_at=now,
             minutes=int(spec["minutes"]),
@@ -250,36 +235,27 @@ def _issue_cards(conn: sqlite3.Connection, order: Order, now: datetime) -> list[
     ]
 
 
-def cancel_order(conn: sqlite3.Connection, *, order_id: int, now: datetime | None = None) -> Order:
+def cancel_order(session: Session, *, order_id: int, now: datetime | None = None) -> Order:
     """Cancel an order that is still awaiting confirmation (cancelling twice is a no-op)."""
-    with write(conn):
-        order = get_order(conn, order_id)
+    with session.write():
+        order = get_order(session, order_id)
         if order.status == "cancelled":
             return order
         if order.status != "awaiting_confirmation":
             raise OrderConflict(f"order {order_id} is {order.status}, it cannot be cancelled")
-        conn.execute(
-            "UPDATE orders SET status = 'cancelled', cancelled_at = ? WHERE id = ?",
-            (None if now is None else ts(now), order_id),
-        )
-    return get_order(conn, order_id)
+        repo.mark_cancelled(session, order_id, now)
+    return get_order(session, order_id)
 
 
-def build_cart_from(conn: sqlite3.Connection, order_id: int) -> str:
+def build_cart_from(session: Session, order_id: int) -> str:
     """The order's items as ``LOGBOT-CREDIT-100 x1``."""
-    order = get_order(conn, order_id)
+    order = get_order(session, order_id)
     return ", ".join(f"{code} x{qty}" for code, qty in order.items.items())
 
 
-def get_order(conn: sqlite3.Connection, order_id: int) -> Order:
+def get_order(session: Session, order_id: int) -> Order:
     """Return one order or raise OrderError."""
-    row = conn.execute(
-        "SELECT o.id, o.account_id, o.channel, o.items, o.logbit, o.total_eur, o.status,"
-        " o.provider_ref, o.document, o.entry_id, o.price_eur, o.tax_eur, o.created_at,"
-        " o.created_by, o.details, i.number FROM orders o"
-        " LEFT JOIN invoices i ON i.order_id = o.id WHERE o.id = ?",
-        (order_id,),
-    ).fetchone()
+    row = repo.order_row(session, order_id)
     if row is None:
         raise OrderNotFound(f"no order {order_id}")
     return Order(
@@ -295,20 +271,13 @@ def get_order(conn: sqlite3.Connection, order_id: int) -> Order:
         row[9],
         price_eur=to_decimal(row[10]),
         tax_eur=to_decimal(row[11]),
-        created_at=parse_ts(row[12]),
+        created_at=from_text(row[12]),
         created_by=row[13],
         details=json.loads(row[14]),
         invoice=row[15],
     )
 
 
-def list_orders(
-    conn: sqlite3.Connection, account_id: str | None, status: str | None = None
-) -> list[Order]:
+def list_orders(session: Session, account_id: str | None, status: str | None = None) -> list[Order]:
     """Orders of one account (or of every account with None), newest first."""
-    ids = conn.execute(
-        "SELECT id FROM orders WHERE (? IS NULL OR account_id = ?) AND (? IS NULL OR status = ?)"
-        " ORDER BY id DESC LIMIT 1000",
-        (account_id, account_id, status, status),
-    ).fetchall()
-    return [get_order(conn, i) for (i,) in ids]
+    return [get_order(session, i) for i in repo.order_ids(session, account_id, status)]

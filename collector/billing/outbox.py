@@ -8,15 +8,15 @@ delivers them.
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import datetime
 from typing import Any
 
-from collector.billing.db import ts
+from collector.store import repo_billing_orders as repo
+from collector.store.db import Session
 
 
 def queue_account_notice(
-    conn: sqlite3.Connection,
+    session: Session,
     account_id: str,
     kind: str,
     now: datetime,
@@ -28,11 +28,11 @@ def queue_account_notice(
     """Queue one e-mail (to the admins) and one webhook event of ``kind``."""
     email = {"account": account_id, "kind": kind, "subject": subject, "body": body}
     event = {"account": account_id, "kind": kind, **data}
-    conn.executemany(
-        "INSERT INTO notification_outbox (account_id, channel, payload, created_at)"
-        " VALUES (?, ?, ?, ?)",
+    repo.queue_notifications(
+        session,
         [
-            (account_id, "email", json.dumps(email, sort_keys=True), ts(now)),
-            (account_id, "webhook", json.dumps(event, sort_keys=True), ts(now)),
+            (account_id, "email", json.dumps(email, sort_keys=True)),
+            (account_id, "webhook", json.dumps(event, sort_keys=True)),
         ],
+        now,
     )

@@ -11,12 +11,12 @@ only into the customer's message: the copies show the code's last characters.
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from collector.billing.db import ts
 from collector.billing.money import format_eur, format_logbit, to_text
+from collector.store import repo_billing_orders as repo
+from collector.store.db import Session
 
 if TYPE_CHECKING:
     from collector.billing.orders import Order
@@ -65,7 +65,7 @@ def body(order: Order, invoice: str, codes: list[str], *, role: str) -> str:
 
 
 def queue(
-    conn: sqlite3.Connection, order: Order, invoice: str, codes: list[str], now: datetime
+    session: Session, order: Order, invoice: str, codes: list[str], now: datetime
 ) -> list[str]:
     """Queue the confirmation to each distinct address and the webhook; return the addresses."""
     d = order.details or {}
@@ -89,7 +89,7 @@ def queue(
             "subject": subject(order),
             "body": body(order, invoice, codes, role=role),
         }
-        rows.append((order.account_id, "email", json.dumps(payload, sort_keys=True), ts(now)))
+        rows.append((order.account_id, "email", json.dumps(payload, sort_keys=True)))
     event = {
         "account": order.account_id,
         "kind": KIND,
@@ -100,10 +100,6 @@ def queue(
         "total_eur": to_text(order.total_eur),
         "items": order.items,
     }
-    rows.append((order.account_id, "webhook", json.dumps(event, sort_keys=True), ts(now)))
-    conn.executemany(
-        "INSERT INTO notification_outbox (account_id, channel, payload, created_at)"
-        " VALUES (?, ?, ?, ?)",
-        rows,
-    )
+    rows.append((order.account_id, "webhook", json.dumps(event, sort_keys=True)))
+    repo.queue_notifications(session, rows, now)
     return sent

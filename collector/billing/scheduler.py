@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,8 +28,8 @@ from collector.billing.commands import (
     dispatch_commands,
     dispatch_notifications,
 )
-from collector.billing.db import connect
 from collector.billing.price_book import PriceBook
+from collector.store.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +68,18 @@ class TickReport:
     notifications_sent: int
 
 
+def _close_due(db: Database, book: PriceBook, now: datetime, lookback: int) -> list[CloseResult]:
+    with db.unit() as session:
+        return close_due(session, book, now, lookback=lookback)
+
+
+def _enforce(db: Database, now: datetime) -> list[str]:
+    with db.unit() as session:
+        return notices.enforce_deadlines(session, now)
+
+
 async def tick(
-    conn: sqlite3.Connection,
+    db: Database,
     clock: Clock,
     book: PriceBook,
     sender: CommandSender | None,
@@ -80,10 +89,10 @@ async def tick(
 ) -> TickReport:
     """Run one pass of close, deadline enforcement and dispatch."""
     now = clock.now()
-    closes = await asyncio.to_thread(close_due, conn, book, now, lookback=lookback)
-    suspended = await asyncio.to_thread(notices.enforce_deadlines, conn, now)
-    sent = await dispatch_commands(conn, sender, now) if sender is not None else 0
-    notified = await dispatch_notifications(conn, notifier, now) if notifier is not None else 0
+    closes = await asyncio.to_thread(_close_due, db, book, now, lookback)
+    suspended = await asyncio.to_thread(_enforce, db, now)
+    sent = await dispatch_commands(db, sender, now) if sender is not None else 0
+    notified = await dispatch_notifications(db, notifier, now) if notifier is not None else 0
     created = tuple(c for c in closes if c.created)
     for c in created:
         log.info("closed %s for %s: %s logbit", c.month, c.account_id, c.total)
@@ -93,7 +102,7 @@ async def tick(
 
 
 async def run_close_scheduler(
-    db_path: str | Path,
+    database: Database | str | Path,
     clock: Clock,
     price_book: PriceBook,
     sender: CommandSender | None,
@@ -103,12 +112,19 @@ async def run_close_scheduler(
     notifier: NotificationSender | None = None,
     lookback: int = DEFAULT_LOOKBACK,
 ) -> None:
-    """Tick until ``stop_event`` is set; a failing tick is logged and retried next time."""
-    conn = await asyncio.to_thread(connect, db_path)
+    """Tick until ``stop_event`` is set; a failing tick is logged and retried next time.
+
+    ``database`` is the collector's ``Database`` or its location (then opened and
+    migrated here, and closed at the end).
+    """
+    own = not isinstance(database, Database)
+    db = database if isinstance(database, Database) else Database(database)
+    if own:
+        await asyncio.to_thread(db.migrate)
     try:
         while not stop_event.is_set():
             try:
-                await tick(conn, clock, price_book, sender, notifier=notifier, lookback=lookback)
+                await tick(db, clock, price_book, sender, notifier=notifier, lookback=lookback)
             except Exception:
                 log.exception("billing tick failed; retrying in %s s", interval)
             sleeper = asyncio.ensure_future(clock.sleep(interval))
@@ -117,4 +133,5 @@ async def run_close_scheduler(
             for task in pending:
                 task.cancel()
     finally:
-        await asyncio.to_thread(conn.close)
+        if own:
+            await asyncio.to_thread(db.dispose)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
-from collector.billing.db import parse_ts, ts, write
 from collector.billing.errors import CardExhausted, CardExpired, CardUnknown, SupportCardError
 from collector.billing.periods import add_months
+from collector.store import repo_billing_orders as repo
+from collector.store.codec import from_text
+from collector.store.db import Session
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 PREFIX = "LSSC"
@@ -46,7 +47,7 @@ def _hash(code: str) -> str:
 
 
 def issue_card(
-    conn: sqlite3.Connection,
+    session: Session,
     *,
     account_id: str,
     purchased_at: datetime,
@@ -60,34 +61,27 @@ def issue_card(
     code = f"{PREFIX}-{body[:4]}-{body[4:8]}-{body[8:]}"
     end_day = add_months(purchased_at.date(), valid_months)
     expires = purchased_at.replace(year=end_day.year, month=end_day.month, day=end_day.day)
-    with write(conn):
-        conn.execute(
-            "INSERT INTO support_cards (code_hash, hint, account_id, minutes_total, purchased_at,"
-            " expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (_hash(code), code[-4:], account_id, minutes, ts(purchased_at), ts(expires)),
+    with session.write():
+        repo.insert_card(
+            session,
+            code_hash=_hash(code),
+            hint=code[-4:],
+            account_id=account_id,
+            minutes=minutes,
+            purchased_at=purchased_at,
+            expires_at=expires,
         )
     return code
 
 
 def check_card(
-    conn: sqlite3.Connection, account_id: str, code: str, now: datetime, minutes: int = 1
+    session: Session, account_id: str, code: str, now: datetime, minutes: int = 1
 ) -> CardStatus:
     """Return the card's status if it can pay ``minutes`` now; raise with a clear message."""
-    row = conn.execute(
-        "SELECT hint, account_id, minutes_total, minutes_used, purchased_at, expires_at"
-        " FROM support_cards WHERE code_hash = ? AND account_id = ?",
-        (_hash(code), account_id),
-    ).fetchone()
+    row = repo.card(session, _hash(code), account_id)
     if row is None:
         raise CardUnknown("unknown support card code for this account")
-    status = CardStatus(
-        hint=row[0],
-        account_id=row[1],
-        minutes_total=row[2],
-        minutes_left=row[2] - row[3],
-        purchased_at=parse_ts(row[4]),
-        expires_at=parse_ts(row[5]),
-    )
+    status = _status(row)
     if now >= status.expires_at:
         raise CardExpired(
             f"support card …{status.hint} expired on {status.expires_at:%d/%m/%Y}:"
@@ -103,7 +97,7 @@ def check_card(
 
 
 def consume_minutes(
-    conn: sqlite3.Connection,
+    session: Session,
     account_id: str,
     code: str,
     minutes: int,
@@ -114,25 +108,24 @@ def consume_minutes(
     """Charge ``minutes`` of support to the card; return the minutes left."""
     if minutes <= 0:
         raise SupportCardError("minutes must be positive")
-    with write(conn):
-        status = check_card(conn, account_id, code, now, minutes)
-        conn.execute(
-            "UPDATE support_cards SET minutes_used = minutes_used + ? WHERE code_hash = ?",
-            (minutes, _hash(code)),
-        )
-        conn.execute(
-            "INSERT INTO support_card_usage (code_hash, account_id, ticket, minutes, ts)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (_hash(code), account_id, ticket, minutes, ts(now)),
-        )
+    with session.write():
+        status = check_card(session, account_id, code, now, minutes)
+        repo.use_card(session, _hash(code), account_id, minutes=minutes, at=now, ticket=ticket)
     return status.minutes_left - minutes
 
 
-def list_cards(conn: sqlite3.Connection, account_id: str) -> list[CardStatus]:
+def list_cards(session: Session, account_id: str) -> list[CardStatus]:
     """The account's cards (hints only), newest first."""
-    rows = conn.execute(
-        "SELECT hint, account_id, minutes_total, minutes_used, purchased_at, expires_at"
-        " FROM support_cards WHERE account_id = ? ORDER BY purchased_at DESC",
-        (account_id,),
-    ).fetchall()
-    return [CardStatus(r[0], r[1], r[2], r[2] - r[3], parse_ts(r[4]), parse_ts(r[5])) for r in rows]
+    return [_status(r) for r in repo.cards(session, account_id)]
+
+
+def _status(row: tuple[object, ...]) -> CardStatus:
+    total, used = int(str(row[2])), int(str(row[3]))
+    return CardStatus(
+        hint=str(row[0]),
+        account_id=str(row[1]),
+        minutes_total=total,
+        minutes_left=total - used,
+        purchased_at=from_text(str(row[4])),
+        expires_at=from_text(str(row[5])),
+    )

@@ -1,11 +1,11 @@
-"""Read a month's usage rollups for rating, pre-aggregated by SQLite.
+"""Read a month's usage rollups for rating, pre-aggregated by the database.
 
 The rating engine only needs to know, for each usage row, which activation
 covers it and which price version is in force; both can change only at a
 few instants of the month — the activation boundaries of the account and
 the local midnights where a price version starts or ends. Between two such
-*breakpoints* every hour of a device's usage is rated identically, so SQLite
-sums the rows of each segment (``GROUP BY device, service, subject, unit,
+*breakpoints* every hour of a device's usage is rated identically, so the
+database sums the rows of each segment (``GROUP BY device, service, subject, unit,
 segment``) and Python rates one row per segment, dated at its first hour.
 When a month has many breakpoints (e.g. thousands of devices activated on
 different days) the grouping would cost more than it saves, and the rows are
@@ -20,17 +20,17 @@ the same scan.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from collector.billing.db import parse_ts
 from collector.billing.periods import Month, local_midnight
 from collector.billing.price_book import PriceBook
 from collector.billing.rating import Activation, UsageRow
+from collector.billing.repository import BillingRepo, repo_of
+from collector.store.codec import from_text
+from collector.store.db import Session
 
-HOUR_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 #: Above this many breakpoints in a month, rows are rated one by one instead.
 MAX_SQL_BREAKPOINTS = 24
 
@@ -60,7 +60,7 @@ def breakpoints(
 
 
 def load_usage(
-    conn: sqlite3.Connection,
+    session: Session | BillingRepo,
     book: PriceBook,
     account_id: str,
     month: Month,
@@ -73,35 +73,10 @@ def load_usage(
     Run inside the caller's read snapshot.
     """
     points = breakpoints(book, month, tz, activations)
-    bounds = (
-        account_id,
-        month.start_utc(tz).strftime(HOUR_FORMAT),
-        month.end_utc(tz).strftime(HOUR_FORMAT),
-    )
-    if len(points) > MAX_SQL_BREAKPOINTS:
-        # Many boundaries: grouping would cost SQLite more than it saves Python.
-        rows = conn.execute(
-            "SELECT device_id, service, unit, hour, quantity, records, 1 FROM usage_hourly"
-            " WHERE account_id = ? AND hour >= ? AND hour < ?",
-            bounds,
-        ).fetchall()
-    else:
-        # The segment of an hour is the number of breakpoints at or before it; the
-        # CASE holds only generated hour texts, never input.
-        when = " ".join(
-            f"WHEN hour >= '{p.strftime(HOUR_FORMAT)}' THEN {i}"
-            for i, p in reversed(list(enumerate(points, start=1)))
-        )
-        segment = f", CASE {when} ELSE 0 END" if points else ""
-        # "+hour" keeps SQLite on the primary key (account, device, service, subject,
-        # unit, hour), whose order lets it stream the groups instead of sorting them.
-        sql = (
-            "SELECT device_id, service, unit, MIN(hour), SUM(quantity), SUM(records), COUNT(*)"
-            " FROM usage_hourly WHERE account_id = ? AND +hour >= ? AND +hour < ?"
-            " GROUP BY device_id, service, subject, unit"
-        )
-        rows = conn.execute(sql + segment, bounds).fetchall()
-    hours = {text: parse_ts(text) for text in {row[3] for row in rows}}
+    # Many boundaries: grouping would cost the database more than it saves Python.
+    segments = None if len(points) > MAX_SQL_BREAKPOINTS else points
+    rows = repo_of(session).usage_rows(account_id, month.start_utc(tz), month.end_utc(tz), segments)
+    hours = {text: from_text(text) for text in {row[3] for row in rows}}
     usage: list[UsageRow] = [(d, s, u, hours[h], q) for d, s, u, h, q, _, _ in rows]
     count = sum(row[6] for row in rows)
     records = sum(row[5] for row in rows)

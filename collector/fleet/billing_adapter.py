@@ -7,7 +7,6 @@ support cards into what the fleet routes need.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from collector.fleet.billing_port import (
 )
 from collector.fleet.errors import Conflict, InvalidInput
 from collector.fleet.orders_adapter import OrdersMixin
+from collector.store.db import Session
 
 
 @contextmanager
@@ -71,21 +71,21 @@ class BillingAdapter(OrdersMixin):
     card_secret: bytes = field(default=b"", repr=False)
     card_provider_name: str = "card"
 
-    def balance(self, conn: sqlite3.Connection, account_id: str) -> Decimal:
+    def balance(self, session: Session, account_id: str) -> Decimal:
         """The account's logbit balance."""
-        return ledger.balance(conn, account_id)
+        return ledger.balance(session, account_id)
 
-    def ledger_rows(self, conn: sqlite3.Connection, account_id: str) -> list[tuple[str, ...]]:
+    def ledger_rows(self, session: Session, account_id: str) -> list[tuple[str, ...]]:
         """Ledger rows as the seed shows them (header dropped)."""
-        tz = ledger.account_timezone(conn, account_id)
-        return ledger.render(ledger.entries(conn, account_id), tz)[1:]
+        tz = ledger.account_timezone(session, account_id)
+        return ledger.render(ledger.entries(session, account_id), tz)[1:]
 
     def redeem_coupon(
-        self, conn: sqlite3.Connection, now: datetime, account_id: str, code: str, user: str
+        self, session: Session, now: datetime, account_id: str, code: str, user: str
     ) -> Decimal:
         """Redeem a coupon; billing logs attempts in its own transaction."""
         with _mapped():
-            return coupons.redeem(conn, account_id=account_id, code=code, now=now).logbit
+            return coupons.redeem(session, account_id=account_id, code=code, now=now).logbit
 
     def packs(self) -> Sequence[Pack]:
         """Packs of the price book, then the support card (0 logbit, its own price)."""
@@ -109,16 +109,14 @@ class BillingAdapter(OrdersMixin):
             cart.total,
         )
 
-    def require_active(
-        self, conn: sqlite3.Connection, account_id: str, code: str, now: datetime
-    ) -> int:
+    def require_active(self, session: Session, account_id: str, code: str, now: datetime) -> int:
         """Remaining minutes of an active card, or Conflict/InvalidInput."""
         with _mapped():
-            return support_cards.check_card(conn, account_id, code, now).minutes_left
+            return support_cards.check_card(session, account_id, code, now).minutes_left
 
     def consume(
         self,
-        conn: sqlite3.Connection,
+        session: Session,
         account_id: str,
         code: str,
         *,
@@ -129,16 +127,16 @@ class BillingAdapter(OrdersMixin):
         """Consume minutes for a ticket (zero minutes only checks the card)."""
         with _mapped():
             if minutes == 0:
-                return support_cards.check_card(conn, account_id, code, now).minutes_left
+                return support_cards.check_card(session, account_id, code, now).minutes_left
             return support_cards.consume_minutes(
-                conn, account_id, code, minutes, now, ticket=ticket_id
+                session, account_id, code, minutes, now, ticket=ticket_id
             )
 
-    def support_cards(self, conn: sqlite3.Connection, account_id: str) -> list[SupportCard]:
+    def support_cards(self, session: Session, account_id: str) -> list[SupportCard]:
         """The account's cards (hints only), newest first."""
         return [
             SupportCard(c.hint, c.minutes_total, c.minutes_left, c.purchased_at, c.expires_at)
-            for c in support_cards.list_cards(conn, account_id)
+            for c in support_cards.list_cards(session, account_id)
         ]
 
     def service_offers(self) -> Sequence[ServiceOffer]:
@@ -148,21 +146,21 @@ class BillingAdapter(OrdersMixin):
             for s in sorted(self.book.services.values(), key=lambda s: s.code)
         ]
 
-    def activations(self, conn: sqlite3.Connection, account_id: str) -> list[Activation]:
+    def activations(self, session: Session, account_id: str) -> list[Activation]:
         """The account's activations and requests, newest first."""
-        return [_activation(r) for r in activations.list_activations(conn, account_id)]
+        return [_activation(r) for r in activations.list_activations(session, account_id)]
 
-    def pending_requests(self, conn: sqlite3.Connection) -> list[Activation]:
+    def pending_requests(self, session: Session) -> list[Activation]:
         """Requests of every account awaiting an operator, oldest first."""
         out: list[Activation] = []
-        for (account_id,) in conn.execute("SELECT id FROM accounts ORDER BY id").fetchall():
-            rows = activations.list_activations(conn, account_id, status="requested")
+        for (account_id,) in session.execute("SELECT id FROM accounts ORDER BY id").fetchall():
+            rows = activations.list_activations(session, account_id, status="requested")
             out += [_activation(r) for r in rows]
         return sorted(out, key=lambda a: a.id)
 
     def activate(
         self,
-        conn: sqlite3.Connection,
+        session: Session,
         now: datetime,
         *,
         account_id: str,
@@ -174,7 +172,7 @@ class BillingAdapter(OrdersMixin):
         """Self-service activation from now."""
         with _mapped():
             return activations.activate(
-                conn,
+                session,
                 self.book,
                 account_id=account_id,
                 service_code=service_code,
@@ -186,7 +184,7 @@ class BillingAdapter(OrdersMixin):
 
     def deactivate(
         self,
-        conn: sqlite3.Connection,
+        session: Session,
         now: datetime,
         *,
         account_id: str,
@@ -197,7 +195,7 @@ class BillingAdapter(OrdersMixin):
         """End an activation now."""
         with _mapped():
             activations.deactivate(
-                conn,
+                session,
                 account_id=account_id,
                 activation_id=activation_id,
                 end=now,
@@ -207,7 +205,7 @@ class BillingAdapter(OrdersMixin):
 
     def request_activation(
         self,
-        conn: sqlite3.Connection,
+        session: Session,
         now: datetime,
         *,
         account_id: str,
@@ -220,7 +218,7 @@ class BillingAdapter(OrdersMixin):
         """Queue an operator-assisted activation."""
         with _mapped():
             return activations.request_activation(
-                conn,
+                session,
                 self.book,
                 account_id=account_id,
                 service_code=service_code,
@@ -233,7 +231,7 @@ class BillingAdapter(OrdersMixin):
 
     def decide(
         self,
-        conn: sqlite3.Connection,
+        session: Session,
         now: datetime,
         *,
         account_id: str,
@@ -246,7 +244,7 @@ class BillingAdapter(OrdersMixin):
         with _mapped():
             if approve:
                 activations.approve_request(
-                    conn,
+                    session,
                     account_id=account_id,
                     request_id=request_id,
                     start=now,
@@ -255,7 +253,7 @@ class BillingAdapter(OrdersMixin):
                 )
             else:
                 activations.reject_request(
-                    conn,
+                    session,
                     account_id=account_id,
                     request_id=request_id,
                     operator=operator,

@@ -9,7 +9,6 @@ package; tests may pass a fake.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +17,7 @@ from typing import Protocol
 
 from collector.fleet.orders_port import Orders
 from collector.fleet.tickets import SupportCards
+from collector.store.db import Session
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,21 +91,21 @@ class Activation:
 class Billing(SupportCards, Orders, Protocol):
     """Balance, ledger, coupons, packs, service activations, support cards, orders."""
 
-    def support_cards(self, conn: sqlite3.Connection, account_id: str) -> list[SupportCard]:
+    def support_cards(self, session: Session, account_id: str) -> list[SupportCard]:
         """The account's support cards, newest first."""
 
     def service_offers(self) -> Sequence[ServiceOffer]:
         """Services that can be activated, self-service or through an operator."""
 
-    def activations(self, conn: sqlite3.Connection, account_id: str) -> list[Activation]:
+    def activations(self, session: Session, account_id: str) -> list[Activation]:
         """The account's activations and requests, newest first."""
 
-    def pending_requests(self, conn: sqlite3.Connection) -> list[Activation]:
+    def pending_requests(self, session: Session) -> list[Activation]:
         """Operator queue: requests of every account awaiting a decision, oldest first."""
 
     def activate(
         self,
-        conn: sqlite3.Connection,
+        session: Session,
         now: datetime,
         *,
         account_id: str,
@@ -118,7 +118,7 @@ class Billing(SupportCards, Orders, Protocol):
 
     def deactivate(
         self,
-        conn: sqlite3.Connection,
+        session: Session,
         now: datetime,
         *,
         account_id: str,
@@ -130,7 +130,7 @@ class Billing(SupportCards, Orders, Protocol):
 
     def request_activation(
         self,
-        conn: sqlite3.Connection,
+        session: Session,
         now: datetime,
         *,
         account_id: str,
@@ -144,7 +144,7 @@ class Billing(SupportCards, Orders, Protocol):
 
     def decide(
         self,
-        conn: sqlite3.Connection,
+        session: Session,
         now: datetime,
         *,
         account_id: str,
@@ -155,14 +155,14 @@ class Billing(SupportCards, Orders, Protocol):
     ) -> None:
         """Operator: approve (active from now) or reject a request."""
 
-    def balance(self, conn: sqlite3.Connection, account_id: str) -> Decimal:
+    def balance(self, session: Session, account_id: str) -> Decimal:
         """The account's logbit balance."""
 
-    def ledger_rows(self, conn: sqlite3.Connection, account_id: str) -> list[tuple[str, ...]]:
+    def ledger_rows(self, session: Session, account_id: str) -> list[tuple[str, ...]]:
         """Ledger rows ``(Type, Date, Description, Logbit, Cost (€), Document)``, newest first."""
 
     def redeem_coupon(
-        self, conn: sqlite3.Connection, now: datetime, account_id: str, code: str, user: str
+        self, session: Session, now: datetime, account_id: str, code: str, user: str
     ) -> Decimal:
         """Redeem a coupon code; return the logbits credited.
 

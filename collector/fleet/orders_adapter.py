@@ -7,13 +7,11 @@ errors become fleet errors (404 unknown, 409 state, 400 input).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
 from collector.billing import card_webhook, documents, invoices, orders, pdf
-from collector.billing.db import parse_ts
 from collector.billing.errors import (
     BillingError,
     CloseError,
@@ -25,6 +23,8 @@ from collector.billing.payments import PaymentProvider
 from collector.billing.price_book import PriceBook
 from collector.fleet.errors import Conflict, InvalidInput, NotFound
 from collector.fleet.orders_port import CardEventResult, InvoiceView, OrderView
+from collector.store.codec import from_text
+from collector.store.db import Session
 
 
 @contextmanager
@@ -81,7 +81,7 @@ class OrdersMixin:
 
     def checkout(
         self,
-        conn: sqlite3.Connection,
+        session: Session,
         now: datetime,
         *,
         account_id: str,
@@ -97,7 +97,7 @@ class OrdersMixin:
             merged[sku] = merged.get(sku, 0) + qty
         with _mapped():
             order, created = orders.checkout(
-                conn,
+                session,
                 self.book,
                 account_id=account_id,
                 items=merged,
@@ -111,27 +111,27 @@ class OrdersMixin:
         return _view(order), created
 
     def orders(
-        self, conn: sqlite3.Connection, account_id: str | None, status: str | None
+        self, session: Session, account_id: str | None, status: str | None
     ) -> list[OrderView]:
         """Orders, newest first."""
-        return [_view(o) for o in orders.list_orders(conn, account_id, status)]
+        return [_view(o) for o in orders.list_orders(session, account_id, status)]
 
-    def order(self, conn: sqlite3.Connection, order_id: int) -> OrderView:
+    def order(self, session: Session, order_id: int) -> OrderView:
         """One order."""
         with _mapped():
-            return _view(orders.get_order(conn, order_id))
+            return _view(orders.get_order(session, order_id))
 
-    def cancel_order(self, conn: sqlite3.Connection, now: datetime, order_id: int) -> OrderView:
+    def cancel_order(self, session: Session, now: datetime, order_id: int) -> OrderView:
         """Cancel an unpaid order."""
         with _mapped():
-            return _view(orders.cancel_order(conn, order_id=order_id, now=now))
+            return _view(orders.cancel_order(session, order_id=order_id, now=now))
 
     def confirm_order(
-        self, conn: sqlite3.Connection, now: datetime, order_id: int, document: str, operator: str
+        self, session: Session, now: datetime, order_id: int, document: str, operator: str
     ) -> OrderView:
         """Confirm a transfer or distributor order; card orders confirm through the webhook."""
         with _mapped():
-            order = orders.get_order(conn, order_id)
+            order = orders.get_order(session, order_id)
             if order.channel == "card":
                 raise Conflict(
                     f"order {order_id} is paid by card: the provider's webhook confirms it"
@@ -140,19 +140,19 @@ class OrdersMixin:
                 raise Conflict(f"order {order_id} is cancelled")
             return _view(
                 orders.confirm_order(
-                    conn, order_id=order_id, now=now, document=document, confirmed_by=operator
+                    session, order_id=order_id, now=now, document=document, confirmed_by=operator
                 )
             )
 
     def card_event(
-        self, conn: sqlite3.Connection, now: datetime, body: bytes, signature: str
+        self, session: Session, now: datetime, body: bytes, signature: str
     ) -> CardEventResult:
         """Verify and apply a signed card-provider event."""
         if not self.card_secret:
             raise Conflict("no card provider is configured")
         with _mapped():
             out = card_webhook.handle(
-                conn,
+                session,
                 provider=self.card_provider_name,
                 secret=self.card_secret,
                 body=body,
@@ -161,43 +161,43 @@ class OrdersMixin:
             )
         return CardEventResult(out.event_id, out.outcome, out.order_id)
 
-    def invoices(self, conn: sqlite3.Connection, account_id: str) -> list[InvoiceView]:
+    def invoices(self, session: Session, account_id: str) -> list[InvoiceView]:
         """The account's invoices."""
-        return [_invoice(i) for i in invoices.list_invoices(conn, account_id)]
+        return [_invoice(i) for i in invoices.list_invoices(session, account_id)]
 
-    def invoice(self, conn: sqlite3.Connection, number: str) -> InvoiceView:
+    def invoice(self, session: Session, number: str) -> InvoiceView:
         """One invoice."""
         with _mapped():
-            return _invoice(invoices.get(conn, number))
+            return _invoice(invoices.get(session, number))
 
-    def statement_html(self, conn: sqlite3.Connection, account_id: str, month: str) -> str:
+    def statement_html(self, session: Session, account_id: str, month: str) -> str:
         """The statement of a closed month."""
         try:
-            return documents.statement_html(conn, account_id, month)
+            return documents.statement_html(session, account_id, month)
         except CloseError as exc:
             raise NotFound(str(exc)) from exc
 
-    def invoice_pdf(self, conn: sqlite3.Connection, number: str) -> bytes:
+    def invoice_pdf(self, session: Session, number: str) -> bytes:
         """One invoice as PDF."""
         with _mapped():
-            invoice = invoices.get(conn, number)
-            order = orders.get_order(conn, invoice.order_id)
-        return pdf.render_invoice(invoice.number, order, parse_ts(invoice.issued_at))
+            invoice = invoices.get(session, number)
+            order = orders.get_order(session, invoice.order_id)
+        return pdf.render_invoice(invoice.number, order, from_text(invoice.issued_at))
 
-    def statement_pdf(self, conn: sqlite3.Connection, account_id: str, month: str) -> bytes:
+    def statement_pdf(self, session: Session, account_id: str, month: str) -> bytes:
         """The statement of a closed month as PDF."""
         try:
-            html = documents.statement_html(conn, account_id, month)
+            html = documents.statement_html(session, account_id, month)
         except CloseError as exc:
             raise NotFound(str(exc)) from exc
         return pdf.render_statement(pdf.statement_of(html))
 
-    def ledger_csv(self, conn: sqlite3.Connection, account_id: str, month: str) -> str:
+    def ledger_csv(self, session: Session, account_id: str, month: str) -> str:
         """The month's ledger as CSV."""
         with _mapped():
-            return documents.ledger_csv(conn, account_id, month)
+            return documents.ledger_csv(session, account_id, month)
 
-    def usage_csv(self, conn: sqlite3.Connection, account_id: str, month: str) -> str:
+    def usage_csv(self, session: Session, account_id: str, month: str) -> str:
         """The month's usage as CSV."""
         with _mapped():
-            return documents.usage_csv(conn, account_id, month)
+            return documents.usage_csv(session, account_id, month)

@@ -6,12 +6,13 @@ Part of the :class:`~collector.fleet.billing_port.Billing` port;
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
+
+from collector.store.db import Session
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +62,7 @@ class Orders(Protocol):
 
     def checkout(
         self,
-        conn: sqlite3.Connection,
+        session: Session,
         now: datetime,
         *,
         account_id: str,
@@ -74,43 +75,43 @@ class Orders(Protocol):
         """Create the checkout's order once; return ``(order, created)``."""
 
     def orders(
-        self, conn: sqlite3.Connection, account_id: str | None, status: str | None
+        self, session: Session, account_id: str | None, status: str | None
     ) -> list[OrderView]:
         """Orders of an account (None: every account), newest first."""
 
-    def order(self, conn: sqlite3.Connection, order_id: int) -> OrderView:
+    def order(self, session: Session, order_id: int) -> OrderView:
         """One order (NotFound if unknown)."""
 
-    def cancel_order(self, conn: sqlite3.Connection, now: datetime, order_id: int) -> OrderView:
+    def cancel_order(self, session: Session, now: datetime, order_id: int) -> OrderView:
         """Cancel an unpaid order (Conflict once paid)."""
 
     def confirm_order(
-        self, conn: sqlite3.Connection, now: datetime, order_id: int, document: str, operator: str
+        self, session: Session, now: datetime, order_id: int, document: str, operator: str
     ) -> OrderView:
         """Operator: confirm a bank transfer or distributor order (credit once)."""
 
     def card_event(
-        self, conn: sqlite3.Connection, now: datetime, body: bytes, signature: str
+        self, session: Session, now: datetime, body: bytes, signature: str
     ) -> CardEventResult:
         """Verify and apply a signed card-provider event (InvalidInput if refused)."""
 
-    def invoices(self, conn: sqlite3.Connection, account_id: str) -> list[InvoiceView]:
+    def invoices(self, session: Session, account_id: str) -> list[InvoiceView]:
         """The account's invoices, newest first."""
 
-    def invoice(self, conn: sqlite3.Connection, number: str) -> InvoiceView:
+    def invoice(self, session: Session, number: str) -> InvoiceView:
         """One invoice (NotFound if unknown)."""
 
-    def statement_html(self, conn: sqlite3.Connection, account_id: str, month: str) -> str:
+    def statement_html(self, session: Session, account_id: str, month: str) -> str:
         """The statement of a closed month (NotFound if not closed)."""
 
-    def invoice_pdf(self, conn: sqlite3.Connection, number: str) -> bytes:
+    def invoice_pdf(self, session: Session, number: str) -> bytes:
         """One invoice as PDF (NotFound if unknown)."""
 
-    def statement_pdf(self, conn: sqlite3.Connection, account_id: str, month: str) -> bytes:
+    def statement_pdf(self, session: Session, account_id: str, month: str) -> bytes:
         """The statement of a closed month as PDF (NotFound if not closed)."""
 
-    def ledger_csv(self, conn: sqlite3.Connection, account_id: str, month: str) -> str:
+    def ledger_csv(self, session: Session, account_id: str, month: str) -> str:
         """The month's ledger rows as CSV."""
 
-    def usage_csv(self, conn: sqlite3.Connection, account_id: str, month: str) -> str:
+    def usage_csv(self, session: Session, account_id: str, month: str) -> str:
         """The month's hourly usage as CSV."""

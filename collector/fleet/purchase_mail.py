@@ -9,14 +9,17 @@ never get an invitation.
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from collector.fleet.access import normalize_email
 from collector.fleet.contracts import get_contract
 from collector.fleet.invitations import invite
 from collector.fleet.mail import Mail, Mailer
+from collector.store import repo_notify
+from collector.store.db import Session
 
 SUBJECT = "Logbot service contract details"
 
@@ -30,7 +33,7 @@ class OrderContacts:
     distributor: str | None = None
 
 
-def _details(row: sqlite3.Row) -> str:
+def _details(row: Mapping[str, Any]) -> str:
     return (
         f"Contract {row['id']} for account {row['account_id']}\n"
         f"SKU {row['sku']}: {row['licences']} room licences, {row['term_years']} year(s),"
@@ -40,7 +43,7 @@ def _details(row: sqlite3.Row) -> str:
 
 
 def notify_purchase(
-    conn: sqlite3.Connection,
+    session: Session,
     now: datetime,
     mailer: Mailer,
     contract_id: str,
@@ -50,24 +53,19 @@ def notify_purchase(
     link_key: bytes,
 ) -> list[str]:
     """Queue the confirmation (and invitation) e-mails; return the recipients."""
-    row = get_contract(conn, contract_id)
+    row = get_contract(session, contract_id)
     sent: list[str] = []
     for address in (contacts.end_customer, contacts.reseller, contacts.distributor):
         if address:
             email = normalize_email(address)
             if email not in sent:
-                mailer.send(conn, now, Mail(email, SUBJECT, _details(row)))
+                mailer.send(session, now, Mail(email, SUBJECT, _details(row)))
                 sent.append(email)
     if contacts.end_customer:
         email = normalize_email(contacts.end_customer)
-        member = conn.execute(
-            "SELECT 1 FROM fleet_memberships m JOIN fleet_users u ON u.id = m.user_id"
-            " WHERE u.email = ? AND m.account_id = ?",
-            (email, row["account_id"]),
-        ).fetchone()
-        if member is None:
+        if not repo_notify.is_member(session, email, str(row["account_id"])):
             invite(
-                conn,
+                session,
                 now,
                 mailer,
                 row["account_id"],

@@ -1,4 +1,4 @@
-"""Outgoing messages, and how a queued row becomes one (pure, no I/O besides reads).
+"""Outgoing messages, and how a queued row becomes one (pure, no I/O).
 
 A billing e-mail row names its recipient (purchase confirmations: customer,
 reseller, distributor) or not (notices): then it goes to the account's
@@ -8,7 +8,6 @@ admins. Notices carry only a message; their subject comes from the kind.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,23 +52,13 @@ class WebhookEvent:
         ).encode()
 
 
-def admins(conn: sqlite3.Connection, account_id: str) -> tuple[str, ...]:
-    """E-mail addresses of the account's admins, sorted."""
-    rows = conn.execute(
-        "SELECT u.email FROM fleet_memberships m JOIN fleet_users u ON u.id = m.user_id"
-        " WHERE m.account_id = ? AND m.role = 'admin' ORDER BY u.email",
-        (account_id,),
-    ).fetchall()
-    return tuple(str(r[0]) for r in rows)
-
-
 def billing_email(
-    conn: sqlite3.Connection, row_id: int, account_id: str, payload: dict[str, Any]
+    admins: tuple[str, ...], row_id: int, account_id: str, payload: dict[str, Any]
 ) -> Email:
-    """The e-mail of a ``notification_outbox`` row (recipients may be empty)."""
+    """The e-mail of a ``notification_outbox`` row: to its recipient, else to ``admins``."""
     kind = str(payload.get("kind", "notice"))
     recipient = payload.get("recipient")
-    recipients = (str(recipient),) if recipient else admins(conn, account_id)
+    recipients = (str(recipient),) if recipient else admins
     subject = str(payload.get("subject") or SUBJECTS.get(kind, f"Logbot: {kind}"))
     body = str(payload.get("body") or payload.get("message", ""))
     if not body.endswith("\n"):

@@ -13,17 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from collector.billing.db import connect
 from collector.notify import outbox
 from collector.notify.messages import Email, WebhookEvent
 from collector.notify.smtp import DeliveryError
+from collector.store.db import Database, Session, StoreError
 
 LOG = logging.getLogger("logbot-collector.notify")
 
@@ -73,25 +72,35 @@ class DrainReport:
 class Notifier:
     """Drains ``notification_outbox`` and ``fleet_mail_outbox`` of one database."""
 
-    db_path: str | Path
+    # The collector's Database, or its location (then opened here).
+    db_path: Database | str | Path
     clock: Callable[[], datetime]
     email: EmailSender | None = None
     webhook: EventSender | None = None
     policy: NotifyPolicy = field(default_factory=NotifyPolicy)
     # Renders what the outbox keeps out of the database (invitation links).
     render_body: Callable[[str], str] = str
-    _conn: sqlite3.Connection | None = field(default=None, init=False, repr=False)
+    _database: Database | None = field(default=None, init=False, repr=False)
+    _session: Session | None = field(default=None, init=False, repr=False)
 
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = connect(self.db_path)
-        return self._conn
+    def _db(self) -> Session:
+        if self._session is None:
+            if isinstance(self.db_path, Database):
+                self._database = self.db_path
+            else:
+                self._database = Database(self.db_path)
+                self._database.migrate()
+            self._session = self._database.session()
+        return self._session
 
     def close(self) -> None:
-        """Close the database connection."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Close the database session (and the database, if the notifier opened it)."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+        if self._database is not None and self._database is not self.db_path:
+            self._database.dispose()
+        self._database = None
 
     async def drain(self) -> DrainReport:
         """Send every due message once; record each outcome."""
@@ -145,7 +154,7 @@ class Notifier:
             while not stop.is_set():
                 try:
                     await self.drain()
-                except (OSError, sqlite3.Error):
+                except (OSError, StoreError):
                     LOG.exception("notifier pass failed; next pass in %.0f s", interval)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), interval)

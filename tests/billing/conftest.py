@@ -1,63 +1,57 @@
-"""Billing fixtures: a real SQLite file with the ingest tables and the billing schema."""
+"""Billing fixtures: a real SQLite file with the whole schema, reached through the store."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from collector.billing.db import connect
 from collector.billing.price_book import PriceBook, load_price_book
-from collector.store import migrations
+from collector.store.db import Database, Session
 
 ROOT = Path(__file__).resolve().parents[2]
 PRICE_BOOK = ROOT / "deploy" / "pricebook.example.toml"
 
-# The tables the ingest helper owns, with exactly the agreed columns. Created
-# here only if ingest's migrations have not created them.
-INGEST_TABLES = """
-CREATE TABLE IF NOT EXISTS accounts (id TEXT PRIMARY KEY, name TEXT, parent_id TEXT,
-    timezone TEXT NOT NULL DEFAULT 'UTC', status TEXT NOT NULL DEFAULT 'active',
-    created_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS devices (id TEXT PRIMARY KEY, account_id TEXT NOT NULL, serial TEXT,
-    model TEXT, status TEXT NOT NULL DEFAULT 'active', created_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS usage_hourly (account_id TEXT, device_id TEXT, service TEXT,
-    subject TEXT, unit TEXT, hour TEXT, quantity INTEGER NOT NULL, records INTEGER NOT NULL,
-    PRIMARY KEY (account_id, device_id, service, subject, unit, hour));
-"""
+
+def make_db(path: Path) -> Database:
+    """Create the shared database file with the whole schema history applied."""
+    database = Database(path)
+    database.migrate()
+    return database
 
 
-def make_db(path: Path) -> sqlite3.Connection:
-    """Create the shared database file with the ingest tables and billing migrations."""
-    raw = sqlite3.connect(str(path), isolation_level=None)
-    raw.execute("PRAGMA journal_mode = WAL")
-    migrations.apply_sqlite(raw)
-    raw.executescript(INGEST_TABLES)
-    raw.close()
-    return connect(path)
+@contextmanager
+def session_on(path: Path) -> Iterator[Session]:
+    """A session on a database file (for tests that get a path), disposed of at the end."""
+    database = Database(path)
+    try:
+        with database.unit() as session:
+            yield session
+    finally:
+        database.dispose()
 
 
 def add_account(
-    conn: sqlite3.Connection, account: str, tz: str = "Europe/Rome", created: str = "2020-01-01"
+    session: Session, account: str, tz: str = "Europe/Rome", created: str = "2020-01-01"
 ) -> None:
-    conn.execute(
-        "INSERT INTO accounts (id, name, timezone, created_at) VALUES (?, ?, ?, ?)",
-        (account, account, tz, f"{created}T00:00:00Z"),
+    session.execute(
+        "INSERT INTO accounts (id, name, timezone, created_at) VALUES (:a, :a, :tz, :at)",
+        {"a": account, "tz": tz, "at": f"{created}T00:00:00Z"},
     )
 
 
-def add_device(conn: sqlite3.Connection, account: str, device: str) -> None:
-    conn.execute(
-        "INSERT INTO devices (id, account_id, created_at) VALUES (?, ?, '2020-01-01T00:00:00Z')",
-        (device, account),
+def add_device(session: Session, account: str, device: str) -> None:
+    session.execute(
+        "INSERT INTO devices (id, account_id, created_at) VALUES (:d, :a, '2020-01-01T00:00:00Z')",
+        {"d": device, "a": account},
     )
 
 
 def add_usage(
-    conn: sqlite3.Connection,
+    session: Session,
     *,
     account: str,
     device: str,
@@ -68,19 +62,20 @@ def add_usage(
     subject: str = "eth0",
 ) -> None:
     """Upsert usage like ingest does: quantities of the same key add up."""
-    conn.execute(
-        "INSERT INTO usage_hourly VALUES (?, ?, ?, ?, ?, ?, ?, 1)"
-        " ON CONFLICT DO UPDATE SET quantity = quantity + excluded.quantity,"
-        " records = records + 1",
-        (
-            account,
-            device,
-            service,
-            subject,
-            unit,
-            hour.astimezone(UTC).strftime("%Y-%m-%dT%H:00:00Z"),
-            quantity,
-        ),
+    session.execute(
+        "INSERT INTO usage_hourly VALUES (:a, :d, :s, :subj, :u, :h, :q, 1)"
+        " ON CONFLICT (account_id, device_id, service, subject, unit, hour) DO UPDATE SET"
+        " quantity = usage_hourly.quantity + excluded.quantity,"
+        " records = usage_hourly.records + 1",
+        {
+            "a": account,
+            "d": device,
+            "s": service,
+            "subj": subject,
+            "u": unit,
+            "h": hour.astimezone(UTC).strftime("%Y-%m-%dT%H:00:00Z"),
+            "q": quantity,
+        },
     )
 
 
@@ -90,14 +85,18 @@ def book() -> PriceBook:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    path = tmp_path / "collector.db"
-    make_db(path).close()
-    return path
+def database(tmp_path: Path) -> Iterator[Database]:
+    database = make_db(tmp_path / "collector.db")
+    yield database
+    database.dispose()
 
 
 @pytest.fixture
-def db(db_path: Path) -> Iterator[sqlite3.Connection]:
-    conn = connect(db_path)
-    yield conn
-    conn.close()
+def db_path(database: Database) -> Path:
+    return Path(database.location)
+
+
+@pytest.fixture
+def db(database: Database) -> Iterator[Session]:
+    with database.unit() as session:
+        yield session

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -10,13 +9,14 @@ from pathlib import Path
 import pytest
 
 from collector.billing.cli import main
+from collector.store.db import Session
 from tests.billing.conftest import PRICE_BOOK, add_account
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_cli_close_ledger_balance_packs(
-    db_path: Path, db: sqlite3.Connection, capsys: pytest.CaptureFixture[str]
+    db_path: Path, db: Session, capsys: pytest.CaptureFixture[str]
 ) -> None:
     add_account(db, "acme")
     db_args = ["--db", str(db_path), "--price-book", str(PRICE_BOOK)]

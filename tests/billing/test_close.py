@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -16,10 +15,10 @@ import pytest
 
 from collector.billing import activations, ledger
 from collector.billing.close import close_due, close_month
-from collector.billing.db import connect
 from collector.billing.errors import CloseError
 from collector.billing.periods import Month
 from collector.billing.price_book import PriceBook
+from collector.store.db import Database, Session
 from tests.billing.conftest import PRICE_BOOK, add_account, add_device, add_usage
 
 ROME = ZoneInfo("Europe/Rome")
@@ -30,7 +29,7 @@ def rome(*args: int) -> datetime:
     return datetime(*args, tzinfo=ROME)  # type: ignore[misc]
 
 
-def seed_combo(db: sqlite3.Connection, book: PriceBook, account: str = "acme") -> None:
+def seed_combo(db: Session, book: PriceBook, account: str = "acme") -> None:
     add_account(db, account)
     add_device(db, account, "gw-1")
     act = activations.activate(
@@ -45,7 +44,7 @@ def seed_combo(db: sqlite3.Connection, book: PriceBook, account: str = "acme") -
     activations.deactivate(db, account_id=account, activation_id=act, end=rome(2023, 5, 30, 18))
 
 
-def test_golden_close_posts_the_seed_line(db: sqlite3.Connection, book: PriceBook) -> None:
+def test_golden_close_posts_the_seed_line(db: Session, book: PriceBook) -> None:
     seed_combo(db, book)
     add_usage(
         db, account="acme", device="gw-1", service="vpn", hour=rome(2023, 5, 25, 10), quantity=10**9
@@ -67,9 +66,7 @@ def test_golden_close_posts_the_seed_line(db: sqlite3.Connection, book: PriceBoo
     assert ledger.recompute_balance(db, "acme") == Decimal(-125)
 
 
-def test_close_is_idempotent_and_refuses_an_open_month(
-    db: sqlite3.Connection, book: PriceBook
-) -> None:
+def test_close_is_idempotent_and_refuses_an_open_month(db: Session, book: PriceBook) -> None:
     seed_combo(db, book)
     first = close_month(db, book, "acme", Month(2023, 5), rome(2023, 6, 1, 1, 55))
     again = close_month(db, book, "acme", Month(2023, 5), rome(2023, 6, 2))
@@ -81,7 +78,7 @@ def test_close_is_idempotent_and_refuses_an_open_month(
         close_month(db, book, "acme", Month(2023, 6), rome(2023, 6, 30, 23, 59))
 
 
-def test_generic_debit_line_is_representable(db: sqlite3.Connection) -> None:
+def test_generic_debit_line_is_representable(db: Session) -> None:
     add_account(db, "acme")
     ledger.post_debit(
         db,
@@ -112,7 +109,7 @@ LATE = [
 
 @pytest.mark.parametrize(("instant", "lands_in", "late"), LATE)
 def test_usage_boundaries_and_late_usage(
-    db: sqlite3.Connection, book: PriceBook, instant: datetime, lands_in: str, late: bool
+    db: Session, book: PriceBook, instant: datetime, lands_in: str, late: bool
 ) -> None:
     add_account(db, "acme")
     add_device(db, "acme", "gw-1")
@@ -164,7 +161,7 @@ def test_usage_boundaries_and_late_usage(
     assert july.adjustments == ()
 
 
-def test_close_due_closes_every_missing_month_once(db: sqlite3.Connection, book: PriceBook) -> None:
+def test_close_due_closes_every_missing_month_once(db: Session, book: PriceBook) -> None:
     add_account(db, "acme", created="2023-03-15")
     add_account(db, "tokyo", tz="Asia/Tokyo", created="2023-05-20")
     now = datetime(2023, 6, 1, 0, 30, tzinfo=UTC)  # June in Tokyo and Rome, still May in LA
@@ -183,11 +180,11 @@ import sys, time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 from collector.billing.close import close_month
-from collector.billing.db import connect
 from collector.billing.periods import Month
 from collector.billing.price_book import load_price_book
+from collector.store.db import Database
 book = load_price_book(sys.argv[2])
-conn = connect(sys.argv[1])
+conn = Database(sys.argv[1]).session()
 start = float(sys.argv[3])
 while time.time() < start:
     time.sleep(0.001)
@@ -197,7 +194,7 @@ print(r.created, r.entry_id, r.total)
 """
 
 
-def _bulk_usage(db: sqlite3.Connection, devices: int) -> None:
+def _bulk_usage(db: Session, devices: int) -> None:
     rows = [
         (
             "acme",
@@ -212,11 +209,14 @@ def _bulk_usage(db: sqlite3.Connection, devices: int) -> None:
         for d in range(devices)
         for h in range(0, 600, 6)
     ]
-    db.executemany("INSERT INTO usage_hourly VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    db.executemany(
+        "INSERT INTO usage_hourly VALUES (:a, :d, :s, :subj, :u, :h, :q, :r)",
+        [dict(zip(("a", "d", "s", "subj", "u", "h", "q", "r"), row, strict=True)) for row in rows],
+    )
 
 
 def test_two_processes_closing_at_once_charge_once(
-    db_path: Path, db: sqlite3.Connection, book: PriceBook
+    db_path: Path, db: Session, book: PriceBook
 ) -> None:
     seed_combo(db, book)
     _bulk_usage(db, 200)
@@ -244,7 +244,7 @@ def test_two_processes_closing_at_once_charge_once(
 
 
 def test_two_connections_closing_at_once_charge_once(
-    db_path: Path, db: sqlite3.Connection, book: PriceBook
+    database: Database, db: Session, book: PriceBook
 ) -> None:
     seed_combo(db, book)
     _bulk_usage(db, 50)
@@ -252,10 +252,11 @@ def test_two_connections_closing_at_once_charge_once(
     results: list[object] = []
 
     def run() -> None:
-        conn = connect(db_path)
-        barrier.wait()
-        results.append(close_month(conn, book, "acme", Month(2023, 5), rome(2023, 6, 1, 1, 55)))
-        conn.close()
+        with database.unit() as session:
+            barrier.wait()
+            results.append(
+                close_month(session, book, "acme", Month(2023, 5), rome(2023, 6, 1, 1, 55))
+            )
 
     threads = [threading.Thread(target=run) for _ in range(2)]
     for t in threads:
@@ -267,7 +268,7 @@ def test_two_connections_closing_at_once_charge_once(
     assert len(ledger.entries(db, "acme")) == 1
 
 
-def test_dst_day_and_month_end_after_dst(db: sqlite3.Connection, book: PriceBook) -> None:
+def test_dst_day_and_month_end_after_dst(db: Session, book: PriceBook) -> None:
     # 29/10/2023 lasts 25 hours in Rome; 31/10 23:00 local is 22:00 UTC (winter time).
     add_account(db, "acme")
     add_device(db, "acme", "gw-1")
@@ -303,7 +304,7 @@ def test_dst_day_and_month_end_after_dst(db: sqlite3.Connection, book: PriceBook
     assert (october.total, november.total) == (2 * 26, 2 * 1)
 
 
-def test_close_due_skips_a_broken_account(db: sqlite3.Connection, book: PriceBook) -> None:
+def test_close_due_skips_a_broken_account(db: Session, book: PriceBook) -> None:
     add_account(db, "bad", tz="Mars/Olympus", created="2023-04-02")
     add_account(db, "good", created="2023-04-02")
     done = close_due(db, book, datetime(2023, 5, 2, tzinfo=UTC))

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from collector.billing import coupons, ledger, orders, support_cards
 from collector.billing.cart import build_cart
-from collector.billing.db import connect
 from collector.billing.errors import (
     CardExhausted,
     CardExpired,
@@ -24,6 +21,7 @@ from collector.billing.errors import (
 )
 from collector.billing.payments import OfflinePaymentProvider
 from collector.billing.price_book import PriceBook
+from collector.store.db import Database, Session
 from tests.billing.conftest import add_account
 
 NOW = datetime(2023, 6, 10, 9, 0, tzinfo=UTC)
@@ -47,9 +45,7 @@ def test_cart_of_every_pack(book: PriceBook) -> None:
         build_cart(book, {"LOGBOT-CREDIT-100": 0})
 
 
-def test_direct_order_is_credited_once_with_its_document(
-    db: sqlite3.Connection, book: PriceBook
-) -> None:
+def test_direct_order_is_credited_once_with_its_document(db: Session, book: PriceBook) -> None:
     add_account(db, "acme")
     order = orders.create_order(
         db, book, account_id="acme", items={"LOGBOT-CREDIT-100": 1}, channel="direct", now=NOW
@@ -78,9 +74,7 @@ def test_direct_order_is_credited_once_with_its_document(
     assert row[3:] == ("100", "€136.64", "LB-2023-000001 (FT-2023/118)")
 
 
-def test_card_order_waits_for_the_provider_confirmation(
-    db: sqlite3.Connection, book: PriceBook
-) -> None:
+def test_card_order_waits_for_the_provider_confirmation(db: Session, book: PriceBook) -> None:
     add_account(db, "acme")
     order = orders.create_order(
         db,
@@ -117,7 +111,7 @@ def test_card_order_waits_for_the_provider_confirmation(
         orders.cancel_order(db, order_id=order.id)
 
 
-def test_coupon_redeemed_once_sequentially(db: sqlite3.Connection) -> None:
+def test_coupon_redeemed_once_sequentially(db: Session) -> None:
     add_account(db, "acme")
     add_account(db, "other")
     [code] = coupons.create_coupons(db, logbit=Decimal(50), count=1, now=NOW, created_by="op")
@@ -134,7 +128,7 @@ def test_coupon_redeemed_once_sequentially(db: sqlite3.Connection) -> None:
     assert coupons.normalize(code) not in "".join(stored)
 
 
-def test_coupon_concurrent_redemptions_credit_once(db_path: Path, db: sqlite3.Connection) -> None:
+def test_coupon_concurrent_redemptions_credit_once(database: Database, db: Session) -> None:
     add_account(db, "acme")
     add_account(db, "other")
     [code] = coupons.create_coupons(db, logbit=Decimal(100), count=1, now=NOW, created_by="op")
@@ -142,15 +136,13 @@ def test_coupon_concurrent_redemptions_credit_once(db_path: Path, db: sqlite3.Co
     outcomes: list[str] = []
 
     def attempt(account: str) -> None:
-        conn = connect(db_path)
-        barrier.wait()
-        try:
-            r = coupons.redeem(conn, account_id=account, code=code, now=NOW)
-            outcomes.append(f"{account}:{'repeat' if r.repeated else 'credit'}")
-        except CouponAlreadyRedeemed:
-            outcomes.append(f"{account}:refused")
-        finally:
-            conn.close()
+        with database.unit() as session:
+            barrier.wait()
+            try:
+                r = coupons.redeem(session, account_id=account, code=code, now=NOW)
+                outcomes.append(f"{account}:{'repeat' if r.repeated else 'credit'}")
+            except CouponAlreadyRedeemed:
+                outcomes.append(f"{account}:refused")
 
     threads = [threading.Thread(target=attempt, args=(a,)) for a in ["acme", "other"] * 3]
     for t in threads:
@@ -163,7 +155,7 @@ def test_coupon_concurrent_redemptions_credit_once(db_path: Path, db: sqlite3.Co
     assert len(outcomes) == 6
 
 
-def test_wrong_codes_are_rate_limited_and_logged(db: sqlite3.Connection) -> None:
+def test_wrong_codes_are_rate_limited_and_logged(db: Session) -> None:
     add_account(db, "acme")
     [code] = coupons.create_coupons(db, logbit=Decimal(10), count=1, now=NOW, created_by="op")
     with pytest.raises(CouponInvalid, match="not a coupon code"):
@@ -184,7 +176,7 @@ def test_wrong_codes_are_rate_limited_and_logged(db: sqlite3.Connection) -> None
     assert reasons == ["invalid_code"] * 5 + ["rate_limited", "ok"]
 
 
-def test_expired_coupon_is_refused(db: sqlite3.Connection) -> None:
+def test_expired_coupon_is_refused(db: Session) -> None:
     add_account(db, "acme")
     [code] = coupons.create_coupons(
         db,
@@ -198,7 +190,7 @@ def test_expired_coupon_is_refused(db: sqlite3.Connection) -> None:
         coupons.redeem(db, account_id="acme", code=code, now=NOW + timedelta(days=2))
 
 
-def test_support_card_minutes_and_validity(db: sqlite3.Connection) -> None:
+def test_support_card_minutes_and_validity(db: Session) -> None:
     add_account(db, "acme")
     bought = datetime(2024, 2, 29, 10, tzinfo=UTC)
     code = support_cards.issue_card(db, account_id="acme", purchased_at=bought)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import sqlite3
 from datetime import UTC, datetime
 
 import pytest
@@ -14,10 +13,11 @@ from collector.billing.close import close_month
 from collector.billing.errors import CloseError
 from collector.billing.periods import Month
 from collector.billing.price_book import PriceBook
+from collector.store.db import Session
 from tests.billing.conftest import add_account, add_device, add_usage
 
 
-def _month_of_usage(db: sqlite3.Connection) -> None:
+def _month_of_usage(db: Session) -> None:
     add_account(db, "acme")
     add_device(db, "acme", "gw-1")
     hour = datetime(2023, 5, 2, 10, tzinfo=UTC)
@@ -28,7 +28,7 @@ def _month_of_usage(db: sqlite3.Connection) -> None:
     add_usage(db, account="acme", device="gw-1", service="vpn", hour=hour, quantity=1000)
 
 
-def test_close_omits_zero_logbit_lines(db: sqlite3.Connection, book: PriceBook) -> None:
+def test_close_omits_zero_logbit_lines(db: Session, book: PriceBook) -> None:
     _month_of_usage(db)
     result = close_month(db, book, "acme", Month(2023, 5), datetime(2023, 6, 1, 2, tzinfo=UTC))
     assert result.total == 20
@@ -37,7 +37,7 @@ def test_close_omits_zero_logbit_lines(db: sqlite3.Connection, book: PriceBook) 
     assert [tuple(r) for r in stored] == [("LOGBOT-DATA", "-20")]
 
 
-def test_statement_and_csv_exports(db: sqlite3.Connection, book: PriceBook) -> None:
+def test_statement_and_csv_exports(db: Session, book: PriceBook) -> None:
     _month_of_usage(db)
     with pytest.raises(CloseError, match="not closed"):
         documents.statement_html(db, "acme", "2023-05")

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from collector.billing.close import close_month
-from collector.billing.db import connect
 from collector.billing.periods import Month
 from collector.billing.price_book import load_price_book
 from tests.billing import pdf_text
+from tests.billing.conftest import session_on
 from tests.billing.payments_env import Env, running
 from tests.fleet.live import PRICE_BOOK
 
@@ -61,11 +61,8 @@ def test_invoice_pdf_downloads_for_the_account_only(env: Env) -> None:
 
 
 def test_statement_pdf_of_a_closed_month(env: Env) -> None:
-    conn = connect(env.db)
-    try:
-        close_month(conn, load_price_book(PRICE_BOOK), "acme", Month(2026, 4), env.clock())
-    finally:
-        conn.close()
+    with session_on(env.db) as session:
+        close_month(session, load_price_book(PRICE_BOOK), "acme", Month(2026, 4), env.clock())
     got = env.call("a_ro", "GET", "/accounts/acme/statements/2026-04.pdf")
     assert got.status_code == 200, got.text
     assert got.headers["content-type"] == "application/pdf"

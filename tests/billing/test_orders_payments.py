@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from collector.billing import ledger, notices
-from collector.billing.db import connect
+from tests.billing.conftest import session_on
 from tests.billing.payments_env import Env, running
 
 PACK = [{"sku": "LOGBOT-CREDIT-100", "quantity": 1}]
@@ -123,17 +123,16 @@ def test_cancel_while_unpaid(env: Env) -> None:
 
 
 def test_operator_confirms_transfer_once_and_resumes_a_suspended_account(env: Env) -> None:
-    conn = connect(env.db)
-    ledger.post_debit(
-        conn,
-        account_id="acme",
-        at=env.clock(),
-        period_from=date(2026, 4, 1),
-        period_to=date(2026, 4, 30),
-        logbit=balance(env) + 300,
-    )
-    notices.suspend(conn, "acme", env.clock(), "test")
-    conn.close()
+    with session_on(env.db) as session:
+        ledger.post_debit(
+            session,
+            account_id="acme",
+            at=env.clock(),
+            period_from=date(2026, 4, 1),
+            period_to=date(2026, 4, 30),
+            logbit=balance(env) + 300,
+        )
+        notices.suspend(session, "acme", env.clock(), "test")
     assert balance(env) == -300
     order = pay(
         env,
@@ -160,14 +159,9 @@ def test_operator_confirms_transfer_once_and_resumes_a_suspended_account(env: En
         )
     assert {c.status_code for c in confirmed} == {200}
     assert balance(env) == 200
-    conn = connect(env.db)
-    try:
-        assert notices.state(conn, "acme") == "active"
-        assert conn.execute("SELECT status FROM accounts WHERE id = 'acme'").fetchone()[0] == (
-            "active"
-        )
-    finally:
-        conn.close()
+    with session_on(env.db) as session:
+        assert notices.state(session, "acme") == "active"
+        assert session.scalar("SELECT status FROM accounts WHERE id = 'acme'") == "active"
     card = pay(env, "checkout-0005", channel="card").json()
     refused = env.call("operator", "POST", f"/orders/{card['order_id']}/confirm", {"document": "x"})
     assert refused.status_code == 409  # card orders are confirmed by the provider's webhook
@@ -213,12 +207,8 @@ def test_invoice_numbers_are_gapless_under_20_concurrent_paid_orders(env: Env) -
     assert "€136.64" in first.text
     other = env.call("b_admin", "GET", "/invoices/LB-2026-000001")
     assert other.status_code == 404
-    conn = connect(env.db)
-    try:
-        with pytest.raises(Exception, match="immutable"):
-            conn.execute("UPDATE invoices SET total_eur = '0'")
-    finally:
-        conn.close()
+    with session_on(env.db) as session, pytest.raises(Exception, match="immutable"):
+        session.execute("UPDATE invoices SET total_eur = '0'")
 
 
 def test_documents_over_http(env: Env) -> None:

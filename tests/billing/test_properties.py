@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import itertools
 import random
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +20,7 @@ from collector.billing.money import to_decimal
 from collector.billing.periods import Month
 from collector.billing.price_book import PriceBook, load_price_book, parse_price_book
 from collector.billing.rating import Activation, Rollup, rate_month
+from collector.store.db import Session
 from tests.billing.conftest import PRICE_BOOK, add_account, add_device, add_usage
 
 BOOK = load_price_book(PRICE_BOOK)
@@ -137,9 +137,7 @@ def test_floats_are_refused_or_read_exactly() -> None:
     assert book.services["LOGBOT-600"].prices[0].per_day == Decimal("17.86")
 
 
-def test_money_columns_hold_text_after_a_full_cycle(
-    db: sqlite3.Connection, book: PriceBook
-) -> None:
+def test_money_columns_hold_text_after_a_full_cycle(db: Session, book: PriceBook) -> None:
     add_account(db, "acme")
     add_device(db, "acme", "gw-1")
     add_usage(

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,6 +13,7 @@ import pytest
 from collector.billing import activations, ledger, notices, orders
 from collector.billing.price_book import PriceBook
 from collector.billing.scheduler import run_close_scheduler, tick
+from collector.store.db import Database, Session
 from protocols import Command, decode
 from tests.billing.conftest import add_account, add_device
 from tests.billing.mqtt_helpers import PahoCommandSender, Subscriber
@@ -41,7 +40,7 @@ class FakeClock:
         await asyncio.sleep(0)
 
 
-def seed(db: sqlite3.Connection, book: PriceBook, account: str) -> None:
+def seed(db: Session, book: PriceBook, account: str) -> None:
     add_account(db, account, created="2023-05-01")
     add_device(db, account, "gw-1")
     add_device(db, account, "gw-2")
@@ -76,7 +75,7 @@ def commands(messages: list[object]) -> list[tuple[str, str, bool]]:
 
 @pytest.mark.broker
 async def test_notice_grace_suspension_topup_resume(
-    db: sqlite3.Connection, book: PriceBook, mosquitto: Mosquitto, unique_id: str
+    database: Database, db: Session, book: PriceBook, mosquitto: Mosquitto, unique_id: str
 ) -> None:
     account = unique_id
     seed(db, book, account)
@@ -85,7 +84,7 @@ async def test_notice_grace_suspension_topup_resume(
     clock = FakeClock(rome(2023, 6, 1, 1, 55))
     try:
         # 1. The May close leaves the balance below zero: notice with a deadline.
-        report = await tick(db, clock, book, sender)
+        report = await tick(database, clock, book, sender)
         assert [(c.month, c.total) for c in report.closes] == [("2023-05", Decimal(156))]
         assert ledger.balance(db, account) == -156  # 125 combo + 31 days of VPN
         assert notices.state(db, account) == "notice"
@@ -96,26 +95,27 @@ async def test_notice_grace_suspension_topup_resume(
         assert "30/06/2023 23:59" in banner
         channels = [
             r[0]
-            for r in db.execute(
-                "SELECT channel FROM notification_outbox WHERE account_id = ?", (account,)
+            for r in db.rows(
+                "SELECT channel FROM notification_outbox WHERE account_id = :a ORDER BY id",
+                {"a": account},
             )
         ]
         assert channels == ["email", "webhook"]
 
         # 2. Grace: still within June, nothing is suspended.
         clock.current = rome(2023, 6, 30, 23, 59, 59)
-        report = await tick(db, clock, book, sender)
+        report = await tick(database, clock, book, sender)
         assert (report.closes, report.suspended) == ((), ())
         assert notices.state(db, account) == "notice"
 
         # 3. Deadline passed, balance still negative: suspension + retained commands.
         clock.current = rome(2023, 7, 1, 0, 0, 1)
-        report = await tick(db, clock, book, sender)
+        report = await tick(database, clock, book, sender)
         assert [c.month for c in report.closes] == ["2023-06"]
         assert report.suspended == (account,)
         assert report.commands_sent == 2
         assert notices.state(db, account) == "suspended"
-        status = db.execute("SELECT status FROM accounts WHERE id = ?", (account,)).fetchone()
+        status = db.one("SELECT status FROM accounts WHERE id = :a", {"a": account})
         assert status == ("suspended",)
         assert activations.list_activations(db, account, status="active") == []
         assert commands(live.wait_for(2)) == [
@@ -152,7 +152,7 @@ async def test_notice_grace_suspension_topup_resume(
         assert ledger.balance(db, account) == 500 - 156 - 30
         assert notices.state(db, account) == "active"
         assert notices.banner(db, account) is None
-        report = await tick(db, clock, book, sender)
+        report = await tick(database, clock, book, sender)
         assert report.commands_sent == 2
         resumed = Subscriber(mosquitto.port, f"lb/v1/{account}/+/cmd")
         assert commands(resumed.wait_for(2)) == [("gw-1", "resume", True), ("gw-2", "resume", True)]
@@ -162,7 +162,7 @@ async def test_notice_grace_suspension_topup_resume(
 
         # 5. July: VPN charged on 01/07 (active until the suspension) and 05/07..31/07 only.
         clock.current = rome(2023, 8, 1, 2)
-        report = await tick(db, clock, book, sender)
+        report = await tick(database, clock, book, sender)
         july = ledger.entries(db, account)[0]
         assert [(ln.description, ln.logbit) for ln in july.lines] == [
             ("from 01/07/2023 to 01/07/2023 service: vpn LOGBOT-VPN", Decimal(-1)),
@@ -180,7 +180,7 @@ async def test_notice_grace_suspension_topup_resume(
 
 
 async def test_scheduler_loop_closes_with_injected_clock(
-    db_path: Path, db: sqlite3.Connection, book: PriceBook
+    database: Database, db: Session, book: PriceBook
 ) -> None:
     seed(db, book, "acme")
     clock = FakeClock(rome(2023, 5, 31, 23, 0))
@@ -188,22 +188,22 @@ async def test_scheduler_loop_closes_with_injected_clock(
 
     async def watch() -> None:
         # Polls the database the scheduler writes to (no event to wait on from outside).
-        while db.execute("SELECT COUNT(*) FROM month_closes").fetchone()[0] < 1:  # noqa: ASYNC110
+        while db.scalar("SELECT COUNT(*) FROM month_closes") < 1:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         stop.set()
 
     await asyncio.wait_for(
         asyncio.gather(
-            run_close_scheduler(db_path, clock, book, None, stop, interval=3600), watch()
+            run_close_scheduler(database, clock, book, None, stop, interval=3600), watch()
         ),
         timeout=30,
     )
-    closed_at = db.execute("SELECT closed_at FROM month_closes").fetchone()[0]
+    closed_at = db.scalar("SELECT closed_at FROM month_closes")
     assert closed_at == "2023-05-31T22:00:00.000000Z"  # 01/06 00:00 Rome: first tick of June
     assert clock.slept[0] == 3600
 
 
-def test_late_close_still_leaves_a_month_to_pay(db: sqlite3.Connection, book: PriceBook) -> None:
+def test_late_close_still_leaves_a_month_to_pay(db: Session, book: PriceBook) -> None:
     from collector.billing.close import close_month
     from collector.billing.periods import Month
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,20 +14,21 @@ from collector.billing.periods import Month
 from collector.billing.price_book import PriceBook
 from collector.billing.rating import UsageRow, rate_month
 from collector.billing.usage import MAX_SQL_BREAKPOINTS, breakpoints, load_usage
+from collector.store.db import Session
 from tests.billing.conftest import add_account, add_device, add_usage
 
 ROME = ZoneInfo("Europe/Rome")
 MONTH = Month(2024, 12)  # LOGBOT-DATA changes price on 01/01/2025: not inside December
 
 
-def raw(db: sqlite3.Connection, month: Month) -> list[UsageRow]:
-    rows = db.execute(
+def raw(db: Session, month: Month) -> list[UsageRow]:
+    rows = db.rows(
         "SELECT device_id, service, unit, hour, quantity FROM usage_hourly"
-        " WHERE hour >= ? AND hour < ?",
-        (
-            month.start_utc(ROME).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            month.end_utc(ROME).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        ),
+        " WHERE hour >= :lo AND hour < :hi",
+        {
+            "lo": month.start_utc(ROME).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "hi": month.end_utc(ROME).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
     )
     return [
         (d, s, u, datetime.fromisoformat(h.replace("Z", "+00:00")), q) for d, s, u, h, q in rows
@@ -36,9 +36,7 @@ def raw(db: sqlite3.Connection, month: Month) -> list[UsageRow]:
 
 
 @pytest.mark.parametrize("activated_devices", [3, 40])
-def test_segment_aggregation_is_exact(
-    db: sqlite3.Connection, book: PriceBook, activated_devices: int
-) -> None:
+def test_segment_aggregation_is_exact(db: Session, book: PriceBook, activated_devices: int) -> None:
     rnd = random.Random(activated_devices)
     add_account(db, "acme")
     start = MONTH.start_utc(ROME)

@@ -6,9 +6,9 @@ import asyncio
 from collections import Counter
 from datetime import timedelta
 
-from collector.billing.db import connect
 from collector.notify import Notifier, NotifyPolicy, sign
 from collector.notify.outbox import dead_letters
+from tests.billing.conftest import session_on
 from tests.notify.receivers import wait_for
 from tests.notify.world import CODE, KINDS, SECRET, Env, make_every_kind
 
@@ -133,11 +133,8 @@ async def test_dead_letter_after_max_attempts(env: Env) -> None:
     finally:
         notifier.close()
     assert len(env.hook.requests) == 3 * hooks  # three tries each, then no more
-    conn = connect(env.db)
-    try:
-        dead = dead_letters(conn)
-    finally:
-        conn.close()
+    with session_on(env.db) as session:
+        dead = dead_letters(session)
     assert len(dead) == hooks
     assert {(source, attempts) for source, _, attempts, _ in dead} == {("billing", 3)}
     assert all("500" in error for *_, error in dead)
@@ -163,7 +160,7 @@ async def test_run_loop_delivers_until_stopped(env: Env) -> None:
 async def test_operators_see_and_retry_dead_letters_over_http(env: Env) -> None:
     import httpx
 
-    from collector.fleet.db import Database
+    from tests.fleet.conftest import Database
     from tests.fleet.live import build_app, serve
 
     make_every_kind(env)

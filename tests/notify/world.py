@@ -9,11 +9,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from collector.billing import activations, ledger, notices, orders
-from collector.billing.db import connect
 from collector.billing.periods import Month
 from collector.billing.price_book import load_price_book
 from collector.fleet import invitations
 from collector.notify import Notifier, NotifyPolicy, SmtpSender, WebhookSender
+from tests.billing.conftest import session_on
 from tests.fleet.conftest import FakeClock, prepare_database
 from tests.fleet.live import LINK_KEY, PRICE_BOOK, World, seed
 from tests.notify.receivers import HttpReceiver, SmtpSink
@@ -40,14 +40,11 @@ class Env:
         )
 
     def queued(self, channel: str) -> int:
-        conn = connect(self.db)
-        try:
-            billing = conn.execute(
-                "SELECT COUNT(*) FROM notification_outbox WHERE channel = ?", (channel,)
-            ).fetchone()[0]
-            fleet = conn.execute("SELECT COUNT(*) FROM fleet_mail_outbox").fetchone()[0]
-        finally:
-            conn.close()
+        with session_on(self.db) as session:
+            billing = session.scalar(
+                "SELECT COUNT(*) FROM notification_outbox WHERE channel = :c", {"c": channel}
+            )
+            fleet = session.scalar("SELECT COUNT(*) FROM fleet_mail_outbox")
         return int(billing) + (int(fleet) if channel == "email" else 0)
 
 
@@ -67,8 +64,7 @@ def make_every_kind(env: Env) -> int:
     """Queue one of each kind; return the purchase order id."""
     book = load_price_book(PRICE_BOOK)
     now = env.clock()
-    conn = connect(env.db)
-    try:
+    with session_on(env.db) as conn:
         activations.approve_request(
             conn,
             account_id="acme",
@@ -108,6 +104,4 @@ def make_every_kind(env: Env) -> int:
             conn, order_id=order.id, now=now, document="CRO 991", confirmed_by="staff"
         )
         assert notices.state(conn, "acme") == "active"
-    finally:
-        conn.close()
     return order.id
