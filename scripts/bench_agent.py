@@ -4,15 +4,19 @@ Starts its own Mosquitto on a free loopback port and a receipting consumer
 (a paho subscriber that decodes UsageBatch/DataBatch and answers Receipts).
 
     .venv/bin/python scripts/bench_agent.py [--records 100000] [--steady-seconds 60]
+        [--only append,drain,steady] [--json PATH]
 
 Targets: RSS <= 30 MB, CPU <= 0.5 % of a core, append >= 10,000 records/s,
-drain >= 10,000 records/s.
+drain >= 10,000 records/s. The RSS baseline, measured in the same run, is a
+bare interpreter (``python -c`` sleeping). ``--json PATH`` writes a list of
+{metric, figure, baseline, unit, target} (what ``scripts/bench`` reads).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -139,7 +143,8 @@ def samples(n: int, offset: int = 0) -> list[UsageSample]:
     return out
 
 
-async def bench_append(workdir: Path) -> None:
+async def bench_append(workdir: Path) -> list[dict[str, Any]]:
+    figures: list[dict[str, Any]] = []
     for per_tx in (1, 10, 100, 1000):
         box = await Outbox.open(workdir / f"append-{per_tx}.db", SystemClock(), OutboxLimits())
         total = max(2000, per_tx * 200)
@@ -152,6 +157,15 @@ async def bench_append(workdir: Path) -> None:
             f"append: {per_tx:>5} records/transaction: {total / dt:>10,.0f} records/s "
             f"({len(batches) / dt:,.0f} commits/s, synchronous=FULL)"
         )
+        if per_tx in (1, 100):
+            figures.append(
+                _row(
+                    f"agent append, {per_tx} record(s)/commit",
+                    total / dt,
+                    "records/s",
+                    10_000 if per_tx == 100 else None,
+                )
+            )
         await box.close()
     producers, each = 50, 200
     box = await Outbox.open(workdir / "append-concurrent.db", SystemClock(), OutboxLimits())
@@ -168,6 +182,15 @@ async def bench_append(workdir: Path) -> None:
         f"{producers * each / dt:>10,.0f} records/s (group commit)"
     )
     await box.close()
+    figures.append(
+        _row(
+            f"agent append, {producers} concurrent producers",
+            producers * each / dt,
+            "records/s",
+            10_000,
+        )
+    )
+    return figures
 
 
 def settings(workdir: Path, url: str, device: str, **extra: Any) -> Any:
@@ -182,7 +205,7 @@ def settings(workdir: Path, url: str, device: str, **extra: Any) -> Any:
     return settings_from_mapping(raw, {})
 
 
-async def bench_drain(workdir: Path, broker: Broker, records: int) -> None:
+async def bench_drain(workdir: Path, broker: Broker, records: int) -> list[dict[str, Any]]:
     s = settings(
         workdir,
         broker.url,
@@ -211,9 +234,26 @@ async def bench_drain(workdir: Path, broker: Broker, records: int) -> None:
         f"drain: {records:,} records in {dt:.2f} s = {records / dt:,.0f} records/s "
         f"(receipted {consumer.records:,}; bench process RSS grew {(rss1 - rss0) / 1e6:.1f} MB)"
     )
+    return [_row("agent drain to a receipting broker", records / dt, "records/s", 10_000)]
 
 
-def bench_steady(workdir: Path, broker: Broker, seconds: float) -> None:
+def bare_rss(seconds: float = 1.5) -> int:
+    """RSS of a bare interpreter of this venv (the RSS baseline), in bytes."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        p = psutil.Process(proc.pid)
+        deadline = time.monotonic() + seconds
+        rss = 0
+        while time.monotonic() < deadline:  # the interpreter's start-up settles quickly
+            rss = max(rss, p.memory_info().rss)
+            time.sleep(0.1)
+        return rss
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def bench_steady(workdir: Path, broker: Broker, seconds: float) -> list[dict[str, Any]]:
     state = workdir / "steady"
     cfg = workdir / "steady.toml"
     meters = "".join(
@@ -254,22 +294,59 @@ def bench_steady(workdir: Path, broker: Broker, seconds: float) -> None:
         f"PSS {pss / 1e6:.1f} MB, USS {uss / 1e6:.1f} MB), "
         f"CPU {cpu:.2f} % of a core; records receipted {consumer.records}"
     )
+    bare = bare_rss()
+    print(f"bare interpreter RSS: {bare / 2**20:.1f} MiB")
+    return [
+        {
+            "metric": "agent RSS, real daemon, mqtt://, 10 synthetic meters (peak)",
+            "figure": round(peak / 2**20, 1),
+            "baseline": round(bare / 2**20, 1),
+            "unit": "MiB",
+            "target": round(30e6 / 2**20, 1),  # 30 MB
+        },
+        {
+            "metric": "agent CPU, steady",
+            "figure": round(cpu, 2),
+            "baseline": None,
+            "unit": "% of a core",
+            "target": 0.5,
+        },
+    ]
+
+
+def _row(metric: str, figure: float, unit: str, target: float | None) -> dict[str, Any]:
+    return {
+        "metric": metric,
+        "figure": round(figure),
+        "baseline": None,
+        "unit": unit,
+        "target": target,
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--steady-seconds", type=float, default=60.0)
+    ap.add_argument("--only", default="append,drain,steady", help="comma-separated parts to run")
+    ap.add_argument("--json", type=Path, help="write [{metric, figure, baseline, unit, target}]")
     args = ap.parse_args()
+    parts = set(args.only.split(","))
+    figures: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         broker = Broker(workdir)
         try:
-            asyncio.run(bench_append(workdir))
-            asyncio.run(bench_drain(workdir, broker, args.records))
-            bench_steady(workdir, broker, args.steady_seconds)
+            if "append" in parts:
+                figures += asyncio.run(bench_append(workdir))
+            if "drain" in parts:
+                figures += asyncio.run(bench_drain(workdir, broker, args.records))
+            if "steady" in parts:
+                figures += bench_steady(workdir, broker, args.steady_seconds)
         finally:
             broker.stop()
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -8,13 +8,18 @@ lines), and usage rollups for data ingestion, VPN and SIM every
 read + rating + one write transaction), and a second close that re-rates the
 first month after late usage arrives.
 
-    .venv/bin/python scripts/bench_close.py --devices 10000 --every-hours 24
+    .venv/bin/python scripts/bench_close.py --devices 10000 --every-hours 24 [--json PATH]
+
+``--json PATH`` writes a list of {metric, figure, baseline, unit, target}
+(what ``scripts/bench`` reads): the close, the re-rate and the peak RSS.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
 import sqlite3
 import sys
 import tempfile
@@ -113,14 +118,16 @@ def build(
     return rows
 
 
+WALL: dict[str, float] = {}  # label -> wall seconds of the last timed() block
+
+
 @contextmanager
 def timed(label: str) -> Iterator[None]:
     """Print wall and CPU seconds of a block."""
     wall, cpu = time.perf_counter(), time.process_time()
     yield
-    print(
-        f"{label}: {time.perf_counter() - wall:.2f} s wall, {time.process_time() - cpu:.2f} s CPU"
-    )
+    WALL[label] = time.perf_counter() - wall
+    print(f"{label}: {WALL[label]:.2f} s wall, {time.process_time() - cpu:.2f} s CPU")
 
 
 def main() -> int:
@@ -135,6 +142,9 @@ def main() -> int:
         "--aligned",
         action="store_true",
         help="all services active before the month (few breakpoints: SQL aggregation path)",
+    )
+    parser.add_argument(
+        "--json", type=Path, help="write [{metric, figure, baseline, unit, target}]"
     )
     args = parser.parse_args()
     book = load_price_book(ROOT / "deploy" / "pricebook.example.toml")
@@ -180,6 +190,22 @@ def main() -> int:
         print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (2 cores shared)")
         conn.close()
         database.dispose()
+    if args.json:
+        shape = (
+            f"{args.devices:,} devices x 5 services, staggered, rollups every {args.every_hours} h"
+        )
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB
+        close_s = WALL[f"close {month}"]
+        rerate_s = WALL[f"close {month.next()} + re-rate {month} after late usage"]
+        figures = [
+            {"metric": f"month close, {shape}", "figure": round(close_s, 2),
+             "baseline": None, "unit": "s", "target": 5.0},
+            {"metric": f"next close + re-rate after late usage, {shape}",
+             "figure": round(rerate_s, 2), "baseline": None, "unit": "s", "target": 5.0},
+            {"metric": "month close, peak RSS of the process", "figure": round(peak),
+             "baseline": None, "unit": "MiB", "target": None},
+        ]  # fmt: skip
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
 
 

@@ -11,13 +11,20 @@ agent in THIS process for a while, and prints:
   collector -> ledger -> receipt);
 - whether the ledger matches the ground truth afterwards.
 
-Usage: .venv/bin/python scripts/bench_sim.py --devices 1000 --seconds 60
+If the collector process dies, the fleet is aborted (no wait for receipts
+that cannot come) and the script exits with status 1.
+
+Usage: .venv/bin/python scripts/bench_sim.py --devices 1000 --seconds 60 [--json PATH]
+(``--json`` writes a list of {metric, figure, baseline, unit, target}, what
+``scripts/bench`` reads).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import shutil
 import signal
 import sqlite3
@@ -26,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -49,7 +57,14 @@ def committed(db: Path) -> int:
         return 0
 
 
-async def bench(args: argparse.Namespace, work: Path) -> None:
+async def _watch_collector(collector: subprocess.Popen[bytes], fleet: Fleet) -> None:
+    """Abort the fleet as soon as the collector process is gone."""
+    while collector.poll() is None:  # noqa: ASYNC110 (a child process: no event to await)
+        await asyncio.sleep(0.5)
+    fleet.abort(f"the collector exited with status {collector.returncode}")
+
+
+async def bench(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     proc = psutil.Process()
     broker_dir = work / "mosquitto"
     broker_dir.mkdir()
@@ -91,6 +106,7 @@ async def bench(args: argparse.Namespace, work: Path) -> None:
         fleet = Fleet(settings)
         t_start = time.monotonic()
         run = asyncio.create_task(fleet.run())
+        watch = asyncio.create_task(_watch_collector(collector, fleet))
         await fleet.traffic_started.wait()
         started_s = time.monotonic() - t_start
         running = sum(1 for g in fleet.gateways if g.running)
@@ -100,6 +116,11 @@ async def bench(args: argparse.Namespace, work: Path) -> None:
         c1, t1 = committed(db), time.monotonic()
         rss2 = proc.memory_info().rss
         await run
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
+        if fleet.aborted:
+            raise SystemExit(f"bench_sim: aborted: {fleet.aborted} (see {work / 'collector.log'})")
         print(
             f"gateways per process: {running} of {args.devices} running"
             f" (started in {started_s:.0f} s)"
@@ -118,6 +139,38 @@ async def bench(args: argparse.Namespace, work: Path) -> None:
             verify.truth_totals(settings.truth), {"ledger": verify.ledger_totals(db)}
         )
         print("verify: " + verify.render(report).splitlines()[-1])
+        threads = proc.num_threads()
+        exact = running if report.ok else 0
+        return [
+            {
+                "metric": f"simulated gateways in one process, ledger exact ({args.seconds:.0f} s)",
+                "figure": exact,
+                "baseline": None,
+                "unit": "gateways",
+                "target": 1000,
+            },
+            {
+                "metric": f"simulator threads at {running} gateways",
+                "figure": threads,
+                "baseline": running,  # one thread per gateway (an outbox each), before
+                "unit": "threads",
+                "target": None,
+            },
+            {
+                "metric": "simulator memory per gateway",
+                "figure": round(per / 2**10),
+                "baseline": None,
+                "unit": "KiB",
+                "target": None,
+            },
+            {
+                "metric": f"ledger rows committed during traffic, {running} gateways",
+                "figure": round(rate),
+                "baseline": None,
+                "unit": "records/s",
+                "target": None,
+            },
+        ]
     finally:
         collector.send_signal(signal.SIGTERM)
         try:
@@ -139,10 +192,13 @@ def main() -> None:
     p.add_argument("--no-peripherals", action="store_true")
     p.add_argument("--no-data", action="store_true")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
+    p.add_argument("--json", type=Path, help="write [{metric, figure, baseline, unit, target}]")
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-sim-"))
     try:
-        asyncio.run(bench(args, work))
+        figures = asyncio.run(bench(args, work))
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=2) + "\n")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
