@@ -1,5 +1,10 @@
 """deploy/Dockerfile and deploy/compose.yaml, checked without a Docker engine.
 
+The compose file is validated against the Compose Specification's JSON
+schema (vendored beside this file), then checked for how its services fit:
+the collector's config file, PostgreSQL's role, database, password and
+health check, and the broker and InfluxDB service names.
+
 The Dockerfile's RUN steps are run as a script under a scratch root, stage
 by stage, with COPY done by the test. What cannot run here is changed, and
 only this: ``pip install -r <lock>`` runs as ``--dry-run --no-index`` in the
@@ -12,7 +17,9 @@ locked build backend and installed for real into the runtime stage's venv.
 
 from __future__ import annotations
 
+import copy
 import fnmatch
+import json
 import re
 import shutil
 import subprocess
@@ -21,7 +28,9 @@ import tomllib
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
+import jsonschema_rs
 import pytest
 import yaml
 
@@ -32,6 +41,9 @@ REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 DOCKERFILE = DEPLOY / "Dockerfile"
 COMPOSE = DEPLOY / "compose.yaml"
+# schema/compose-spec.json of github.com/compose-spec/compose-spec at commit 170098b
+# (2026-06-23, Apache-2.0), kept as test data: no network in the tests.
+COMPOSE_SCHEMA = Path(__file__).with_name("compose-spec.json")
 PYTHON = Path(sys.executable)
 
 
@@ -133,16 +145,24 @@ def test_dockerfile_is_multi_stage_non_root_and_installs_the_lock() -> None:
     assert f"-o {user[-1]} -g {user[-1]} -m 0750 {ledger_dir}" in runs
 
 
-def test_compose_builds_the_image_and_keeps_the_ledger() -> None:
+def test_compose_file_is_valid_compose() -> None:
+    """The Compose Specification's own schema accepts the file, and rejects a broken one."""
+    schema = json.loads(COMPOSE_SCHEMA.read_text())
+    validator = jsonschema_rs.validator_for(schema)
     doc = yaml.safe_load(COMPOSE.read_text())
-    assert set(doc) <= {"name", "services", "volumes", "networks", "secrets", "configs"}
-    service_keys = {
-        "image", "build", "command", "entrypoint", "environment", "env_file", "ports",
-        "volumes", "depends_on", "restart", "stop_signal", "stop_grace_period", "healthcheck",
-        "user", "networks", "secrets", "configs", "read_only", "tmpfs", "labels",
-    }  # fmt: skip
-    for name, service in doc["services"].items():
-        assert set(service) <= service_keys, (name, set(service) - service_keys)
+    assert [str(e) for e in validator.iter_errors(doc)] == []
+    misspelled = copy.deepcopy(doc)
+    misspelled["services"]["postgres"]["healthcheck"]["retry"] = 12
+    assert not validator.is_valid(misspelled)
+    unknown_condition = copy.deepcopy(doc)
+    unknown_condition["services"]["collector"]["depends_on"]["postgres"]["condition"] = "ready"
+    assert not validator.is_valid(unknown_condition)
+
+
+def test_compose_builds_the_image_and_keeps_the_ledger_in_postgresql() -> None:
+    doc = yaml.safe_load(COMPOSE.read_text())
+    services = doc["services"]
+    for service in services.values():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
             if source.startswith("."):
@@ -150,17 +170,51 @@ def test_compose_builds_the_image_and_keeps_the_ledger() -> None:
                 assert source != "..", "no source mount: the image carries the code"
             else:
                 assert source in doc["volumes"], f"undeclared volume {source}"
-    collector = doc["services"]["collector"]
+    collector = services["collector"]
     build = collector["build"]
     assert (DEPLOY / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
     assert "pip" not in str(collector.get("command", "")), "nothing is installed at start"
-    ledger = load_settings(DEPLOY / "collector.example.toml", env={}).ledger.path
     mounts = dict(v.split(":")[:2][::-1] for v in collector["volumes"])
-    assert mounts[str(PurePosixPath(ledger).parent)] == "collector-data"
-    config = collector["command"][collector["command"].index("--config") + 1]
-    assert mounts[config] == "./collector.example.toml"
-    assert set(collector["environment"]) <= env_names()
-    mosquitto = doc["services"]["mosquitto"]
+    config_file = collector["command"][collector["command"].index("--config") + 1]
+    assert mounts[config_file] == "./collector.compose.toml"
+    settings = load_settings(DEPLOY / "collector.compose.toml", env={})
+    # Every variable is one the collector reads, or libpq's password.
+    assert set(collector["environment"]) <= env_names() | {"PGPASSWORD"}
+
+    # The ledger is the postgres service, with the role and database it creates.
+    postgres = services["postgres"]
+    assert postgres["image"] == "postgres:15"
+    env = postgres["environment"]
+    url = urlsplit(settings.ledger.url)
+    assert settings.ledger.path == ""
+    assert url.scheme == "postgresql"
+    assert url.hostname == "postgres"
+    assert url.port == 5432
+    assert url.username == env["POSTGRES_USER"]
+    assert url.path == f"/{env['POSTGRES_DB']}"
+    assert url.password is None, "the password is not written in the config file"
+    # One password: the secret PostgreSQL is created with is the PGPASSWORD the collector sends.
+    secret = PurePosixPath(env["POSTGRES_PASSWORD_FILE"])
+    assert secret.parent == PurePosixPath("/run/secrets")
+    assert secret.name in postgres["secrets"]
+    variable = doc["secrets"][secret.name]["environment"]
+    assert collector["environment"]["PGPASSWORD"] == f"${{{variable}:?set {variable}}}"
+    assert "postgres-data:/var/lib/postgresql/data" in postgres["volumes"]
+    assert "pg_isready" in postgres["healthcheck"]["test"]
+    assert f"--username={env['POSTGRES_USER']}" in postgres["healthcheck"]["test"]
+    assert "ports" not in postgres, "only the collector reaches the database"
+    assert collector["depends_on"]["postgres"] == {"condition": "service_healthy"}
+
+    # Broker and InfluxDB are the compose services too, the broker over MQTT 5 like the
+    # example config, with the same collector user.
+    assert urlsplit(settings.mqtt.url).hostname == "mosquitto"
+    assert urlsplit(settings.influx.url).hostname == "influxdb"
+    assert settings.mqtt.protocol == "5"
+    example = load_settings(DEPLOY / "collector.example.toml", env={})
+    for key in ("client_id", "username", "share_group", "protocol"):
+        assert getattr(settings.mqtt, key) == getattr(example.mqtt, key), key
+    assert f"{settings.api.port}:{settings.api.port}" in collector["ports"]
+    mosquitto = services["mosquitto"]
     for volume in mosquitto["volumes"]:
         if volume.startswith("./mosquitto/mosquitto.conf"):
             assert (DEPLOY / "mosquitto" / "mosquitto.conf").is_file()
