@@ -133,8 +133,8 @@ class LedgerBackend:
         with psycopg.connect(self.settings.url) as conn:
             return list(conn.execute(sql.replace("?", "%s"), params).fetchall())
 
-    async def register(self, account: str, devices: list[str]) -> None:
-        """Register ``account`` (if new) and ``devices`` in it."""
+    async def register(self, account: str, devices: list[str], *, status: str = "active") -> None:
+        """Register ``account`` (if new) and ``devices`` in it (with ``status``)."""
         async with self.ledger() as ledger:
             now = "2026-01-01T00:00:00Z"
             known = await ledger.devices()
@@ -146,6 +146,8 @@ class LedgerBackend:
                 await ledger.add_device(
                     d, account_id=account, serial=None, model="gateway", now=now
                 )
+                if status != "active":
+                    await ledger.set_device_status(d, status)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -240,14 +240,15 @@ class PostgresLedger:
         await self._write_status(conn, batch)
         async with conn.cursor() as cur:
             if batch.replies:
-                await cur.executemany(_REPLY, [r.row() for r in batch.replies])
+                await _many(cur, _REPLY, [r.row() for r in batch.replies])
             if batch.health:
-                await cur.executemany(_INSERT_HEALTH, [s.row() for s in batch.health])
-                await cur.executemany(_PRUNE_HEALTH, health.prune_rows(batch.health))
+                await _many(cur, _INSERT_HEALTH, [s.row() for s in batch.health])
+                await _many(cur, _PRUNE_HEALTH, health.prune_rows(batch.health))
             if export:
                 now = batch.usage[0].received_at if batch.usage else _now_text(batch)
                 await cur.execute("SELECT pg_advisory_xact_lock(%s)", (_EXPORT_LOCK,))
-                await cur.executemany(
+                await _many(
+                    cur,
                     "INSERT INTO export_queue (bucket, line, enqueued_at) VALUES (%s,%s,%s)",
                     [(e.bucket, e.line, now) for e in export],
                 )
@@ -317,7 +318,7 @@ class PostgresLedger:
             return 0
         totals = Counter((d.device_id or "", d.reason) for d in letters)
         async with conn.cursor() as cur:
-            await cur.executemany(
+            await _many(cur,
                 _INSERT_DEAD,
                 [
                     (
@@ -327,7 +328,8 @@ class PostgresLedger:
                     for d in letters
                 ],
             )  # fmt: skip
-            await cur.executemany(
+            await _many(
+                cur,
                 "INSERT INTO dead_letter_totals AS t (device_id, reason, count) VALUES (%s,%s,%s)"
                 " ON CONFLICT (device_id, reason) DO UPDATE SET count = t.count + excluded.count",
                 [(dev, reason, n) for (dev, reason), n in sorted(totals.items())],
@@ -352,7 +354,7 @@ class PostgresLedger:
     async def _write_status(self, conn: psycopg.AsyncConnection[Any], batch: CommitBatch) -> None:
         async with conn.cursor() as cur:
             if batch.device_states:
-                await cur.executemany(
+                await _many(cur,
                     "INSERT INTO device_status (device_id, account_id, state, since, last_seen,"
                     " boot_id, agent_version) VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT"
                     " (device_id) DO UPDATE SET account_id = excluded.account_id,"
@@ -366,7 +368,8 @@ class PostgresLedger:
                     ),
                 )  # fmt: skip
             if batch.room_states:
-                await cur.executemany(
+                await _many(
+                    cur,
                     "INSERT INTO room_status (account_id, room, state, since)"
                     " VALUES (%s,%s,%s,%s) ON CONFLICT (account_id, room) DO UPDATE SET"
                     " state = excluded.state, since = excluded.since",
@@ -375,7 +378,8 @@ class PostgresLedger:
                     ),
                 )
             if batch.transitions:
-                await cur.executemany(
+                await _many(
+                    cur,
                     "INSERT INTO status_transitions (subject_kind, account_id, subject, state,"
                     " at, reason) VALUES (%s,%s,%s,%s,%s,%s)",
                     [
@@ -384,7 +388,7 @@ class PostgresLedger:
                     ],
                 )
             if batch.peripherals:
-                await cur.executemany(
+                await _many(cur,
                     "INSERT INTO room_peripherals (device_id, serial, account_id, room, model,"
                     " present, updated_at) VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT"
                     " (device_id, serial) DO UPDATE SET account_id = excluded.account_id,"
@@ -397,7 +401,7 @@ class PostgresLedger:
                     ),
                 )  # fmt: skip
             if batch.conditions:
-                await cur.executemany(
+                await _many(cur,
                     "INSERT INTO device_conditions (device_id, condition, account_id, since,"
                     " last_seen, detail) VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT"
                     " (device_id, condition) DO UPDATE SET account_id = excluded.account_id,"
@@ -600,8 +604,23 @@ class PostgresLedger:
 
     async def _execute(self, sql: str, params: Sequence[Any]) -> int:
         async with self.pool.connection() as conn:
-            cur = await conn.execute(sql, params)
+            cur = await conn.execute(sql, _nul_free(params))
             return cur.rowcount
+
+
+def _nul_free(row: Sequence[Any]) -> tuple[Any, ...]:
+    """Replace U+0000 in a row's strings with U+FFFD.
+
+    PostgreSQL text cannot hold NUL (SQLite can), and status, inventory,
+    health and reply strings come from devices: one such character must not
+    fail the whole group commit, which would then be retried forever.
+    """
+    return tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in row)
+
+
+async def _many(cur: psycopg.AsyncCursor[Any], sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    """``executemany`` (pipelined by psycopg) with NUL-free strings."""
+    await cur.executemany(sql, [_nul_free(r) for r in rows])
 
 
 def _in_key_order(rows: Iterable[tuple[Any, ...]], width: int = 1) -> list[tuple[Any, ...]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import json
 import subprocess
 from collections import Counter
@@ -15,17 +16,16 @@ from typing import Any
 
 import pytest
 
-from collector.store.sqlite import SqliteLedger
 from protocols import Kind
 from tests.collector.helpers import (
     EPOCH,
     device,
     now_utc,
-    register,
     settings_for,
     usage_batch,
     wait_for,
 )
+from tests.conftest import LedgerBackend
 from tests.servers import Mosquitto, find_binary
 
 
@@ -126,15 +126,17 @@ async def test_hostile_inputs_are_dead_lettered_and_never_charged(
     tmp_path: Path,
     unique_id: str,
     start_collector: Callable[..., Any],
+    ledger_backend: LedgerBackend,
 ) -> None:
     # A private broker: retained messages other tests leave on the shared one
     # (status, inventory of their devices) would be dead-lettered here too.
     mosquitto = mosquitto_factory()
     settings = settings_for(tmp_path, mqtt_url=mosquitto.url, client_id=f"c-{unique_id}")
+    settings = dataclasses.replace(settings, ledger=ledger_backend.settings)
     gw, other, retired = f"{unique_id}-gw", f"{unique_id}-other", f"{unique_id}-old"
-    await register(settings.ledger.path, "acme", [gw, other])
-    await register(settings.ledger.path, "acme", [retired], status="retired")
-    await register(settings.ledger.path, "globex", [])
+    await ledger_backend.register("acme", [gw, other])
+    await ledger_backend.register("acme", [retired], status="retired")
+    await ledger_backend.register("globex", [])
     collector = await start_collector(settings)
     cases = _cases(gw, other, retired, f"{unique_id}-nobody")
     assert len(cases) >= 25
@@ -151,9 +153,8 @@ async def test_hostile_inputs_are_dead_lettered_and_never_charged(
     with device(mosquitto.port, "acme", gw) as d:
         await d.send(Kind.USAGE, usage_batch(gw, range(100, 103)))
         assert await d.receipts_settled() == {100, 101, 102}
-    async with SqliteLedger(settings.ledger.path) as ledger:
-        rows = await ledger._fetch("SELECT record_id FROM usage_records", ())
-        hourly = await ledger._fetch("SELECT SUM(quantity), SUM(records) FROM usage_hourly", ())
+    rows = ledger_backend.rows("SELECT record_id FROM usage_records")
+    hourly = ledger_backend.rows("SELECT SUM(quantity), SUM(records) FROM usage_hourly")
     assert sorted(r[0] for r in rows) == [f"{gw}:{EPOCH}:{s}" for s in (100, 101, 102)]
     assert hourly[0] == (300, 3)
 

@@ -223,3 +223,33 @@ async def test_two_ledgers_committing_the_same_records_at_once_count_each_once(
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_nul_character_from_a_device_never_blocks_the_commit(
+    ledger_backend: LedgerBackend,
+) -> None:
+    """PostgreSQL text cannot hold U+0000 (SQLite can): it is stored as U+FFFD there."""
+    t = "2026-05-24T10:00:00Z"
+    nul = "a\x00b"
+    async with ledger_backend.ledger() as ledger:
+        await ledger.commit(
+            CommitBatch(
+                device_states=[DeviceState("gw-1", "acme", "online", t, t, nul, nul)],
+                transitions=[Transition("device", "acme", "gw-1", "online", t, nul)],
+                peripherals=[PeripheralRow("gw-1", nul, "acme", nul, nul, True, t)],
+                conditions=[DeviceCondition("gw-1", "acme", "duplicate_client", t, t, nul)],
+                health=[HealthSample("gw-1", t, "acme", 1, 1.0, 1, 2, 3, 4, None, 0, nul)],
+                replies=[ReplyRow("cmd-1", "gw-1", "acme", t, False, nul, {"k": nul})],
+                dead_letters=[DeadLetter(t, nul, "acme", "gw-1", "bad_json", nul, b"\x00", 1, nul)],
+                export=[ExportLine("b", nul)],
+            )
+        )
+        stored = (await ledger.device_states())["gw-1"]
+        assert stored.boot_id.replace("\x00", "\ufffd") == "a\ufffdb"
+        [p] = await ledger.peripherals()
+        assert p.model.replace("\x00", "\ufffd") == "a\ufffdb"
+        [letter_] = await ledger.dead_letters()
+        assert letter_.detail.replace("\x00", "\ufffd") == "a\ufffdb"
+        assert letter_.raw_preview == "\x00"  # raw bytes are bytes on both engines
+        [line] = await ledger.export_pending(10)
+        assert line.line.replace("\x00", "\ufffd") == "a\ufffdb"
