@@ -32,8 +32,8 @@ from tests.billing.fakes import FakeBilling
 ROME = ZoneInfo("Europe/Rome")
 
 
-def rome(*args: int) -> datetime:
-    return datetime(*args, tzinfo=ROME)  # type: ignore[arg-type]
+def rome(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=ROME)
 
 
 NOW = rome(2026, 6, 1, 9)
