@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from collector.service import Collector
-from collector.store.sqlite import SqliteLedger
 from protocols import Kind, encode
-from tests.collector.helpers import Device, register, settings_for, usage_batch, wait_for
+from tests.collector.helpers import Device, settings_for, usage_batch, wait_for
+from tests.conftest import LedgerBackend
 from tests.servers import Mosquitto
 
 MESSAGES = 1500
@@ -20,14 +21,15 @@ MESSAGES = 1500
 
 @pytest.mark.broker
 async def test_stop_mid_stream_then_restart_commits_everything_once(
-    mosquitto: Mosquitto, tmp_path: Path, unique_id: str
+    mosquitto: Mosquitto, tmp_path: Path, unique_id: str, ledger_backend: LedgerBackend
 ) -> None:
     # One test device bursts 1,500 messages and never resends: no per-device quota here.
     settings = settings_for(
         tmp_path, mqtt_url=mosquitto.url, client_id=f"c-{unique_id}", ingest={"device_rate": 0}
     )
+    settings = dataclasses.replace(settings, ledger=ledger_backend.settings)
     gw = f"{unique_id}-gw"
-    await register(settings.ledger.path, "acme", [gw])
+    await ledger_backend.register("acme", [gw])
     first = Collector(settings)
     task = asyncio.create_task(first.run())
     await asyncio.wait_for(first.ready.wait(), 20)
@@ -54,13 +56,11 @@ async def test_stop_mid_stream_then_restart_commits_everything_once(
         await asyncio.wait_for(second.ready.wait(), 20)
 
         async def count() -> int:
-            async with SqliteLedger(settings.ledger.path) as ledger:
-                rows = await ledger._fetch("SELECT COUNT(*), SUM(quantity) FROM usage_records", ())
+            rows = ledger_backend.rows("SELECT COUNT(*) FROM usage_records")
             return int(rows[0][0])
 
         await wait_for(lambda: _at_least(count, MESSAGES * 5), within=30)
-        async with SqliteLedger(settings.ledger.path) as ledger:
-            rows = await ledger._fetch("SELECT COUNT(*), SUM(quantity) FROM usage_records", ())
+        rows = ledger_backend.rows("SELECT COUNT(*), SUM(quantity) FROM usage_records")
         assert rows[0] == (MESSAGES * 5, MESSAGES * 5 * 100)
         assert 0 < stopped_at <= MESSAGES * 5
     finally:
