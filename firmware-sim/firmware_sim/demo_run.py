@@ -383,12 +383,13 @@ class DemoRun:
     def _activate_combo(self, db: Path, fs: Any) -> None:
         """Half of the gateways take the data ingestion + VPN combo (the seed's LOGBOT-600)."""
         from collector.billing import activations
-        from collector.billing.db import connect
         from collector.billing.price_book import load_price_book
+        from collector.store.db import Database
         from firmware_sim.build import device_id
 
         book = load_price_book(PRICE_BOOK)
-        conn = connect(db)
+        database = Database(db)
+        conn = database.session()
         try:
             start = fs.start.replace(minute=0, second=0, microsecond=0)
             for i in range(0, fs.devices, 2):
@@ -404,6 +405,7 @@ class DemoRun:
                     )
         finally:
             conn.close()
+            database.dispose()
 
     async def _run_fleet(self, fleet: Fleet, collector_task: asyncio.Task[Any]) -> None:
         """Run the fleet; cut it short (RunAborted) when the collector dies or on SIGTERM."""
@@ -518,22 +520,24 @@ class DemoRun:
     def _close_and_print(self, db: Path, fleet: Fleet) -> int:
         from collector.billing import ledger, notices
         from collector.billing.close import close_month
-        from collector.billing.db import connect
         from collector.billing.periods import Month
         from collector.billing.price_book import load_price_book
+        from collector.store.db import Database
         from firmware_sim import verify
 
         say = self.console.print
         start = fleet.clock.start
         month = Month(start.year, start.month)
         book = load_price_book(PRICE_BOOK)
-        conn = connect(db)
+        database = Database(db)
+        conn = database.session()
         try:
             result = close_month(conn, book, ACCOUNT, month, datetime.now(UTC), closed_by="demo")
             rows = ledger.render(ledger.entries(conn, ACCOUNT), "UTC")
             banner = notices.banner(conn, ACCOUNT)
         finally:
             conn.close()
+            database.dispose()
         say(f"\n[bold]month close {result.month}[/] for account {ACCOUNT}: {result.total} logbit")
         table = Table(title=f"ledger of account {ACCOUNT}")
         for col in rows[0]:
