@@ -14,14 +14,12 @@ import logging
 import os
 import re
 import signal
-import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from collector.clock import SystemClock, iso_utc
 from collector.config import Settings, load_settings
 from collector.errors import CollectorError, ConfigError
 from protocols import is_identifier
@@ -33,10 +31,11 @@ SubParsers = Any  # argparse._SubParsersAction is private
 
 def command_modules() -> list[ModuleType]:
     """Return the modules whose ``register(subparsers, common)`` adds subcommands."""
+    from collector import ledger_cli
     from collector.billing import cli as billing_cli
     from collector.fleet import cli as fleet_cli
 
-    return [billing_cli, fleet_cli]
+    return [billing_cli, fleet_cli, ledger_cli]
 
 
 CONFIG_ENV = "LOGBOT_COLLECTOR_CONFIG"  # the default of --config
@@ -100,22 +99,32 @@ def build_parser(modules: Sequence[ModuleType] = ()) -> argparse.ArgumentParser:
     p.add_argument("--month", required=True, type=_month, help="YYYY-MM")
     p.set_defaults(func=cmd_usage)
 
-    acc = sub.add_parser("accounts", help="register accounts")
+    # ``accounts add`` and ``devices add`` are aliases of ``fleet accounts add`` and
+    # ``fleet devices register``: one registry, one set of rules (collector.fleet).
+    acc = sub.add_parser("accounts", help="register accounts (alias of 'fleet accounts')")
     acc_sub = acc.add_subparsers(dest="action", required=True, metavar="ACTION")
-    p = acc_sub.add_parser("add", parents=[common], help="add an account")
+    p = acc_sub.add_parser("add", parents=[common], help="add an account (= fleet accounts add)")
     p.add_argument("id", type=_identifier)
     p.add_argument("--name", default="")
-    p.add_argument("--timezone", default="UTC")
-    p.add_argument("--parent", type=_identifier, default=None, help="parent (partner) account")
+    p.add_argument(
+        "--timezone",
+        default=None,
+        help="IANA time zone of the account's billing months (default: the parent's, else UTC)",
+    )
+    p.add_argument("--parent", type=_identifier, default=None, help="principal entity")
+    p.add_argument("--kind", choices=("customer", "partner"), default="customer")
     p.set_defaults(func=cmd_accounts_add)
 
     dev = sub.add_parser("devices", help="register devices")
     dev_sub = dev.add_subparsers(dest="action", required=True, metavar="ACTION")
-    p = dev_sub.add_parser("add", parents=[common], help="add a device to an account")
+    p = dev_sub.add_parser(
+        "add", parents=[common], help="add a device (= fleet devices register --id ID)"
+    )
     p.add_argument("id", type=_identifier)
     p.add_argument("--account", required=True, type=_identifier)
-    p.add_argument("--serial", default=None)
-    p.add_argument("--model", default="gateway")
+    p.add_argument("--serial", default=None, help="serial number (default: the id)")
+    p.add_argument("--model", default="gateway", help="catalog code or name")
+    p.add_argument("--credentials", action="store_true", help="also issue MQTT credentials")
     p.set_defaults(func=cmd_devices_add)
     p = dev_sub.add_parser("list", parents=[common], help="devices: status, state, last seen, room")
     p.add_argument("--account", type=_identifier, help="only this account")
@@ -143,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CollectorError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
-    except (sqlite3.Error, OSError) as exc:
+    except OSError as exc:
         print(f"{PROG}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -301,29 +310,20 @@ def cmd_usage(args: argparse.Namespace) -> int:
 
 
 def cmd_accounts_add(args: argparse.Namespace) -> int:
-    """Register an account."""
-    now = iso_utc(SystemClock().now())
-    _with_ledger(
-        args,
-        lambda ledger: ledger.add_account(
-            args.id, name=args.name, timezone=args.timezone, parent_id=args.parent, now=now
-        ),
-    )
-    print(f"account {args.id} added")
-    return 0
+    """Register an account: ``fleet accounts add`` (the one registry)."""
+    from collector.fleet import cli as fleet_cli
+
+    existing_ledger_path(args)
+    return fleet_cli.run_command(fleet_cli.cmd_accounts_add, args)
 
 
 def cmd_devices_add(args: argparse.Namespace) -> int:
-    """Register a device to an account."""
-    now = iso_utc(SystemClock().now())
-    _with_ledger(
-        args,
-        lambda ledger: ledger.add_device(
-            args.id, account_id=args.account, serial=args.serial, model=args.model, now=now
-        ),
-    )
-    print(f"device {args.id} added to account {args.account}")
-    return 0
+    """Register a device: ``fleet devices register --id ID`` (the one registry)."""
+    from collector.fleet import cli as fleet_cli
+
+    existing_ledger_path(args)
+    args.serial = args.serial or args.id
+    return fleet_cli.run_command(fleet_cli.cmd_devices_register, args)
 
 
 def cmd_devices_list(args: argparse.Namespace) -> int:
@@ -366,28 +366,29 @@ def _placement_and_backlog(
     reported health, or a database without the fleet tables, show none.
     """
     from collector.fleet import rooms
-    from collector.fleet.db import connect
     from collector.store import health
+    from collector.store.db import Database, StoreError
 
-    conn = connect(path)
+    database = Database(path)
     try:
-        placed: dict[str, str] = {}
-        backlog: dict[str, int] = {}
-        try:
-            for device_id in device_ids:
-                room = rooms.current_room(conn, device_id)
-                if room:
-                    placed[device_id] = room
-        except sqlite3.OperationalError:  # no fleet schema yet: nothing is placed
-            placed = {}
-        try:
-            latest = health.latest(conn, device_ids)
-            backlog = {k: v.outbox_pending for k, v in latest.items()}
-        except sqlite3.OperationalError:  # no health table yet
-            backlog = {}
-        return placed, backlog
+        with database.unit() as session, session.read():
+            placed: dict[str, str] = {}
+            backlog: dict[str, int] = {}
+            try:
+                for device_id in device_ids:
+                    room = rooms.current_room(session, device_id)
+                    if room:
+                        placed[device_id] = room
+            except StoreError:  # no fleet schema yet: nothing is placed
+                placed = {}
+            try:
+                latest = health.latest(session, device_ids)
+                backlog = {k: v.outbox_pending for k, v in latest.items()}
+            except StoreError:  # no health table yet
+                backlog = {}
+            return placed, backlog
     finally:
-        conn.close()
+        database.dispose()
 
 
 def cmd_devices_status(args: argparse.Namespace) -> int:

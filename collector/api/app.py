@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from collector.api import validation
+from collector.api import errors, validation
 from collector.api.deps import MetricsDep
 from collector.api.headers import SecurityHeaders
 from collector.api.routes import router as ingest_router
@@ -78,6 +78,7 @@ def create_app(
     )
     app.add_middleware(SecurityHeaders, docs_path=f"{API_PREFIX}/docs")
     validation.install(app)
+    errors.install(app)  # the one HTTP mapping of the collector's error tree
     app.state.settings = settings
     app.state.collector = collector
     app.state.metrics = metrics or (collector.metrics if collector else Metrics())

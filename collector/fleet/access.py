@@ -6,11 +6,13 @@ the account's subsidiaries. A partner account may be delegated by customers;
 the partner's users then reach those customers (and their subsidiaries) with
 the weaker of their own role and the delegated role. Operators (platform
 staff) see every account.
+
+The rules live here; storage is the registry (``collector.fleet.registry``):
+every function takes the request's ``Session`` or a ``Registry``.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,11 +20,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collector.fleet.db import iso, new_id
 from collector.fleet.errors import Conflict, Forbidden, InvalidInput, NotFound
+from collector.fleet.registry import Row, Store, registry_of
+from collector.store.db import IntegrityConflict
 from protocols.errors import IdentifierError
 from protocols.identifiers import check_identifier
 
 ROLES = ("admin", "readonly")
 ACCOUNT_KINDS = ("customer", "partner")
+# The time zone of a top-level account created without one (the one explicit default).
+DEFAULT_TIMEZONE = "UTC"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +71,7 @@ def _check_id(value: str, what: str) -> str:
 
 
 def create_account(
-    conn: sqlite3.Connection,
+    store: Store,
     now: datetime,
     name: str,
     *,
@@ -78,27 +84,27 @@ def create_account(
 
     ``timezone`` (an IANA name) decides the account's month boundaries for
     billing; without it a subsidiary takes its parent's and a top-level
-    account gets ``UTC``.
+    account gets ``UTC`` (the explicit default every creation path shares:
+    the CLI, the portal and the API).
     """
+    reg = registry_of(store)
     if kind not in ACCOUNT_KINDS:
         raise InvalidInput(f"kind must be one of {ACCOUNT_KINDS}")
     aid = _check_id(account_id or new_id("acct"), "account")
-    if (
-        parent_id is not None
-        and not conn.execute("SELECT 1 FROM accounts WHERE id = ?", (parent_id,)).fetchone()
-    ):
+    parent = reg.account(parent_id) if parent_id is not None else None
+    if parent_id is not None and parent is None:
         raise NotFound(f"parent account {parent_id!r} not found")
     if timezone is None:
-        row = conn.execute("SELECT timezone FROM accounts WHERE id = ?", (parent_id,)).fetchone()
-        timezone = str(row[0]) if row is not None else "UTC"
+        timezone = str(parent["timezone"]) if parent is not None else DEFAULT_TIMEZONE
     zone = check_timezone(timezone)
+    if reg.account(aid) is not None:
+        raise Conflict(f"account {aid!r} exists")
     try:
-        conn.execute(
-            "INSERT INTO accounts (id, name, parent_id, kind, timezone, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (aid, name, parent_id, kind, zone, iso(now)),
-        )
-    except sqlite3.IntegrityError as exc:
+        reg.insert_account(
+            {"id": aid, "name": name, "parent_id": parent_id, "kind": kind, "timezone": zone,
+             "created_at": iso(now)}
+        )  # fmt: skip
+    except IntegrityConflict as exc:
         raise Conflict(f"account {aid!r} exists") from exc
     return aid
 
@@ -112,39 +118,35 @@ def check_timezone(name: str) -> str:
     return name
 
 
-def get_account(conn: sqlite3.Connection, account_id: str) -> sqlite3.Row:
+def get_account(store: Store, account_id: str) -> Row:
     """Return the account row or raise NotFound."""
-    row = conn.execute("SELECT * FROM accounts WHERE id = ?", (account_id,)).fetchone()
+    row = registry_of(store).account(account_id)
     if row is None:
         raise NotFound(f"account {account_id!r} not found")
-    return row  # type: ignore[no-any-return]
+    return row
 
 
-def principal_of(conn: sqlite3.Connection, account_id: str) -> str:
+def principal_of(store: Store, account_id: str) -> str:
     """Walk up the parent chain to the principal entity (the root)."""
+    reg = registry_of(store)
     seen: set[str] = set()
     current = account_id
     while current not in seen:
         seen.add(current)
-        row = conn.execute("SELECT parent_id FROM accounts WHERE id = ?", (current,)).fetchone()
-        if row is None or row[0] is None:
+        row = reg.account(current)
+        if row is None or row["parent_id"] is None:
             return current
-        current = row[0]
+        current = str(row["parent_id"])
     return current
 
 
-def descendants(conn: sqlite3.Connection, account_id: str) -> set[str]:
+def descendants(store: Store, account_id: str) -> set[str]:
     """The account and all its subsidiaries, recursively."""
-    rows = conn.execute(
-        "WITH RECURSIVE tree(id) AS (SELECT ? UNION SELECT a.id FROM accounts a"
-        " JOIN tree t ON a.parent_id = t.id) SELECT id FROM tree",
-        (account_id,),
-    ).fetchall()
-    return {r[0] for r in rows}
+    return registry_of(store).subtree(account_id)
 
 
 def create_user(
-    conn: sqlite3.Connection,
+    store: Store,
     now: datetime,
     email: str,
     *,
@@ -153,15 +155,17 @@ def create_user(
     is_operator: bool = False,
 ) -> str:
     """Create a user identified by e-mail; return its id."""
+    reg = registry_of(store)
     email = normalize_email(email)
     uid = new_id("user")
+    if reg.user_by_email(email) is not None:
+        raise Conflict(f"user {email!r} exists")
     try:
-        conn.execute(
-            "INSERT INTO fleet_users (id, email, name, password_hash, is_operator, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (uid, email, name, password_hash, int(is_operator), iso(now)),
-        )
-    except sqlite3.IntegrityError as exc:
+        reg.insert_user(
+            {"id": uid, "email": email, "name": name, "password_hash": password_hash,
+             "is_operator": is_operator, "created_at": iso(now)}
+        )  # fmt: skip
+    except IntegrityConflict as exc:
         raise Conflict(f"user {email!r} exists") from exc
     return uid
 
@@ -175,45 +179,37 @@ def normalize_email(email: str) -> str:
     return email
 
 
-def grant(conn: sqlite3.Connection, user_id: str, account_id: str, role: str) -> None:
+def grant(store: Store, user_id: str, account_id: str, role: str) -> None:
     """Give ``user_id`` the role on ``account_id`` (replacing a previous one)."""
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {ROLES}")
-    get_account(conn, account_id)
-    conn.execute(
-        "INSERT INTO fleet_memberships (user_id, account_id, role) VALUES (?, ?, ?)"
-        " ON CONFLICT (user_id, account_id) DO UPDATE SET role = excluded.role",
-        (user_id, account_id, role),
-    )
+    get_account(store, account_id)
+    registry_of(store).put_membership(user_id, account_id, role)
 
 
 def delegate(
-    conn: sqlite3.Connection, now: datetime, customer_id: str, partner_id: str, role: str = "admin"
+    store: Store, now: datetime, customer_id: str, partner_id: str, role: str = "admin"
 ) -> None:
     """Let the partner account manage the customer account."""
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {ROLES}")
-    get_account(conn, customer_id)
-    if get_account(conn, partner_id)["kind"] != "partner":
+    get_account(store, customer_id)
+    if get_account(store, partner_id)["kind"] != "partner":
         raise InvalidInput(f"account {partner_id!r} is not a partner")
     if partner_id == customer_id:
         raise InvalidInput("an account cannot delegate to itself")
-    conn.execute(
-        "INSERT INTO fleet_delegations (partner_id, customer_id, role, created_at)"
-        " VALUES (?, ?, ?, ?) ON CONFLICT (partner_id, customer_id)"
-        " DO UPDATE SET role = excluded.role",
-        (partner_id, customer_id, role, iso(now)),
-    )
+    registry_of(store).put_delegation(partner_id, customer_id, role, iso(now))
 
 
-def revoke_delegation(conn: sqlite3.Connection, customer_id: str, partner_id: str) -> None:
+def revoke_delegation(store: Store, customer_id: str, partner_id: str) -> None:
     """Withdraw the partner's delegation on the customer."""
-    cur = conn.execute(
-        "DELETE FROM fleet_delegations WHERE partner_id = ? AND customer_id = ?",
-        (partner_id, customer_id),
-    )
-    if cur.rowcount == 0:
+    if registry_of(store).delete_delegation(partner_id, customer_id) == 0:
         raise NotFound("no such delegation")
+
+
+def delegations_to(store: Store, customer_id: str) -> list[Row]:
+    """The partners a customer delegated to, with their role and name."""
+    return registry_of(store).delegations_to(customer_id)
 
 
 def _merge(roles: dict[str, str], accounts: Iterable[str], role: str) -> None:
@@ -222,25 +218,19 @@ def _merge(roles: dict[str, str], accounts: Iterable[str], role: str) -> None:
             roles[a] = role
 
 
-def caller_for_user(conn: sqlite3.Connection, user_id: str) -> Caller:
+def caller_for_user(store: Store, user_id: str) -> Caller:
     """Compute the scope of a user from memberships, subsidiaries and delegations."""
-    user = conn.execute("SELECT * FROM fleet_users WHERE id = ?", (user_id,)).fetchone()
+    reg = registry_of(store)
+    user = reg.user(user_id)
     if user is None:
         raise NotFound("user not found")
     roles: dict[str, str] = {}
-    for m in conn.execute(
-        "SELECT m.account_id, m.role, a.kind FROM fleet_memberships m"
-        " JOIN accounts a ON a.id = m.account_id WHERE m.user_id = ?",
-        (user_id,),
-    ).fetchall():
-        _merge(roles, descendants(conn, m["account_id"]), m["role"])
+    for m in reg.memberships_of(user_id):
+        _merge(roles, reg.subtree(m["account_id"]), m["role"])
         if m["kind"] == "partner":
-            for d in conn.execute(
-                "SELECT customer_id, role FROM fleet_delegations WHERE partner_id = ?",
-                (m["account_id"],),
-            ).fetchall():
+            for d in reg.delegations_by(m["account_id"]):
                 weaker = "admin" if m["role"] == d["role"] == "admin" else "readonly"
-                _merge(roles, descendants(conn, d["customer_id"]), weaker)
+                _merge(roles, reg.subtree(d["customer_id"]), weaker)
     return Caller(
         user_id=user_id,
         email=user["email"],
@@ -251,65 +241,43 @@ def caller_for_user(conn: sqlite3.Connection, user_id: str) -> Caller:
     )
 
 
-def visible_accounts(conn: sqlite3.Connection, caller: Caller) -> list[sqlite3.Row]:
+def visible_accounts(store: Store, caller: Caller) -> list[Row]:
     """The account rows the caller may see, ordered by name."""
-    rows = conn.execute("SELECT * FROM accounts ORDER BY name, id").fetchall()
-    return [r for r in rows if caller.can_read(r["id"])]
+    return [r for r in registry_of(store).accounts() if caller.can_read(r["id"])]
 
 
-def users_of(conn: sqlite3.Connection, account_id: str) -> list[sqlite3.Row]:
+def users_of(store: Store, account_id: str) -> list[Row]:
     """Members of an account with their role."""
-    return conn.execute(
-        "SELECT u.id, u.email, u.name, m.role FROM fleet_memberships m"
-        " JOIN fleet_users u ON u.id = m.user_id WHERE m.account_id = ? ORDER BY u.email",
-        (account_id,),
-    ).fetchall()
+    return registry_of(store).members(account_id)
 
 
-def _admins_other_than(conn: sqlite3.Connection, account_id: str, user_id: str) -> int:
-    row = conn.execute(
-        "SELECT COUNT(*) FROM fleet_memberships"
-        " WHERE account_id = ? AND role = 'admin' AND user_id != ?",
-        (account_id, user_id),
-    ).fetchone()
-    return int(row[0])
-
-
-def _member(conn: sqlite3.Connection, account_id: str, user_id: str) -> sqlite3.Row:
-    row = conn.execute(
-        "SELECT u.id, u.email, u.name, m.role FROM fleet_memberships m"
-        " JOIN fleet_users u ON u.id = m.user_id WHERE m.account_id = ? AND m.user_id = ?",
-        (account_id, user_id),
-    ).fetchone()
+def _member(store: Store, account_id: str, user_id: str) -> Row:
+    row = registry_of(store).member(account_id, user_id)
     if row is None:
         raise NotFound("member not found")
-    return row  # type: ignore[no-any-return]
+    return row
 
 
-def _keep_an_admin(conn: sqlite3.Connection, account_id: str, member: sqlite3.Row) -> None:
-    if member["role"] == "admin" and _admins_other_than(conn, account_id, member["id"]) == 0:
+def _keep_an_admin(store: Store, account_id: str, member: Row) -> None:
+    others = registry_of(store).admins_other_than(account_id, member["id"])
+    if member["role"] == "admin" and others == 0:
         raise Conflict(
             f"{member['email']} is the last admin of account {account_id!r};"
             " make another member admin first"
         )
 
 
-def set_member_role(
-    conn: sqlite3.Connection, account_id: str, user_id: str, role: str
-) -> sqlite3.Row:
+def set_member_role(store: Store, account_id: str, user_id: str, role: str) -> Row:
     """Change a member's role; Conflict if it would leave the account without an admin."""
-    member = _member(conn, account_id, user_id)
+    member = _member(store, account_id, user_id)
     if role != "admin":
-        _keep_an_admin(conn, account_id, member)
-    grant(conn, user_id, account_id, role)
+        _keep_an_admin(store, account_id, member)
+    grant(store, user_id, account_id, role)
     return member
 
 
-def remove_member(conn: sqlite3.Connection, account_id: str, user_id: str) -> None:
+def remove_member(store: Store, account_id: str, user_id: str) -> None:
     """Withdraw a member's role; Conflict if they are the account's last admin."""
-    member = _member(conn, account_id, user_id)
-    _keep_an_admin(conn, account_id, member)
-    conn.execute(
-        "DELETE FROM fleet_memberships WHERE user_id = ? AND account_id = ?",
-        (user_id, account_id),
-    )
+    member = _member(store, account_id, user_id)
+    _keep_an_admin(store, account_id, member)
+    registry_of(store).delete_membership(user_id, account_id)

@@ -32,7 +32,7 @@ def get_caller(
     token = credentials.credentials if credentials is not None else key
     if not token:
         raise HTTPException(401, "missing credentials", headers={"WWW-Authenticate": "Bearer"})
-    with ctx.database.connection() as conn:
+    with ctx.read() as conn:
         user_id = user_for_token(conn, ctx.now(), token)
         if user_id is None:
             raise HTTPException(

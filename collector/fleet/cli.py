@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
-import sqlite3
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from collector.errors import CollectorError
 from collector.fleet import (
     access,
     broker_files,
@@ -31,14 +31,14 @@ from collector.fleet import (
     rooms,
     tokens,
 )
-from collector.fleet.db import connect, transaction
 from collector.fleet.errors import FleetError
 from collector.fleet.mosquitto_passwd import mosquitto_hash, new_device_password
-from collector.store import migrations
+from collector.fleet.registry import registry_of
+from collector.store.db import Database, Session
 from protocols.identifiers import is_identifier
 
 PROG = "logbot-collector"
-Handler = Callable[[argparse.Namespace, sqlite3.Connection, datetime], int]
+Handler = Callable[[argparse.Namespace, Session, datetime], int]
 
 
 def _db_path(args: argparse.Namespace) -> str:
@@ -53,23 +53,28 @@ def _db_path(args: argparse.Namespace) -> str:
         raise FleetError(str(exc)) from None
 
 
+def run_command(handler: Handler, args: argparse.Namespace) -> int:
+    """Run one command in one write transaction on the configured database; errors: one line."""
+    try:
+        path = _db_path(args)
+    except FleetError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    database = Database(path)
+    try:
+        database.migrate()
+        with database.unit() as session, session.write():
+            return handler(args, session, datetime.now(UTC))
+    except CollectorError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        database.dispose()
+
+
 def _run(handler: Handler) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        try:
-            path = _db_path(args)
-        except FleetError as exc:
-            print(f"{PROG}: error: {exc}", file=sys.stderr)
-            return 1
-        conn = connect(path)
-        try:
-            migrations.apply_sqlite(conn)
-            with transaction(conn):
-                return handler(args, conn, datetime.now(UTC))
-        except FleetError as exc:
-            print(f"{PROG}: error: {exc}", file=sys.stderr)
-            return 1
-        finally:
-            conn.close()
+        return run_command(handler, args)
 
     return run
 
@@ -102,7 +107,7 @@ def _reserved(args: argparse.Namespace) -> frozenset[str]:
     return reserved.reserved_names(extra)
 
 
-def cmd_mosquitto_config(args: argparse.Namespace, conn: sqlite3.Connection, _: datetime) -> int:
+def cmd_mosquitto_config(args: argparse.Namespace, conn: Session, _: datetime) -> int:
     """Write ``passwd`` and ``acl`` for Mosquitto from the device registry."""
     out = Path(args.out)
     for name in args.service_user:
@@ -157,7 +162,7 @@ def _password(args: argparse.Namespace) -> str:
     return getpass.getpass(f"password for {args.email}: ")
 
 
-def cmd_accounts_add(args: argparse.Namespace, conn: sqlite3.Connection, now: datetime) -> int:
+def cmd_accounts_add(args: argparse.Namespace, conn: Session, now: datetime) -> int:
     """Create a customer or partner account."""
     aid = access.create_account(
         conn,
@@ -173,7 +178,7 @@ def cmd_accounts_add(args: argparse.Namespace, conn: sqlite3.Connection, now: da
     return 0
 
 
-def cmd_users_add(args: argparse.Namespace, conn: sqlite3.Connection, now: datetime) -> int:
+def cmd_users_add(args: argparse.Namespace, conn: Session, now: datetime) -> int:
     """Create a user with a password (from LOGBOT_USER_PASSWORD, stdin or a prompt)."""
     uid = access.create_user(
         conn,
@@ -189,7 +194,7 @@ def cmd_users_add(args: argparse.Namespace, conn: sqlite3.Connection, now: datet
     return 0
 
 
-def cmd_users_invite(args: argparse.Namespace, conn: sqlite3.Connection, now: datetime) -> int:
+def cmd_users_invite(args: argparse.Namespace, conn: Session, now: datetime) -> int:
     """Invite a person by e-mail (queued in the mail outbox)."""
     sent = invitations.invite(
         conn,
@@ -206,19 +211,17 @@ def cmd_users_invite(args: argparse.Namespace, conn: sqlite3.Connection, now: da
     return 0
 
 
-def cmd_tokens_create(args: argparse.Namespace, conn: sqlite3.Connection, now: datetime) -> int:
+def cmd_tokens_create(args: argparse.Namespace, conn: Session, now: datetime) -> int:
     """Create an API key for a user and print it once."""
-    row = conn.execute(
-        "SELECT id FROM fleet_users WHERE email = ?", (args.email.lower(),)
-    ).fetchone()
+    row = registry_of(conn).user_by_email(args.email.strip().lower())
     if row is None:
         raise FleetError(f"no user {args.email!r}")
-    issued = tokens.issue_token(conn, now, row[0], kind="api_key", name=args.name)
+    issued = tokens.issue_token(conn, now, row["id"], kind="api_key", name=args.name)
     print(issued.token)
     return 0
 
 
-def cmd_delegate(args: argparse.Namespace, conn: sqlite3.Connection, now: datetime) -> int:
+def cmd_delegate(args: argparse.Namespace, conn: Session, now: datetime) -> int:
     """Let a partner manage a customer account."""
     access.delegate(conn, now, args.customer, args.partner, args.role)
     print(f"{args.partner} manages {args.customer} ({args.role})")
@@ -231,7 +234,7 @@ def _print_credentials(cred: devices.MqttCredentials) -> None:
     print(f"mqtt password: {cred.password}")
 
 
-def cmd_devices_register(args: argparse.Namespace, conn: sqlite3.Connection, now: datetime) -> int:
+def cmd_devices_register(args: argparse.Namespace, conn: Session, now: datetime) -> int:
     """Register a device by serial and model; optionally issue MQTT credentials."""
     did = devices.register_device(
         conn,
@@ -248,34 +251,32 @@ def cmd_devices_register(args: argparse.Namespace, conn: sqlite3.Connection, now
     return 0
 
 
-def cmd_devices_credentials(
-    args: argparse.Namespace, conn: sqlite3.Connection, now: datetime
-) -> int:
+def cmd_devices_credentials(args: argparse.Namespace, conn: Session, now: datetime) -> int:
     """Issue or rotate a device's MQTT password."""
     _print_credentials(devices.issue_credentials(conn, now, args.device, _reserved(args)))
     return 0
 
 
-def cmd_sites_add(args: argparse.Namespace, conn: sqlite3.Connection, now: datetime) -> int:
+def cmd_sites_add(args: argparse.Namespace, conn: Session, now: datetime) -> int:
     """Add a site to an account."""
     print(rooms.create_site(conn, now, args.account, args.name, args.address))
     return 0
 
 
-def cmd_rooms_add(args: argparse.Namespace, conn: sqlite3.Connection, now: datetime) -> int:
+def cmd_rooms_add(args: argparse.Namespace, conn: Session, now: datetime) -> int:
     """Add a room to a site."""
     print(rooms.create_room(conn, now, args.site, args.name))
     return 0
 
 
-def cmd_rooms_assign(args: argparse.Namespace, conn: sqlite3.Connection, now: datetime) -> int:
+def cmd_rooms_assign(args: argparse.Namespace, conn: Session, now: datetime) -> int:
     """Place a device (by serial) in a room."""
     did = rooms.assign_device(conn, now, args.room, args.serial)
     print(f"{did} is now in {args.room}")
     return 0
 
 
-def cmd_rooms_list(args: argparse.Namespace, conn: sqlite3.Connection, _: datetime) -> int:
+def cmd_rooms_list(args: argparse.Namespace, conn: Session, _: datetime) -> int:
     """List an account's rooms with their devices."""
     for r in rooms.list_rooms(conn, args.account):
         serials = ", ".join(d["serial"] or d["id"] for d in rooms.devices_in_room(conn, r["id"]))
@@ -283,7 +284,7 @@ def cmd_rooms_list(args: argparse.Namespace, conn: sqlite3.Connection, _: dateti
     return 0
 
 
-def cmd_contracts_buy(args: argparse.Namespace, conn: sqlite3.Connection, now: datetime) -> int:
+def cmd_contracts_buy(args: argparse.Namespace, conn: Session, now: datetime) -> int:
     """Record a contract purchase."""
     bought = contracts.purchase(conn, now, args.account, sku=args.sku, licences=args.licences)
     print(
@@ -293,14 +294,14 @@ def cmd_contracts_buy(args: argparse.Namespace, conn: sqlite3.Connection, now: d
     return 0
 
 
-def cmd_contracts_cancel(args: argparse.Namespace, conn: sqlite3.Connection, now: datetime) -> int:
+def cmd_contracts_cancel(args: argparse.Namespace, conn: Session, now: datetime) -> int:
     """Cancel a purchase within 30 days."""
     contracts.cancel(conn, now, args.contract)
     print(f"contract {args.contract} cancelled")
     return 0
 
 
-def cmd_mail_pending(args: argparse.Namespace, conn: sqlite3.Connection, _: datetime) -> int:
+def cmd_mail_pending(args: argparse.Namespace, conn: Session, _: datetime) -> int:
     """Show e-mail waiting in the outbox (with ``--bodies``, links rendered: for a relay)."""
     key = invitations.load_link_key(invitations.link_key_file(_db_path(args)))
     for m in mail.pending(conn):

@@ -1,14 +1,15 @@
 """The fleet API's dependencies, built once at start-up and kept on ``app.state``.
 
 ``install(app, FleetContext(...))`` before serving; route handlers reach it
-through :func:`get_context`. Every request opens its own SQLite connection
-in FastAPI's worker thread and runs in one ``BEGIN IMMEDIATE`` transaction;
-fleet errors become HTTP errors with the same message.
+through :func:`get_context`. Every request takes its own ``Session`` of the
+collector's one ``collector.store.db.Database`` in FastAPI's worker thread
+and runs in one transaction (``tx``: a write that runs alone; ``read``: one
+snapshot). Fleet and billing errors propagate as they are: the API's one
+exception handler (``collector.api.errors``) answers them with their status.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,14 +18,15 @@ from typing import Any, Protocol
 
 from fastapi import HTTPException, Request
 
+from collector.api import errors as api_errors
 from collector.fleet.billing_port import Billing
-from collector.fleet.db import Database, transaction
-from collector.fleet.errors import FleetError
+from collector.fleet.db import Clock, utc_now
 from collector.fleet.invitations import new_link_key
 from collector.fleet.mail import Mailer, OutboxMailer
 from collector.fleet.reserved import DEFAULT_SERVICE_NAMES
 from collector.fleet.signin import SignInGuard
 from collector.fleet.status import DeviceStatusSource, SqlStatusSource
+from collector.store.db import Database, Session
 from protocols import Command
 
 
@@ -57,54 +59,34 @@ class FleetContext:
     reserved_names: frozenset[str] = DEFAULT_SERVICE_NAMES
     # The running collector (``logbot-collector run``); None when the API runs alone.
     commands: CommandSender | None = None
+    # The fleet's clock (tests inject a settable one).
+    clock: Clock = utc_now
 
     def now(self) -> datetime:
         """The current time from the injected clock."""
-        return self.database.clock()
+        return self.clock()
 
     def status_now(self) -> datetime:
         """The current time on the clock of device status (``last_seen``)."""
         return self.status_clock() if self.status_clock is not None else self.now()
 
     @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
-        """A connection in one write transaction; fleet errors become HTTP errors."""
-        with self.database.connection() as conn:
-            try:
-                with transaction(conn):
-                    yield conn
-            except FleetError as exc:
-                raise http_error(exc) from exc
+    def tx(self) -> Iterator[Session]:
+        """A session in one write transaction (rolled back if the block raises)."""
+        with self.database.unit() as session, session.write():
+            yield session
 
     @contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
-        """A connection in one read transaction (a WAL snapshot that never blocks writers)."""
-        with self.database.connection() as conn:
-            try:
-                conn.execute("BEGIN")
-                try:
-                    yield conn
-                finally:
-                    conn.execute("ROLLBACK")
-            except FleetError as exc:
-                raise http_error(exc) from exc
+    def read(self) -> Iterator[Session]:
+        """A session in one read transaction (a snapshot that never blocks writers)."""
+        with self.database.unit() as session, session.read():
+            yield session
 
     @contextmanager
-    def errors(self) -> Iterator[None]:
-        """Turn fleet errors raised in the block (no database open) into HTTP errors."""
-        try:
-            yield
-        except FleetError as exc:
-            raise http_error(exc) from exc
-
-    @contextmanager
-    def conn(self) -> Iterator[sqlite3.Connection]:
-        """A connection with no transaction open (callee manages its own)."""
-        with self.database.connection() as conn:
-            try:
-                yield conn
-            except FleetError as exc:
-                raise http_error(exc) from exc
+    def conn(self) -> Iterator[Session]:
+        """A session with no transaction open (the callee manages its own)."""
+        with self.database.unit() as session:
+            yield session
 
     def require_billing(self) -> Billing:
         """The billing port, or 503 when the collector runs without billing."""
@@ -113,14 +95,10 @@ class FleetContext:
         return self.billing
 
 
-def http_error(exc: FleetError) -> HTTPException:
-    """The HTTP error for a fleet error: same status and message (and headers, if any)."""
-    return HTTPException(exc.status_code, str(exc), headers=getattr(exc, "headers", None))
-
-
 def install(app: Any, context: FleetContext) -> None:
-    """Attach the fleet context to a FastAPI app."""
+    """Attach the fleet context to a FastAPI app (and the API's error handler)."""
     app.state.fleet = context
+    api_errors.install(app)
 
 
 def get_context(request: Request) -> FleetContext:

@@ -10,15 +10,18 @@ never runs past 5 years from its registration, whatever the term.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from collector.fleet.access import descendants, get_account, principal_of
 from collector.fleet.db import iso, new_id, parse_iso
 from collector.fleet.errors import Conflict, InvalidInput, NotFound
 from collector.fleet.rooms import get_room
 from collector.fleet.spares import entitled_spares, spares_granted_by_purchase
+from collector.store.db import Session
+
+Row = dict[str, Any]
 
 SKUS: dict[str, int] = {f"SELECT-{n}Y": n for n in range(1, 6)}
 CANCEL_WINDOW_DAYS = 30
@@ -51,20 +54,21 @@ class Purchase:
     licensed_rooms_at_principal: int
 
 
-def licensed_rooms(conn: sqlite3.Connection, principal_id: str) -> int:
+def licensed_rooms(session: Session, principal_id: str) -> int:
     """Licences of active contracts across the principal entity and its subsidiaries."""
-    accounts = sorted(descendants(conn, principal_id))
-    marks = ",".join("?" * len(accounts))
-    row = conn.execute(
+    accounts = sorted(descendants(session, principal_id))
+    names = {f"a{i}": a for i, a in enumerate(accounts)}
+    marks = ", ".join(f":{k}" for k in names)
+    total = session.scalar(
         f"SELECT COALESCE(SUM(licences), 0) FROM fleet_contracts"  # noqa: S608 - placeholders
         f" WHERE status = 'active' AND account_id IN ({marks})",
-        accounts,
-    ).fetchone()
-    return int(row[0])
+        names,
+    )
+    return int(total)
 
 
 def purchase(
-    conn: sqlite3.Connection,
+    session: Session,
     now: datetime,
     account_id: str,
     *,
@@ -73,54 +77,67 @@ def purchase(
     starts_on: date | None = None,
 ) -> Purchase:
     """Record a contract purchase and grant the spares it earns at the principal entity."""
-    get_account(conn, account_id)
+    get_account(session, account_id)
     term = term_of(sku)
     if not 1 <= licences <= MAX_LICENCES:
         raise InvalidInput(f"licences must be 1-{MAX_LICENCES}")
     start = starts_on or now.date()
-    principal = principal_of(conn, account_id)
-    before = licensed_rooms(conn, principal)
+    principal = principal_of(session, account_id)
+    before = licensed_rooms(session, principal)
     granted = spares_granted_by_purchase(before, licences)
     cid = new_id("ctr")
-    conn.execute(
+    session.execute(
         "INSERT INTO fleet_contracts (id, account_id, sku, term_years, licences, purchased_at,"
-        " starts_on, ends_on, spares_granted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            cid,
-            account_id,
-            sku.strip().upper(),
-            term,
-            licences,
-            iso(now),
-            start.isoformat(),
-            add_years(start, term).isoformat(),
-            granted,
-        ),
+        " starts_on, ends_on, spares_granted)"
+        " VALUES (:id, :a, :sku, :term, :n, :at, :starts, :ends, :spares)",
+        {
+            "id": cid,
+            "a": account_id,
+            "sku": sku.strip().upper(),
+            "term": term,
+            "n": licences,
+            "at": iso(now),
+            "starts": start.isoformat(),
+            "ends": add_years(start, term).isoformat(),
+            "spares": granted,
+        },
     )
     return Purchase(cid, granted, before + licences)
 
 
-def get_contract(conn: sqlite3.Connection, contract_id: str) -> sqlite3.Row:
+def get_contract(session: Session, contract_id: str) -> Row:
     """Return the contract row or raise NotFound."""
-    row = conn.execute("SELECT * FROM fleet_contracts WHERE id = ?", (contract_id,)).fetchone()
+    row = session.map("SELECT * FROM fleet_contracts WHERE id = :id", {"id": contract_id})
     if row is None:
         raise NotFound(f"contract {contract_id!r} not found")
-    return row  # type: ignore[no-any-return]
+    return row
 
 
-def list_contracts(conn: sqlite3.Connection, account_id: str) -> list[sqlite3.Row]:
+def contract_with_usage(session: Session, contract_id: str) -> Row:
+    """One contract with its used licence count, or NotFound."""
+    row = session.map(
+        "SELECT c.*, (SELECT COUNT(*) FROM fleet_room_licences l WHERE l.contract_id = c.id"
+        " AND l.until IS NULL) AS licences_used FROM fleet_contracts c WHERE c.id = :id",
+        {"id": contract_id},
+    )
+    if row is None:
+        raise NotFound(f"contract {contract_id!r} not found")
+    return row
+
+
+def list_contracts(session: Session, account_id: str) -> list[Row]:
     """Contracts of an account with their used licence count."""
-    return conn.execute(
+    return session.maps(
         "SELECT c.*, (SELECT COUNT(*) FROM fleet_room_licences l WHERE l.contract_id = c.id"
         " AND l.until IS NULL) AS licences_used FROM fleet_contracts c"
-        " WHERE c.account_id = ? ORDER BY c.purchased_at, c.id",
-        (account_id,),
-    ).fetchall()
+        " WHERE c.account_id = :a ORDER BY c.purchased_at, c.id",
+        {"a": account_id},
+    )
 
 
-def cancel(conn: sqlite3.Connection, now: datetime, contract_id: str) -> None:
+def cancel(session: Session, now: datetime, contract_id: str) -> None:
     """Cancel a purchase within 30 days of it; free its licences."""
-    contract = get_contract(conn, contract_id)
+    contract = get_contract(session, contract_id)
     if contract["status"] != "active":
         raise Conflict("the contract is already cancelled")
     elapsed = (now.date() - parse_iso(contract["purchased_at"]).date()).days
@@ -130,89 +147,91 @@ def cancel(conn: sqlite3.Connection, now: datetime, contract_id: str) -> None:
             f" {elapsed} days old"
         )
     stamp = iso(now)
-    conn.execute(
-        "UPDATE fleet_contracts SET status = 'cancelled', cancelled_at = ? WHERE id = ?",
-        (stamp, contract_id),
+    session.execute(
+        "UPDATE fleet_contracts SET status = 'cancelled', cancelled_at = :at WHERE id = :id",
+        {"at": stamp, "id": contract_id},
     )
-    conn.execute(
-        "UPDATE fleet_room_licences SET until = ? WHERE contract_id = ? AND until IS NULL",
-        (stamp, contract_id),
+    session.execute(
+        "UPDATE fleet_room_licences SET until = :at WHERE contract_id = :id AND until IS NULL",
+        {"at": stamp, "id": contract_id},
     )
 
 
-def assign_licence(conn: sqlite3.Connection, now: datetime, room_id: str, contract_id: str) -> None:
+def assign_licence(session: Session, now: datetime, room_id: str, contract_id: str) -> None:
     """Give a room one licence of a contract, moving the room off any other licence."""
-    room = get_room(conn, room_id)
-    contract = get_contract(conn, contract_id)
-    if room["account_id"] not in descendants(conn, contract["account_id"]):
+    room = get_room(session, room_id)
+    contract = get_contract(session, contract_id)
+    if room["account_id"] not in descendants(session, contract["account_id"]):
         raise NotFound("contract not found for this room's account")
     if contract["status"] != "active":
         raise Conflict("the contract is cancelled")
     if contract["ends_on"] <= now.date().isoformat():
         raise Conflict("the contract has ended")
-    open_row = conn.execute(
-        "SELECT contract_id FROM fleet_room_licences WHERE room_id = ? AND until IS NULL",
-        (room_id,),
-    ).fetchone()
-    if open_row is not None and open_row[0] == contract_id:
+    held = session.scalar(
+        "SELECT contract_id FROM fleet_room_licences WHERE room_id = :r AND until IS NULL",
+        {"r": room_id},
+    )
+    if held == contract_id:
         raise Conflict("the room already holds a licence of this contract")
-    used = conn.execute(
-        "SELECT COUNT(*) FROM fleet_room_licences WHERE contract_id = ? AND until IS NULL",
-        (contract_id,),
-    ).fetchone()[0]
+    used = session.scalar(
+        "SELECT COUNT(*) FROM fleet_room_licences WHERE contract_id = :c AND until IS NULL",
+        {"c": contract_id},
+    )
     if used >= contract["licences"]:
         raise Conflict("every licence of this contract is assigned; move one instead")
     stamp = iso(now)
-    conn.execute(
-        "UPDATE fleet_room_licences SET until = ? WHERE room_id = ? AND until IS NULL",
-        (stamp, room_id),
+    session.execute(
+        "UPDATE fleet_room_licences SET until = :at WHERE room_id = :r AND until IS NULL",
+        {"at": stamp, "r": room_id},
     )
-    conn.execute(
-        "INSERT INTO fleet_room_licences (contract_id, room_id, since) VALUES (?, ?, ?)",
-        (contract_id, room_id, stamp),
+    session.execute(
+        "INSERT INTO fleet_room_licences (contract_id, room_id, since) VALUES (:c, :r, :at)",
+        {"c": contract_id, "r": room_id, "at": stamp},
     )
 
 
-def release_licence(conn: sqlite3.Connection, now: datetime, room_id: str) -> str:
+def release_licence(session: Session, now: datetime, room_id: str) -> str:
     """Take the licence off a room; return the contract it belonged to."""
-    row = conn.execute(
-        "SELECT id, contract_id FROM fleet_room_licences WHERE room_id = ? AND until IS NULL",
-        (room_id,),
-    ).fetchone()
+    row = session.map(
+        "SELECT id, contract_id FROM fleet_room_licences WHERE room_id = :r AND until IS NULL",
+        {"r": room_id},
+    )
     if row is None:
         raise NotFound("the room holds no licence")
-    conn.execute("UPDATE fleet_room_licences SET until = ? WHERE id = ?", (iso(now), row["id"]))
+    session.execute(
+        "UPDATE fleet_room_licences SET until = :at WHERE id = :id",
+        {"at": iso(now), "id": row["id"]},
+    )
     return str(row["contract_id"])
 
 
-def move_licence(conn: sqlite3.Connection, now: datetime, from_room: str, to_room: str) -> None:
+def move_licence(session: Session, now: datetime, from_room: str, to_room: str) -> None:
     """Move a room's licence to another room (which must hold none)."""
-    if conn.execute(
-        "SELECT 1 FROM fleet_room_licences WHERE room_id = ? AND until IS NULL", (to_room,)
-    ).fetchone():
+    if session.one(
+        "SELECT 1 FROM fleet_room_licences WHERE room_id = :r AND until IS NULL", {"r": to_room}
+    ):
         raise Conflict("the target room already holds a licence")
-    get_room(conn, to_room)
-    contract_id = release_licence(conn, now, from_room)
-    assign_licence(conn, now, to_room, contract_id)
+    get_room(session, to_room)
+    contract_id = release_licence(session, now, from_room)
+    assign_licence(session, now, to_room, contract_id)
 
 
-def room_licence(conn: sqlite3.Connection, room_id: str) -> sqlite3.Row | None:
+def room_licence(session: Session, room_id: str) -> Row | None:
     """The room's current licence with its contract, if any."""
-    row: sqlite3.Row | None = conn.execute(
+    return session.map(
         "SELECT l.contract_id, l.since, c.sku, c.starts_on, c.ends_on FROM fleet_room_licences l"
-        " JOIN fleet_contracts c ON c.id = l.contract_id WHERE l.room_id = ? AND l.until IS NULL",
-        (room_id,),
-    ).fetchone()
-    return row
+        " JOIN fleet_contracts c ON c.id = l.contract_id WHERE l.room_id = :r AND l.until IS NULL",
+        {"r": room_id},
+    )
 
 
-def licence_history(conn: sqlite3.Connection, room_id: str) -> list[sqlite3.Row]:
+def licence_history(session: Session, room_id: str) -> list[Row]:
     """Licence assignments of a room, oldest first."""
-    return conn.execute(
-        "SELECT contract_id, since, until FROM fleet_room_licences WHERE room_id = ?"
+    return session.maps(
+        "SELECT contract_id, since, until FROM fleet_room_licences WHERE room_id = :r"
         " ORDER BY since, id",
-        (room_id,),
-    ).fetchall()
+        {"r": room_id},
+    )
 
 
 def coverage_end(device_registered_at: str, contract_ends_on: str) -> str:
@@ -230,8 +249,8 @@ class Entitlement:
     spares: int
 
 
-def entitlement(conn: sqlite3.Connection, account_id: str) -> Entitlement:
+def entitlement(session: Session, account_id: str) -> Entitlement:
     """Licensed rooms and on-site spares, counted at the principal entity."""
-    principal = principal_of(conn, account_id)
-    rooms = licensed_rooms(conn, principal)
+    principal = principal_of(session, account_id)
+    rooms = licensed_rooms(session, principal)
     return Entitlement(principal, rooms, entitled_spares(rooms))

@@ -8,7 +8,6 @@ serial is a conflict (a device belongs to one account at a time).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,12 +17,14 @@ from collector.fleet.catalog import resolve_model
 from collector.fleet.db import iso, new_id
 from collector.fleet.errors import Conflict, InvalidInput, NotFound
 from collector.fleet.mosquitto_passwd import mosquitto_hash, new_device_password
+from collector.fleet.registry import Row, Store, registry_of
 from collector.fleet.reserved import DEFAULT_SERVICE_NAMES, check_device_name, is_reserved
+from collector.store.db import IntegrityConflict
 from protocols.identifiers import is_identifier, is_subject
 
 
 def register_device(
-    conn: sqlite3.Connection,
+    store: Store,
     now: datetime,
     account_id: str,
     serial: str,
@@ -37,7 +38,8 @@ def register_device(
     ``reserved`` names (service users, the collector's client ids) are refused
     as explicit ids; a serial that spells one gets a random id instead.
     """
-    get_account(conn, account_id)
+    reg = registry_of(store)
+    get_account(reg, account_id)
     serial = serial.strip()
     if not is_subject(serial):
         raise InvalidInput(f"serial {serial!r} must be 1-128 characters of A-Z a-z 0-9 _ . : @ -")
@@ -49,52 +51,43 @@ def register_device(
     elif not is_identifier(device_id):
         raise InvalidInput(f"device id {device_id!r} is not a valid identifier")
     check_device_name(device_id, reserved)
-    if conn.execute("SELECT 1 FROM devices WHERE serial = ?", (serial,)).fetchone():
+    if reg.device_by_serial(serial) is not None:
         raise Conflict(f"serial {serial!r} is already registered")
+    if reg.device(device_id) is not None:
+        raise Conflict(f"device {device_id!r} already exists")
     try:
-        conn.execute(
-            "INSERT INTO devices (id, account_id, serial, model, created_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (device_id, account_id, serial, product.code, iso(now)),
-        )
-    except sqlite3.IntegrityError as exc:
+        reg.insert_device(device_id, account_id, serial, product.code, iso(now))
+    except IntegrityConflict as exc:
         raise Conflict(f"device {device_id!r} already exists") from exc
     return device_id
 
 
-def get_device(conn: sqlite3.Connection, device_id: str) -> sqlite3.Row:
+def get_device(store: Store, device_id: str) -> Row:
     """Return the device row or raise NotFound."""
-    row = conn.execute("SELECT * FROM devices WHERE id = ?", (device_id,)).fetchone()
+    row = registry_of(store).device(device_id)
     if row is None:
         raise NotFound(f"device {device_id!r} not found")
-    return row  # type: ignore[no-any-return]
+    return row
 
 
-def device_by_serial(conn: sqlite3.Connection, serial: str) -> sqlite3.Row:
+def device_by_serial(store: Store, serial: str) -> Row:
     """Find a device by its serial number or raise NotFound."""
-    row = conn.execute("SELECT * FROM devices WHERE serial = ?", (serial.strip(),)).fetchone()
+    row = registry_of(store).device_by_serial(serial.strip())
     if row is None:
         raise NotFound(f"no device with serial {serial!r}")
-    return row  # type: ignore[no-any-return]
+    return row
 
 
 def active_conditions(
-    conn: sqlite3.Connection, device_id: str, now: datetime, within: timedelta = timedelta(hours=1)
+    store: Store, device_id: str, now: datetime, within: timedelta = timedelta(hours=1)
 ) -> list[str]:
     """Conditions ingest raised on a device and saw within ``within`` (``duplicate_client``)."""
-    rows = conn.execute(
-        "SELECT condition FROM device_conditions WHERE device_id = ? AND last_seen >= ?"
-        " ORDER BY condition",
-        (device_id, iso(now - within)),
-    ).fetchall()
-    return [r[0] for r in rows]
+    return registry_of(store).conditions_since(device_id, iso(now - within))
 
 
-def list_devices(conn: sqlite3.Connection, account_id: str) -> list[sqlite3.Row]:
+def list_devices(store: Store, account_id: str) -> list[Row]:
     """Devices of one account, by serial."""
-    return conn.execute(
-        "SELECT * FROM devices WHERE account_id = ? ORDER BY serial, id", (account_id,)
-    ).fetchall()
+    return registry_of(store).devices_of(account_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +101,7 @@ class MqttCredentials:
 
 
 def issue_credentials(
-    conn: sqlite3.Connection,
+    store: Store,
     now: datetime,
     device_id: str,
     reserved: Iterable[str] = DEFAULT_SERVICE_NAMES,
@@ -118,20 +111,14 @@ def issue_credentials(
     A device registered under a reserved name before names were reserved
     gets no broker credentials.
     """
-    device = get_device(conn, device_id)
+    device = get_device(store, device_id)
     check_device_name(device_id, reserved)
     password = new_device_password()
-    conn.execute(
-        "UPDATE devices SET mqtt_password_hash = ?, mqtt_issued_at = ? WHERE id = ?",
-        (mosquitto_hash(password), iso(now), device_id),
-    )
+    registry_of(store).set_device_password(device_id, mosquitto_hash(password), iso(now))
     return MqttCredentials(device_id, device["account_id"], device_id, password)
 
 
-def revoke_credentials(conn: sqlite3.Connection, device_id: str) -> None:
+def revoke_credentials(store: Store, device_id: str) -> None:
     """Remove a device's MQTT password (it drops out of the next password file)."""
-    get_device(conn, device_id)
-    conn.execute(
-        "UPDATE devices SET mqtt_password_hash = NULL, mqtt_issued_at = NULL WHERE id = ?",
-        (device_id,),
-    )
+    get_device(store, device_id)
+    registry_of(store).set_device_password(device_id, None, None)

@@ -23,17 +23,21 @@ import hmac
 import os
 import re
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from collector.fleet.access import create_user, get_account, grant, normalize_email
 from collector.fleet.db import iso, new_id
 from collector.fleet.errors import Conflict, Gone, InvalidInput, NotFound, Unauthorized
 from collector.fleet.mail import Mail, Mailer
 from collector.fleet.passwords import hash_password, verify_password
+from collector.fleet.registry import registry_of
 from collector.fleet.tokens import hash_secret
+from collector.store.db import Session
+
+Row = dict[str, Any]
 
 VALIDITY = timedelta(days=30)
 SUBJECT = "Welcome to Logbot"
@@ -97,7 +101,7 @@ def _body(account_name: str, link: str, expires: str) -> str:
 
 
 def invite(
-    conn: sqlite3.Connection,
+    session: Session,
     now: datetime,
     mailer: Mailer,
     account_id: str,
@@ -109,35 +113,36 @@ def invite(
     link_key: bytes,
 ) -> SentInvitation:
     """Create an invitation and queue its e-mail (with a placeholder for the link)."""
-    account = get_account(conn, account_id)
+    account = get_account(session, account_id)
     email = normalize_email(email)
     if role not in ("admin", "readonly"):
         raise InvalidInput("role must be admin or readonly")
     iid = new_id("inv")
     secret = link_token(link_key, iid)
     expires = iso(now + VALIDITY)
-    conn.execute(
+    session.execute(
         "INSERT INTO fleet_invitations (id, account_id, email, role, token_hash, created_at,"
-        " expires_at, invited_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (iid, account_id, email, role, hash_secret(secret), iso(now), expires, invited_by),
-    )
+        " expires_at, invited_by) VALUES (:id, :a, :e, :r, :h, :at, :exp, :by)",
+        {"id": iid, "a": account_id, "e": email, "r": role, "h": hash_secret(secret),
+         "at": iso(now), "exp": expires, "by": invited_by},
+    )  # fmt: skip
     link = f"{base_url.rstrip('/')}/portal/#accept={{{{invitation-link:{iid}}}}}"
     mailer.send(
-        conn, now, Mail(email, SUBJECT, _body(account["name"] or account_id, link, expires))
+        session, now, Mail(email, SUBJECT, _body(account["name"] or account_id, link, expires))
     )
     return SentInvitation(iid, email, expires, secret)
 
 
-def get_invitation(conn: sqlite3.Connection, invitation_id: str) -> sqlite3.Row:
+def get_invitation(session: Session, invitation_id: str) -> Row:
     """Return the invitation row or raise NotFound."""
-    row = conn.execute("SELECT * FROM fleet_invitations WHERE id = ?", (invitation_id,)).fetchone()
+    row = session.map("SELECT * FROM fleet_invitations WHERE id = :id", {"id": invitation_id})
     if row is None:
         raise NotFound("invitation not found")
-    return row  # type: ignore[no-any-return]
+    return row
 
 
 def resend(
-    conn: sqlite3.Connection,
+    session: Session,
     now: datetime,
     mailer: Mailer,
     invitation_id: str,
@@ -147,15 +152,15 @@ def resend(
     link_key: bytes,
 ) -> SentInvitation:
     """Replace an unaccepted invitation with a fresh one; the old link stops working."""
-    old = get_invitation(conn, invitation_id)
+    old = get_invitation(session, invitation_id)
     if old["accepted_at"] is not None:
         raise Gone("the invitation was already accepted")
-    conn.execute(
-        "UPDATE fleet_invitations SET superseded_at = ? WHERE id = ? AND superseded_at IS NULL",
-        (iso(now), invitation_id),
+    session.execute(
+        "UPDATE fleet_invitations SET superseded_at = :at WHERE id = :id AND superseded_at IS NULL",
+        {"at": iso(now), "id": invitation_id},
     )
     return invite(
-        conn,
+        session,
         now,
         mailer,
         old["account_id"],
@@ -167,13 +172,16 @@ def resend(
     )
 
 
-def list_invitations(conn: sqlite3.Connection, account_id: str) -> list[sqlite3.Row]:
+def list_invitations(session: Session, account_id: str) -> list[Row]:
     """Invitations of an account (never their secrets)."""
-    return conn.execute(
-        "SELECT id, account_id, email, role, created_at, expires_at, accepted_at, superseded_at"
-        " FROM fleet_invitations WHERE account_id = ? ORDER BY created_at, rowid",
-        (account_id,),
-    ).fetchall()
+    # Creation order within one second: SQLite's rowid; PostgreSQL has no such
+    # column (ids are random), so there ties fall back to the id.
+    tie = "rowid" if session.dialect == "sqlite" else "id"
+    return session.maps(
+        "SELECT id, account_id, email, role, created_at, expires_at, accepted_at,"  # noqa: S608
+        f" superseded_at FROM fleet_invitations WHERE account_id = :a ORDER BY created_at, {tie}",
+        {"a": account_id},
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,17 +196,15 @@ class PendingAcceptance:
     password_hash: str | None
 
 
-def check_link(
-    conn: sqlite3.Connection, now: datetime, link_token: str, email: str
-) -> PendingAcceptance:
+def check_link(session: Session, now: datetime, link_token: str, email: str) -> PendingAcceptance:
     """Check a link for its addressee (no writes).
 
     Expired, used and replaced links are ``Gone``; a wrong address is
     ``Unauthorized``.
     """
-    row = conn.execute(
-        "SELECT * FROM fleet_invitations WHERE token_hash = ?", (hash_secret(link_token),)
-    ).fetchone()
+    row = session.map(
+        "SELECT * FROM fleet_invitations WHERE token_hash = :h", {"h": hash_secret(link_token)}
+    )
     if row is None:
         raise NotFound("unknown invitation link")
     if row["accepted_at"] is not None:
@@ -209,9 +215,7 @@ def check_link(
         raise Gone("this invitation has expired; ask for it to be sent again")
     if normalize_email(email) != row["email"]:
         raise Unauthorized("this invitation is addressed to someone else")
-    user = conn.execute(
-        "SELECT id, password_hash FROM fleet_users WHERE email = ?", (row["email"],)
-    ).fetchone()
+    user = registry_of(session).user_by_email(row["email"])
     return PendingAcceptance(
         invitation_id=row["id"],
         account_id=row["account_id"],
@@ -223,7 +227,7 @@ def check_link(
 
 
 def complete(
-    conn: sqlite3.Connection,
+    session: Session,
     now: datetime,
     link_token: str,
     *,
@@ -239,25 +243,27 @@ def complete(
     ``checked.password_hash`` (for an existing one). If the user appeared or
     changed password meanwhile, this is a Conflict and nothing is written.
     """
-    current = check_link(conn, now, link_token, email)
+    current = check_link(session, now, link_token, email)
     if current != checked:
         raise Conflict("the account changed while signing in; try again")
     if current.user_id is None:
         if new_password_hash is None:
             raise InvalidInput("a new user needs a password")
-        user_id = create_user(conn, now, current.email, name=name, password_hash=new_password_hash)
+        user_id = create_user(
+            session, now, current.email, name=name, password_hash=new_password_hash
+        )
     else:
         user_id = current.user_id
-    grant(conn, user_id, current.account_id, current.role)
-    conn.execute(
-        "UPDATE fleet_invitations SET accepted_at = ? WHERE id = ?",
-        (iso(now), current.invitation_id),
+    grant(session, user_id, current.account_id, current.role)
+    session.execute(
+        "UPDATE fleet_invitations SET accepted_at = :at WHERE id = :id",
+        {"at": iso(now), "id": current.invitation_id},
     )
     return str(user_id)
 
 
 def accept(
-    conn: sqlite3.Connection,
+    session: Session,
     now: datetime,
     link_token: str,
     *,
@@ -266,12 +272,18 @@ def accept(
     name: str = "",
 ) -> str:
     """Check, hash and complete in one call (for scripts; the API hashes between)."""
-    checked = check_link(conn, now, link_token, email)
+    checked = check_link(session, now, link_token, email)
     new_hash = None
     if checked.user_id is None:
         new_hash = hash_password(password)
     elif not verify_password(password, checked.password_hash):
         raise Unauthorized("wrong password for this existing user")
     return complete(
-        conn, now, link_token, email=email, checked=checked, new_password_hash=new_hash, name=name
+        session,
+        now,
+        link_token,
+        email=email,
+        checked=checked,
+        new_password_hash=new_hash,
+        name=name,
     )

@@ -10,12 +10,12 @@ SMTP, renders invitation links at delivery and sets ``sent_at``; see
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from collector.fleet.db import iso
+from collector.store.db import Session
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,29 +30,31 @@ class Mail:
 class Mailer(Protocol):
     """Where fleet code sends mail."""
 
-    def send(self, conn: sqlite3.Connection, now: datetime, mail: Mail) -> None:
-        """Queue ``mail`` (in the same transaction as ``conn``'s pending change)."""
+    def send(self, session: Session, now: datetime, mail: Mail) -> None:
+        """Queue ``mail`` (in the same transaction as ``session``'s pending change)."""
 
 
 class OutboxMailer:
     """The mailer that writes to the outbox table."""
 
-    def send(self, conn: sqlite3.Connection, now: datetime, mail: Mail) -> None:
+    def send(self, session: Session, now: datetime, mail: Mail) -> None:
         """Insert the message into ``fleet_mail_outbox``."""
-        conn.execute(
+        session.execute(
             "INSERT INTO fleet_mail_outbox (recipient, subject, body, created_at)"
-            " VALUES (?, ?, ?, ?)",
-            (mail.recipient, mail.subject, mail.body, iso(now)),
+            " VALUES (:r, :s, :b, :at)",
+            {"r": mail.recipient, "s": mail.subject, "b": mail.body, "at": iso(now)},
         )
 
 
-def pending(conn: sqlite3.Connection, limit: int = 100) -> list[sqlite3.Row]:
+def pending(session: Session, limit: int = 100) -> list[dict[str, Any]]:
     """Messages not yet handed to a relay, oldest first."""
-    return conn.execute(
-        "SELECT * FROM fleet_mail_outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?", (limit,)
-    ).fetchall()
+    return session.maps(
+        "SELECT * FROM fleet_mail_outbox WHERE sent_at IS NULL ORDER BY id LIMIT :n", {"n": limit}
+    )
 
 
-def mark_sent(conn: sqlite3.Connection, now: datetime, mail_id: int) -> None:
+def mark_sent(session: Session, now: datetime, mail_id: int) -> None:
     """Record that a relay delivered message ``mail_id``."""
-    conn.execute("UPDATE fleet_mail_outbox SET sent_at = ? WHERE id = ?", (iso(now), mail_id))
+    session.execute(
+        "UPDATE fleet_mail_outbox SET sent_at = :at WHERE id = :id", {"at": iso(now), "id": mail_id}
+    )

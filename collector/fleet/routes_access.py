@@ -69,15 +69,20 @@ async def login(body: LoginIn, request: Request) -> TokenOut:
     """
     ctx = get_context(request)
     address = request.client.host if request.client is not None else "unknown"
-    with ctx.errors():
-        try:
-            signin.admit(ctx.sign_in, body.email, address)
-        except RateLimited:
-            await asyncio.sleep(ctx.sign_in.refusal_delay)  # a tarpit that costs no CPU
-            raise
-        issued = await run_in_threadpool(
-            signin.check_and_open, ctx.database, ctx.sign_in, body.email, body.password, address
-        )
+    try:
+        signin.admit(ctx.sign_in, body.email, address)
+    except RateLimited:
+        await asyncio.sleep(ctx.sign_in.refusal_delay)  # a tarpit that costs no CPU
+        raise
+    issued = await run_in_threadpool(
+        signin.check_and_open,
+        ctx.database,
+        ctx.sign_in,
+        body.email,
+        body.password,
+        address,
+        clock=ctx.clock,
+    )
     return TokenOut(
         id=issued.id, token=issued.token, kind=issued.kind, expires_at=issued.expires_at
     )
@@ -106,11 +111,10 @@ def accept_invitation(ctx: Context, body: AcceptIn) -> TokenOut:
         checked = invitations.check_link(conn, ctx.now(), body.token, body.email)
     # Hash or verify with no transaction open (and within the sign-in hashing slots).
     new_hash = None
-    with ctx.errors():
-        if checked.user_id is None:
-            new_hash = ctx.sign_in.hash_new(body.password)
-        elif not ctx.sign_in.verify(body.password, checked.password_hash or passwords.DUMMY_HASH):
-            raise Unauthorized("wrong password for this existing user")
+    if checked.user_id is None:
+        new_hash = ctx.sign_in.hash_new(body.password)
+    elif not ctx.sign_in.verify(body.password, checked.password_hash or passwords.DUMMY_HASH):
+        raise Unauthorized("wrong password for this existing user")
     with ctx.tx() as conn:
         user_id = invitations.complete(
             conn,
@@ -223,11 +227,8 @@ def list_delegations(ctx: Context, caller: CurrentCaller, account_id: str) -> li
     """Delegations granted by this customer account."""
     with ctx.read() as conn:
         caller.require_read(account_id)
-        rows = conn.execute(
-            "SELECT * FROM fleet_delegations WHERE customer_id = ? ORDER BY partner_id",
-            (account_id,),
-        ).fetchall()
-    return [DelegationOut(**dict(r)) for r in rows]
+        rows = access.delegations_to(conn, account_id)
+    return [DelegationOut(**r) for r in rows]
 
 
 @router.post("/accounts/{account_id}/delegations", status_code=201, summary="Delegate to a partner")
@@ -238,11 +239,10 @@ def add_delegation(
     with ctx.tx() as conn:
         caller.require_write(account_id)
         access.delegate(conn, ctx.now(), account_id, body.partner_id, body.role)
-        row = conn.execute(
-            "SELECT * FROM fleet_delegations WHERE customer_id = ? AND partner_id = ?",
-            (account_id, body.partner_id),
-        ).fetchone()
-    return DelegationOut(**dict(row))
+        row = next(
+            r for r in access.delegations_to(conn, account_id) if r["partner_id"] == body.partner_id
+        )
+    return DelegationOut(**row)
 
 
 @router.delete(

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
@@ -35,12 +34,16 @@ from collector.fleet.schemas import (
     UsagePointOut,
 )
 from collector.fleet.status import RoomStatus, classify, room_status, room_status_history
+from collector.store import repo_fleet_views as views
+from collector.store.db import Session
 from protocols.topics import PREFIX, VERSION
+
+Row = dict[str, Any]
 
 router = APIRouter(tags=["fleet"])
 
 
-def _device_out(conn: sqlite3.Connection, row: sqlite3.Row) -> DeviceOut:
+def _device_out(conn: Session, row: Row) -> DeviceOut:
     return DeviceOut(
         id=row["id"],
         account_id=row["account_id"],
@@ -67,15 +70,15 @@ def room_out(status: RoomStatus) -> RoomOut:
     )
 
 
-def _placements(rows: list[sqlite3.Row]) -> list[PlacementOut]:
+def _placements(rows: list[Row]) -> list[PlacementOut]:
     return [PlacementOut(**dict(r)) for r in rows]
 
 
-def _room_account(conn: sqlite3.Connection, room_id: str) -> str:
+def _room_account(conn: Session, room_id: str) -> str:
     return str(rooms.get_room(conn, room_id)["account_id"])
 
 
-def _status_of(ctx: FleetContext, conn: sqlite3.Connection, room_id: str) -> RoomStatus:
+def _status_of(ctx: FleetContext, conn: Session, room_id: str) -> RoomStatus:
     return room_status(conn, ctx.status, room_id, ctx.status_now(), ctx.stale_after)
 
 
@@ -183,12 +186,8 @@ def device_usage(
     with ctx.read() as conn:
         caller.require_read(devices.get_device(conn, device_id)["account_id"])
         since = iso(ctx.now() - timedelta(hours=hours))
-        rows = conn.execute(
-            "SELECT hour, service, unit, SUM(quantity) AS quantity FROM usage_hourly"
-            " WHERE device_id = ? AND hour >= ? GROUP BY hour, service, unit ORDER BY hour",
-            (device_id, since),
-        ).fetchall()
-    return [UsagePointOut(**dict(r)) for r in rows]
+        rows = views.hourly_usage(conn, device_id, since)
+    return [UsagePointOut(**r) for r in rows]
 
 
 @router.get("/accounts/{account_id}/sites", summary="Sites of an account")
@@ -298,12 +297,8 @@ def move_licence(ctx: Context, caller: CurrentCaller, room_id: str, body: MoveLi
         return room_out(_status_of(ctx, conn, body.to_room_id))
 
 
-def _contract_out(conn: sqlite3.Connection, contract_id: str) -> ContractOut:
-    row = conn.execute(
-        "SELECT c.*, (SELECT COUNT(*) FROM fleet_room_licences l WHERE l.contract_id = c.id"
-        " AND l.until IS NULL) AS licences_used FROM fleet_contracts c WHERE c.id = ?",
-        (contract_id,),
-    ).fetchone()
+def _contract_out(conn: Session, contract_id: str) -> ContractOut:
+    row = contracts.contract_with_usage(conn, contract_id)
     return ContractOut(**{k: row[k] for k in ContractOut.model_fields})
 
 

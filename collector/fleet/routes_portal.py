@@ -10,7 +10,6 @@ values: percent, bytes, °C, dBm, usage in the unit the ledger counts.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import timedelta
 from typing import Annotated
 
@@ -23,6 +22,8 @@ from collector.fleet.db import iso
 from collector.fleet.schemas import TicketIn, TicketOut
 from collector.fleet.timeline import daily_totals, room_segments, zone
 from collector.store import health as health_store
+from collector.store import repo_fleet_views as views
+from collector.store.db import Session
 
 router = APIRouter(tags=["portal"])
 
@@ -117,40 +118,18 @@ def _health_out(s: health_store.HealthSample) -> HealthOut:
     )
 
 
-def _timezone(conn: sqlite3.Connection, account_id: str) -> str:
-    row = conn.execute("SELECT timezone FROM accounts WHERE id = ?", (account_id,)).fetchone()
-    return str(row[0]) if row is not None and row[0] else "UTC"
+def _timezone(session: Session, account_id: str) -> str:
+    return views.account_timezone(session, account_id)
 
 
-def _timelines(
-    conn: sqlite3.Connection, account_id: str, since: str, until: str
-) -> list[RoomTimelineOut]:
+def _timelines(session: Session, account_id: str, since: str, until: str) -> list[RoomTimelineOut]:
     placed: dict[str, list[str]] = {}
-    for r in conn.execute(
-        "SELECT r.id AS room_id, p.device_id FROM fleet_rooms r LEFT JOIN fleet_device_rooms p"
-        " ON p.room_id = r.id AND p.until IS NULL WHERE r.account_id = ?",
-        (account_id,),
-    ):
-        devs = placed.setdefault(r["room_id"], [])
-        if r["device_id"] is not None:
-            devs.append(r["device_id"])
-    before: dict[str, str] = {
-        r["subject"]: r["state"]
-        for r in conn.execute(
-            "SELECT subject, state FROM (SELECT subject, state, ROW_NUMBER() OVER"
-            " (PARTITION BY subject ORDER BY at DESC, id DESC) AS n FROM status_transitions"
-            " WHERE subject_kind = 'device' AND account_id = ? AND at < ?) WHERE n = 1",
-            (account_id, since),
-        )
-    }
-    events = [
-        (r["at"], r["subject"], r["state"])
-        for r in conn.execute(
-            "SELECT at, subject, state FROM status_transitions WHERE subject_kind = 'device'"
-            " AND account_id = ? AND at >= ? AND at <= ? ORDER BY at, id",
-            (account_id, since, until),
-        )
-    ]
+    for room_id, device_id in views.rooms_with_devices(session, account_id):
+        devs = placed.setdefault(room_id, [])
+        if device_id is not None:
+            devs.append(device_id)
+    before = views.device_states_before(session, account_id, since)
+    events = views.device_transitions(session, account_id, since, until)
     return [
         RoomTimelineOut(
             room_id=room,
@@ -175,9 +154,7 @@ def overview(
     since = iso(ctx.status_now() - timedelta(days=days))
     with ctx.read() as conn:
         caller.require_read(account_id)
-        ids = [
-            r[0] for r in conn.execute("SELECT id FROM devices WHERE account_id = ?", (account_id,))
-        ]
+        ids = views.device_ids(conn, account_id)
         latest = health_store.latest(conn, ids)
         peripherals = [
             PeripheralOut(
@@ -188,13 +165,7 @@ def overview(
                 present=bool(r["present"]),
                 updated_at=r["updated_at"],
             )
-            for r in conn.execute(
-                "SELECT rp.device_id, p.room_id, rp.model, rp.serial, rp.present, rp.updated_at"
-                " FROM room_peripherals rp LEFT JOIN fleet_device_rooms p"
-                " ON p.device_id = rp.device_id AND p.until IS NULL"
-                " WHERE rp.account_id = ? ORDER BY rp.device_id, rp.serial",
-                (account_id,),
-            )
+            for r in views.peripherals(conn, account_id)
         ]
         return OverviewOut(
             account_id=account_id,
@@ -241,13 +212,9 @@ def device_usage_daily(
         tz_name = _timezone(conn, account_id)
         now = ctx.now()
         since = iso(now - timedelta(days=days))
-        rows = conn.execute(
-            "SELECT hour, service, unit, SUM(quantity) FROM usage_hourly"
-            " WHERE device_id = ? AND hour >= ? GROUP BY hour, service, unit",
-            (device_id, since),
-        ).fetchall()
+        rows = views.hourly_usage(conn, device_id, since)
     tz = zone(tz_name)
-    totals = daily_totals(((r[0], r[1], r[2], r[3]) for r in rows), tz)
+    totals = daily_totals(((r["hour"], r["service"], r["unit"], r["quantity"]) for r in rows), tz)
     return DailyUsageOut(
         device_id=device_id,
         timezone=tz_name,

@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from collector.fleet import sso, tokens
 from collector.fleet.auth import Context, CurrentCaller
-from collector.fleet.db import transaction
 from collector.fleet.errors import FleetError
 
 router = APIRouter(tags=["sso"])
@@ -87,7 +86,7 @@ def callback(
         reason = error or "the provider sent no code"
         return RedirectResponse(f"/portal/#sso-error={quote(reason)}", status_code=302)
     try:
-        with ctx.database.connection() as conn, transaction(conn):
+        with ctx.tx() as conn:
             user_id, account_id = sso.finish(
                 conn, ctx.now(), HTTP, state=state, code=code, base_url=ctx.base_url
             )

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
 from collector.fleet import tickets
 from collector.fleet.auth import Context, CurrentCaller
 from collector.fleet.db import iso
-from collector.fleet.errors import FleetError
 from collector.fleet.rooms import get_room
 from collector.fleet.routes_fleet import room_out
 from collector.fleet.schemas import (
@@ -218,8 +217,4 @@ def _cart_out(cart: object) -> CartOut:
 def quote(ctx: Context, caller: CurrentCaller, body: CartIn) -> CartOut:
     """Name, credits, price, tax and total per line, and the cart total."""
     billing = ctx.require_billing()
-    try:
-        cart = billing.quote([(i.sku, i.quantity) for i in body.items])
-    except FleetError as exc:
-        raise HTTPException(exc.status_code, str(exc)) from exc
-    return _cart_out(cart)
+    return _cart_out(billing.quote([(i.sku, i.quantity) for i in body.items]))

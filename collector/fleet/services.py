@@ -8,28 +8,22 @@ device of the account, a user holding a role on it, or the organization
 
 from __future__ import annotations
 
-import sqlite3
-
 from collector.fleet.errors import InvalidInput, NotFound
+from collector.fleet.registry import Store, registry_of
 
 SUBJECT_KINDS = ("device", "user", "organization")
 
 
-def check_subject(
-    conn: sqlite3.Connection, account_id: str, subject_kind: str, subject_id: str
-) -> None:
+def check_subject(store: Store, account_id: str, subject_kind: str, subject_id: str) -> None:
     """Raise NotFound unless the subject belongs to the account."""
+    reg = registry_of(store)
     if subject_kind == "device":
-        found = conn.execute(
-            "SELECT 1 FROM devices WHERE id = ? AND account_id = ?", (subject_id, account_id)
-        ).fetchone()
+        device = reg.device(subject_id)
+        found = device is not None and device["account_id"] == account_id
     elif subject_kind == "user":
-        found = conn.execute(
-            "SELECT 1 FROM fleet_memberships WHERE user_id = ? AND account_id = ?",
-            (subject_id, account_id),
-        ).fetchone()
+        found = reg.is_member(subject_id, account_id)
     elif subject_kind == "organization":
-        found = (1,) if subject_id == account_id else None
+        found = subject_id == account_id
     else:
         raise InvalidInput(f"subject kind must be one of {SUBJECT_KINDS}")
     if not found:

@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from collector.fleet import passwords
-from collector.fleet.db import Database, transaction
+from collector.fleet.db import Clock, utc_now
 from collector.fleet.errors import RateLimited, Unauthorized
+from collector.fleet.registry import registry_of
 from collector.fleet.throttle import SignInThrottle
 from collector.fleet.tokens import IssuedToken, issue_token
+from collector.store.db import Database
 
 T = TypeVar("T")
 # Two hashes at a time keep sign-in from taking every core from ingest.
@@ -91,7 +93,13 @@ def admit(guard: SignInGuard, email: str, address: str) -> None:
 
 
 def check_and_open(
-    database: Database, guard: SignInGuard, email: str, password: str, address: str
+    database: Database,
+    guard: SignInGuard,
+    email: str,
+    password: str,
+    address: str,
+    *,
+    clock: Clock = utc_now,
 ) -> IssuedToken:
     """After :func:`admit`: check the password and open a session (blocking: a worker thread).
 
@@ -99,28 +107,31 @@ def check_and_open(
     address exists.
     """
     email = email.strip().lower()
-    with database.connection() as conn:
-        row = conn.execute(
-            "SELECT id, password_hash FROM fleet_users WHERE email = ?", (email,)
-        ).fetchone()
+    with database.unit() as session, session.read():
+        row = registry_of(session).user_by_email(email)
     # Hash even for an unknown address so that timing does not reveal which exist.
     stored = (row["password_hash"] if row is not None else None) or passwords.DUMMY_HASH
     if not guard.verify(password, stored) or row is None:
         raise Unauthorized("unknown e-mail or wrong password")
     guard.throttle.succeeded(email, address)
     fresh = guard.hash_new(password) if passwords.needs_rehash(stored) else None
-    with database.connection() as conn, transaction(conn):
-        if fresh is not None:
-            conn.execute(
-                "UPDATE fleet_users SET password_hash = ? WHERE id = ? AND password_hash = ?",
-                (fresh, row["id"], stored),
-            )
-        return issue_token(conn, database.clock(), row["id"], kind="session", name="sign-in")
+    with database.unit() as session, session.write():
+        reg = registry_of(session)
+        current = reg.user(row["id"])
+        if fresh is not None and current is not None and current["password_hash"] == stored:
+            reg.set_password_hash(row["id"], fresh)
+        return issue_token(session, clock(), row["id"], kind="session", name="sign-in")
 
 
 def sign_in(
-    database: Database, guard: SignInGuard, email: str, password: str, address: str
+    database: Database,
+    guard: SignInGuard,
+    email: str,
+    password: str,
+    address: str,
+    *,
+    clock: Clock = utc_now,
 ) -> IssuedToken:
     """:func:`admit` then :func:`check_and_open`, on the calling (worker) thread."""
     admit(guard, email, address)
-    return check_and_open(database, guard, email, password, address)
+    return check_and_open(database, guard, email, password, address, clock=clock)

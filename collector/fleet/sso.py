@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -38,6 +37,8 @@ from joserfc.jwk import KeySet
 from collector.fleet.access import create_user, get_account, grant, normalize_email
 from collector.fleet.db import iso
 from collector.fleet.errors import Conflict, Forbidden, InvalidInput, NotFound
+from collector.fleet.registry import registry_of
+from collector.store.db import Session
 
 FLOW_TTL = timedelta(minutes=10)
 CALLBACK_PATH = "/api/v1/sso/callback"
@@ -84,29 +85,30 @@ class Provider:
 
 
 def configure(
-    conn: sqlite3.Connection, now: datetime, account_id: str, *, issuer: str, client_id: str,
+    session: Session, now: datetime, account_id: str, *, issuer: str, client_id: str,
     client_secret: str,
 ) -> None:  # fmt: skip
     """Register (or replace) the account's provider."""
-    get_account(conn, account_id)
+    get_account(session, account_id)
     if not issuer.startswith(("https://", "http://127.0.0.1", "http://localhost")):
         raise InvalidInput("issuer must be an https URL (http only on loopback, for tests)")
-    conn.execute(
+    session.execute(
         "INSERT INTO fleet_sso_providers (account_id, issuer, client_id, client_secret,"
-        " updated_at) VALUES (?,?,?,?,?) ON CONFLICT (account_id) DO UPDATE SET"
-        " issuer = excluded.issuer, client_id = excluded.client_id,"
+        " updated_at) VALUES (:a, :iss, :cid, :secret, :at) ON CONFLICT (account_id) DO UPDATE"
+        " SET issuer = excluded.issuer, client_id = excluded.client_id,"
         " client_secret = excluded.client_secret, updated_at = excluded.updated_at",
-        (account_id, issuer.rstrip("/"), client_id, client_secret, iso(now)),
-    )
+        {"a": account_id, "iss": issuer.rstrip("/"), "cid": client_id, "secret": client_secret,
+         "at": iso(now)},
+    )  # fmt: skip
 
 
-def provider(conn: sqlite3.Connection, account_id: str) -> Provider:
+def provider(session: Session, account_id: str) -> Provider:
     """The account's provider, or NotFound when it has none."""
-    row = conn.execute(
+    row = session.one(
         "SELECT account_id, issuer, client_id, client_secret FROM fleet_sso_providers"
-        " WHERE account_id = ?",
-        (account_id,),
-    ).fetchone()
+        " WHERE account_id = :a",
+        {"a": account_id},
+    )
     if row is None:
         raise NotFound(f"account {account_id!r} has no single sign-on")
     return Provider(*tuple(row))
@@ -117,18 +119,16 @@ def _challenge(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def start(
-    conn: sqlite3.Connection, now: datetime, http: OidcHttp, account_id: str, base_url: str
-) -> str:
+def start(session: Session, now: datetime, http: OidcHttp, account_id: str, base_url: str) -> str:
     """Remember a one-time flow and return the provider's authorization URL."""
-    p = provider(conn, account_id)
+    p = provider(session, account_id)
     meta = http.get_json(f"{p.issuer}/.well-known/openid-configuration")
     state, nonce, verifier = (secrets.token_urlsafe(32) for _ in range(3))
-    conn.execute("DELETE FROM fleet_sso_flows WHERE created_at < ?", (iso(now - FLOW_TTL),))
-    conn.execute(
+    session.execute("DELETE FROM fleet_sso_flows WHERE created_at < :t", {"t": iso(now - FLOW_TTL)})
+    session.execute(
         "INSERT INTO fleet_sso_flows (state, account_id, nonce, verifier, created_at)"
-        " VALUES (?,?,?,?,?)",
-        (state, account_id, nonce, verifier, iso(now)),
+        " VALUES (:s, :a, :n, :v, :at)",
+        {"s": state, "a": account_id, "n": nonce, "v": verifier, "at": iso(now)},
     )
     query = urlencode({
         "response_type": "code", "client_id": p.client_id, "scope": "openid email",
@@ -162,18 +162,18 @@ def _verified_email(
 
 
 def finish(
-    conn: sqlite3.Connection, now: datetime, http: OidcHttp, *, state: str, code: str,
+    session: Session, now: datetime, http: OidcHttp, *, state: str, code: str,
     base_url: str,
 ) -> tuple[str, str]:  # fmt: skip
     """Complete a flow; return ``(user_id, account_id)`` of who signs in, or raise Forbidden."""
-    flow = conn.execute(
-        "SELECT account_id, nonce, verifier, created_at FROM fleet_sso_flows WHERE state = ?",
-        (state,),
-    ).fetchone()
-    conn.execute("DELETE FROM fleet_sso_flows WHERE state = ?", (state,))  # one use only
+    flow = session.map(
+        "SELECT account_id, nonce, verifier, created_at FROM fleet_sso_flows WHERE state = :s",
+        {"s": state},
+    )
+    session.execute("DELETE FROM fleet_sso_flows WHERE state = :s", {"s": state})  # one use
     if flow is None or flow["created_at"] < iso(now - FLOW_TTL):
         raise Forbidden("this sign-in link is unknown or expired: start again")
-    p = provider(conn, flow["account_id"])
+    p = provider(session, flow["account_id"])
     meta = http.get_json(f"{p.issuer}/.well-known/openid-configuration")
     answer = http.post_form(
         str(meta["token_endpoint"]),
@@ -189,29 +189,26 @@ def finish(
     email = _verified_email(
         http, p, meta, token=str(answer["id_token"]), nonce=flow["nonce"], now=now
     )
-    return _who(conn, now, p.account_id, email), p.account_id
+    return _who(session, now, p.account_id, email), p.account_id
 
 
-def _who(conn: sqlite3.Connection, now: datetime, account_id: str, email: str) -> str:
-    user = conn.execute("SELECT id FROM fleet_users WHERE email = ?", (email,)).fetchone()
-    if user is not None:
-        member = conn.execute(
-            "SELECT 1 FROM fleet_memberships WHERE user_id = ? AND account_id = ?",
-            (user["id"], account_id),
-        ).fetchone()
-        if member is not None:
-            return str(user["id"])
-    invitation = conn.execute(
-        "SELECT id, role FROM fleet_invitations WHERE account_id = ? AND email = ?"
-        " AND accepted_at IS NULL AND superseded_at IS NULL AND expires_at > ?"
+def _who(session: Session, now: datetime, account_id: str, email: str) -> str:
+    reg = registry_of(session)
+    user = reg.user_by_email(email)
+    if user is not None and reg.is_member(user["id"], account_id):
+        return str(user["id"])
+    invitation = session.map(
+        "SELECT id, role FROM fleet_invitations WHERE account_id = :a AND email = :e"
+        " AND accepted_at IS NULL AND superseded_at IS NULL AND expires_at > :t"
         " ORDER BY created_at DESC LIMIT 1",
-        (account_id, email, iso(now)),
-    ).fetchone()
+        {"a": account_id, "e": email, "t": iso(now)},
+    )
     if invitation is None:
         raise Forbidden(f"{email} has no access to this account and no invitation to it")
-    uid = str(user["id"]) if user is not None else create_user(conn, now, email)
-    grant(conn, uid, account_id, invitation["role"])
-    conn.execute(
-        "UPDATE fleet_invitations SET accepted_at = ? WHERE id = ?", (iso(now), invitation["id"])
+    uid = str(user["id"]) if user is not None else create_user(session, now, email)
+    grant(session, uid, account_id, invitation["role"])
+    session.execute(
+        "UPDATE fleet_invitations SET accepted_at = :at WHERE id = :id",
+        {"at": iso(now), "id": invitation["id"]},
     )
     return uid

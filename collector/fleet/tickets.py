@@ -10,27 +10,27 @@ consumes the card's minutes. Every member of the account sees its tickets.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from collector.fleet.db import iso, new_id
 from collector.fleet.errors import InvalidInput, NotFound
 from collector.fleet.status import DeviceStatusSource, room_status
+from collector.store.db import Session
+
+Row = dict[str, Any]
 
 
 class SupportCards(Protocol):
     """The billing component's support cards, as tickets need them."""
 
-    def require_active(
-        self, conn: sqlite3.Connection, account_id: str, code: str, now: datetime
-    ) -> int:
+    def require_active(self, session: Session, account_id: str, code: str, now: datetime) -> int:
         """Return the card's remaining minutes; raise if unknown, expired or exhausted."""
 
     def consume(
         self,
-        conn: sqlite3.Connection,
+        session: Session,
         account_id: str,
         code: str,
         *,
@@ -42,7 +42,7 @@ class SupportCards(Protocol):
 
 
 def open_ticket(
-    conn: sqlite3.Connection,
+    session: Session,
     now: datetime,
     cards: SupportCards,
     source: DeviceStatusSource,
@@ -63,61 +63,62 @@ def open_ticket(
     subject = subject.strip()
     if not 1 <= len(subject) <= 200:
         raise InvalidInput("subject must be 1-200 characters")
-    status = room_status(conn, source, room_id, status_at or now, stale_after)
-    account_id = conn.execute(
-        "SELECT account_id FROM fleet_rooms WHERE id = ?", (room_id,)
-    ).fetchone()[0]
-    cards.require_active(conn, account_id, card_code.strip(), now)
+    status = room_status(session, source, room_id, status_at or now, stale_after)
+    account_id = str(
+        session.scalar("SELECT account_id FROM fleet_rooms WHERE id = :r", {"r": room_id})
+    )
+    cards.require_active(session, account_id, card_code.strip(), now)
     tid = new_id("tkt")
-    conn.execute(
+    session.execute(
         "INSERT INTO fleet_tickets (id, account_id, room_id, subject, description, card_code,"
-        " snapshot, opened_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            tid,
-            account_id,
-            room_id,
-            subject,
-            description[:5000],
-            card_code.strip(),
-            json.dumps(asdict(status)),
-            opened_by,
-            iso(now),
-        ),
+        " snapshot, opened_by, created_at)"
+        " VALUES (:id, :a, :r, :subj, :desc, :card, :snap, :by, :at)",
+        {
+            "id": tid,
+            "a": account_id,
+            "r": room_id,
+            "subj": subject,
+            "desc": description[:5000],
+            "card": card_code.strip(),
+            "snap": json.dumps(asdict(status)),
+            "by": opened_by,
+            "at": iso(now),
+        },
     )
-    conn.execute(
-        "INSERT INTO fleet_ticket_events (ticket_id, at, author, note) VALUES (?, ?, ?, ?)",
-        (tid, iso(now), opened_by, f"opened; room state {status.state}"),
-    )
+    _event(session, tid, iso(now), opened_by, f"opened; room state {status.state}")
     return tid
 
 
-def get_ticket(conn: sqlite3.Connection, ticket_id: str) -> sqlite3.Row:
+def get_ticket(session: Session, ticket_id: str) -> Row:
     """Return the ticket row or raise NotFound."""
-    row = conn.execute("SELECT * FROM fleet_tickets WHERE id = ?", (ticket_id,)).fetchone()
+    row = session.map("SELECT * FROM fleet_tickets WHERE id = :id", {"id": ticket_id})
     if row is None:
         raise NotFound("ticket not found")
-    return row  # type: ignore[no-any-return]
+    return row
 
 
-def ticket_events(conn: sqlite3.Connection, ticket_id: str) -> list[sqlite3.Row]:
+def ticket_events(session: Session, ticket_id: str) -> list[Row]:
     """History of a ticket, oldest first."""
-    return conn.execute(
-        "SELECT at, author, note, minutes FROM fleet_ticket_events WHERE ticket_id = ? ORDER BY id",
-        (ticket_id,),
-    ).fetchall()
+    return session.maps(
+        "SELECT at, author, note, minutes FROM fleet_ticket_events WHERE ticket_id = :t"
+        " ORDER BY id",
+        {"t": ticket_id},
+    )
 
 
-def list_tickets(conn: sqlite3.Connection, account_id: str) -> list[sqlite3.Row]:
+def list_tickets(session: Session, account_id: str) -> list[Row]:
     """Tickets of an account, newest first."""
-    return conn.execute(
-        "SELECT id, account_id, room_id, subject, status, created_at, opened_by"
-        " FROM fleet_tickets WHERE account_id = ? ORDER BY created_at DESC, rowid DESC",
-        (account_id,),
-    ).fetchall()
+    return session.maps(
+        "SELECT t.id, t.account_id, t.room_id, t.subject, t.status, t.created_at, t.opened_by"
+        " FROM fleet_tickets t WHERE t.account_id = :a ORDER BY t.created_at DESC,"
+        # Opening order within one second: the ticket's first event (an identity key).
+        " (SELECT MIN(e.id) FROM fleet_ticket_events e WHERE e.ticket_id = t.id) DESC",
+        {"a": account_id},
+    )
 
 
 def log_work(
-    conn: sqlite3.Connection,
+    session: Session,
     now: datetime,
     cards: SupportCards,
     ticket_id: str,
@@ -130,27 +131,25 @@ def log_work(
     """Record work on a ticket, consuming card minutes; return the minutes left."""
     if not 0 <= minutes <= 24 * 60:
         raise InvalidInput("minutes must be 0-1440")
-    ticket = get_ticket(conn, ticket_id)
+    ticket = get_ticket(session, ticket_id)
     left = cards.consume(
-        conn,
+        session,
         ticket["account_id"],
         ticket["card_code"],
         minutes=minutes,
         ticket_id=ticket_id,
         now=now,
     )
-    conn.execute(
-        "INSERT INTO fleet_ticket_events (ticket_id, at, author, note, minutes)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (ticket_id, iso(now), author, note[:2000], minutes),
-    )
+    _event(session, ticket_id, iso(now), author, note[:2000], minutes=minutes)
     if close:
-        conn.execute("UPDATE fleet_tickets SET status = 'closed' WHERE id = ?", (ticket_id,))
+        session.execute(
+            "UPDATE fleet_tickets SET status = 'closed' WHERE id = :id", {"id": ticket_id}
+        )
     return left
 
 
 def open_account_ticket(
-    conn: sqlite3.Connection,
+    session: Session,
     now: datetime,
     cards: SupportCards,
     *,
@@ -164,15 +163,24 @@ def open_account_ticket(
     subject = subject.strip()
     if not 1 <= len(subject) <= 200:
         raise InvalidInput("subject must be 1-200 characters")
-    cards.require_active(conn, account_id, card_code.strip(), now)
+    cards.require_active(session, account_id, card_code.strip(), now)
     tid = new_id("tkt")
-    conn.execute(
+    session.execute(
         "INSERT INTO fleet_tickets (id, account_id, room_id, subject, description, card_code,"
-        " snapshot, opened_by, created_at) VALUES (?, ?, NULL, ?, ?, ?, '{}', ?, ?)",
-        (tid, account_id, subject, description[:5000], card_code.strip(), opened_by, iso(now)),
-    )
-    conn.execute(
-        "INSERT INTO fleet_ticket_events (ticket_id, at, author, note) VALUES (?, ?, ?, ?)",
-        (tid, iso(now), opened_by, "opened for the whole account"),
-    )
+        " snapshot, opened_by, created_at) VALUES (:id, :a, NULL, :subj, :desc, :card, '{}',"
+        " :by, :at)",
+        {"id": tid, "a": account_id, "subj": subject, "desc": description[:5000],
+         "card": card_code.strip(), "by": opened_by, "at": iso(now)},
+    )  # fmt: skip
+    _event(session, tid, iso(now), opened_by, "opened for the whole account")
     return tid
+
+
+def _event(
+    session: Session, ticket_id: str, at: str, author: str, note: str, *, minutes: int = 0
+) -> None:
+    session.execute(
+        "INSERT INTO fleet_ticket_events (ticket_id, at, author, note, minutes)"
+        " VALUES (:t, :at, :who, :note, :min)",
+        {"t": ticket_id, "at": at, "who": author, "note": note, "min": minutes},
+    )

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from collector.fleet.db import iso, new_id
 from collector.fleet.errors import InvalidInput, NotFound
 from collector.fleet.passwords import hash_password, verify_password
+from collector.store.db import Session
 
 __all__ = [
     "SESSION_TTL",
@@ -59,7 +60,7 @@ class IssuedToken:
 
 
 def issue_token(
-    conn: sqlite3.Connection, now: datetime, user_id: str, *, kind: str, name: str = ""
+    session: Session, now: datetime, user_id: str, *, kind: str, name: str = ""
 ) -> IssuedToken:
     """Create a session token or API key for ``user_id``; the secret is returned once."""
     if kind not in ("session", "api_key"):
@@ -67,22 +68,23 @@ def issue_token(
     secret = new_secret()
     tid = new_id("tok")
     expires = iso(now + SESSION_TTL) if kind == "session" else None
-    conn.execute(
+    session.execute(
         "INSERT INTO fleet_tokens (id, user_id, kind, name, token_hash, created_at, expires_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (tid, user_id, kind, name, hash_secret(secret), iso(now), expires),
-    )
+        " VALUES (:id, :u, :k, :n, :h, :at, :exp)",
+        {"id": tid, "u": user_id, "k": kind, "n": name, "h": hash_secret(secret),
+         "at": iso(now), "exp": expires},
+    )  # fmt: skip
     return IssuedToken(tid, secret, kind, expires)
 
 
-def user_for_token(conn: sqlite3.Connection, now: datetime, token: str) -> str | None:
+def user_for_token(session: Session, now: datetime, token: str) -> str | None:
     """Resolve a presented token to its user id, or None if unknown, expired or revoked."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    row = conn.execute(
-        "SELECT user_id, expires_at, revoked_at FROM fleet_tokens WHERE token_hash = ?",
-        (hash_secret(token),),
-    ).fetchone()
+    row = session.map(
+        "SELECT user_id, expires_at, revoked_at FROM fleet_tokens WHERE token_hash = :h",
+        {"h": hash_secret(token)},
+    )
     if row is None or row["revoked_at"] is not None:
         return None
     if row["expires_at"] is not None and row["expires_at"] <= iso(now):
@@ -90,32 +92,32 @@ def user_for_token(conn: sqlite3.Connection, now: datetime, token: str) -> str |
     return str(row["user_id"])
 
 
-def revoke_token(conn: sqlite3.Connection, now: datetime, user_id: str, token_id: str) -> None:
+def revoke_token(session: Session, now: datetime, user_id: str, token_id: str) -> None:
     """Revoke one of the user's tokens."""
-    cur = conn.execute(
-        "UPDATE fleet_tokens SET revoked_at = ?"
-        " WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
-        (iso(now), token_id, user_id),
+    changed = session.count(
+        "UPDATE fleet_tokens SET revoked_at = :at"
+        " WHERE id = :id AND user_id = :u AND revoked_at IS NULL",
+        {"at": iso(now), "id": token_id, "u": user_id},
     )
-    if cur.rowcount == 0:
+    if changed == 0:
         raise NotFound("token not found")
 
 
-def list_tokens(conn: sqlite3.Connection, user_id: str) -> list[sqlite3.Row]:
+def list_tokens(session: Session, user_id: str) -> list[dict[str, Any]]:
     """The user's live and revoked tokens (never the secrets)."""
-    return conn.execute(
+    return session.maps(
         "SELECT id, kind, name, created_at, expires_at, revoked_at FROM fleet_tokens"
-        " WHERE user_id = ? ORDER BY created_at, id",
-        (user_id,),
-    ).fetchall()
+        " WHERE user_id = :u ORDER BY created_at, id",
+        {"u": user_id},
+    )
 
 
-def revoke_presented(conn: sqlite3.Connection, now: datetime, token: str) -> bool:
+def revoke_presented(session: Session, now: datetime, token: str) -> bool:
     """Revoke the token presented by its holder (sign-out); tell whether one was live."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return False
-    cur = conn.execute(
-        "UPDATE fleet_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
-        (iso(now), hash_secret(token)),
+    changed = session.count(
+        "UPDATE fleet_tokens SET revoked_at = :at WHERE token_hash = :h AND revoked_at IS NULL",
+        {"at": iso(now), "h": hash_secret(token)},
     )
-    return cur.rowcount > 0
+    return changed > 0

@@ -21,7 +21,7 @@ from collector.api.deps import Principal, require_principal
 from collector.fleet import invitations, reserved
 from collector.fleet.auth import CurrentCaller
 from collector.fleet.context import FleetContext, install
-from collector.fleet.db import Database
+from collector.store.db import Database
 
 if TYPE_CHECKING:
     from collector.billing.price_book import PriceBook
@@ -47,6 +47,7 @@ def attach(
     card_secret_file: str | Path | None = None,
     card_checkout_url: str = "",
     card_provider: str = "card",
+    database: Database | None = None,
 ) -> FleetContext:
     """Install the fleet context (billing from ``price_book`` if given) and the portal.
 
@@ -68,7 +69,7 @@ def attach(
             card_provider,
         )
     ctx = FleetContext(
-        database=Database(Path(db_path)),
+        database=database if database is not None else Database(Path(db_path)),
         billing=billing,
         base_url=base_url,
         stale_after=stale_after,

@@ -12,9 +12,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from collector.clock import iso_utc
 from protocols import CommandReply
+
+if TYPE_CHECKING:  # the store's Session imports the migrations, which import this module
+    from collector.store.db import Session
 
 COMPONENT = "commands"
 
@@ -99,7 +103,7 @@ class CommandRecord:
 
 
 def record_sent(
-    conn: sqlite3.Connection,
+    session: Session,
     *,
     command_id: str,
     device_id: str,
@@ -111,20 +115,21 @@ def record_sent(
 ) -> None:
     """Record a command about to be published (blocking; inside the caller's transaction)."""
     # An upsert: a fast device may answer before this row is written.
-    conn.execute(
+    session.execute(
         "INSERT INTO device_commands (id, device_id, account_id, action, service, sent_by,"
-        " sent_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET"
+        " sent_at) VALUES (:id, :d, :a, :act, :svc, :by, :at) ON CONFLICT (id) DO UPDATE SET"
         " action = excluded.action, service = excluded.service, sent_by = excluded.sent_by,"
         " sent_at = excluded.sent_at",
-        (command_id, device_id, account_id, action, service, sent_by, sent_at),
-    )
+        {"id": command_id, "d": device_id, "a": account_id, "act": action, "svc": service,
+         "by": sent_by, "at": sent_at},
+    )  # fmt: skip
 
 
-def record_failure(conn: sqlite3.Connection, command_id: str, error: str) -> None:
+def record_failure(session: Session, command_id: str, error: str) -> None:
     """Note that a command could not be published (no reply will come)."""
-    conn.execute(
-        "UPDATE device_commands SET ok = 0, error = ? WHERE id = ? AND reply_at IS NULL",
-        (error[:500], command_id),
+    session.execute(
+        "UPDATE device_commands SET ok = 0, error = :e WHERE id = :id AND reply_at IS NULL",
+        {"e": error[:500], "id": command_id},
     )
 
 
@@ -150,20 +155,22 @@ _COLUMNS = (
 )
 
 
-def get(conn: sqlite3.Connection, command_id: str) -> CommandRecord | None:
+def get(session: Session, command_id: str) -> CommandRecord | None:
     """One command by id, or None."""
-    row = conn.execute(
-        f"SELECT {_COLUMNS} FROM device_commands WHERE id = ?",  # noqa: S608 - constant columns
-        (command_id,),
-    ).fetchone()
+    row = session.one(
+        f"SELECT {_COLUMNS} FROM device_commands WHERE id = :id",  # noqa: S608 - constant columns
+        {"id": command_id},
+    )
     return None if row is None else _record(row)
 
 
-def recent(conn: sqlite3.Connection, device_id: str, limit: int = 20) -> list[CommandRecord]:
+def recent(session: Session, device_id: str, limit: int = 20) -> list[CommandRecord]:
     """The device's latest commands (sent or only replied to), newest first."""
-    rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM device_commands WHERE device_id = ?"  # noqa: S608
-        " ORDER BY COALESCE(sent_at, reply_at) DESC, rowid DESC LIMIT ?",
-        (device_id, limit),
-    ).fetchall()
+    # Ties within one second: SQLite's insertion order (rowid); PostgreSQL: the id.
+    tie = "rowid" if session.dialect == "sqlite" else "id"
+    rows = session.rows(
+        f"SELECT {_COLUMNS} FROM device_commands WHERE device_id = :d"  # noqa: S608
+        f" ORDER BY COALESCE(sent_at, reply_at) DESC, {tie} DESC LIMIT :n",
+        {"d": device_id, "n": limit},
+    )
     return [_record(r) for r in rows]

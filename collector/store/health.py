@@ -17,9 +17,13 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from collector.clock import iso_utc, parse_iso_utc
 from protocols import HealthReport
+
+if TYPE_CHECKING:  # the store's Session imports the migrations, which import this module
+    from collector.store.db import Session
 
 COMPONENT = "health"
 
@@ -129,29 +133,28 @@ def _sample(r: sqlite3.Row | tuple[object, ...]) -> HealthSample:
     return HealthSample(*r)
 
 
-def history(
-    conn: sqlite3.Connection, device_id: str, since: str, limit: int = 5000
-) -> list[HealthSample]:
+def history(session: Session, device_id: str, since: str, limit: int = 5000) -> list[HealthSample]:
     """Health samples of one device from ``since`` (ISO UTC), oldest first."""
-    rows = conn.execute(
+    rows = session.rows(
         f"SELECT {_COLUMNS} FROM (SELECT {_COLUMNS} FROM device_health"  # noqa: S608
-        " WHERE device_id = ? AND ts >= ? ORDER BY ts DESC LIMIT ?) ORDER BY ts",
-        (device_id, since, limit),
-    ).fetchall()
+        " WHERE device_id = :d AND ts >= :t ORDER BY ts DESC LIMIT :n) AS recent ORDER BY ts",
+        {"d": device_id, "t": since, "n": limit},
+    )
     return [_sample(tuple(r)) for r in rows]
 
 
-def latest(conn: sqlite3.Connection, device_ids: Sequence[str]) -> dict[str, HealthSample]:
+def latest(session: Session, device_ids: Sequence[str]) -> dict[str, HealthSample]:
     """The newest health sample of each device that has one."""
     ids = list(dict.fromkeys(device_ids))
     out: dict[str, HealthSample] = {}
     for start in range(0, len(ids), _CHUNK):
         part = ids[start : start + _CHUNK]
-        marks = ",".join("?" * len(part))
-        for r in conn.execute(
+        names = {f"d{i}": d for i, d in enumerate(part)}
+        marks = ", ".join(f":{k}" for k in names)
+        for r in session.rows(
             f"SELECT {_COLUMNS} FROM device_health h WHERE device_id IN ({marks})"  # noqa: S608
             " AND ts = (SELECT MAX(ts) FROM device_health WHERE device_id = h.device_id)",
-            part,
+            names,
         ):
             s = _sample(tuple(r))
             out[s.device_id] = s

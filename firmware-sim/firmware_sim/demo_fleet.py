@@ -8,7 +8,6 @@ ticket can be opened from a room that goes offline.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -51,14 +50,15 @@ def build_structure(db: Path, fs: FleetSettings, account: str) -> DemoFleet:
     """Create sites, rooms, placements and a support card (idempotent for a re-run)."""
     from collector.billing import support_cards
     from collector.fleet import rooms as fleet_rooms
-    from collector.fleet.db import connect, transaction
     from collector.fleet.devices import device_by_serial
+    from collector.store.db import Database
 
     now = datetime.now(UTC)
     out = DemoFleet()
-    conn = connect(db)
+    database = Database(db)
+    conn = database.session()
     try:
-        with transaction(conn):
+        with conn.write():
             existing = {r["name"]: r["id"] for r in fleet_rooms.list_rooms(conn, account)}
             sites = {s["name"]: s["id"] for s in fleet_rooms.list_sites(conn, account)}
             for name, address in SITES:
@@ -80,6 +80,7 @@ def build_structure(db: Path, fs: FleetSettings, account: str) -> DemoFleet:
         out.card_code = support_cards.issue_card(conn, account_id=account, purchased_at=now)
     finally:
         conn.close()
+        database.dispose()
     return out
 
 
@@ -110,24 +111,22 @@ class TicketWatch:
         from collector.billing.price_book import load_price_book
         from collector.fleet import tickets
         from collector.fleet.billing_adapter import BillingAdapter
-        from collector.fleet.db import connect, transaction
         from collector.fleet.status import OFFLINE, SqlStatusSource, room_status
+        from collector.store.db import Database, StoreError
         from firmware_sim.demo import PRICE_BOOK
 
-        conn = connect(self.db)
+        database = Database(self.db)
+        conn = database.session()
         try:
             source = SqlStatusSource()
             # Look in a read snapshot (WAL: never blocks the collector's commits);
             # take the write lock only to open the ticket.
-            conn.execute("BEGIN")
-            try:
+            with conn.read():
                 now = self.status_now()
                 status = room_status(conn, source, self.room_id, now, self.stale_after)
-            finally:
-                conn.execute("ROLLBACK")
             if status.state != OFFLINE:
                 return None
-            with transaction(conn):
+            with conn.write():
                 self.ticket_id = tickets.open_ticket(
                     conn,
                     datetime.now(UTC),
@@ -142,10 +141,11 @@ class TicketWatch:
                     stale_after=self.stale_after,
                     status_at=self.status_now(),
                 )
-        except sqlite3.OperationalError:
+        except StoreError:
             return None  # the ledger is busy: try again at the next poll
         finally:
             conn.close()
+            database.dispose()
         offline = sum(1 for d in status.devices if d["state"] == OFFLINE)
         return (
             f"{self.room_name} offline ({offline} of {len(status.devices)} devices):"

@@ -360,13 +360,14 @@ class DemoRun:
     def _demo_user(self, db: Path) -> None:
         """Create the demo's portal user: admin of the demo account (idempotent)."""
         from collector.fleet import access
-        from collector.fleet.db import connect, transaction
         from collector.fleet.errors import Conflict
         from collector.fleet.tokens import hash_password
+        from collector.store.db import Database
 
-        conn = connect(db)
+        database = Database(db)
+        conn = database.session()
         try:
-            with transaction(conn):
+            with conn.write():
                 uid = access.create_user(
                     conn,
                     datetime.now(UTC),
@@ -379,6 +380,7 @@ class DemoRun:
             pass  # a re-run on the same work directory
         finally:
             conn.close()
+            database.dispose()
 
     def _activate_combo(self, db: Path, fs: Any) -> None:
         """Half of the gateways take the data ingestion + VPN combo (the seed's LOGBOT-600)."""

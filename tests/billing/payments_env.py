@@ -18,9 +18,8 @@ from collector.billing.payments import HostedCardProvider, PaymentProvider
 from collector.billing.price_book import load_price_book
 from collector.fleet.billing_adapter import BillingAdapter
 from collector.fleet.context import FleetContext, install
-from collector.fleet.db import Database
 from collector.fleet.routes import router
-from tests.fleet.conftest import FakeClock, prepare_database
+from tests.fleet.conftest import Database, FakeClock, prepare_database
 from tests.fleet.live import LINK_KEY, PRICE_BOOK, World, seed, serve
 
 CARD_SECRET = b"whsec_test_" + b"k" * 21
@@ -40,7 +39,8 @@ def build_app(database: Database) -> FastAPI:
     install(
         app,
         FleetContext(
-            database=database,
+            database=database.store,
+            clock=database.clock,
             billing=BillingAdapter(
                 load_price_book(PRICE_BOOK), provider_factory=_provider, card_secret=CARD_SECRET
             ),

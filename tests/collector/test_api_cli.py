@@ -100,11 +100,12 @@ def test_cli_registry_usage_and_deadletters(tmp_path: Path) -> None:
     assert _cli("migrate", "--config", str(conf)).stdout.startswith("applied: ingest/1")
     assert _cli("accounts", "add", "acme", "--timezone", "Europe/Rome", "--config",
                 str(conf)).returncode == 0  # fmt: skip
+    # ``devices add`` is an alias of ``fleet devices register`` (one registry, one set of rules).
     out = _cli("devices", "add", "gw-1", "--account", "acme", "--config", str(conf))
-    assert out.stdout.strip() == "device gw-1 added to account acme"
+    assert out.stdout.strip() == "registered gw-1 (gw-1) in acme"
     dup = _cli("devices", "add", "gw-1", "--account", "acme", "--config", str(conf))
     assert dup.returncode == 1
-    assert dup.stderr.startswith("logbot-collector: error: device 'gw-1' cannot be added")
+    assert dup.stderr == "logbot-collector: error: serial 'gw-1' is already registered\n"
     orphan = _cli("devices", "add", "gw-9", "--account", "nobody", "--config", str(conf))
     assert orphan.returncode == 1
     usage = _cli("usage", "--device", "gw-1", "--month", "2026-05", "--config", str(conf))

@@ -21,13 +21,12 @@ from agent.system import SystemClock
 from agent.uplink.mqtt import MqttLink
 from collector.api.app import create_app
 from collector.fleet import access, devices, mosquitto_config
-from collector.fleet.db import connect
 from collector.fleet.mosquitto_passwd import mosquitto_hash
 from collector.ingest.conditions import DUPLICATE_CLIENT, DuplicateClientDetector
 from protocols import HealthReport, Status, encode
 from tests.agent.conftest import make_settings
 from tests.collector.helpers import settings_for, wait_for
-from tests.fleet.conftest import prepare_database
+from tests.fleet.conftest import connect, prepare_database
 from tests.fleet.test_client_identity import binding_lines
 
 RECONNECT_MIN, RECONNECT_MAX = 0.5, 4.0

@@ -28,11 +28,11 @@ from collector.fleet import (
 )
 from collector.fleet.billing_adapter import BillingAdapter
 from collector.fleet.context import FleetContext, install
-from collector.fleet.db import Database, connect, iso
+from collector.fleet.db import iso
 from collector.fleet.mail import OutboxMailer
 from collector.fleet.routes import router
 from protocols import Command
-from tests.fleet.conftest import FakeClock
+from tests.fleet.conftest import Database, FakeClock, connect
 from tests.servers import free_port, wait_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,7 +55,8 @@ def build_app(database: Database) -> FastAPI:
     install(
         app,
         FleetContext(
-            database=database,
+            database=database.store,
+            clock=database.clock,
             billing=BillingAdapter(load_price_book(PRICE_BOOK)),
             base_url="http://127.0.0.1",
             link_key=LINK_KEY,

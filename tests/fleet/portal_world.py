@@ -12,13 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from collector.fleet.db import connect, iso
+from collector.fleet.db import iso
 from collector.store.health import sample_of
 from collector.store.ledger import CommitBatch
 from collector.store.sqlite import SqliteLedger
 from protocols import HealthReport
 from protocols.messages import DiskUsage, ModemHealth
-from tests.fleet.conftest import FakeClock, prepare_database
+from tests.fleet.conftest import FakeClock, connect, prepare_database
 from tests.fleet.live import World, seed
 
 T0 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)

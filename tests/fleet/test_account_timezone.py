@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,12 +13,10 @@ import pytest
 
 from collector.billing import activations, ledger
 from collector.billing.close import close_month
-from collector.billing.db import connect as billing_connect
 from collector.billing.periods import Month
 from collector.billing.price_book import load_price_book
-from collector.fleet.db import Database
 from tests.billing.conftest import PRICE_BOOK, add_device, add_usage
-from tests.fleet.conftest import FakeClock, prepare_database
+from tests.fleet.conftest import Database, FakeClock, connect, prepare_database
 from tests.fleet.live import World, build_app, seed, serve
 
 ROME = ZoneInfo("Europe/Rome")
@@ -69,7 +66,7 @@ def test_a_month_closes_on_the_api_accounts_own_midnight(
         made = _post(client, world.tokens["operator"], "/accounts", body)
         assert made.status_code == 201, made.text
     book = load_price_book(PRICE_BOOK)
-    conn: sqlite3.Connection = billing_connect(db)
+    conn = connect(db)
     totals: dict[tuple[str, int], object] = {}
     try:
         for aid in ("roma", "londra"):

@@ -13,8 +13,8 @@ import pytest
 
 from collector.billing import support_cards
 from collector.fleet import invitations, mail
-from collector.fleet.db import Database, connect, iso
-from tests.fleet.conftest import FakeClock, prepare_database
+from collector.fleet.db import iso
+from tests.fleet.conftest import Database, FakeClock, connect, prepare_database
 from tests.fleet.live import LINK_KEY, World, build_app, seed, serve
 
 

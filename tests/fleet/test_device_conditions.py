@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from collector.fleet.db import Database, connect, iso
-from tests.fleet.conftest import FakeClock, prepare_database
+from collector.fleet.db import iso
+from tests.fleet.conftest import Database, FakeClock, connect, prepare_database
 from tests.fleet.live import World, build_app, seed, serve
 
 

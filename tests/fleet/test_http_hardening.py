@@ -17,8 +17,7 @@ import pytest
 import uvicorn
 
 from collector.fleet import invitations, mail
-from collector.fleet.db import Database, connect
-from tests.fleet.conftest import FakeClock, prepare_database
+from tests.fleet.conftest import Database, FakeClock, connect, prepare_database
 from tests.fleet.live import LINK_KEY, World, build_app, seed, serve
 from tests.servers import free_port, wait_port
 

@@ -18,8 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from collector.fleet.db import Database
-from tests.fleet.conftest import FakeClock, prepare_database
+from tests.fleet.conftest import Database, FakeClock, prepare_database
 from tests.fleet.live import World, build_app, seed, serve
 
 Routes = list[tuple[str, str, bool]]  # (path template, method, has body)
@@ -135,8 +134,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Clien
 def _paid_order_of_a(path: Path, clock: FakeClock, w: World) -> None:
     """A paid order with its invoice, and an unpaid one, in account A."""
     from collector.billing import orders
-    from collector.billing.db import connect
     from collector.billing.price_book import load_price_book
+    from tests.fleet.conftest import connect
     from tests.fleet.live import PRICE_BOOK
 
     conn = connect(path)

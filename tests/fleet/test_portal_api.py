@@ -12,14 +12,14 @@ from pathlib import Path
 
 import httpx
 
-from collector.fleet.db import Database, connect, iso
+from collector.fleet.db import iso
 from collector.fleet.timeline import daily_totals, room_segments, zone
 from collector.store.health import sample_of
 from collector.store.ledger import CommitBatch
 from collector.store.sqlite import SqliteLedger
 from protocols import HealthReport
 from protocols.messages import DiskUsage, ModemHealth
-from tests.fleet.conftest import FakeClock, prepare_database
+from tests.fleet.conftest import Database, FakeClock, connect, prepare_database
 from tests.fleet.live import build_app, seed, serve
 
 T0 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)

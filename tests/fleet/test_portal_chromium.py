@@ -16,8 +16,8 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from collector.fleet import invitations, mail
-from collector.fleet.db import Database, connect, iso
-from tests.fleet.conftest import FakeClock, prepare_database
+from collector.fleet.db import iso
+from tests.fleet.conftest import Database, FakeClock, connect, prepare_database
 from tests.fleet.live import LINK_KEY, PASSWORD, REPO, build_app, seed, serve
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

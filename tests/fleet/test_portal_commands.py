@@ -21,11 +21,10 @@ from playwright.sync_api import Page, expect
 from agent.daemon import Agent
 from agent.health import FakeProbe
 from agent.system import FakeStats
-from collector.fleet.db import connect
 from protocols import Service
 from tests.agent.conftest import make_settings
 from tests.collector.test_crash import start, wait_subscribed
-from tests.fleet.conftest import FakeClock, prepare_database
+from tests.fleet.conftest import FakeClock, connect, prepare_database
 from tests.fleet.live import seed
 from tests.fleet.portal_browser import Portal, browser_fixture, page_fixture, shot, sign_in
 from tests.servers import Mosquitto, free_port, wait_port

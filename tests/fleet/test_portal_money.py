@@ -20,7 +20,7 @@ from playwright.sync_api import Page, expect
 from collector.billing.close import close_month
 from collector.billing.periods import Month
 from collector.billing.price_book import load_price_book
-from collector.fleet.db import Database, connect
+from tests.fleet.conftest import Database, connect
 from tests.fleet.live import PRICE_BOOK, World, build_app, serve
 from tests.fleet.portal_browser import Portal, browser_fixture, page_fixture, shot, sign_in
 from tests.fleet.portal_world import build

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from collector.fleet.db import Database
+from tests.fleet.conftest import Database
 from tests.fleet.live import build_app, serve
 from tests.fleet.portal_browser import Portal, browser_fixture, go, page_fixture, shot, sign_in
 from tests.fleet.portal_world import build

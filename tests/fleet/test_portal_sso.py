@@ -21,8 +21,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from collector.fleet.db import Database, connect
-from tests.fleet.conftest import FakeClock, prepare_database
+from tests.fleet.conftest import Database, FakeClock, connect, prepare_database
 from tests.fleet.live import build_app, seed, serve
 from tests.fleet.portal_browser import AUDIT_JS, Portal, browser_fixture
 from tests.servers import free_port, wait_port

@@ -13,10 +13,9 @@ import pytest
 from collector import cli as collector_cli
 from collector.fleet import access, devices, mosquitto_config
 from collector.fleet import cli as fleet_cli
-from collector.fleet.db import Database
 from collector.fleet.errors import InvalidInput
 from collector.fleet.mosquitto_passwd import mosquitto_hash
-from tests.fleet.conftest import FakeClock, prepare_database
+from tests.fleet.conftest import Database, FakeClock, prepare_database
 from tests.fleet.live import World, build_app, seed, serve
 
 

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 
 from collector.fleet import access, devices, invitations, mail, rooms
-from collector.fleet.db import Database
 from collector.fleet.errors import Conflict, Gone, NotFound, Unauthorized
 from collector.fleet.signin import SignInGuard, sign_in
 from collector.fleet.status import room_status_history
-from tests.fleet.conftest import FakeClock
+from tests.fleet.conftest import Database, FakeClock
 
 KEY = b"k" * 32
 
@@ -161,7 +160,7 @@ def test_cli_invitation_link_is_shown_only_when_rendered(
 ) -> None:
     from collector import cli as collector_cli
     from collector.fleet import cli as fleet_cli
-    from collector.fleet.db import connect
+    from tests.fleet.conftest import connect
 
     db = tmp_path / "ledger.sqlite3"
     parser = collector_cli.build_parser([fleet_cli])

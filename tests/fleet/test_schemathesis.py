@@ -31,8 +31,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from collector.fleet.db import Database
-from tests.fleet.conftest import FakeClock, prepare_database
+from tests.fleet.conftest import Database, FakeClock, prepare_database
 from tests.fleet.live import World, build_app, seed, serve
 
 CHECKS = [

@@ -17,13 +17,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from collector.api import errors as api_errors
 from collector.fleet import access, passwords, signin
 from collector.fleet.context import FleetContext, install
-from collector.fleet.db import Database, connect
 from collector.fleet.errors import RateLimited, Unauthorized
 from collector.fleet.signin import SignInGuard, sign_in
 from collector.fleet.throttle import Limit, SignInThrottle
-from tests.fleet.conftest import FakeClock, prepare_database
+from tests.fleet.conftest import Database, FakeClock, connect, prepare_database
 from tests.fleet.live import PASSWORD, World, build_app, seed, serve
 
 
@@ -205,7 +205,8 @@ def test_the_guard_refuses_when_locked(db: Database) -> None:
     with pytest.raises(RateLimited) as err:
         sign_in(db, guard, "a@x.example", "right-password", "h")  # even the right one waits
     assert err.value.retry_after == 900
-    assert err.value.headers == {"Retry-After": "900"}
+    assert api_errors.status_of(err.value) == 429
+    assert api_errors.headers_of(err.value) == {"Retry-After": "900"}
     assert signin.HASH_SLOTS >= 1
 
 

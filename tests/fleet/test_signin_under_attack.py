@@ -31,10 +31,10 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.fleet import access, devices, passwords
-from collector.fleet.db import connect
 from collector.store.migrations import apply_sqlite
 from protocols import Kind, Receipt, Topic, decode, encode
 from tests.collector.helpers import usage_batch
+from tests.fleet.conftest import connect
 from tests.servers import Mosquitto, free_port, wait_port
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,9 +13,8 @@ from joserfc import jwt
 from joserfc.jwk import OctKey, RSAKey
 
 from collector.fleet import sso
-from collector.fleet.db import connect
 from collector.fleet.errors import Forbidden
-from tests.fleet.conftest import FakeClock, prepare_database
+from tests.fleet.conftest import FakeClock, connect, prepare_database
 from tests.fleet.live import seed
 
 ISSUER = "http://127.0.0.1:9"

@@ -10,10 +10,9 @@ import httpx
 from collector.api.app import create_app
 from collector.config import LedgerSettings, Settings
 from collector.fleet import access, devices, tokens
-from collector.fleet.db import connect
 from collector.fleet.routes import router
 from collector.fleet.wiring import attach
-from tests.fleet.conftest import prepare_database
+from tests.fleet.conftest import connect, prepare_database
 from tests.fleet.live import PRICE_BOOK, serve
 
 
