@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -103,6 +104,9 @@ class MeterDeps:
     stats: StatsSource
     state_dir: Path  # a writable directory for the meter's own files, if any
     time: TimeGuard | None = None  # shared judge of the wall clock (one per agent)
+    # Blocking port I/O (the modem) runs here; None: each port on a thread of
+    # its own. The simulator shares one pool between a fleet's modems.
+    io_executor: Executor | None = None
 
 
 class MeterFactory(Protocol):

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -87,8 +88,10 @@ class SimMeter:
         self.settings = settings
         self.deps = deps
         self.counters = MeterCounters()
-        factory = modem_factory or _serial_modem
-        self.modem = factory(settings)
+        if modem_factory is None:
+            self.modem = _serial_modem(settings, deps.io_executor)
+        else:
+            self.modem = modem_factory(settings)
         self.identity: ModemIdentity | None = None
         self.network: NetworkStatus | None = None
         self._state: TrackState | None = None
@@ -280,12 +283,13 @@ def _state_of(exc: ModemError) -> str:
     return "error"
 
 
-def _serial_modem(settings: SimSettings) -> SerialModem:
+def _serial_modem(settings: SimSettings, executor: Executor | None) -> SerialModem:
     return SerialModem(
         settings.port,
         baudrate=settings.baudrate,
         command_timeout=settings.command_timeout_s,
         iccid_commands=settings.iccid_commands or None,
+        executor=executor,
     )
 
 

@@ -32,7 +32,7 @@ import asyncio
 import errno
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -73,6 +73,7 @@ class SerialModem:
         command_timeout: float = 5.0,
         iccid_commands: tuple[str, ...] | None = None,
         quiet_gap_s: float = 0.1,
+        executor: Executor | None = None,
     ) -> None:
         self.port = port
         self._sync = LineSync(port, quiet_gap_s)
@@ -90,7 +91,10 @@ class SerialModem:
         self._serial: serial.Serial | None = None
         self._seen = False
         self._lock = asyncio.Lock()
-        self._executor: ThreadPoolExecutor | None = None
+        # The port's blocking calls run one at a time (self._lock) on a
+        # thread of its own, or on a pool shared with other ports (given).
+        self._shared_executor = executor
+        self._executor: Executor | None = executor
 
     @property
     def echo(self) -> bool | None:
@@ -150,9 +154,9 @@ class SerialModem:
         ser, self._serial = self._serial, None
         if ser is not None:
             await self._run(ser.close)
-        if self._executor is not None:
+        if self._executor is not None and self._executor is not self._shared_executor:
             self._executor.shutdown(wait=False)
-            self._executor = None
+            self._executor = self._shared_executor
 
     # ------------------------------------------------------------- exchange
 

@@ -9,7 +9,8 @@ modem's pty, the data-ingestion meter listens for the producer's lines and
 the peripherals meter scans the fake sysfs tree. Timeouts the agent counts
 on its clock are scaled by the speed so they stay the same in real time.
 The agents of one factory share a small pool of threads for their outboxes'
-SQLite calls (``agent.sqlite_lanes``) instead of one thread each.
+SQLite calls (``agent.sqlite_lanes``) and another for their modem ports,
+instead of one thread each.
 """
 
 from __future__ import annotations
@@ -145,7 +146,9 @@ class HostedAgent:
         return depth.usage + depth.data
 
 
-def build_meters(spec: GatewaySpec) -> tuple[list[Meter], dict[str, str]]:
+def build_meters(
+    spec: GatewaySpec, io_executor: Executor | None = None
+) -> tuple[list[Meter], dict[str, str]]:
     """Build the gateway's real meters; a meter that cannot be built is reported, not fatal."""
     deps = MeterDeps(
         device_id=spec.device,
@@ -153,6 +156,7 @@ def build_meters(spec: GatewaySpec) -> tuple[list[Meter], dict[str, str]]:
         clock=spec.clock,
         stats=spec.hardware.stats,
         state_dir=spec.state_dir,
+        io_executor=io_executor,
     )
     meters: list[Meter] = []
     skipped: dict[str, str] = {}
@@ -166,6 +170,7 @@ def build_meters(spec: GatewaySpec) -> tuple[list[Meter], dict[str, str]]:
 
 
 OUTBOX_THREADS = 4  # threads every outbox of a fleet shares (one each without them)
+MODEM_THREADS = 16  # threads the modem ports of a fleet share (one each without them)
 
 
 def make_factory(speed: float, outbox_executor: Executor | None = None) -> Any:
@@ -173,14 +178,16 @@ def make_factory(speed: float, outbox_executor: Executor | None = None) -> Any:
 
     The agents' outboxes run their SQLite calls on ``outbox_executor``
     (default: a pool of OUTBOX_THREADS made here, shared by every agent of
-    the factory) instead of one thread per outbox (agent.sqlite_lanes).
+    the factory) instead of one thread per outbox (agent.sqlite_lanes); their
+    SIM meters' modem ports share a pool of MODEM_THREADS.
     """
     executor = outbox_executor or ThreadPoolExecutor(
         max_workers=OUTBOX_THREADS, thread_name_prefix="outboxes"
     )
+    modems = ThreadPoolExecutor(max_workers=MODEM_THREADS, thread_name_prefix="modems")
 
     def factory(spec: GatewaySpec) -> HostedAgent:
-        meters, skipped = build_meters(spec)
+        meters, skipped = build_meters(spec, modems)
         agent = Agent(
             agent_settings(spec, speed),
             clock=spec.clock,

@@ -138,7 +138,8 @@ class FakeModem:
             self._sent = self._recv = 0
         self._queue.clear()
         self._buf = b""
-        self._hub = self._shared_hub or ModemHub("fake-modem")
+        shared = self._shared_hub
+        self._hub = shared if shared is not None else ModemHub("fake-modem")
         self._hub.add(self)
 
     def unplug(self) -> None:
