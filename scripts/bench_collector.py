@@ -53,6 +53,7 @@ from tests.pgserver import PostgresServer
 from tests.servers import Mosquitto
 
 ACCOUNT = "bench"
+PROFILE_ENV = "BENCH_COLLECTOR_PROFILE"  # set by --profile DIR for the collector processes
 EPOCH = "0123456789abcdef"
 
 
@@ -290,7 +291,17 @@ async def worker(raw_json: str) -> None:
     loop.add_signal_handler(signal.SIGTERM, collector.request_stop)
     print("ready", flush=True)
     await asyncio.to_thread(sys.stdin.readline)
-    await collector.run()
+    profile_dir = os.environ.get(PROFILE_ENV)
+    if profile_dir:  # where a process's time goes: python -m pstats DIR/<client id>.prof
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        await collector.run()
+        profiler.disable()
+        profiler.dump_stats(Path(profile_dir) / f"{settings.mqtt.client_id}.prof")
+    else:
+        await collector.run()
     print(json.dumps({"committed": int(collector.metrics.records_committed._value.get())}))
 
 
@@ -308,8 +319,12 @@ async def main() -> None:
         "--processes", help="scale-out run: comma-separated collector process counts, e.g. 1,2,3"
     )
     ap.add_argument("--json", type=Path, help="write [{metric, figure, baseline, unit, target}]")
+    ap.add_argument("--profile", type=Path, help="scale-out run: cProfile each process into DIR")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        os.environ[PROFILE_ENV] = str(args.profile.resolve())
     if args.worker:
         await worker(args.worker)
         return

@@ -269,7 +269,8 @@ class PostgresLedger:
         if not unique:
             return [], {}
         rows = sorted(unique.values())  # record_id first: one lock order for every commit
-        payload = _JSON.encode([r[:14] for r in rows]).decode()
+        # Whole rows (their 15th field, the rollup hour, is not read): no per-row slice.
+        payload = _JSON.encode(rows).decode()
         try:
             async with conn.transaction():  # a savepoint
                 await conn.execute(_INSERT_USAGE_PLAIN, (payload,))
