@@ -42,9 +42,10 @@ class Limits:
 
 
 class Settled(NamedTuple):
-    """One outbox sequence settled by a commit (``reason`` empty = committed).
+    """Outbox sequences ``seq..hi`` settled by a commit (``reason`` empty = committed).
 
-    A NamedTuple: one is built per record on the hot path.
+    ``hi`` 0 means ``seq`` alone. Committed records settle as runs (one per
+    consecutive stretch of a batch), a refused record alone with its reason.
     """
 
     account: str
@@ -52,6 +53,12 @@ class Settled(NamedTuple):
     epoch: str
     seq: int
     reason: str = ""
+    hi: int = 0
+
+    @property
+    def last(self) -> int:
+        """Return the last sequence of the run."""
+        return max(self.seq, self.hi)
 
 
 @dataclass(slots=True)

@@ -6,12 +6,15 @@ as one Receipt with contiguous ranges (and rejected ranges with reasons).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from collector.ingest.model import Settled
 from protocols import TRANSIENT_REASONS, Kind, Receipt, RejectedRange, Topic
 from protocols.messages import MAX_RANGES_PER_RECEIPT
+
+_MAX_SEQ = 2**63
 
 
 def ranges_of(seqs: Iterable[int]) -> list[tuple[int, int]]:
@@ -37,20 +40,41 @@ def rejected_ranges(items: Iterable[tuple[int, str]]) -> list[RejectedRange]:
     return out
 
 
-def build_receipts(settled: Sequence[Settled], now: datetime) -> list[tuple[Topic, Receipt]]:
-    """Group settled sequences by (account, device, epoch) into receipts."""
-    groups: dict[tuple[str, str, str], tuple[set[int], set[tuple[int, str]]]] = {}
-    for s in settled:
-        ok, bad = groups.setdefault((s.account, s.device, s.epoch), (set(), set()))
-        if s.reason:
-            bad.add((s.seq, s.reason[:64]))
+def merge_runs(runs: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Return sorted ``(lo, hi)`` runs with overlapping or adjacent ones merged."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(runs):
+        if out and lo <= out[-1][1] + 1:
+            if hi > out[-1][1]:
+                out[-1] = (out[-1][0], hi)
         else:
-            ok.add(s.seq)
+            out.append((lo, hi))
+    return out
+
+
+def _covered(runs: list[tuple[int, int]], seq: int) -> bool:
+    i = bisect_right(runs, (seq, _MAX_SEQ)) - 1
+    return i >= 0 and runs[i][0] <= seq <= runs[i][1]
+
+
+def build_receipts(settled: Sequence[Settled], now: datetime) -> list[tuple[Topic, Receipt]]:
+    """Group settled runs by (account, device, epoch) into receipts.
+
+    Work is per run (a batch's consecutive stretch), not per record: the
+    ranges a receipt declares are the runs merged.
+    """
+    groups: dict[tuple[str, str, str], tuple[list[tuple[int, int]], set[tuple[int, str]]]] = {}
+    for s in settled:
+        ok, bad = groups.setdefault((s.account, s.device, s.epoch), ([], set()))
+        if s.reason:
+            bad.update((seq, s.reason[:64]) for seq in range(s.seq, s.last + 1))
+        else:
+            ok.append((s.seq, s.last))
     out: list[tuple[Topic, Receipt]] = []
-    for (account, device, epoch), (ok, bad) in groups.items():
+    for (account, device, epoch), (runs, bad) in groups.items():
+        oks = merge_runs(runs)
         # A seq that was both committed and rejected (a resend) counts as committed.
-        oks = ranges_of(ok)
-        refused = rejected_ranges((seq, reason) for seq, reason in bad if seq not in ok)
+        refused = rejected_ranges((seq, reason) for seq, reason in bad if not _covered(oks, seq))
         # A transient refusal (future_timestamp) goes in ``retry``: the agent keeps it.
         bads = [r for r in refused if r.reason not in TRANSIENT_REASONS]
         later = [r for r in refused if r.reason in TRANSIENT_REASONS]

@@ -2,6 +2,19 @@
 
 One writer per process (an asyncio lock); several collector processes on the
 same file serialize on ``BEGIN IMMEDIATE`` and SQLite's busy timeout.
+
+The group commit runs as ONE blocking function on a connection and thread of
+its own (``writer``, a one-thread executor), not statement by statement
+through aiosqlite: each aiosqlite call is a round trip between the event loop
+and its thread, a dozen per group, which at one record per message cost more
+than the SQL. (aiosqlite can run a function on its thread only through a
+private method.) Reads and the other writes stay on the aiosqlite
+connection; both connections have the same PRAGMAs and take the same lock.
+
+Usage records are inserted with multi-row statements under a savepoint;
+the hourly rollups and the totals they reach are computed by SQLite from the
+rows the transaction inserted (``rowid`` above the largest before it), so
+no Python work per record is left in the commit but its parameters.
 """
 
 from __future__ import annotations
@@ -10,6 +23,7 @@ import asyncio
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,7 +56,6 @@ from collector.store.ledger import (
 
 T = TypeVar("T")
 _CHUNK = 500
-_KEY_CHUNK = 150  # 6 parameters per rollup key, under SQLite's 999 limit
 
 _INSERT_USAGE = (
     "INSERT INTO usage_records (record_id, account_id, device_id, meter, service, subject,"
@@ -51,15 +64,22 @@ _INSERT_USAGE = (
 )
 _INSERT_USAGE_ROWS = _INSERT_USAGE.split(" VALUES ", maxsplit=1)[0] + " VALUES "
 _ROW = "(" + ",".join("?" * 14) + ")"
-_UPSERT_HOURLY = (
+# The rollup hour is clock.hour_of(window start): substr(window_start, 1, 13) || ':00:00Z'.
+_ROLLUP_NEW = (
     "INSERT INTO usage_hourly (account_id, device_id, service, subject, unit, hour,"
-    " quantity, records) VALUES (?,?,?,?,?,?,?,?)"
+    " quantity, records) SELECT account_id, device_id, service, subject, unit,"
+    " substr(window_start, 1, 13) || ':00:00Z',"
+    " SUM(quantity), COUNT(*) FROM usage_records WHERE rowid > ?"
+    " GROUP BY account_id, device_id, service, subject, unit, 6"
     " ON CONFLICT (account_id, device_id, service, subject, unit, hour) DO UPDATE SET"
     " quantity = quantity + excluded.quantity, records = records + excluded.records"
 )
-_SELECT_ROLLUPS = (
+_SELECT_TOUCHED = (
     "SELECT account_id, device_id, service, subject, unit, hour, quantity, records"
-    " FROM usage_hourly WHERE (account_id, device_id, service, subject, unit, hour)"
+    " FROM usage_hourly WHERE (account_id, device_id, service, subject, unit, hour) IN"
+    " (SELECT account_id, device_id, service, subject, unit,"
+    " substr(window_start, 1, 13) || ':00:00Z' FROM usage_records"
+    " WHERE rowid > ?) ORDER BY account_id, device_id, service, subject, unit, hour"
 )
 _SELECT_DEAD = (
     "SELECT id, received_at, topic, account_id, device_id, reason, detail, raw_size,"
@@ -106,6 +126,9 @@ class SqliteLedger:
         self.path = str(path)
         self.synchronous = synchronous
         self._db: aiosqlite.Connection | None = None
+        # The group commit's own connection and thread (see the module docstring).
+        self._writer_conn: sqlite3.Connection | None = None
+        self._writer: ThreadPoolExecutor | None = None
         self._lock = asyncio.Lock()
         self._rows_per_statement = max(1, min(500, _variable_limit() // 14))
 
@@ -116,19 +139,47 @@ class SqliteLedger:
             raise RuntimeError("ledger is not open")
         return self._db
 
+    @property
+    def writer(self) -> sqlite3.Connection:
+        """Return the group commit's connection (used on the writer thread only)."""
+        if self._writer_conn is None:
+            raise RuntimeError("ledger is not open")
+        return self._writer_conn
+
     async def open(self) -> None:
         """Apply migrations, then connect with WAL and a busy timeout."""
         if Path(self.path).parent and not Path(self.path).parent.exists():
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(migrate_file, self.path)
         self._db = await aiosqlite.connect(self.path, isolation_level=None, timeout=30)
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute(f"PRAGMA synchronous={self.synchronous}")
-        await self._db.execute("PRAGMA foreign_keys=ON")
-        await self._db.execute("PRAGMA busy_timeout=30000")
+        for pragma in self._pragmas():
+            await self._db.execute(pragma)
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
+        loop = asyncio.get_running_loop()
+        self._writer_conn = await loop.run_in_executor(self._writer, self._connect_writer)
+
+    def _pragmas(self) -> list[str]:
+        return [
+            "PRAGMA journal_mode=WAL",
+            f"PRAGMA synchronous={self.synchronous}",
+            "PRAGMA foreign_keys=ON",
+            "PRAGMA busy_timeout=30000",
+        ]
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+        for pragma in self._pragmas():
+            conn.execute(pragma)
+        return conn
 
     async def close(self) -> None:
-        """Close the connection."""
+        """Close the connections."""
+        if self._writer is not None:
+            writer, conn = self._writer, self._writer_conn
+            if conn is not None:
+                await asyncio.get_running_loop().run_in_executor(writer, conn.close)
+            writer.shutdown(wait=True)
+            self._writer = self._writer_conn = None
         if self._db is not None:
             await self._db.close()
             self._db = None
@@ -143,68 +194,50 @@ class SqliteLedger:
     # -- the group commit ------------------------------------------------------
 
     async def commit(self, batch: CommitBatch) -> CommitResult:
-        """Write usage (deduplicated), rollups, dead letters, status and export rows."""
-        async with self._lock:
-            db = self.db
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                result = await self._commit(db, batch)
-                await db.execute("COMMIT")
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
-            return result
+        """Write usage (deduplicated), rollups, dead letters, status and export rows.
 
-    async def _commit(self, db: aiosqlite.Connection, batch: CommitBatch) -> CommitResult:
-        # First occurrence of each id in this group; later ones are duplicates.
-        unique: dict[str, UsageRow] = {}
-        repeated: set[str] = set()
-        conflicts: list[DeadLetter] = []
-        dup_count = 0
-        for r in batch.usage:
-            first = unique.get(r.record_id)
-            if first is None:
-                unique[r.record_id] = r
-                continue
-            repeated.add(r.record_id)
-            dup_count += 1
-            if not same_content(content_of(first), content_of(r)):
-                conflicts.append(conflict_letter(r, content_of(first)))
-        new_rows, kept = await self._insert_new(db, list(unique.values()))
-        already: set[str] = set()
-        if len(new_rows) != len(unique):
-            already = set(unique) - {r.record_id for r in new_rows}
-            dup_count += len(already)
-            # A resend must be the same record: a different content under a known
-            # id means a broken or malicious device. The first stays; flag the rest.
-            for rid in sorted(already):
-                old = kept.get(rid)
-                if old is not None and not same_content(old, content_of(unique[rid])):
-                    conflicts.append(conflict_letter(unique[rid], old))
-        duplicates = already | repeated
-        agg: dict[tuple[str, str, str, str, str, str], list[int]] = {}
-        for r in new_rows:
-            key = (r.account_id, r.device_id, r.service, r.subject, r.unit, r.hour)
-            slot = agg.setdefault(key, [0, 0])
-            slot[0] += r.quantity
-            slot[1] += 1
-        if agg:
-            await db.executemany(_UPSERT_HOURLY, [(*k, q, n) for k, (q, n) in agg.items()])
+        The whole group is ONE call on the writer thread (``_commit_sync``):
+        one hop from the event loop per group instead of one per statement.
+        """
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._writer, self._commit_sync, batch)
+
+    def _commit_sync(self, batch: CommitBatch) -> CommitResult:
+        conn = self.writer
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = self._write(conn, batch)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return result
+
+    def _write(self, conn: sqlite3.Connection, batch: CommitBatch) -> CommitResult:
+        # Rows inserted by this transaction are exactly those above the largest
+        # rowid before it (the write lock is ours; rowids grow): SQLite rolls
+        # them up and reads the touched totals back, no Python work per row.
+        before = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM usage_records").fetchone()[0]
+        inserted, duplicates, dup_count, conflicts = self._insert_usage(conn, batch.usage)
+        rollups: list[RollupRow] = []
+        if inserted:
+            conn.execute(_ROLLUP_NEW, (before,))
+            rollups = [RollupRow(*r) for r in conn.execute(_SELECT_TOUCHED, (before,))]
         if dup_count:
-            await db.execute(
+            conn.execute(
                 "INSERT INTO ingest_counters (name, value) VALUES ('duplicates', ?)"
                 " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
                 (dup_count,),
             )
-        rollups = await self._read_rollups(db, list(agg)) if agg else []
         export = [e for e in batch.export if not e.only_if_new or e.only_if_new not in duplicates]
         if batch.rollup_line is not None:
             export.extend(batch.rollup_line(r) for r in rollups)
         letters = [*batch.dead_letters, *conflicts]
-        pruned = await self._write_dead_letters(db, letters, batch.dead_letter_caps)
-        await self._write_status(db, batch)
+        pruned = self._write_dead_letters(conn, letters, batch.dead_letter_caps)
+        self._write_status(conn, batch)
         if batch.conditions:
-            await db.executemany(
+            conn.executemany(
                 "INSERT INTO device_conditions (device_id, condition, account_id, since,"
                 " last_seen, detail) VALUES (?,?,?,?,?,?) ON CONFLICT (device_id, condition)"
                 " DO UPDATE SET account_id = excluded.account_id, last_seen = excluded.last_seen,"
@@ -215,27 +248,25 @@ class SqliteLedger:
                 ],
             )
         if batch.replies:
-            await db.executemany(commands.REPLY_SQL, [r.row() for r in batch.replies])
+            conn.executemany(commands.REPLY_SQL, [r.row() for r in batch.replies])
         if batch.health:
-            await db.executemany(health.INSERT_SQL, [s.row() for s in batch.health])
-            await db.executemany(health.PRUNE_SQL, health.prune_rows(batch.health))
+            conn.executemany(health.INSERT_SQL, [s.row() for s in batch.health])
+            conn.executemany(health.PRUNE_SQL, health.prune_rows(batch.health))
         if export:
             now = batch.usage[0].received_at if batch.usage else _now_text(batch)
-            await db.executemany(
+            conn.executemany(
                 "INSERT INTO export_queue (bucket, line, enqueued_at) VALUES (?,?,?)",
                 [(e.bucket, e.line, now) for e in export],
             )
-        return CommitResult(
-            len(new_rows), frozenset(duplicates), rollups, dup_count, conflicts, pruned
-        )
+        return CommitResult(inserted, duplicates, rollups, dup_count, conflicts, pruned)
 
-    async def _write_dead_letters(
-        self, db: aiosqlite.Connection, letters: list[DeadLetter], caps: DeadLetterCaps | None
+    def _write_dead_letters(
+        self, conn: sqlite3.Connection, letters: list[DeadLetter], caps: DeadLetterCaps | None
     ) -> int:
         """Insert dead letters, count them exactly, prune the oldest beyond the caps."""
         if not letters:
             return 0
-        await db.executemany(
+        conn.executemany(
             _INSERT_DEAD,
             [
                 (
@@ -246,7 +277,7 @@ class SqliteLedger:
             ],
         )  # fmt: skip
         totals = Counter((d.device_id or "", d.reason) for d in letters)
-        await db.executemany(
+        conn.executemany(
             "INSERT INTO dead_letter_totals (device_id, reason, count) VALUES (?,?,?)"
             " ON CONFLICT (device_id, reason) DO UPDATE SET count = count + excluded.count",
             [(dev, reason, n) for (dev, reason), n in totals.items()],
@@ -256,84 +287,97 @@ class SqliteLedger:
         pruned = 0
         for device in {d.device_id for d in letters}:
             # The newest ``per_device`` rows of this device stay (dead_letters_device index).
-            cur = await db.execute(
+            cur = conn.execute(
                 "DELETE FROM dead_letters WHERE device_id IS ? AND id <= (SELECT id FROM"
                 " dead_letters WHERE device_id IS ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
                 (device, device, caps.per_device),
             )
             pruned += max(cur.rowcount, 0)
-        cur = await db.execute(
+        cur = conn.execute(
             "DELETE FROM dead_letters WHERE id <= (SELECT id FROM dead_letters"
             " ORDER BY id DESC LIMIT 1 OFFSET ?)",
             (caps.total,),
         )
         pruned += max(cur.rowcount, 0)
         if pruned:
-            await db.execute(
+            conn.execute(
                 "INSERT INTO ingest_counters (name, value) VALUES ('dead_letters_pruned', ?)"
                 " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
                 (pruned,),
             )
         return pruned
 
-    async def _insert_new(
-        self, db: aiosqlite.Connection, rows: list[UsageRow]
-    ) -> tuple[list[UsageRow], dict[str, tuple[object, ...]]]:
-        """Insert rows whose id is not in the ledger yet; return them and the kept content.
+    def _insert_usage(
+        self, conn: sqlite3.Connection, rows: Sequence[UsageRow]
+    ) -> tuple[int, frozenset[str], int, list[DeadLetter]]:
+        """Insert the records not in the ledger yet.
 
-        Fast path: insert everything under a savepoint; only if an id already
-        exists (a resend) roll back and look the ids up first. The second
-        value maps each id already in the ledger to its stored content
-        (``content_of`` order), so a conflicting resend can be flagged.
+        Returns (rows inserted, duplicate ids, duplicate rows, conflicting
+        resends). Fast path: insert everything under a savepoint, with no
+        Python work per row but its parameters; only if an id repeats (within
+        the group, or a resend of a committed record) is it rolled back and
+        done the careful way.
         """
         if not rows:
-            return [], {}
-        await db.execute("SAVEPOINT usage_insert")
+            return 0, frozenset(), 0, []
+        conn.execute("SAVEPOINT usage_insert")
         try:
-            await self._insert_rows(db, rows)
+            self._insert_rows(conn, rows)
         except sqlite3.IntegrityError:
-            await db.execute("ROLLBACK TO usage_insert")
+            conn.execute("ROLLBACK TO usage_insert")
         else:
-            await db.execute("RELEASE usage_insert")
-            return rows, {}
-        await db.execute("RELEASE usage_insert")
+            conn.execute("RELEASE usage_insert")
+            return len(rows), frozenset(), 0, []
+        conn.execute("RELEASE usage_insert")
+        return self._insert_deduplicated(conn, rows)
+
+    def _insert_deduplicated(
+        self, conn: sqlite3.Connection, rows: Sequence[UsageRow]
+    ) -> tuple[int, frozenset[str], int, list[DeadLetter]]:
+        # First occurrence of each id in this group; later ones are duplicates.
+        unique: dict[str, UsageRow] = {}
+        repeated: set[str] = set()
+        conflicts: list[DeadLetter] = []
+        dup_count = 0
+        for r in rows:
+            first = unique.get(r.record_id)
+            if first is None:
+                unique[r.record_id] = r
+                continue
+            repeated.add(r.record_id)
+            dup_count += 1
+            if not same_content(content_of(first), content_of(r)):
+                conflicts.append(conflict_letter(r, content_of(first)))
+        # Each id already in the ledger, with its stored content (content_of order).
         existing: dict[str, tuple[object, ...]] = {}
-        ids = [r.record_id for r in rows]
         columns = ", ".join(CONTENT_FIELDS)
-        for chunk in _chunks(ids, _CHUNK):
+        for chunk in _chunks(list(unique), _CHUNK):
             marks = ",".join("?" * len(chunk))
             sql = f"SELECT record_id, {columns} FROM usage_records WHERE record_id IN ({marks})"  # noqa: S608
-            async with db.execute(sql, tuple(chunk)) as cur:
-                existing.update((row[0], tuple(row[1:])) for row in await cur.fetchall())
-        fresh = [r for r in rows if r.record_id not in existing]
+            existing.update((row[0], tuple(row[1:])) for row in conn.execute(sql, tuple(chunk)))
+        fresh = [r for r in unique.values() if r.record_id not in existing]
         if fresh:
-            await self._insert_rows(db, fresh)
-        return fresh, existing
+            self._insert_rows(conn, fresh)
+        dup_count += len(existing)
+        # A resend must be the same record: a different content under a known
+        # id means a broken or malicious device. The first stays; flag the rest.
+        for rid in sorted(existing):
+            if not same_content(existing[rid], content_of(unique[rid])):
+                conflicts.append(conflict_letter(unique[rid], existing[rid]))
+        return len(fresh), frozenset(existing.keys() | repeated), dup_count, conflicts
 
-    async def _insert_rows(self, db: aiosqlite.Connection, rows: list[UsageRow]) -> None:
+    def _insert_rows(self, conn: sqlite3.Connection, rows: Sequence[UsageRow]) -> None:
         # Multi-row INSERT statements, not executemany: executemany releases and
         # re-takes the GIL around every row, which crawls when the MQTT thread and
         # the event loop are busy; one statement per few hundred rows does not.
         per = self._rows_per_statement
         for chunk in _chunks(rows, per):
             sql = _INSERT_USAGE_ROWS + ",".join([_ROW] * len(chunk))
-            await db.execute(sql, list(chain.from_iterable(r[:14] for r in chunk)))
+            conn.execute(sql, list(chain.from_iterable(r[:14] for r in chunk)))
 
-    async def _read_rollups(
-        self, db: aiosqlite.Connection, keys: list[tuple[str, str, str, str, str, str]]
-    ) -> list[RollupRow]:
-        out: list[RollupRow] = []
-        for chunk in _chunks(keys, _KEY_CHUNK):
-            values = ",".join("(?,?,?,?,?,?)" for _ in chunk)
-            params = [p for k in chunk for p in k]
-            sql = _SELECT_ROLLUPS + f" IN (VALUES {values})"
-            async with db.execute(sql, params) as cur:
-                out.extend(RollupRow(*row) for row in await cur.fetchall())
-        return out
-
-    async def _write_status(self, db: aiosqlite.Connection, batch: CommitBatch) -> None:
+    def _write_status(self, conn: sqlite3.Connection, batch: CommitBatch) -> None:
         if batch.device_states:
-            await db.executemany(
+            conn.executemany(
                 "INSERT INTO device_status (device_id, account_id, state, since, last_seen,"
                 " boot_id, agent_version) VALUES (?,?,?,?,?,?,?) ON CONFLICT (device_id) DO"
                 " UPDATE SET account_id = excluded.account_id, state = excluded.state,"
@@ -346,14 +390,14 @@ class SqliteLedger:
                 ],
             )  # fmt: skip
         if batch.room_states:
-            await db.executemany(
+            conn.executemany(
                 "INSERT INTO room_status (account_id, room, state, since) VALUES (?,?,?,?)"
                 " ON CONFLICT (account_id, room) DO UPDATE SET state = excluded.state,"
                 " since = excluded.since",
                 [(t.account_id, t.subject, t.state, t.at) for t in batch.room_states],
             )
         if batch.transitions:
-            await db.executemany(
+            conn.executemany(
                 "INSERT INTO status_transitions (subject_kind, account_id, subject, state, at,"
                 " reason) VALUES (?,?,?,?,?,?)",
                 [
@@ -362,7 +406,7 @@ class SqliteLedger:
                 ],
             )
         if batch.peripherals:
-            await db.executemany(
+            conn.executemany(
                 "INSERT INTO room_peripherals (device_id, serial, account_id, room, model,"
                 " present, updated_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT (device_id, serial)"
                 " DO UPDATE SET account_id = excluded.account_id, room = excluded.room,"
