@@ -178,7 +178,11 @@ def collector_raw(
     return {
         "mqtt": {"url": broker.url, "client_id": client_id},
         "ledger": ledger,
-        "ingest": {"group_commit_ms": args.group_commit_ms, "late_window_hours": 48},
+        "ingest": {
+            "group_commit_ms": args.group_commit_ms,
+            "late_window_hours": 48,
+            "max_group_messages": args.max_group_messages,
+        },
         "influx": {"enabled": False},
         "api": {"enabled": False},
     }
@@ -313,6 +317,7 @@ async def main() -> None:
     ap.add_argument("--rate", type=int, default=1000, help="messages/s for the latency run")
     ap.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
     ap.add_argument("--group-commit-ms", type=int, default=0)
+    ap.add_argument("--max-group-messages", type=int, default=2000, help="[ingest] setting")
     ap.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL")
     ap.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
     ap.add_argument(
