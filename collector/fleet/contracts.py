@@ -6,6 +6,7 @@ is assigned to one room at a time and may move between rooms (history kept).
 A purchase may be cancelled up to 30 days after it was made (day 30 yes,
 day 31 no); cancelling frees its licences. Warranty coverage of a device
 never runs past 5 years from its registration, whatever the term.
+Storage: ``collector.store.repo_fleet_rooms``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collector.fleet.db import iso, new_id, parse_iso
 from collector.fleet.errors import Conflict, InvalidInput, NotFound
 from collector.fleet.rooms import get_room
 from collector.fleet.spares import entitled_spares, spares_granted_by_purchase
+from collector.store import repo_fleet_rooms as repo
 from collector.store.db import Session
 
 Row = dict[str, Any]
@@ -56,15 +58,7 @@ class Purchase:
 
 def licensed_rooms(session: Session, principal_id: str) -> int:
     """Licences of active contracts across the principal entity and its subsidiaries."""
-    accounts = sorted(descendants(session, principal_id))
-    names = {f"a{i}": a for i, a in enumerate(accounts)}
-    marks = ", ".join(f":{k}" for k in names)
-    total = session.scalar(
-        f"SELECT COALESCE(SUM(licences), 0) FROM fleet_contracts"  # noqa: S608 - placeholders
-        f" WHERE status = 'active' AND account_id IN ({marks})",
-        names,
-    )
-    return int(total)
+    return repo.active_licences(session, sorted(descendants(session, principal_id)))
 
 
 def purchase(
@@ -86,20 +80,18 @@ def purchase(
     before = licensed_rooms(session, principal)
     granted = spares_granted_by_purchase(before, licences)
     cid = new_id("ctr")
-    session.execute(
-        "INSERT INTO fleet_contracts (id, account_id, sku, term_years, licences, purchased_at,"
-        " starts_on, ends_on, spares_granted)"
-        " VALUES (:id, :a, :sku, :term, :n, :at, :starts, :ends, :spares)",
+    repo.insert_contract(
+        session,
         {
             "id": cid,
-            "a": account_id,
+            "account_id": account_id,
             "sku": sku.strip().upper(),
-            "term": term,
-            "n": licences,
-            "at": iso(now),
-            "starts": start.isoformat(),
-            "ends": add_years(start, term).isoformat(),
-            "spares": granted,
+            "term_years": term,
+            "licences": licences,
+            "purchased_at": iso(now),
+            "starts_on": start.isoformat(),
+            "ends_on": add_years(start, term).isoformat(),
+            "spares_granted": granted,
         },
     )
     return Purchase(cid, granted, before + licences)
@@ -107,7 +99,7 @@ def purchase(
 
 def get_contract(session: Session, contract_id: str) -> Row:
     """Return the contract row or raise NotFound."""
-    row = session.map("SELECT * FROM fleet_contracts WHERE id = :id", {"id": contract_id})
+    row = repo.contract(session, contract_id)
     if row is None:
         raise NotFound(f"contract {contract_id!r} not found")
     return row
@@ -115,11 +107,7 @@ def get_contract(session: Session, contract_id: str) -> Row:
 
 def contract_with_usage(session: Session, contract_id: str) -> Row:
     """One contract with its used licence count, or NotFound."""
-    row = session.map(
-        "SELECT c.*, (SELECT COUNT(*) FROM fleet_room_licences l WHERE l.contract_id = c.id"
-        " AND l.until IS NULL) AS licences_used FROM fleet_contracts c WHERE c.id = :id",
-        {"id": contract_id},
-    )
+    row = repo.contract_with_usage(session, contract_id)
     if row is None:
         raise NotFound(f"contract {contract_id!r} not found")
     return row
@@ -127,12 +115,7 @@ def contract_with_usage(session: Session, contract_id: str) -> Row:
 
 def list_contracts(session: Session, account_id: str) -> list[Row]:
     """Contracts of an account with their used licence count."""
-    return session.maps(
-        "SELECT c.*, (SELECT COUNT(*) FROM fleet_room_licences l WHERE l.contract_id = c.id"
-        " AND l.until IS NULL) AS licences_used FROM fleet_contracts c"
-        " WHERE c.account_id = :a ORDER BY c.purchased_at, c.id",
-        {"a": account_id},
-    )
+    return repo.contracts_of(session, account_id)
 
 
 def cancel(session: Session, now: datetime, contract_id: str) -> None:
@@ -146,15 +129,7 @@ def cancel(session: Session, now: datetime, contract_id: str) -> None:
             f"a purchase can be cancelled within {CANCEL_WINDOW_DAYS} days; this one is"
             f" {elapsed} days old"
         )
-    stamp = iso(now)
-    session.execute(
-        "UPDATE fleet_contracts SET status = 'cancelled', cancelled_at = :at WHERE id = :id",
-        {"at": stamp, "id": contract_id},
-    )
-    session.execute(
-        "UPDATE fleet_room_licences SET until = :at WHERE contract_id = :id AND until IS NULL",
-        {"at": stamp, "id": contract_id},
-    )
+    repo.cancel_contract(session, contract_id, iso(now))
 
 
 def assign_licence(session: Session, now: datetime, room_id: str, contract_id: str) -> None:
@@ -167,49 +142,28 @@ def assign_licence(session: Session, now: datetime, room_id: str, contract_id: s
         raise Conflict("the contract is cancelled")
     if contract["ends_on"] <= now.date().isoformat():
         raise Conflict("the contract has ended")
-    held = session.scalar(
-        "SELECT contract_id FROM fleet_room_licences WHERE room_id = :r AND until IS NULL",
-        {"r": room_id},
-    )
+    held_row = repo.open_licence(session, room_id)
+    held = None if held_row is None else held_row["contract_id"]
     if held == contract_id:
         raise Conflict("the room already holds a licence of this contract")
-    used = session.scalar(
-        "SELECT COUNT(*) FROM fleet_room_licences WHERE contract_id = :c AND until IS NULL",
-        {"c": contract_id},
-    )
+    used = repo.licences_used(session, contract_id)
     if used >= contract["licences"]:
         raise Conflict("every licence of this contract is assigned; move one instead")
-    stamp = iso(now)
-    session.execute(
-        "UPDATE fleet_room_licences SET until = :at WHERE room_id = :r AND until IS NULL",
-        {"at": stamp, "r": room_id},
-    )
-    session.execute(
-        "INSERT INTO fleet_room_licences (contract_id, room_id, since) VALUES (:c, :r, :at)",
-        {"c": contract_id, "r": room_id, "at": stamp},
-    )
+    repo.give_licence(session, room_id, contract_id, iso(now))
 
 
 def release_licence(session: Session, now: datetime, room_id: str) -> str:
     """Take the licence off a room; return the contract it belonged to."""
-    row = session.map(
-        "SELECT id, contract_id FROM fleet_room_licences WHERE room_id = :r AND until IS NULL",
-        {"r": room_id},
-    )
+    row = repo.open_licence(session, room_id)
     if row is None:
         raise NotFound("the room holds no licence")
-    session.execute(
-        "UPDATE fleet_room_licences SET until = :at WHERE id = :id",
-        {"at": iso(now), "id": row["id"]},
-    )
+    repo.close_licence(session, row["id"], iso(now))
     return str(row["contract_id"])
 
 
 def move_licence(session: Session, now: datetime, from_room: str, to_room: str) -> None:
     """Move a room's licence to another room (which must hold none)."""
-    if session.one(
-        "SELECT 1 FROM fleet_room_licences WHERE room_id = :r AND until IS NULL", {"r": to_room}
-    ):
+    if repo.open_licence(session, to_room) is not None:
         raise Conflict("the target room already holds a licence")
     get_room(session, to_room)
     contract_id = release_licence(session, now, from_room)
@@ -218,20 +172,12 @@ def move_licence(session: Session, now: datetime, from_room: str, to_room: str) 
 
 def room_licence(session: Session, room_id: str) -> Row | None:
     """The room's current licence with its contract, if any."""
-    return session.map(
-        "SELECT l.contract_id, l.since, c.sku, c.starts_on, c.ends_on FROM fleet_room_licences l"
-        " JOIN fleet_contracts c ON c.id = l.contract_id WHERE l.room_id = :r AND l.until IS NULL",
-        {"r": room_id},
-    )
+    return repo.room_licence(session, room_id)
 
 
 def licence_history(session: Session, room_id: str) -> list[Row]:
     """Licence assignments of a room, oldest first."""
-    return session.maps(
-        "SELECT contract_id, since, until FROM fleet_room_licences WHERE room_id = :r"
-        " ORDER BY since, id",
-        {"r": room_id},
-    )
+    return repo.licence_history(session, room_id)
 
 
 def coverage_end(device_registered_at: str, contract_ends_on: str) -> str:

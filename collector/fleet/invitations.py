@@ -35,6 +35,7 @@ from collector.fleet.mail import Mail, Mailer
 from collector.fleet.passwords import hash_password, verify_password
 from collector.fleet.registry import registry_of
 from collector.fleet.tokens import hash_secret
+from collector.store import repo_fleet_access as repo
 from collector.store.db import Session
 
 Row = dict[str, Any]
@@ -120,11 +121,11 @@ def invite(
     iid = new_id("inv")
     secret = link_token(link_key, iid)
     expires = iso(now + VALIDITY)
-    session.execute(
-        "INSERT INTO fleet_invitations (id, account_id, email, role, token_hash, created_at,"
-        " expires_at, invited_by) VALUES (:id, :a, :e, :r, :h, :at, :exp, :by)",
-        {"id": iid, "a": account_id, "e": email, "r": role, "h": hash_secret(secret),
-         "at": iso(now), "exp": expires, "by": invited_by},
+    repo.insert_invitation(
+        session,
+        {"id": iid, "account_id": account_id, "email": email, "role": role,
+         "token_hash": hash_secret(secret), "created_at": iso(now), "expires_at": expires,
+         "invited_by": invited_by},
     )  # fmt: skip
     link = f"{base_url.rstrip('/')}/portal/#accept={{{{invitation-link:{iid}}}}}"
     mailer.send(
@@ -135,7 +136,7 @@ def invite(
 
 def get_invitation(session: Session, invitation_id: str) -> Row:
     """Return the invitation row or raise NotFound."""
-    row = session.map("SELECT * FROM fleet_invitations WHERE id = :id", {"id": invitation_id})
+    row = repo.invitation(session, invitation_id)
     if row is None:
         raise NotFound("invitation not found")
     return row
@@ -155,10 +156,7 @@ def resend(
     old = get_invitation(session, invitation_id)
     if old["accepted_at"] is not None:
         raise Gone("the invitation was already accepted")
-    session.execute(
-        "UPDATE fleet_invitations SET superseded_at = :at WHERE id = :id AND superseded_at IS NULL",
-        {"at": iso(now), "id": invitation_id},
-    )
+    repo.supersede_invitation(session, invitation_id, iso(now))
     return invite(
         session,
         now,
@@ -174,14 +172,7 @@ def resend(
 
 def list_invitations(session: Session, account_id: str) -> list[Row]:
     """Invitations of an account (never their secrets)."""
-    # Creation order within one second: SQLite's rowid; PostgreSQL has no such
-    # column (ids are random), so there ties fall back to the id.
-    tie = "rowid" if session.dialect == "sqlite" else "id"
-    return session.maps(
-        "SELECT id, account_id, email, role, created_at, expires_at, accepted_at,"  # noqa: S608
-        f" superseded_at FROM fleet_invitations WHERE account_id = :a ORDER BY created_at, {tie}",
-        {"a": account_id},
-    )
+    return repo.invitations_of(session, account_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,9 +193,7 @@ def check_link(session: Session, now: datetime, link_token: str, email: str) -> 
     Expired, used and replaced links are ``Gone``; a wrong address is
     ``Unauthorized``.
     """
-    row = session.map(
-        "SELECT * FROM fleet_invitations WHERE token_hash = :h", {"h": hash_secret(link_token)}
-    )
+    row = repo.invitation_by_hash(session, hash_secret(link_token))
     if row is None:
         raise NotFound("unknown invitation link")
     if row["accepted_at"] is not None:
@@ -255,10 +244,7 @@ def complete(
     else:
         user_id = current.user_id
     grant(session, user_id, current.account_id, current.role)
-    session.execute(
-        "UPDATE fleet_invitations SET accepted_at = :at WHERE id = :id",
-        {"at": iso(now), "id": current.invitation_id},
-    )
+    repo.accept_invitation(session, current.invitation_id, iso(now))
     return str(user_id)
 
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from collector.fleet.db import iso
+from collector.store import repo_fleet_access as repo
 from collector.store.db import Session
 
 
@@ -39,22 +40,14 @@ class OutboxMailer:
 
     def send(self, session: Session, now: datetime, mail: Mail) -> None:
         """Insert the message into ``fleet_mail_outbox``."""
-        session.execute(
-            "INSERT INTO fleet_mail_outbox (recipient, subject, body, created_at)"
-            " VALUES (:r, :s, :b, :at)",
-            {"r": mail.recipient, "s": mail.subject, "b": mail.body, "at": iso(now)},
-        )
+        repo.queue_mail(session, mail.recipient, mail.subject, mail.body, iso(now))
 
 
 def pending(session: Session, limit: int = 100) -> list[dict[str, Any]]:
     """Messages not yet handed to a relay, oldest first."""
-    return session.maps(
-        "SELECT * FROM fleet_mail_outbox WHERE sent_at IS NULL ORDER BY id LIMIT :n", {"n": limit}
-    )
+    return repo.pending_mail(session, limit)
 
 
 def mark_sent(session: Session, now: datetime, mail_id: int) -> None:
     """Record that a relay delivered message ``mail_id``."""
-    session.execute(
-        "UPDATE fleet_mail_outbox SET sent_at = :at WHERE id = :id", {"at": iso(now), "id": mail_id}
-    )
+    repo.mark_mail_sent(session, mail_id, iso(now))

@@ -14,7 +14,7 @@ issuer, audience, expiry, nonce) and decides who signs in:
 
 HTTP to the provider goes through :class:`OidcHttp` (httpx by default; a
 fake in ``tests/fleet/test_sso_rules.py``); the real provider is tested end
-to end in ``tests/fleet/test_portal_sso.py``.
+to end in ``tests/fleet/test_portal_sso.py``. Storage: ``collector.store.repo_fleet_access``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from collector.fleet.access import create_user, get_account, grant, normalize_em
 from collector.fleet.db import iso
 from collector.fleet.errors import Conflict, Forbidden, InvalidInput, NotFound
 from collector.fleet.registry import registry_of
+from collector.store import repo_fleet_access as repo
 from collector.store.db import Session
 
 FLOW_TTL = timedelta(minutes=10)
@@ -92,23 +93,16 @@ def configure(
     get_account(session, account_id)
     if not issuer.startswith(("https://", "http://127.0.0.1", "http://localhost")):
         raise InvalidInput("issuer must be an https URL (http only on loopback, for tests)")
-    session.execute(
-        "INSERT INTO fleet_sso_providers (account_id, issuer, client_id, client_secret,"
-        " updated_at) VALUES (:a, :iss, :cid, :secret, :at) ON CONFLICT (account_id) DO UPDATE"
-        " SET issuer = excluded.issuer, client_id = excluded.client_id,"
-        " client_secret = excluded.client_secret, updated_at = excluded.updated_at",
-        {"a": account_id, "iss": issuer.rstrip("/"), "cid": client_id, "secret": client_secret,
-         "at": iso(now)},
+    repo.put_sso_provider(
+        session,
+        {"account_id": account_id, "issuer": issuer.rstrip("/"), "client_id": client_id,
+         "client_secret": client_secret, "updated_at": iso(now)},
     )  # fmt: skip
 
 
 def provider(session: Session, account_id: str) -> Provider:
     """The account's provider, or NotFound when it has none."""
-    row = session.one(
-        "SELECT account_id, issuer, client_id, client_secret FROM fleet_sso_providers"
-        " WHERE account_id = :a",
-        {"a": account_id},
-    )
+    row = repo.sso_provider(session, account_id)
     if row is None:
         raise NotFound(f"account {account_id!r} has no single sign-on")
     return Provider(*tuple(row))
@@ -124,12 +118,12 @@ def start(session: Session, now: datetime, http: OidcHttp, account_id: str, base
     p = provider(session, account_id)
     meta = http.get_json(f"{p.issuer}/.well-known/openid-configuration")
     state, nonce, verifier = (secrets.token_urlsafe(32) for _ in range(3))
-    session.execute("DELETE FROM fleet_sso_flows WHERE created_at < :t", {"t": iso(now - FLOW_TTL)})
-    session.execute(
-        "INSERT INTO fleet_sso_flows (state, account_id, nonce, verifier, created_at)"
-        " VALUES (:s, :a, :n, :v, :at)",
-        {"s": state, "a": account_id, "n": nonce, "v": verifier, "at": iso(now)},
-    )
+    repo.start_flow(
+        session,
+        {"state": state, "account_id": account_id, "nonce": nonce, "verifier": verifier,
+         "created_at": iso(now)},
+        iso(now - FLOW_TTL),
+    )  # fmt: skip
     query = urlencode({
         "response_type": "code", "client_id": p.client_id, "scope": "openid email",
         "redirect_uri": base_url.rstrip("/") + CALLBACK_PATH, "state": state, "nonce": nonce,
@@ -166,11 +160,7 @@ def finish(
     base_url: str,
 ) -> tuple[str, str]:  # fmt: skip
     """Complete a flow; return ``(user_id, account_id)`` of who signs in, or raise Forbidden."""
-    flow = session.map(
-        "SELECT account_id, nonce, verifier, created_at FROM fleet_sso_flows WHERE state = :s",
-        {"s": state},
-    )
-    session.execute("DELETE FROM fleet_sso_flows WHERE state = :s", {"s": state})  # one use
+    flow = repo.take_flow(session, state)  # one use only
     if flow is None or flow["created_at"] < iso(now - FLOW_TTL):
         raise Forbidden("this sign-in link is unknown or expired: start again")
     p = provider(session, flow["account_id"])
@@ -197,18 +187,10 @@ def _who(session: Session, now: datetime, account_id: str, email: str) -> str:
     user = reg.user_by_email(email)
     if user is not None and reg.is_member(user["id"], account_id):
         return str(user["id"])
-    invitation = session.map(
-        "SELECT id, role FROM fleet_invitations WHERE account_id = :a AND email = :e"
-        " AND accepted_at IS NULL AND superseded_at IS NULL AND expires_at > :t"
-        " ORDER BY created_at DESC LIMIT 1",
-        {"a": account_id, "e": email, "t": iso(now)},
-    )
+    invitation = repo.open_invitation(session, account_id, email, iso(now))
     if invitation is None:
         raise Forbidden(f"{email} has no access to this account and no invitation to it")
     uid = str(user["id"]) if user is not None else create_user(session, now, email)
     grant(session, uid, account_id, invitation["role"])
-    session.execute(
-        "UPDATE fleet_invitations SET accepted_at = :at WHERE id = :id",
-        {"at": iso(now), "id": invitation["id"]},
-    )
+    repo.accept_invitation(session, str(invitation["id"]), iso(now))
     return uid

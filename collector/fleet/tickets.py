@@ -5,6 +5,7 @@ the billing component through :class:`SupportCards`); the ticket keeps a
 snapshot of the room and its devices (serials, last-seen times, recent
 health) as it was when the ticket was opened. Work logged on a ticket
 consumes the card's minutes. Every member of the account sees its tickets.
+Storage: ``collector.store.repo_fleet_rooms``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 from collector.fleet.db import iso, new_id
 from collector.fleet.errors import InvalidInput, NotFound
 from collector.fleet.status import DeviceStatusSource, room_status
+from collector.store import repo_fleet_rooms as repo
 from collector.store.db import Session
 
 Row = dict[str, Any]
@@ -64,34 +66,34 @@ def open_ticket(
     if not 1 <= len(subject) <= 200:
         raise InvalidInput("subject must be 1-200 characters")
     status = room_status(session, source, room_id, status_at or now, stale_after)
-    account_id = str(
-        session.scalar("SELECT account_id FROM fleet_rooms WHERE id = :r", {"r": room_id})
-    )
+    account_id = repo.room_account(session, room_id)
+    if account_id is None:
+        raise NotFound(f"room {room_id!r} not found")
     cards.require_active(session, account_id, card_code.strip(), now)
     tid = new_id("tkt")
-    session.execute(
-        "INSERT INTO fleet_tickets (id, account_id, room_id, subject, description, card_code,"
-        " snapshot, opened_by, created_at)"
-        " VALUES (:id, :a, :r, :subj, :desc, :card, :snap, :by, :at)",
+    repo.insert_ticket(
+        session,
         {
             "id": tid,
-            "a": account_id,
-            "r": room_id,
-            "subj": subject,
-            "desc": description[:5000],
-            "card": card_code.strip(),
-            "snap": json.dumps(asdict(status)),
-            "by": opened_by,
-            "at": iso(now),
+            "account_id": account_id,
+            "room_id": room_id,
+            "subject": subject,
+            "description": description[:5000],
+            "card_code": card_code.strip(),
+            "snapshot": json.dumps(asdict(status)),
+            "opened_by": opened_by,
+            "created_at": iso(now),
         },
     )
-    _event(session, tid, iso(now), opened_by, f"opened; room state {status.state}")
+    repo.insert_ticket_event(
+        session, tid, iso(now), opened_by, f"opened; room state {status.state}"
+    )
     return tid
 
 
 def get_ticket(session: Session, ticket_id: str) -> Row:
     """Return the ticket row or raise NotFound."""
-    row = session.map("SELECT * FROM fleet_tickets WHERE id = :id", {"id": ticket_id})
+    row = repo.ticket(session, ticket_id)
     if row is None:
         raise NotFound("ticket not found")
     return row
@@ -99,22 +101,12 @@ def get_ticket(session: Session, ticket_id: str) -> Row:
 
 def ticket_events(session: Session, ticket_id: str) -> list[Row]:
     """History of a ticket, oldest first."""
-    return session.maps(
-        "SELECT at, author, note, minutes FROM fleet_ticket_events WHERE ticket_id = :t"
-        " ORDER BY id",
-        {"t": ticket_id},
-    )
+    return repo.ticket_events(session, ticket_id)
 
 
 def list_tickets(session: Session, account_id: str) -> list[Row]:
     """Tickets of an account, newest first."""
-    return session.maps(
-        "SELECT t.id, t.account_id, t.room_id, t.subject, t.status, t.created_at, t.opened_by"
-        " FROM fleet_tickets t WHERE t.account_id = :a ORDER BY t.created_at DESC,"
-        # Opening order within one second: the ticket's first event (an identity key).
-        " (SELECT MIN(e.id) FROM fleet_ticket_events e WHERE e.ticket_id = t.id) DESC",
-        {"a": account_id},
-    )
+    return repo.tickets_of(session, account_id)
 
 
 def log_work(
@@ -140,11 +132,9 @@ def log_work(
         ticket_id=ticket_id,
         now=now,
     )
-    _event(session, ticket_id, iso(now), author, note[:2000], minutes=minutes)
+    repo.insert_ticket_event(session, ticket_id, iso(now), author, note[:2000], minutes=minutes)
     if close:
-        session.execute(
-            "UPDATE fleet_tickets SET status = 'closed' WHERE id = :id", {"id": ticket_id}
-        )
+        repo.close_ticket(session, ticket_id)
     return left
 
 
@@ -165,22 +155,19 @@ def open_account_ticket(
         raise InvalidInput("subject must be 1-200 characters")
     cards.require_active(session, account_id, card_code.strip(), now)
     tid = new_id("tkt")
-    session.execute(
-        "INSERT INTO fleet_tickets (id, account_id, room_id, subject, description, card_code,"
-        " snapshot, opened_by, created_at) VALUES (:id, :a, NULL, :subj, :desc, :card, '{}',"
-        " :by, :at)",
-        {"id": tid, "a": account_id, "subj": subject, "desc": description[:5000],
-         "card": card_code.strip(), "by": opened_by, "at": iso(now)},
-    )  # fmt: skip
-    _event(session, tid, iso(now), opened_by, "opened for the whole account")
-    return tid
-
-
-def _event(
-    session: Session, ticket_id: str, at: str, author: str, note: str, *, minutes: int = 0
-) -> None:
-    session.execute(
-        "INSERT INTO fleet_ticket_events (ticket_id, at, author, note, minutes)"
-        " VALUES (:t, :at, :who, :note, :min)",
-        {"t": ticket_id, "at": at, "who": author, "note": note, "min": minutes},
+    repo.insert_ticket(
+        session,
+        {
+            "id": tid,
+            "account_id": account_id,
+            "room_id": None,
+            "subject": subject,
+            "description": description[:5000],
+            "card_code": card_code.strip(),
+            "snapshot": "{}",
+            "opened_by": opened_by,
+            "created_at": iso(now),
+        },
     )
+    repo.insert_ticket_event(session, tid, iso(now), opened_by, "opened for the whole account")
+    return tid

@@ -4,7 +4,7 @@ A token is ``lbt_`` followed by 32 random bytes (URL-safe base64); the
 database keeps only its SHA-256, which is enough for a high-entropy secret.
 Passwords are hashed in :mod:`collector.fleet.passwords` (argon2id).
 Sessions (from sign-in) expire after 12 hours or at sign-out; API keys live
-until revoked.
+until revoked. Storage: ``collector.store.repo_fleet_access``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from collector.fleet.db import iso, new_id
 from collector.fleet.errors import InvalidInput, NotFound
 from collector.fleet.passwords import hash_password, verify_password
+from collector.store import repo_fleet_access as repo
 from collector.store.db import Session
 
 __all__ = [
@@ -68,11 +69,10 @@ def issue_token(
     secret = new_secret()
     tid = new_id("tok")
     expires = iso(now + SESSION_TTL) if kind == "session" else None
-    session.execute(
-        "INSERT INTO fleet_tokens (id, user_id, kind, name, token_hash, created_at, expires_at)"
-        " VALUES (:id, :u, :k, :n, :h, :at, :exp)",
-        {"id": tid, "u": user_id, "k": kind, "n": name, "h": hash_secret(secret),
-         "at": iso(now), "exp": expires},
+    repo.insert_token(
+        session,
+        {"id": tid, "user_id": user_id, "kind": kind, "name": name,
+         "token_hash": hash_secret(secret), "created_at": iso(now), "expires_at": expires},
     )  # fmt: skip
     return IssuedToken(tid, secret, kind, expires)
 
@@ -81,10 +81,7 @@ def user_for_token(session: Session, now: datetime, token: str) -> str | None:
     """Resolve a presented token to its user id, or None if unknown, expired or revoked."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    row = session.map(
-        "SELECT user_id, expires_at, revoked_at FROM fleet_tokens WHERE token_hash = :h",
-        {"h": hash_secret(token)},
-    )
+    row = repo.token_by_hash(session, hash_secret(token))
     if row is None or row["revoked_at"] is not None:
         return None
     if row["expires_at"] is not None and row["expires_at"] <= iso(now):
@@ -94,30 +91,19 @@ def user_for_token(session: Session, now: datetime, token: str) -> str | None:
 
 def revoke_token(session: Session, now: datetime, user_id: str, token_id: str) -> None:
     """Revoke one of the user's tokens."""
-    changed = session.count(
-        "UPDATE fleet_tokens SET revoked_at = :at"
-        " WHERE id = :id AND user_id = :u AND revoked_at IS NULL",
-        {"at": iso(now), "id": token_id, "u": user_id},
-    )
+    changed = repo.revoke_token(session, token_id, user_id, iso(now))
     if changed == 0:
         raise NotFound("token not found")
 
 
 def list_tokens(session: Session, user_id: str) -> list[dict[str, Any]]:
     """The user's live and revoked tokens (never the secrets)."""
-    return session.maps(
-        "SELECT id, kind, name, created_at, expires_at, revoked_at FROM fleet_tokens"
-        " WHERE user_id = :u ORDER BY created_at, id",
-        {"u": user_id},
-    )
+    return repo.tokens_of(session, user_id)
 
 
 def revoke_presented(session: Session, now: datetime, token: str) -> bool:
     """Revoke the token presented by its holder (sign-out); tell whether one was live."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return False
-    changed = session.count(
-        "UPDATE fleet_tokens SET revoked_at = :at WHERE token_hash = :h AND revoked_at IS NULL",
-        {"at": iso(now), "h": hash_secret(token)},
-    )
+    changed = repo.revoke_token_by_hash(session, hash_secret(token), iso(now))
     return changed > 0
