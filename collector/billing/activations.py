@@ -230,6 +230,11 @@ def list_activations(
     return [_row(r) for r in rows.of_account(session, account_id, status)]
 
 
+def pending_requests(session: Session) -> list[ActivationRow]:
+    """Requests of every account awaiting an operator, oldest first."""
+    return [_row(r) for r in rows.requested(session)]
+
+
 def _row(r: tuple[object, ...]) -> ActivationRow:
     start, end = r[8], r[9]
     return ActivationRow(

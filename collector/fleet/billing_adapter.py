@@ -152,11 +152,7 @@ class BillingAdapter(OrdersMixin):
 
     def pending_requests(self, session: Session) -> list[Activation]:
         """Requests of every account awaiting an operator, oldest first."""
-        out: list[Activation] = []
-        for (account_id,) in session.execute("SELECT id FROM accounts ORDER BY id").fetchall():
-            rows = activations.list_activations(session, account_id, status="requested")
-            out += [_activation(r) for r in rows]
-        return sorted(out, key=lambda a: a.id)
+        return [_activation(r) for r in activations.pending_requests(session)]
 
     def activate(
         self,

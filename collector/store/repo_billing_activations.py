@@ -140,3 +140,13 @@ def overlapping(
         params["end"] = ts(end)
     value = session.scalar(sql + " ORDER BY id LIMIT 1", params)
     return None if value is None else int(value)
+
+
+def requested(session: Session) -> list[tuple[Any, ...]]:
+    """Every account's requests awaiting an operator, oldest first."""
+    return [
+        _row(r)
+        for r in session.rows(
+            f"SELECT {_COLUMNS} FROM activations WHERE status = 'requested' ORDER BY id"  # noqa: S608 - constant
+        )
+    ]
