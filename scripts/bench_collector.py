@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -34,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import paho.mqtt.client as mqtt
+import psutil
 from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.config import LedgerSettings, MqttSettings, Settings, settings_from_mapping
@@ -216,6 +219,7 @@ async def scale_run(
     devices: list[str],
     args: argparse.Namespace,
     receipts: ReceiptCounter,
+    pg: PostgresServer | None,
 ) -> float:
     """Drain the queue with ``n`` collector processes on one $share group; return records/s."""
     group = f"bench{n}{os.getpid()}"
@@ -231,7 +235,17 @@ async def scale_run(
     await asyncio.to_thread(publish_all, broker.port, payloads)
     n_records = len(payloads) * args.batch
     workers = await asyncio.to_thread(start_workers, raws)
+    assert broker.proc is not None
+    parts: dict[str, Callable[[], float]] = {
+        "collectors": lambda: sum(cpu_seconds(w.pid) for w in workers),
+        "Mosquitto": lambda: cpu_seconds(broker.proc.pid) if broker.proc else 0.0,
+        "bench (receipt counter)": lambda: cpu_seconds(os.getpid()),
+    }
+    if pg is not None and pg.proc is not None:
+        pg_pid = pg.proc.pid
+        parts["PostgreSQL"] = lambda: cpu_seconds(pg_pid, tree=True)
     try:
+        cpu0 = {name: f() for name, f in parts.items()}
         receipts.expect(n_records)
         t0 = time.perf_counter()
         for w in workers:
@@ -241,6 +255,7 @@ async def scale_run(
         if not await asyncio.to_thread(receipts.done.wait, 900):
             raise RuntimeError(f"only {receipts.settled} records receipted")
         elapsed = time.perf_counter() - t0
+        cpu = {name: f() - cpu0[name] for name, f in parts.items()}
     finally:
         committed = await asyncio.to_thread(stop_workers, workers)
         for cid in ids:  # drop the sessions: the next run uses its own group
@@ -253,7 +268,28 @@ async def scale_run(
           f"process {committed}; ledger {rows} rows, exactly once: {once}")  # fmt: skip
     if not exact:
         raise RuntimeError(f"ledger holds {rows} rows ({distinct} distinct) for {n_records} sent")
+    # Where the time goes: CPU seconds per part over the run, and per record.
+    spent = ", ".join(
+        f"{name} {sec:.1f} s ({sec / n_records * 1e6:.1f} us/record)" for name, sec in cpu.items()
+    )
+    load = os.getloadavg()[0]
+    print(f"  CPU: {spent}; wall {elapsed:.1f} s x {os.cpu_count()} cores; load {load:.1f}")
     return rate
+
+
+def cpu_seconds(pid: int, *, tree: bool = False) -> float:
+    """User + system CPU seconds of a process (and, with ``tree``, of its live children)."""
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)] if tree else [proc]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
 
 
 def start_workers(raws: list[dict[str, Any]]) -> list[subprocess.Popen[bytes]]:
@@ -372,6 +408,7 @@ async def main() -> None:
                         devices=devices,
                         args=args,
                         receipts=receipts,
+                        pg=pg,
                     )
                     figures.append({
                         "metric": f"collector ingest, {args.engine}, {n} process(es), "

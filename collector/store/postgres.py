@@ -4,8 +4,9 @@ Same semantics as ``SqliteLedger``; what differs is how concurrency is made safe
 because here several collector processes (on several hosts) commit at once:
 
 - Exactly-once is the primary key of ``usage_records``. A group's rows go
-  in one ``INSERT … SELECT FROM jsonb_array_elements(…)`` in a savepoint;
-  if an id is already there (a resend), the group goes again with
+  in with one binary ``COPY`` in a savepoint; if an id is already there (a
+  resend), the group goes again as ``INSERT … SELECT FROM
+  jsonb_array_elements(…)`` with
   ``ON CONFLICT DO NOTHING RETURNING``, which says which ids this commit
   inserted. An insert of an id that another transaction is inserting waits
   for it, then fails or does nothing, so a record resent to two collectors
@@ -83,7 +84,7 @@ _INSERT_USAGE = (
     + " FROM jsonb_array_elements(%s::jsonb) AS r"
     " ON CONFLICT (record_id) DO NOTHING RETURNING record_id"
 )
-_INSERT_USAGE_PLAIN = _INSERT_USAGE.split(" ON CONFLICT ", maxsplit=1)[0]
+_COPY_USAGE = f"COPY usage_records ({_USAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 _SELECT_KEPT = (
     f"SELECT record_id, {', '.join(CONTENT_FIELDS)} FROM usage_records"  # noqa: S608
     " WHERE record_id = ANY(%s)"
@@ -261,23 +262,31 @@ class PostgresLedger:
     ) -> tuple[list[UsageRow], dict[str, tuple[object, ...]]]:
         """Insert the rows whose id is new; return them and the content kept for the others.
 
-        Fast path: a plain INSERT in a savepoint. ``ON CONFLICT`` inserts
-        speculatively (an extra WAL record and index pass per row, twice the
-        server time); only when an id already exists (a resend) does the
-        group go again with ``ON CONFLICT DO NOTHING RETURNING``.
+        Fast path: binary COPY straight into ``usage_records``, in a savepoint
+        (psycopg writes the rows in C; the server does no JSON and no
+        speculative insertion: 6 us of CPU per record in all against 9 for a
+        JSON ``INSERT`` and 26 for psycopg's array parameters). Only when an
+        id already exists (a resend) does the COPY fail, and the group goes
+        again as ``INSERT … ON CONFLICT DO NOTHING RETURNING``.
         """
         if not unique:
             return [], {}
         rows = sorted(unique.values())  # record_id first: one lock order for every commit
-        # Whole rows (their 15th field, the rollup hour, is not read): no per-row slice.
-        payload = _JSON.encode(rows).decode()
         try:
-            async with conn.transaction():  # a savepoint
-                await conn.execute(_INSERT_USAGE_PLAIN, (payload,))
+            async with (
+                conn.transaction(),  # a savepoint
+                conn.cursor() as cur,
+                cur.copy(_COPY_USAGE) as copy,
+            ):
+                copy.set_types(_USAGE_TYPES)
+                for r in rows:
+                    await copy.write_row(r[:14])
         except pg_errors.UniqueViolation:
             pass
         else:
             return rows, {}
+        # Whole rows (their 15th field, the rollup hour, is not read): no per-row slice.
+        payload = _JSON.encode(rows).decode()
         cur = await conn.execute(_INSERT_USAGE, (payload,))
         inserted = {r[0] for r in await cur.fetchall()}
         if len(inserted) == len(rows):
