@@ -104,7 +104,7 @@ def start_close_scheduler(settings: Settings, collector: Collector | None) -> Sc
     book = load_configured_price_book(settings)
     task = asyncio.create_task(
         run_close_scheduler(
-            settings.ledger.path,
+            settings.ledger.location,  # SQLite file or PostgreSQL URL
             SystemClock(),
             book,
             collector,
@@ -149,7 +149,7 @@ def start_notifier(settings: Settings) -> SchedulerHandle:
         secret = Path(cfg.webhook_secret_file).read_bytes().strip()
         webhook = WebhookSender(cfg.webhook_url, secret)
     notifier = Notifier(
-        db_path,
+        settings.ledger.location,  # SQLite file or PostgreSQL URL
         lambda: datetime.now(UTC),
         email=smtp,
         webhook=webhook,
