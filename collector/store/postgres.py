@@ -229,12 +229,6 @@ class PostgresLedger:
                 if old is not None and not same_content(old, content_of(unique[rid])):
                     conflicts.append(conflict_letter(unique[rid], old))
         duplicates = already | repeated
-        rollups = await self._roll_up(conn, new_rows)
-        if dup_count:
-            await conn.execute(_ADD_COUNTER, ("duplicates", dup_count))
-        export = [e for e in batch.export if not e.only_if_new or e.only_if_new not in duplicates]
-        if batch.rollup_line is not None:
-            export.extend(batch.rollup_line(r) for r in rollups)
         pruned = await self._write_dead_letters(
             conn, [*batch.dead_letters, *conflicts], batch.dead_letter_caps
         )
@@ -245,6 +239,15 @@ class PostgresLedger:
             if batch.health:
                 await _many(cur, _INSERT_HEALTH, [s.row() for s in batch.health])
                 await _many(cur, _PRUNE_HEALTH, health.prune_rows(batch.health))
+        # Last, the rows every collector updates (a device's hourly rollups, the
+        # duplicate counter): their locks are held only until the commit.
+        rollups = await self._roll_up(conn, new_rows)
+        if dup_count:
+            await conn.execute(_ADD_COUNTER, ("duplicates", dup_count))
+        export = [e for e in batch.export if not e.only_if_new or e.only_if_new not in duplicates]
+        if batch.rollup_line is not None:
+            export.extend(batch.rollup_line(r) for r in rollups)
+        async with conn.cursor() as cur:
             if export:
                 now = batch.usage[0].received_at if batch.usage else _now_text(batch)
                 await cur.execute("SELECT pg_advisory_xact_lock(%s)", (_EXPORT_LOCK,))
