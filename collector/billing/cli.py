@@ -171,7 +171,7 @@ def _wrap(handler: Handler) -> Callable[[argparse.Namespace], int]:
             if account and not billing_ledger.account_exists(session, account):
                 raise BillingError(f"no account {account!r} (see logbot-collector fleet accounts)")
             return handler(args, session, book)
-        except BillingError as exc:
+        except CollectorError as exc:  # billing's refusals and the store's (one line each)
             print(f"logbot-collector: error: {exc}", file=sys.stderr)
             return 1
         except (ValueError, TypeError) as exc:
