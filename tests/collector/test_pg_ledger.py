@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from collector.config import LedgerSettings, settings_from_mapping
@@ -9,7 +14,11 @@ from collector.errors import CollectorError, ConfigError
 from collector.store.factory import make_ledger
 from collector.store.postgres import PostgresLedger
 from collector.store.sqlite import SqliteLedger
+from protocols import Kind
+from tests.collector.helpers import device, settings_for, usage_batch, wait_for
+from tests.conftest import LedgerBackend
 from tests.pgserver import PASSWORD, PostgresServer
+from tests.servers import Mosquitto
 
 
 def test_path_is_the_default_and_url_picks_postgresql() -> None:
@@ -69,3 +78,31 @@ async def test_an_unreachable_server_is_one_clear_error(postgres: PostgresServer
         await ledger.open()
     assert "cannot open the database" in str(exc.value)
     assert "\n" not in str(exc.value).strip()
+
+
+@pytest.mark.broker
+async def test_a_postgresql_outage_delays_commits_and_loses_nothing(
+    mosquitto: Mosquitto, tmp_path: Path, unique_id: str, start_collector: Callable[..., Any]
+) -> None:
+    """The server stops mid-stream: nothing is acknowledged or receipted until it is back."""
+    server = PostgresServer()  # a private one: the session's server must stay up
+    server.start()
+    try:
+        store = LedgerBackend("postgresql", LedgerSettings(url=server.create_database("ledger")))
+        settings = settings_for(tmp_path, mqtt_url=mosquitto.url, client_id=f"c-{unique_id}")
+        settings = dataclasses.replace(settings, ledger=store.settings)
+        dev = f"{unique_id}-gw"
+        await store.register("acme", [dev])
+        collector = await start_collector(settings)
+        with device(mosquitto.port, "acme", dev) as d:
+            await d.send(Kind.USAGE, usage_batch(dev, range(1, 11), quantity=3))
+            assert await d.receipts_settled() == set(range(1, 11))
+            server.stop()
+            await d.send(Kind.USAGE, usage_batch(dev, range(11, 21), quantity=3))
+            await wait_for(lambda: collector.metrics.commit_failures._value.get() >= 1, within=30)
+            assert await d.receipts_settled(within=2) == set()  # nothing receipted while down
+            server.start()
+            assert await d.receipts_settled(within=90) == set(range(11, 21))
+        assert store.rows("SELECT COUNT(*), SUM(quantity) FROM usage_records") == [(20, 60)]
+    finally:
+        server.destroy()
