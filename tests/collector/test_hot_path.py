@@ -1,4 +1,4 @@
-"""The ingest hot path changes no outcome: fast decode, settled runs, rollups in SQL."""
+"""The ingest hot path changes no outcome: fast decode, settled runs, the one-call commit."""
 
 from __future__ import annotations
 
@@ -147,7 +147,7 @@ def _row(seq: int, hour: int, quantity: int, device: str = "gw-1") -> UsageRow:
     )  # fmt: skip
 
 
-async def test_rollups_in_sql_equal_the_sum_of_new_records(tmp_path: Path) -> None:
+async def test_rollups_equal_the_sum_of_new_records_across_resends(tmp_path: Path) -> None:
     rng = random.Random(7)
     expected: dict[tuple[str, str], list[int]] = {}
     seen: set[str] = set()
