@@ -1,14 +1,15 @@
 """The :class:`~collector.fleet.billing_port.Billing` port on the billing package.
 
-Maps billing's exceptions to fleet errors (so the API answers 409/422 with
-billing's one-line message) and turns its carts, coupons, orders and
-support cards into what the fleet routes need.
+Turns billing's carts, coupons, orders, activations and support cards into
+what the fleet routes need; every method takes the request's store
+``Session``. Billing's errors pass through unchanged: the API's one handler
+(``collector.api.errors``) answers them with their status and one-line
+message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -16,14 +17,6 @@ from typing import cast
 
 from collector.billing import activations, coupons, ledger, support_cards
 from collector.billing.cart import build_cart
-from collector.billing.errors import (
-    ActivationError,
-    BillingError,
-    CardExhausted,
-    CardExpired,
-    CouponAlreadyRedeemed,
-    CouponRateLimited,
-)
 from collector.billing.payments import OfflinePaymentProvider, PaymentProvider
 from collector.billing.price_book import PriceBook
 from collector.fleet.billing_port import (
@@ -34,25 +27,8 @@ from collector.fleet.billing_port import (
     ServiceOffer,
     SupportCard,
 )
-from collector.fleet.errors import Conflict, InvalidInput
 from collector.fleet.orders_adapter import OrdersMixin
 from collector.store.db import Session
-
-
-@contextmanager
-def _mapped() -> Iterator[None]:
-    try:
-        yield
-    except (
-        ActivationError,
-        CardExpired,
-        CardExhausted,
-        CouponAlreadyRedeemed,
-        CouponRateLimited,
-    ) as exc:
-        raise Conflict(str(exc)) from exc
-    except BillingError as exc:
-        raise InvalidInput(str(exc)) from exc
 
 
 def _offline() -> PaymentProvider:
@@ -84,8 +60,7 @@ class BillingAdapter(OrdersMixin):
         self, session: Session, now: datetime, account_id: str, code: str, user: str
     ) -> Decimal:
         """Redeem a coupon; billing logs attempts in its own transaction."""
-        with _mapped():
-            return coupons.redeem(session, account_id=account_id, code=code, now=now).logbit
+        return coupons.redeem(session, account_id=account_id, code=code, now=now).logbit
 
     def packs(self) -> Sequence[Pack]:
         """Packs of the price book, then the support card (0 logbit, its own price)."""
@@ -100,8 +75,7 @@ class BillingAdapter(OrdersMixin):
         merged: dict[str, int] = {}
         for sku, qty in items:
             merged[sku] = merged.get(sku, 0) + qty
-        with _mapped():
-            cart = build_cart(self.book, merged)
+        cart = build_cart(self.book, merged)
         return Cart(
             tuple(
                 CartLine(x.code, x.quantity, x.logbit, x.price, x.tax, x.total) for x in cart.lines
@@ -111,8 +85,7 @@ class BillingAdapter(OrdersMixin):
 
     def require_active(self, session: Session, account_id: str, code: str, now: datetime) -> int:
         """Remaining minutes of an active card, or Conflict/InvalidInput."""
-        with _mapped():
-            return support_cards.check_card(session, account_id, code, now).minutes_left
+        return support_cards.check_card(session, account_id, code, now).minutes_left
 
     def consume(
         self,
@@ -125,12 +98,11 @@ class BillingAdapter(OrdersMixin):
         now: datetime,
     ) -> int:
         """Consume minutes for a ticket (zero minutes only checks the card)."""
-        with _mapped():
-            if minutes == 0:
-                return support_cards.check_card(session, account_id, code, now).minutes_left
-            return support_cards.consume_minutes(
-                session, account_id, code, minutes, now, ticket=ticket_id
-            )
+        if minutes == 0:
+            return support_cards.check_card(session, account_id, code, now).minutes_left
+        return support_cards.consume_minutes(
+            session, account_id, code, minutes, now, ticket=ticket_id
+        )
 
     def support_cards(self, session: Session, account_id: str) -> list[SupportCard]:
         """The account's cards (hints only), newest first."""
@@ -166,17 +138,16 @@ class BillingAdapter(OrdersMixin):
         actor: str,
     ) -> int:
         """Self-service activation from now."""
-        with _mapped():
-            return activations.activate(
-                session,
-                self.book,
-                account_id=account_id,
-                service_code=service_code,
-                subject_kind=subject_kind,
-                subject_id=subject_id,
-                start=now,
-                actor=actor,
-            )
+        return activations.activate(
+            session,
+            self.book,
+            account_id=account_id,
+            service_code=service_code,
+            subject_kind=subject_kind,
+            subject_id=subject_id,
+            start=now,
+            actor=actor,
+        )
 
     def deactivate(
         self,
@@ -189,15 +160,14 @@ class BillingAdapter(OrdersMixin):
         operator: bool,
     ) -> None:
         """End an activation now."""
-        with _mapped():
-            activations.deactivate(
-                session,
-                account_id=account_id,
-                activation_id=activation_id,
-                end=now,
-                actor=actor,
-                operator=operator,
-            )
+        activations.deactivate(
+            session,
+            account_id=account_id,
+            activation_id=activation_id,
+            end=now,
+            actor=actor,
+            operator=operator,
+        )
 
     def request_activation(
         self,
@@ -212,18 +182,17 @@ class BillingAdapter(OrdersMixin):
         note: str,
     ) -> int:
         """Queue an operator-assisted activation."""
-        with _mapped():
-            return activations.request_activation(
-                session,
-                self.book,
-                account_id=account_id,
-                service_code=service_code,
-                subject_kind=subject_kind,
-                subject_id=subject_id,
-                now=now,
-                requested_by=actor,
-                note=note,
-            )
+        return activations.request_activation(
+            session,
+            self.book,
+            account_id=account_id,
+            service_code=service_code,
+            subject_kind=subject_kind,
+            subject_id=subject_id,
+            now=now,
+            requested_by=actor,
+            note=note,
+        )
 
     def decide(
         self,
@@ -237,25 +206,24 @@ class BillingAdapter(OrdersMixin):
         note: str,
     ) -> None:
         """Approve (active from now) or reject a request."""
-        with _mapped():
-            if approve:
-                activations.approve_request(
-                    session,
-                    account_id=account_id,
-                    request_id=request_id,
-                    start=now,
-                    operator=operator,
-                    now=now,
-                )
-            else:
-                activations.reject_request(
-                    session,
-                    account_id=account_id,
-                    request_id=request_id,
-                    operator=operator,
-                    now=now,
-                    note=note,
-                )
+        if approve:
+            activations.approve_request(
+                session,
+                account_id=account_id,
+                request_id=request_id,
+                start=now,
+                operator=operator,
+                now=now,
+            )
+        else:
+            activations.reject_request(
+                session,
+                account_id=account_id,
+                request_id=request_id,
+                operator=operator,
+                now=now,
+                note=note,
+            )
 
 
 def _activation(r: activations.ActivationRow) -> Activation:

@@ -2,43 +2,24 @@
 
 A mixin of :class:`~collector.fleet.billing_adapter.BillingAdapter`: it needs
 the adapter's ``book``, ``provider_factory`` and ``card_secret``. Billing's
-errors become fleet errors (404 unknown, 409 state, 400 input).
+errors pass through to the API's one handler (``collector.api.errors``); only
+"this month is not closed" becomes ``NotFound`` here, since for a statement
+it means the document does not exist.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from collector.billing import card_webhook, documents, invoices, orders, pdf
-from collector.billing.errors import (
-    BillingError,
-    CloseError,
-    OrderConflict,
-    OrderNotFound,
-    PaymentEventError,
-)
+from collector.billing.errors import CloseError
 from collector.billing.payments import PaymentProvider
 from collector.billing.price_book import PriceBook
-from collector.fleet.errors import Conflict, InvalidInput, NotFound
+from collector.fleet.errors import Conflict, NotFound
 from collector.fleet.orders_port import CardEventResult, InvoiceView, OrderView
 from collector.store.codec import from_text
 from collector.store.db import Session
-
-
-@contextmanager
-def _mapped() -> Iterator[None]:
-    try:
-        yield
-    except OrderNotFound as exc:
-        raise NotFound(str(exc)) from exc
-    except OrderConflict as exc:
-        raise Conflict(str(exc)) from exc
-    except PaymentEventError as exc:
-        raise InvalidInput(f"{exc.reason}: {exc}") from exc
-    except BillingError as exc:
-        raise InvalidInput(str(exc)) from exc
 
 
 def _view(o: orders.Order) -> OrderView:
@@ -95,19 +76,18 @@ class OrdersMixin:
         merged: dict[str, int] = {}
         for sku, qty in items:
             merged[sku] = merged.get(sku, 0) + qty
-        with _mapped():
-            order, created = orders.checkout(
-                session,
-                self.book,
-                account_id=account_id,
-                items=merged,
-                channel=channel,
-                now=now,
-                created_by=user,
-                checkout_key=checkout_key,
-                details=dict(details),
-                provider=self.provider_factory() if channel == "card" else None,
-            )
+        order, created = orders.checkout(
+            session,
+            self.book,
+            account_id=account_id,
+            items=merged,
+            channel=channel,
+            now=now,
+            created_by=user,
+            checkout_key=checkout_key,
+            details=dict(details),
+            provider=self.provider_factory() if channel == "card" else None,
+        )
         return _view(order), created
 
     def orders(
@@ -118,31 +98,26 @@ class OrdersMixin:
 
     def order(self, session: Session, order_id: int) -> OrderView:
         """One order."""
-        with _mapped():
-            return _view(orders.get_order(session, order_id))
+        return _view(orders.get_order(session, order_id))
 
     def cancel_order(self, session: Session, now: datetime, order_id: int) -> OrderView:
         """Cancel an unpaid order."""
-        with _mapped():
-            return _view(orders.cancel_order(session, order_id=order_id, now=now))
+        return _view(orders.cancel_order(session, order_id=order_id, now=now))
 
     def confirm_order(
         self, session: Session, now: datetime, order_id: int, document: str, operator: str
     ) -> OrderView:
         """Confirm a transfer or distributor order; card orders confirm through the webhook."""
-        with _mapped():
-            order = orders.get_order(session, order_id)
-            if order.channel == "card":
-                raise Conflict(
-                    f"order {order_id} is paid by card: the provider's webhook confirms it"
-                )
-            if order.status == "cancelled":
-                raise Conflict(f"order {order_id} is cancelled")
-            return _view(
-                orders.confirm_order(
-                    session, order_id=order_id, now=now, document=document, confirmed_by=operator
-                )
+        order = orders.get_order(session, order_id)
+        if order.channel == "card":
+            raise Conflict(f"order {order_id} is paid by card: the provider's webhook confirms it")
+        if order.status == "cancelled":
+            raise Conflict(f"order {order_id} is cancelled")
+        return _view(
+            orders.confirm_order(
+                session, order_id=order_id, now=now, document=document, confirmed_by=operator
             )
+        )
 
     def card_event(
         self, session: Session, now: datetime, body: bytes, signature: str
@@ -150,15 +125,14 @@ class OrdersMixin:
         """Verify and apply a signed card-provider event."""
         if not self.card_secret:
             raise Conflict("no card provider is configured")
-        with _mapped():
-            out = card_webhook.handle(
-                session,
-                provider=self.card_provider_name,
-                secret=self.card_secret,
-                body=body,
-                signature=signature,
-                now=now,
-            )
+        out = card_webhook.handle(
+            session,
+            provider=self.card_provider_name,
+            secret=self.card_secret,
+            body=body,
+            signature=signature,
+            now=now,
+        )
         return CardEventResult(out.event_id, out.outcome, out.order_id)
 
     def invoices(self, session: Session, account_id: str) -> list[InvoiceView]:
@@ -167,8 +141,7 @@ class OrdersMixin:
 
     def invoice(self, session: Session, number: str) -> InvoiceView:
         """One invoice."""
-        with _mapped():
-            return _invoice(invoices.get(session, number))
+        return _invoice(invoices.get(session, number))
 
     def statement_html(self, session: Session, account_id: str, month: str) -> str:
         """The statement of a closed month."""
@@ -179,9 +152,8 @@ class OrdersMixin:
 
     def invoice_pdf(self, session: Session, number: str) -> bytes:
         """One invoice as PDF."""
-        with _mapped():
-            invoice = invoices.get(session, number)
-            order = orders.get_order(session, invoice.order_id)
+        invoice = invoices.get(session, number)
+        order = orders.get_order(session, invoice.order_id)
         return pdf.render_invoice(invoice.number, order, from_text(invoice.issued_at))
 
     def statement_pdf(self, session: Session, account_id: str, month: str) -> bytes:
@@ -194,10 +166,8 @@ class OrdersMixin:
 
     def ledger_csv(self, session: Session, account_id: str, month: str) -> str:
         """The month's ledger as CSV."""
-        with _mapped():
-            return documents.ledger_csv(session, account_id, month)
+        return documents.ledger_csv(session, account_id, month)
 
     def usage_csv(self, session: Session, account_id: str, month: str) -> str:
         """The month's usage as CSV."""
-        with _mapped():
-            return documents.usage_csv(session, account_id, month)
+        return documents.usage_csv(session, account_id, month)
