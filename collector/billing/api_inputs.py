@@ -1,29 +1,11 @@
-"""What every billing request body shares: valid Unicode, bounded dates, strict numbers.
+"""Valid Unicode in request bodies: the check the mounted API's schemas apply to every text.
 
-Money and quantity fields use ``StrictInt`` (``"2"``, ``2.0`` and ``true`` are
-422, not coerced) with an upper bound; dates and times must fall in the years
-``MIN_YEAR``..``MAX_YEAR`` (``9999-12-31`` would overflow date arithmetic,
-``0001-01-01`` is no real billing date); no text may hold a lone surrogate.
+``check_unicode`` refuses a lone surrogate anywhere in a value (texts inside
+lists and dicts too); ``collector.fleet.schemas`` runs it on every field of
+every request body, so no such text reaches the ledger or an e-mail.
 """
 
 from __future__ import annotations
-
-from datetime import date, datetime
-from typing import Annotated, Any
-
-from pydantic import AfterValidator, BaseModel, field_validator
-
-MIN_YEAR, MAX_YEAR = 2000, 2099
-
-
-def _in_range(value: date) -> date:
-    if not MIN_YEAR <= value.year <= MAX_YEAR:
-        raise ValueError(f"must fall within the years {MIN_YEAR}-{MAX_YEAR}")
-    return value
-
-
-BoundedDate = Annotated[date, AfterValidator(_in_range)]
-BoundedDateTime = Annotated[datetime, AfterValidator(_in_range)]
 
 
 def check_unicode(value: object) -> None:
@@ -40,13 +22,3 @@ def check_unicode(value: object) -> None:
     elif isinstance(value, list | tuple):
         for v in value:
             check_unicode(v)
-
-
-class In(BaseModel):
-    """Base of the billing request bodies: every text field is valid Unicode."""
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _valid_unicode(cls, value: Any) -> Any:
-        check_unicode(value)
-        return value
