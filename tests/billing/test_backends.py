@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from collector.billing import activations, coupons, ledger, notices, orders
-from collector.billing.close import CloseResult, close_month
+from collector.billing.close import CloseResult, close_month, fingerprint
 from collector.billing.errors import CouponAlreadyRedeemed
 from collector.billing.periods import Month
 from collector.billing.price_book import PriceBook
@@ -214,3 +214,23 @@ def test_notifier_claims_retries_and_dead_letters(s: Session) -> None:
         )
         == []
     )
+
+
+def test_late_usage_is_adjusted_once_and_fingerprints_are_stable(
+    s: Session, book: PriceBook
+) -> None:
+    add_account(s, "acme")
+    add_device(s, "acme", "gw-1")
+    usage = {"account": "acme", "device": "gw-1", "service": "data_ingestion"}
+    add_usage(s, **usage, hour=rome(2023, 5, 3, 8), quantity=10 * 10**9)
+    may = close_month(s, book, "acme", Month(2023, 5), rome(2023, 6, 1, 0, 5))
+    # What the close stored is what a later close computes while nothing changed.
+    stored = s.scalar("SELECT fingerprint FROM month_closes WHERE month = '2023-05'")
+    assert fingerprint(s, "acme", Month(2023, 5), ROME) == stored
+    add_usage(s, **usage, hour=rome(2023, 5, 10, 12), quantity=5 * 10**9, subject="late")
+    june = close_month(s, book, "acme", Month(2023, 6), rome(2023, 7, 1, 0, 5))
+    july = close_month(s, book, "acme", Month(2023, 7), rome(2023, 8, 1, 0, 5))
+    assert (may.total, june.total, july.total) == (Decimal(20), Decimal(10), Decimal(0))
+    assert [m for m, _ in june.adjustments] == ["2023-05"]
+    assert july.adjustments == ()
+    assert ledger.balance(s, "acme") == Decimal(-30)
