@@ -5,12 +5,10 @@ because here several collector processes (on several hosts) commit at once:
 
 - Exactly-once is the primary key of ``usage_records``. A group's rows go
   in with one binary ``COPY`` in a savepoint; if an id is already there (a
-  resend), the group goes again as ``INSERT … SELECT FROM
-  jsonb_array_elements(…)`` with
-  ``ON CONFLICT DO NOTHING RETURNING``, which says which ids this commit
-  inserted. An insert of an id that another transaction is inserting waits
-  for it, then fails or does nothing, so a record resent to two collectors
-  is counted by exactly one of them.
+  resend), the group goes again as ``INSERT … ON CONFLICT DO NOTHING
+  RETURNING``, which says which ids this commit inserted. An insert of an
+  id that another transaction is inserting waits for it, then fails or does
+  nothing, so a record resent to two collectors is counted by exactly one.
 - Deadlocks: every table's rows are written in key order (records by id,
   rollups by key, status rows by device...), so two commits lock in the same
   order; if PostgreSQL still reports a deadlock or a serialization failure
@@ -73,8 +71,8 @@ _USAGE_COLUMNS = (
     " window_end, quantity, flags, received_at, epoch, seq"
 )
 _USAGE_TYPES = ("text",) * 9 + ("bigint", "text", "text", "text", "bigint")
-# The group's rows travel as one JSON array of arrays (msgspec encodes it in C)
-# and PostgreSQL expands it: psycopg's array adapter quotes every element in
+# Bulk parameters travel as one JSON array of arrays (msgspec encodes it in C)
+# that PostgreSQL expands: psycopg's array adapter quotes every element in
 # Python, which cost 60 % of a 2,000-row commit; this costs a few percent.
 _INSERT_USAGE = (
     f"INSERT INTO usage_records ({_USAGE_COLUMNS}) SELECT "  # noqa: S608
@@ -91,8 +89,8 @@ _SELECT_KEPT = (
 )
 _UPSERT_HOURLY = (
     "INSERT INTO usage_hourly AS h (account_id, device_id, service, subject, unit, hour,"
-    " quantity, records) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
-    " %s::text[], %s::text[], %s::bigint[], %s::bigint[])"
+    " quantity, records) SELECT r->>0, r->>1, r->>2, r->>3, r->>4, r->>5, (r->>6)::bigint,"
+    " (r->>7)::bigint FROM jsonb_array_elements(%s::jsonb) AS r"
     " ON CONFLICT (account_id, device_id, service, subject, unit, hour) DO UPDATE SET"
     " quantity = h.quantity + excluded.quantity, records = h.records + excluded.records"
     " RETURNING account_id, device_id, service, subject, unit, hour, quantity, records"
@@ -312,10 +310,8 @@ class PostgresLedger:
             )
             slot[0] += r.quantity
             slot[1] += 1
-        keys = sorted(agg)
-        params = [list(c) for c in zip(*keys, strict=True)]
-        params += [[agg[k][0] for k in keys], [agg[k][1] for k in keys]]
-        cur = await conn.execute(_UPSERT_HOURLY, params)
+        payload = _JSON.encode([(*k, *agg[k]) for k in sorted(agg)]).decode()  # key order
+        cur = await conn.execute(_UPSERT_HOURLY, (payload,))
         out = [RollupRow(*r) for r in await cur.fetchall()]
         out.sort(key=lambda r: (r.account_id, r.device_id, r.service, r.subject, r.unit, r.hour))
         return out
