@@ -98,7 +98,13 @@ class Fleet:
         self.settings = settings
         quiet = max(2 * settings.meter_interval_s, 3.0 * settings.speed)
         total = settings.duration_s + 3 * quiet + 4 * settings.meter_interval_s
-        start = settings.start or past_start(total, settings.speed)
+        # Starting and warming up a large fleet takes real time (about half a
+        # second per gateway on 2 busy cores) while simulated time runs at
+        # ``speed``: a start too close to now puts the agents' clocks ahead of
+        # the collector's, they hold their usage (agent.meters.timebase) and
+        # nothing is billed. The collector accepts records 72 h late.
+        overrun = 60.0 + 0.6 * settings.devices
+        start = settings.start or past_start(total, settings.speed, overrun_real_s=overrun)
         self.clock = AcceleratedClock(start, settings.speed)
         self.truth = TruthWriter(settings.truth, settings.truth_window_s)
         self.stats = FleetStats()
