@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -244,10 +245,13 @@ async def scale_run(
     if pg is not None and pg.proc is not None:
         pg_pid = pg.proc.pid
         parts["PostgreSQL"] = lambda: cpu_seconds(pg_pid, tree=True)
+    sampler = WaitSampler(settings.ledger.url) if settings.ledger.url else None
     try:
         cpu0 = {name: f() for name, f in parts.items()}
         receipts.expect(n_records)
         t0 = time.perf_counter()
+        if sampler is not None:
+            sampler.__enter__()
         for w in workers:
             assert w.stdin is not None
             w.stdin.write(b"go\n")
@@ -256,6 +260,8 @@ async def scale_run(
             raise RuntimeError(f"only {receipts.settled} records receipted")
         elapsed = time.perf_counter() - t0
         cpu = {name: f() - cpu0[name] for name, f in parts.items()}
+        if sampler is not None:
+            sampler.__exit__()
     finally:
         committed = await asyncio.to_thread(stop_workers, workers)
         for cid in ids:  # drop the sessions: the next run uses its own group
@@ -274,6 +280,8 @@ async def scale_run(
     )
     load = os.getloadavg()[0]
     print(f"  CPU: {spent}; wall {elapsed:.1f} s x {os.cpu_count()} cores; load {load:.1f}")
+    if sampler is not None:
+        print(f"  PostgreSQL sessions: {sampler.summary()}")
     return rate
 
 
@@ -290,6 +298,43 @@ def cpu_seconds(pid: int, *, tree: bool = False) -> float:
             t = p.cpu_times()
             total += t.user + t.system
     return total
+
+
+class WaitSampler:
+    """Sample what the ledger's PostgreSQL sessions are doing, every 20 ms, in a thread."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.counts: Counter[str] = Counter()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self.stop.wait(0.02):
+                for state, kind, event in conn.execute(
+                    "SELECT state, wait_event_type, wait_event FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND backend_type = 'client backend'"
+                ):
+                    if state == "idle":
+                        self.counts["idle (waiting for the collector)"] += 1
+                    else:
+                        self.counts[f"{kind}:{event}" if kind else "on CPU"] += 1
+
+    def __enter__(self) -> WaitSampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+    def summary(self) -> str:
+        total = sum(self.counts.values()) or 1
+        return ", ".join(f"{k} {n / total:.0%}" for k, n in self.counts.most_common(5))
 
 
 def start_workers(raws: list[dict[str, Any]]) -> list[subprocess.Popen[bytes]]:
@@ -460,17 +505,21 @@ async def single_run(
     metrics = Metrics(keep_latencies=1_000_000)
     collector = Collector(settings, metrics=metrics)
     t0 = time.perf_counter()
+    cpu0 = time.process_time()  # every thread of this process: loop, paho, ledger writer
     task = asyncio.create_task(collector.run())
     while not receipts.done.is_set():
         await asyncio.sleep(0.01)
         if task.done():
             task.result()
     coll_s = time.perf_counter() - t0
+    cpu_us = (time.process_time() - cpu0) / n_records * 1e6
     committed = int(metrics.records_committed._value.get())
     coll_rate = n_records / coll_s
     print(f"collector commit+receipt: {coll_s:.2f} s = {coll_rate:,.0f} records/s "
           f"(committed {committed})")  # fmt: skip
     print(f"ratio collector/bare: {coll_rate / bare_rate:.2f}")
+    # CPU per record stays readable when other jobs share the machine; rates do not.
+    print(f"collector CPU: {cpu_us:.1f} us/record (all threads of the process)")
 
     # Latency at a steady message rate (one small batch per message).
     metrics.latencies.clear()
