@@ -53,12 +53,17 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def existing_ledger_path(args: argparse.Namespace) -> str:
-    """Return the configured ledger path, refusing one that does not exist yet.
+    """Return the configured ledger location, refusing a SQLite file that does not exist yet.
 
     Only ``migrate`` (and ``run``, which migrates) create the database: a
     command without ``--config`` must not leave a fresh ``./collector.db``.
+    With ``[ledger] url`` the PostgreSQL URL is returned (what
+    ``collector.store.db.Database`` opens).
     """
-    path = settings_from_args(args).ledger.path
+    ledger = settings_from_args(args).ledger
+    if ledger.url:
+        return ledger.url
+    path = ledger.path
     if not Path(path).exists():
         if config_path(args) is None and "LOGBOT_COLLECTOR_LEDGER_PATH" not in os.environ:
             where = f"the default {path!r} (no --config and no {CONFIG_ENV})"
@@ -338,7 +343,7 @@ def cmd_devices_list(args: argparse.Namespace) -> int:
         print("no devices" + (f" in account {args.account}" if args.account else ""))
         return 0
     rooms, outbox = _placement_and_backlog(
-        settings_from_args(args).ledger.path, [d.device_id for d in shown]
+        settings_from_args(args).ledger.location, [d.device_id for d in shown]
     )
     print(
         f"{'device':<24} {'account':<16} {'status':<9} {'state':<8} {'last seen':<20} "

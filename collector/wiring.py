@@ -56,12 +56,14 @@ def build_full_app(settings: Settings, *, collector: Collector | None = None) ->
     from collector.api.app import create_app
     from collector.fleet.routes import router as fleet_router
     from collector.fleet.wiring import attach
+    from collector.store.db import Database
 
     app = create_app(settings, collector=collector, extra_routers=[fleet_router])
     base_url = settings.portal.base_url or f"http://{settings.api.host}:{settings.api.port}"
     attach(
         app,
         db_path=settings.ledger.path,
+        database=Database(settings.ledger.location),  # SQLite file or PostgreSQL URL
         price_book=price_book_path(settings),
         base_url=base_url,
         stale_after=timedelta(seconds=settings.portal.offline_after_seconds),

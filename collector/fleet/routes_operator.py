@@ -8,8 +8,6 @@ service per closed month and its balance over time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
@@ -17,7 +15,6 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from collector.billing import coupons, support_cards
-from collector.billing.errors import BillingError
 from collector.fleet import money_view
 from collector.fleet.auth import Context, CurrentCaller
 from collector.fleet.errors import InvalidInput, NotFound
@@ -74,14 +71,6 @@ class MoneyOut(BaseModel):
     balance_history: list[BalancePointOut]
 
 
-@contextmanager
-def _billing_errors() -> Iterator[None]:
-    try:
-        yield
-    except BillingError as exc:
-        raise InvalidInput(str(exc)) from exc
-
-
 def _standing_out(s: money_view.Standing) -> StandingOut:
     return StandingOut(
         account_id=s.account_id,
@@ -101,7 +90,7 @@ def issue_coupons(ctx: Context, caller: CurrentCaller, body: CouponsIn) -> Coupo
         amount = Decimal(body.logbit)
     except InvalidOperation as exc:  # pattern already checked; belt and braces
         raise InvalidInput("logbit must be a whole number") from exc
-    with ctx.tx() as conn, _billing_errors():
+    with ctx.tx() as conn:  # billing's errors: 400 (collector.api.errors)
         caller.require_operator()
         codes = coupons.create_coupons(
             conn, logbit=amount, count=body.count, now=ctx.now(), created_by=caller.email
@@ -114,7 +103,7 @@ def issue_support_card(
     ctx: Context, caller: CurrentCaller, body: SupportCardIn
 ) -> SupportCardIssuedOut:
     """Issue a 400-minute card valid 12 months to an account; its code is shown only now."""
-    with ctx.tx() as conn, _billing_errors():
+    with ctx.tx() as conn:  # billing's errors: 400 (collector.api.errors)
         caller.require_operator()
         if money_view.account_name(conn, body.account_id) is None:
             raise NotFound(f"account {body.account_id!r} not found")
