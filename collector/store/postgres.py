@@ -169,7 +169,11 @@ class PostgresLedger:
             open=False,
             name="ledger",
         )
-        await pool.open(wait=True, timeout=30)
+        try:
+            await pool.open(wait=True, timeout=30)
+        except psycopg.OperationalError as exc:
+            await pool.close()
+            raise _unavailable(exc) from exc
         self._pool = pool
 
     async def close(self) -> None:
@@ -191,10 +195,12 @@ class PostgresLedger:
             try:
                 async with self.pool.connection() as conn, conn.transaction():
                     return await work(conn)
-            except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
+            except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure) as exc:
                 if attempt == _RETRIES - 1:
-                    raise
+                    raise _unavailable(exc) from exc
                 await asyncio.sleep(0.01 * (attempt + 1))
+            except psycopg.OperationalError as exc:  # the server is gone or the pool waited
+                raise _unavailable(exc) from exc
         raise AssertionError("unreachable")
 
     # -- the group commit ------------------------------------------------------
@@ -607,14 +613,25 @@ class PostgresLedger:
     # -- plumbing ----------------------------------------------------------------------
 
     async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(sql, params)
-            return list(await cur.fetchall())
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(sql, params)
+                return list(await cur.fetchall())
+        except psycopg.OperationalError as exc:
+            raise _unavailable(exc) from exc
 
     async def _execute(self, sql: str, params: Sequence[Any]) -> int:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(sql, _nul_free(params))
-            return cur.rowcount
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(sql, _nul_free(params))
+                return cur.rowcount
+        except psycopg.OperationalError as exc:
+            raise _unavailable(exc) from exc
+
+
+def _unavailable(exc: BaseException) -> StoreError:
+    """The store's one error for a server that is down, unreachable or busy (API: 503)."""
+    return StoreError(f"the PostgreSQL ledger is unavailable: {_first_line(exc)}")
 
 
 def _nul_free(row: Sequence[Any]) -> tuple[Any, ...]:

@@ -11,6 +11,7 @@ import pytest
 
 from collector.config import LedgerSettings, settings_from_mapping
 from collector.errors import CollectorError, ConfigError
+from collector.store.db import StoreError
 from collector.store.factory import make_ledger
 from collector.store.postgres import PostgresLedger
 from collector.store.sqlite import SqliteLedger
@@ -106,3 +107,34 @@ async def test_a_postgresql_outage_delays_commits_and_loses_nothing(
         assert store.rows("SELECT COUNT(*), SUM(quantity) FROM usage_records") == [(20, 60)]
     finally:
         server.destroy()
+
+
+async def test_a_server_that_goes_away_is_a_store_error_then_recovers() -> None:
+    """The API maps StoreError to 503; the pool reconnects once the server is back."""
+    server = PostgresServer()
+    server.start()
+    try:
+        ledger = PostgresLedger(server.create_database("ledger"))
+        async with ledger:
+            await ledger.add_account("acme", name="", timezone="UTC", parent_id=None, now="t")
+            server.stop()
+            with pytest.raises(StoreError, match="the PostgreSQL ledger is unavailable") as exc:
+                await ledger.devices()
+            assert "\n" not in str(exc.value)
+            server.start()
+            await wait_for(_answers(ledger), within=60)
+            await ledger.add_device("gw-1", account_id="acme", serial=None, model="g", now="t")
+            assert list(await ledger.devices()) == ["gw-1"]
+    finally:
+        server.destroy()
+
+
+def _answers(ledger: PostgresLedger) -> Callable[[], Any]:
+    async def check() -> bool:
+        try:
+            await ledger.devices()
+        except StoreError:
+            return False
+        return True
+
+    return check
