@@ -131,6 +131,11 @@ class LedgerSettings:
         if not self.path and not self.url:
             object.__setattr__(self, "path", DEFAULT_LEDGER_PATH)
 
+    @property
+    def location(self) -> str:
+        """What ``collector.store.db.Database`` opens: the PostgreSQL URL, else the file."""
+        return self.url or self.path
+
     def validate(self) -> None:
         """Refuse both path and url, a URL that is not PostgreSQL, bad modes and pool sizes."""
         if self.path and self.url:

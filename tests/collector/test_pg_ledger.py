@@ -24,10 +24,11 @@ from tests.servers import Mosquitto
 
 def test_path_is_the_default_and_url_picks_postgresql() -> None:
     default = settings_from_mapping({}, {}).ledger
-    assert (default.path, default.url) == ("collector.db", "")
+    assert (default.path, default.url, default.location) == ("collector.db", "", "collector.db")
     assert isinstance(make_ledger(default), SqliteLedger)
     pg = settings_from_mapping({"ledger": {"url": "postgresql://u@db.example:5433/ledger"}}, {})
     assert pg.ledger.path == ""  # no SQLite file is invented beside a PostgreSQL ledger
+    assert pg.ledger.location == "postgresql://u@db.example:5433/ledger"
     ledger = make_ledger(pg.ledger)
     assert isinstance(ledger, PostgresLedger)
     assert ledger.pool_size == 4
