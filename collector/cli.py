@@ -236,6 +236,10 @@ async def _run(settings: Settings) -> None:
 
 
 def _migrate(settings: Settings) -> list[str]:
+    if settings.ledger.url:
+        from collector.store.postgres import migrate_url
+
+        return migrate_url(settings.ledger.url)
     from collector.store.sqlite import migrate_file
 
     Path(settings.ledger.path).parent.mkdir(parents=True, exist_ok=True)
@@ -244,10 +248,14 @@ def _migrate(settings: Settings) -> list[str]:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Apply every registered migration."""
+    from collector.store.postgres import migrate_url
     from collector.store.sqlite import migrate_file
 
     settings = settings_from_args(args)
-    ran = migrate_file(settings.ledger.path)
+    if settings.ledger.url:
+        ran = migrate_url(settings.ledger.url)
+    else:
+        ran = migrate_file(settings.ledger.path)
     print(f"applied: {', '.join(ran)}" if ran else "database is up to date")
     return 0
 

@@ -139,3 +139,18 @@ def _answers(ledger: PostgresLedger) -> Callable[[], Any]:
         return True
 
     return check
+
+
+def test_migrate_command_on_a_postgresql_url(
+    postgres: PostgresServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from collector.cli import main
+
+    url = postgres.create_database("m_" + tmp_path.name[-12:].replace("-", "_").lower())
+    conf = tmp_path / "collector.toml"
+    conf.write_text(f'[ledger]\nurl = "{url}"\n')
+    assert main(["migrate", "--config", str(conf)]) == 0
+    assert "applied: ingest/1" in capsys.readouterr().out
+    assert main(["migrate", "--config", str(conf)]) == 0
+    assert capsys.readouterr().out.strip() == "database is up to date"
+    assert not list(tmp_path.glob("*.db"))  # no SQLite file invented
