@@ -1,6 +1,6 @@
 """Two collectors on a shared subscription, one SIGKILLed mid-stream: the ledger
 equals what was sent (the killed one's unacknowledged messages come back to its
-persistent session when it restarts)."""
+persistent session when it restarts). On one SQLite file and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,21 +10,26 @@ from pathlib import Path
 
 import pytest
 
-from collector.store.sqlite import SqliteLedger
 from protocols import Kind
-from tests.collector.helpers import Device, register, usage_batch, wait_for
+from tests.collector.helpers import Device, usage_batch, wait_for
 from tests.collector.test_crash import start, wait_subscribed
+from tests.conftest import LedgerBackend
 from tests.servers import Mosquitto
 
 BATCHES = 150
 PER_BATCH = 10
 
 
-def _config(tmp_path: Path, mosquitto: Mosquitto, client_id: str, group: str) -> Path:
+def _config(
+    tmp_path: Path, mosquitto: Mosquitto, client_id: str, group: str, store: LedgerBackend
+) -> Path:
     path = tmp_path / f"{client_id}.toml"
+    ledger = (
+        f'url = "{store.settings.url}"' if store.settings.url else f'path = "{store.settings.path}"'
+    )
     path.write_text(
         f'[mqtt]\nurl = "{mosquitto.url}"\nclient_id = "{client_id}"\nshare_group = "{group}"\n'
-        f'[ledger]\npath = "{tmp_path / "ledger.db"}"\n'
+        f"[ledger]\n{ledger}\n"
         "[ingest]\ngroup_commit_ms = 2\n"
         "[influx]\nenabled = false\n[api]\nenabled = false\n"
     )
@@ -34,14 +39,13 @@ def _config(tmp_path: Path, mosquitto: Mosquitto, client_id: str, group: str) ->
 @pytest.mark.broker
 @pytest.mark.slow
 async def test_two_collectors_share_the_load_and_one_dies(
-    mosquitto: Mosquitto, tmp_path: Path, unique_id: str
+    mosquitto: Mosquitto, tmp_path: Path, unique_id: str, ledger_backend: LedgerBackend
 ) -> None:
     gw = f"{unique_id}-gw"
-    db = tmp_path / "ledger.db"
-    await register(str(db), "acme", [gw])
+    await ledger_backend.register("acme", [gw])
     group = f"g{unique_id}"
-    conf_a = _config(tmp_path, mosquitto, f"a-{unique_id}", group)
-    conf_b = _config(tmp_path, mosquitto, f"b-{unique_id}", group)
+    conf_a = _config(tmp_path, mosquitto, f"a-{unique_id}", group, ledger_backend)
+    conf_b = _config(tmp_path, mosquitto, f"b-{unique_id}", group, ledger_backend)
     log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
     a, b = start(conf_a, log_a), start(conf_b, log_b)
     procs = [a, b]
@@ -60,17 +64,15 @@ async def test_two_collectors_share_the_load_and_one_dies(
         procs.append(a)
         wait_subscribed(log_a, 2)
 
-        async def all_committed() -> bool:
-            async with SqliteLedger(db) as ledger:
-                rows = await ledger._fetch("SELECT COUNT(*) FROM usage_records", ())
+        def all_committed() -> bool:
+            rows = ledger_backend.rows("SELECT COUNT(*) FROM usage_records")
             return int(rows[0][0]) >= BATCHES * PER_BATCH
 
         await wait_for(all_committed, within=30)
-        async with SqliteLedger(db) as ledger:
-            rows = await ledger._fetch(
-                "SELECT COUNT(*), COUNT(DISTINCT record_id), SUM(quantity) FROM usage_records", ()
-            )
-            hourly = await ledger._fetch("SELECT SUM(quantity), SUM(records) FROM usage_hourly", ())
+        rows = ledger_backend.rows(
+            "SELECT COUNT(*), COUNT(DISTINCT record_id), SUM(quantity) FROM usage_records"
+        )
+        hourly = ledger_backend.rows("SELECT SUM(quantity), SUM(records) FROM usage_hourly")
         sent_total = sum((i + 1) * PER_BATCH for i in range(BATCHES))
         assert rows[0] == (BATCHES * PER_BATCH, BATCHES * PER_BATCH, sent_total)
         assert hourly[0] == (sent_total, BATCHES * PER_BATCH)
