@@ -241,6 +241,10 @@ class ApiSettings:
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 8080
+    # Invitation links are signed with the key in this file (created 0600 when
+    # absent). Empty: beside the SQLite ledger. With [ledger] url it must be set,
+    # to the same file on every collector host, and kept out of the database.
+    link_key_file: str = ""
 
     def validate(self) -> None:
         """Refuse an impossible port."""
@@ -401,6 +405,13 @@ class Settings:
     notify: NotifySettings = field(default_factory=NotifySettings)
     payments: PaymentsSettings = field(default_factory=PaymentsSettings)
 
+    def link_key_path(self) -> Path:
+        """The invitation link key file: ``[api] link_key_file``, else beside the SQLite ledger."""
+        if self.api.link_key_file:
+            return Path(self.api.link_key_file)
+        ledger = Path(self.ledger.path)
+        return ledger.with_name(ledger.name + ".link-key")
+
 
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Read ``path`` (TOML, optional), apply environment overrides, validate."""
@@ -435,6 +446,14 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str]) -> Set
     settings = Settings(**sections)
     for name in sections:
         getattr(settings, name).validate()
+    uses_key = settings.api.enabled or settings.notify.enabled
+    if settings.ledger.url and not settings.api.link_key_file and uses_key:
+        raise ConfigError(
+            "api",
+            "link_key_file",
+            "must be set with [ledger] url: the same file on every collector host"
+            " (it signs invitation links and stays out of the database)",
+        )
     return settings
 
 

@@ -71,6 +71,7 @@ def build_full_app(settings: Settings, *, collector: Collector | None = None) ->
         reserved_names=settings.mqtt.reserved_names,
         status_clock=collector.clock.now if collector is not None else None,
         card_secret_file=settings.payments.card_webhook_secret_file or None,
+        link_key_file=settings.link_key_path(),
         card_checkout_url=settings.payments.card_checkout_url,
         card_provider=settings.payments.card_provider,
     )
@@ -131,8 +132,7 @@ def start_notifier(settings: Settings) -> SchedulerHandle:
     from collector.fleet import invitations
     from collector.notify import Notifier, NotifyPolicy, SmtpSender, WebhookSender
 
-    db_path = settings.ledger.path
-    key = invitations.load_link_key(invitations.link_key_file(db_path))
+    key = invitations.load_link_key(settings.link_key_path())
     smtp = None
     if cfg.smtp_host:
         password = ""

@@ -53,6 +53,15 @@ def _db_path(args: argparse.Namespace) -> str:
         raise FleetError(str(exc)) from None
 
 
+def _link_key_path(args: argparse.Namespace) -> Path:
+    """The invitation link key file: beside ``--db``, else from the configuration."""
+    if getattr(args, "db", None):
+        return invitations.link_key_file(args.db)
+    from collector.cli import settings_from_args
+
+    return settings_from_args(args).link_key_path()
+
+
 def run_command(handler: Handler, args: argparse.Namespace) -> int:
     """Run one command in one write transaction on the configured database; errors: one line."""
     try:
@@ -205,7 +214,7 @@ def cmd_users_invite(args: argparse.Namespace, conn: Session, now: datetime) -> 
         role=args.role,
         invited_by="cli",
         base_url=args.base_url,
-        link_key=invitations.load_link_key(invitations.link_key_file(_db_path(args))),
+        link_key=invitations.load_link_key(_link_key_path(args)),
     )
     print(f"invitation {sent.id} to {sent.email}, valid until {sent.expires_at} (queued in outbox)")
     return 0
@@ -303,7 +312,7 @@ def cmd_contracts_cancel(args: argparse.Namespace, conn: Session, now: datetime)
 
 def cmd_mail_pending(args: argparse.Namespace, conn: Session, _: datetime) -> int:
     """Show e-mail waiting in the outbox (with ``--bodies``, links rendered: for a relay)."""
-    key = invitations.load_link_key(invitations.link_key_file(_db_path(args)))
+    key = invitations.load_link_key(_link_key_path(args))
     for m in mail.pending(conn):
         print(f"#{m['id']} {m['created_at']} to {m['recipient']}: {m['subject']}")
         if args.bodies:

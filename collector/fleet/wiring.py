@@ -64,7 +64,7 @@ def attach(
 
         billing = _billing_adapter(
             load_price_book(price_book),
-            Path(card_secret_file or f"{db_path}.card-webhook-secret"),
+            Path(card_secret_file or f"{db_path}.card-webhook-secret") if db_path else None,
             card_checkout_url,
             card_provider,
         )
@@ -87,11 +87,13 @@ def attach(
 
 
 def _billing_adapter(
-    book: PriceBook, secret_file: Path, checkout_url: str, provider_name: str
+    book: PriceBook, secret_file: Path | None, checkout_url: str, provider_name: str
 ) -> BillingAdapter:
     from collector.billing.payments import HostedCardProvider, PaymentProvider
     from collector.fleet.billing_adapter import BillingAdapter
 
+    if secret_file is None:  # PostgreSQL ledger and no [payments] card_webhook_secret_file
+        return BillingAdapter(book)
     try:
         secret = secret_file.read_bytes().strip()
     except FileNotFoundError:
