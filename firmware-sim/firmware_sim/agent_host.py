@@ -88,6 +88,10 @@ def agent_settings(spec: GatewaySpec, speed: float) -> Settings:
         },
         "agent": {"state_dir": str(spec.state_dir), "log_level": "warning"},
         "health": {"interval": max(spec.meter_interval_s * 5, 60.0)},
+        # No space set aside for a full-disk shutdown (4 MiB written per
+        # outbox by default: 4 GB of writes for a fleet of 1,000 that never
+        # simulates a full disk).
+        "outbox": {"reserve_bytes": 0},
         "uplink": {
             # receipts are timed on the agent's (accelerated) clock: scale them
             # so they stay ~5 s of real time; reconnects wait in real time
