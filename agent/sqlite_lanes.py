@@ -55,7 +55,10 @@ class _Lane:
             if self._draining:
                 return
             self._draining = True
-        self._executor.submit(self._drain)
+        try:
+            self._executor.submit(self._drain)
+        except RuntimeError:  # the executor is shut down (interpreter exit): run here
+            self._drain()
 
     def _drain(self) -> None:
         while True:

@@ -96,3 +96,15 @@ def test_outboxes_on_one_executor_commit_every_record(tmp_path: Path) -> None:
             assert conn.execute("SELECT COUNT(*) FROM records").fetchone()[0] == 10
         finally:
             conn.close()
+
+
+def test_a_connection_still_closes_once_its_executor_is_shut_down(tmp_path: Path) -> None:
+    async def run() -> bool:
+        pool = ThreadPoolExecutor(max_workers=1)
+        db = await sqlite_lanes.connect(tmp_path / "x.db", pool)
+        await db.execute("CREATE TABLE t (n INTEGER)")
+        pool.shutdown(wait=True)  # as at interpreter exit
+        await db.close()  # runs on the caller's thread instead of raising
+        return bool(db._connection is None)
+
+    assert asyncio.run(run())
