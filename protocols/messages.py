@@ -112,6 +112,10 @@ class DataBatch(_Message, frozen=True, kw_only=True, tag="data_batch"):
     epoch: Epoch
     seq: Seq
     stream: Subject
+    # What the agent accepted, for billing (absent from older agents: the
+    # collector then counts the points itself and attributes them by sent_at).
+    raw_bytes: Count | None = None  # the accepted lines as received, newlines included
+    accepted_at: UtcTime | None = None  # when the agent accepted them; one clock hour
     points: Annotated[list[DataPoint], Meta(min_length=1, max_length=MAX_POINTS_PER_BATCH)]
 
     def batch_id(self) -> str:
