@@ -444,6 +444,14 @@ class Outbox:
                 )
         return [row_to_record(r, self.epoch, bump=1) for r in rows]
 
+    async def floor(self) -> int | None:
+        """The lowest seq of this epoch still in the outbox (sent or not), or None.
+
+        Every batch carries it: the collector closes its dedup gaps below it.
+        """
+        rows = await _fetch(self._db, "SELECT min(seq) FROM records WHERE epoch IS NULL")
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
     async def claim(self, seqs: Iterable[int]) -> list[OutboxRecord]:
         """Mark sent and return the records among ``seqs`` still held, in order."""
         wanted = sorted(set(seqs))

@@ -80,6 +80,9 @@ class UsageBatch(_Message, frozen=True, kw_only=True, tag="usage_batch"):
     device: Identifier
     sent_at: UtcTime
     records: Annotated[list[UsageRecord], Meta(min_length=1, max_length=MAX_RECORDS_PER_BATCH)]
+    # The lowest seq the agent may still send in the records' epoch (its oldest
+    # unreceipted outbox entry); set only when every record is of one epoch.
+    floor: Seq | None = None
 
     def __post_init__(self) -> None:
         seen: set[tuple[str, int]] = set()
@@ -117,6 +120,7 @@ class DataBatch(_Message, frozen=True, kw_only=True, tag="data_batch"):
     raw_bytes: Count | None = None  # the accepted lines as received, newlines included
     accepted_at: UtcTime | None = None  # when the agent accepted them; one clock hour
     points: Annotated[list[DataPoint], Meta(min_length=1, max_length=MAX_POINTS_PER_BATCH)]
+    floor: Seq | None = None  # the lowest seq the agent may still send in ``epoch``
 
     def batch_id(self) -> str:
         """Return the permanent idempotency key of this batch."""

@@ -145,17 +145,18 @@ class Forwarder:
         return bool(due)
 
     async def _send(self, records: list[OutboxRecord], *, resend: bool) -> None:
+        floor = await self._outbox.floor()  # read before publishing: never too high
         usage: list[UsageRecord] = []
         for rec in records:
             if rec.usage is not None:
                 usage.append(rec.usage)
                 continue
             if usage:
-                await self._publish_usage(usage)
+                await self._publish_usage(usage, floor)
                 usage = []
-            await self._publish_data(rec)
+            await self._publish_data(rec, floor)
         if usage:
-            await self._publish_usage(usage)
+            await self._publish_usage(usage, floor)
         attempt = max(r.attempts for r in records)
         delay = resend_delay(
             attempt, self._settings.receipt_timeout, self._settings.resend_backoff_max, self._rng
@@ -178,28 +179,37 @@ class Forwarder:
         else:
             self.stats.sent_records += len(records)
 
-    async def _publish_usage(self, usage: list[UsageRecord]) -> None:
-        batch = UsageBatch(device=self._device, sent_at=self._clock.now(), records=usage)
+    async def _publish_usage(self, usage: list[UsageRecord], floor: int | None) -> None:
+        # The floor speaks for the current epoch only: left out when a record is older.
+        mine = all(u.epoch == self._outbox.epoch for u in usage)
+        batch = UsageBatch(
+            device=self._device,
+            sent_at=self._clock.now(),
+            records=usage,
+            floor=floor if mine else None,
+        )
         try:
             payload = encode(batch)
         except OversizeError:
             half = len(usage) // 2
-            await self._publish_usage(usage[:half])
-            await self._publish_usage(usage[half:])
+            await self._publish_usage(usage[:half], floor)
+            await self._publish_usage(usage[half:], floor)
             return
         await self._bucket.take(len(usage))
         self._link.publish(Kind.USAGE, payload)
         self.stats.messages += 1
 
-    async def _publish_data(self, rec: OutboxRecord) -> None:
+    async def _publish_data(self, rec: OutboxRecord, floor: int | None) -> None:
+        epoch = rec.epoch or self._outbox.epoch
         try:
             batch = DataBatch(
                 device=self._device,
                 sent_at=self._clock.now(),
-                epoch=rec.epoch or self._outbox.epoch,
+                epoch=epoch,
                 seq=rec.seq,
                 stream=rec.stream,
                 points=_points.decode(rec.points),
+                floor=floor if epoch == self._outbox.epoch else None,
             )
             payload = encode(batch)
         except (msgspec.ValidationError, OversizeError) as exc:

@@ -62,6 +62,7 @@ class FastUsageBatch(
     device: Identifier
     sent_at: UtcTime
     records: Annotated[list[FastRecord], Meta(min_length=1, max_length=MAX_RECORDS_PER_BATCH)]
+    floor: Seq | None = None
 
 
 _decoder = msgspec.json.Decoder(FastUsageBatch)
