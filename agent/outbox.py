@@ -401,13 +401,19 @@ class Outbox:
                 if not fut.done():
                     fut.set_result(seqs)
 
-    async def append_data(self, stream: str, points: bytes, nbytes: int) -> int:
-        """Append one customer data batch (points as encoded JSON); return its seq."""
+    async def append_data(
+        self, stream: str, points: bytes, nbytes: int, *, accepted: float | None = None
+    ) -> int:
+        """Append one customer data batch (points as encoded JSON); return its seq.
+
+        ``created`` is ``accepted`` (when the points were accepted, a POSIX
+        time) if given: the DataBatch carries it as ``accepted_at``.
+        """
         if self._data_bytes + nbytes > self.limits.data_cap_bytes:
             raise BackPressure(
                 f"data outbox holds {self._data_bytes} bytes, cap {self.limits.data_cap_bytes}"
             )
-        now = self._clock.now().timestamp()
+        now = self._clock.now().timestamp() if accepted is None else accepted
         async with self._write() as db:
             cur = await db.execute(
                 "INSERT INTO records(cls, created, stream, body, nbytes) VALUES ('data', ?,?,?,?)",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Annotated
 
 import msgspec
@@ -82,8 +83,18 @@ class OutboxSink:
         """Return the state saved under ``key`` by commit_usage, if any."""
         return await self._outbox.load_state(key)
 
-    async def commit_data(self, stream: str, points: Sequence[DataPoint], nbytes: int) -> None:
+    async def commit_data(
+        self,
+        stream: str,
+        points: Sequence[DataPoint],
+        nbytes: int,
+        *,
+        accepted_at: datetime | None = None,
+    ) -> None:
         """Append one customer data batch; raises BackPressure at the cap or when suspended.
+
+        ``nbytes`` (the raw bytes of the accepted lines) and ``accepted_at``
+        (else now) are stored with it; the DataBatch carries them for billing.
 
         Raises ValueError for a batch the collector could not accept (bad
         stream name, invalid point, more than one message's worth).
@@ -101,7 +112,8 @@ class OutboxSink:
             _points_checker.decode(encoded)
         except msgspec.ValidationError as exc:
             raise ValueError(f"invalid data point: {exc}") from exc
-        await self._outbox.append_data(stream, encoded, nbytes)
+        accepted = None if accepted_at is None else accepted_at.timestamp()
+        await self._outbox.append_data(stream, encoded, nbytes, accepted=accepted)
 
     async def report_inventory(self, peripherals: Sequence[Peripheral]) -> None:
         """Publish the peripherals now (retained) and keep them for the birth message."""

@@ -62,8 +62,19 @@ class MeterSink(Protocol):
     async def load_state(self, key: str) -> bytes | None:
         """Return the state saved under ``key`` by commit_usage, if any."""
 
-    async def commit_data(self, stream: str, points: Sequence[DataPoint], nbytes: int) -> None:
-        """Append one customer data batch; raises BackPressure at the cap."""
+    async def commit_data(
+        self,
+        stream: str,
+        points: Sequence[DataPoint],
+        nbytes: int,
+        *,
+        accepted_at: datetime | None = None,
+    ) -> None:
+        """Append one customer data batch; raises BackPressure at the cap.
+
+        ``nbytes``: the raw bytes of the accepted lines; ``accepted_at``: when
+        the points were accepted (one clock hour), else now. Both are billed.
+        """
 
     async def report_inventory(self, peripherals: Sequence[Peripheral]) -> None:
         """Publish the device's peripherals now (present and missing)."""

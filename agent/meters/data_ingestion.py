@@ -10,8 +10,13 @@ protocol. JSON lines look like
 
 Accepted points are batched per stream (``batch_points`` or
 ``flush_interval_s``, whichever first) and committed to the outbox as one
-DataBatch with ``commit_data``; the stream's bytes (accepted line bytes,
-newline included) and points are counted when the commit succeeds.
+DataBatch with ``commit_data``; the stream's bytes (accepted line bytes as
+received, newline included) and points are counted when the commit succeeds.
+A batch never spans two clock hours (UTC) of acceptance: it is committed with
+the raw bytes of its lines and the time its first point was accepted, which
+the DataBatch carries (``raw_bytes``, ``accepted_at``) and the collector
+bills, so ``stream.<name>.bytes`` is exactly the billed figure and points
+buffered across a month end are billed in the month they were accepted.
 
 Malformed lines are counted (``lines_rejected``) and never forwarded; on TCP
 the producer gets ``ERR <line> <reason> <detail>`` for each. Lines are
@@ -40,6 +45,7 @@ import ipaddress
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
 import msgspec
@@ -91,6 +97,7 @@ class _Buffer:
     nbytes: int = 0
     blocked: str = ""  # refusal reason while the outbox refuses this stream
     lines: list[int] = field(default_factory=list)  # each point's line number
+    stamps: list[datetime] = field(default_factory=list)  # each point's acceptance time
     origins: list[list[Any]] = field(default_factory=list)  # runs of [source, points]
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     drained: asyncio.Event = field(default_factory=asyncio.Event)
@@ -192,6 +199,7 @@ class DataIngestionMeter:
         buf.points.clear()
         buf.sizes.clear()
         buf.lines.clear()
+        buf.stamps.clear()
         buf.origins.clear()
         buf.nbytes = 0
 
@@ -216,12 +224,13 @@ class DataIngestionMeter:
         answers: list[bytes] = []
         buf = self._buffers[lst.stream]
         refusal = self._refusal(buf)
-        now_ns = int(self.deps.clock.now().timestamp() * 1e9)
+        now = self.deps.clock.now()  # the acceptance time of every line of the block
+        now_ns = int(now.timestamp() * 1e9)
         precision = self.settings.precision
         max_line = self.settings.max_line_bytes
         json_first = lst.format == "auto"
         json_only = lst.format == "json"
-        points, sizes, lines = buf.points, buf.sizes, buf.lines
+        points, sizes, lines, stamps = buf.points, buf.sizes, buf.lines, buf.stamps
         series = self._series
         accepted = rejected = refused = nbytes = 0
         refused_lo = refused_hi = 0
@@ -270,6 +279,7 @@ class DataIngestionMeter:
             sizes.append(size)
             nbytes += size
             lines.append(no)
+            stamps.append(now)
             accepted += 1
         if accepted:
             buf.nbytes += nbytes
@@ -333,7 +343,13 @@ class DataIngestionMeter:
         limit = min(self.settings.batch_points, MAX_POINTS_PER_BATCH)
         while buf.points and sink is not None:
             count, nbytes = 0, 0
+            stamps = buf.stamps
+            first = stamps[0]
+            hour = _hour(first)
             while count < min(limit, len(buf.points)) and nbytes < self.settings.batch_bytes:
+                stamp = stamps[count]
+                if stamp is not first and _hour(stamp) != hour:
+                    break  # one batch, one clock hour of acceptance
                 nbytes += buf.sizes[count]
                 count += 1
             batch = buf.points[:count]
@@ -343,7 +359,7 @@ class DataIngestionMeter:
                 batch = batch[:count]
                 nbytes = sum(buf.sizes[:count])
             try:
-                await sink.commit_data(stream, batch, nbytes)
+                await sink.commit_data(stream, batch, nbytes, accepted_at=first)
             except BackPressure as exc:
                 reason = "suspended" if isinstance(exc, ServiceSuspended) else "outbox full"
                 if not buf.blocked:
@@ -369,6 +385,7 @@ class DataIngestionMeter:
             del buf.points[:count]
             del buf.sizes[:count]
             del buf.lines[:count]
+            del buf.stamps[:count]
             _consume(buf.origins, count)
             buf.nbytes -= nbytes
             buf.blocked = ""
@@ -386,6 +403,11 @@ class DataIngestionMeter:
         """Return (points, bytes) committed for ``stream`` so far."""
         values = self.counters.values
         return values.get(f"stream.{stream}.points", 0), values.get(f"stream.{stream}.bytes", 0)
+
+
+def _hour(t: datetime) -> int:
+    """Return the clock hour (UTC, hours since the epoch) that ``t`` falls in."""
+    return int(t.timestamp() // 3600)
 
 
 def _consume(origins: list[list[Any]], count: int) -> None:

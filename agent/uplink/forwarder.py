@@ -16,6 +16,7 @@ import contextlib
 import logging
 import random
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -209,6 +210,8 @@ class Forwarder:
                 seq=rec.seq,
                 stream=rec.stream,
                 points=_points.decode(rec.points),
+                raw_bytes=rec.nbytes or None,
+                accepted_at=datetime.fromtimestamp(rec.created, UTC),
                 floor=floor if epoch == self._outbox.epoch else None,
             )
             payload = encode(batch)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from agent.meters.base import BackPressure, ServiceSuspended, UsageSample
 from protocols import DataPoint, ModemHealth, Peripheral, Service
@@ -20,6 +21,7 @@ class FakeSink:
     state: dict[str, bytes] = field(default_factory=dict)
     commits: int = 0
     data: list[tuple[str, list[DataPoint], int]] = field(default_factory=list)
+    accepted: list[datetime | None] = field(default_factory=list)  # accepted_at per batch
     inventories: list[list[Peripheral]] = field(default_factory=list)
     modems: list[ModemHealth] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -36,12 +38,20 @@ class FakeSink:
     async def load_state(self, key: str) -> bytes | None:
         return self.state.get(key)
 
-    async def commit_data(self, stream: str, points: Sequence[DataPoint], nbytes: int) -> None:
+    async def commit_data(
+        self,
+        stream: str,
+        points: Sequence[DataPoint],
+        nbytes: int,
+        *,
+        accepted_at: datetime | None = None,
+    ) -> None:
         if Service.DATA_INGESTION in self.suspended:
             raise ServiceSuspended("data_ingestion")
         if self.data_cap_points is not None and self.points() + len(points) > self.data_cap_points:
             raise BackPressure("outbox at cap")
         self.data.append((stream, list(points), nbytes))
+        self.accepted.append(accepted_at)
         self.changed.set()
 
     async def report_inventory(self, peripherals: Sequence[Peripheral]) -> None:

@@ -237,10 +237,10 @@ async def test_outbox_failure_keeps_points_and_recovers(tmp_path: Path) -> None:
     class FlakySink(FakeSink):
         failing = True
 
-        async def commit_data(self, stream: str, points: Any, nbytes: int) -> None:
+        async def commit_data(self, stream: str, points: Any, nbytes: int, **kw: Any) -> None:
             if self.failing:
                 raise OSError("disk I/O error")
-            await super().commit_data(stream, points, nbytes)
+            await super().commit_data(stream, points, nbytes, **kw)
 
     sink = FlakySink()
     async with running(CONFIG, sink, tmp_path) as meter:
