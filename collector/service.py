@@ -304,8 +304,11 @@ class Collector:
         conditions: list[DeviceCondition] = []
         health: list[HealthSample] = []
         replies: list[ReplyRow] = []
+        floors: list[tuple[str, str, int]] = []
         for o in outcomes:
             usage.extend(o.usage)
+            if o.floor is not None and o.device is not None and not o.rejected:
+                floors.append((o.device, *o.floor))
             letters.extend(o.dead_letters)
             export.extend(o.export)
             if o.rejected or o.account is None or o.device is None:
@@ -341,6 +344,7 @@ class Collector:
             conditions=conditions,
             health=health,
             replies=replies,
+            floors=floors,
         )
         return batch, changes
 

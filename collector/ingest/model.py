@@ -76,6 +76,7 @@ class Outcome:
     inventory: Inventory | None = None
     health: HealthReport | None = None
     reply: CommandReply | None = None
+    floor: tuple[str, int] | None = None  # (epoch, the batch's floor): closes dedup gaps
 
     @property
     def rejected(self) -> bool:

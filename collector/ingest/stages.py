@@ -100,6 +100,7 @@ def process(
             problem = authorize(topic, fast, devices)
             if problem is not None:
                 return _reject(msg, problem[0], problem[1], limits, topic)
+            shaped.floor = floor_of(fast.records, fast.floor)
             return shaped
     try:
         message = decode(topic.kind, msg.payload)
@@ -174,7 +175,18 @@ def usage_outcome(
     out = shape_usage(msg, topic, batch.records, limits, now)
     if out is None:  # unreachable: a decoded UsageBatch passed these rules already
         return _reject(msg, "bad_schema", "usage batch breaks a record rule", limits, topic)
+    out.floor = floor_of(batch.records, batch.floor)
     return out
+
+
+def floor_of(
+    records: Sequence[UsageRecord | FastRecord], floor: int | None
+) -> tuple[str, int] | None:
+    """``(epoch, floor)`` when the batch carries a floor and all its records share one epoch."""
+    if floor is None:
+        return None
+    epoch = records[0].epoch
+    return (epoch, floor) if all(r.epoch == epoch for r in records) else None
 
 
 def shape_usage(

@@ -207,6 +207,9 @@ class CommitBatch:
     conditions: Sequence[DeviceCondition] = ()
     health: Sequence[HealthSample] = ()  # collector.store.health rows
     replies: Sequence[ReplyRow] = ()  # collector.store.commands rows
+    # (device, epoch, floor): the device's word that it will send nothing lower
+    # (protocols/README.md); the watermark closes its gaps below.
+    floors: Sequence[tuple[str, str, int]] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,10 @@ because here several collector processes (on several hosts) commit at once:
   RETURNING``, which says which ids this commit inserted. An insert of an
   id that another transaction is inserting waits for it, then fails or does
   nothing, so a record resent to two collectors is counted by exactly one.
+- Permanent deduplication is the watermark of each device epoch
+  (``dedup_marks``, see ``dedup``), read ``FOR UPDATE`` and written in the
+  same transaction; the primary key stays as the second guard while the raw
+  row is kept.
 - Deadlocks: every table's rows are written in key order (records by id,
   rollups by key, status rows by device...), so two commits lock in the same
   order; if PostgreSQL still reports a deadlock or a serialization failure
@@ -36,7 +40,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool
 
 from collector.errors import RegistryError
-from collector.store import commands, health
+from collector.store import commands, dedup, health
 from collector.store.db import Database, StoreError
 from collector.store.ledger import (
     CONTENT_FIELDS,
@@ -127,6 +131,22 @@ def _pg(sql: str) -> str:
 
 
 _INSERT_HEALTH = _pg(health.INSERT_SQL)
+_UPSERT_MARKS = _pg(dedup.UPSERT_MARKS)
+_ENSURE_MARKS = (
+    "INSERT INTO dedup_marks (device_id, epoch, mark, gaps, updated_at)"
+    " SELECT d, e, 0, '[]', %s FROM unnest(%s::text[], %s::text[]) AS k(d, e)"
+    " ORDER BY d, e ON CONFLICT (device_id, epoch) DO NOTHING"
+)
+_LOCK_MARKS = (
+    "SELECT device_id, epoch, mark, gaps FROM dedup_marks WHERE (device_id, epoch) IN ("
+    "SELECT d, e FROM unnest(%s::text[], %s::text[]) AS k(d, e))"
+    " ORDER BY device_id, epoch FOR UPDATE"
+)
+_TAKE_SEEDS = (
+    "DELETE FROM dedup_seed_gaps WHERE (device_id, epoch) IN ("
+    "SELECT d, e FROM unnest(%s::text[], %s::text[]) AS k(d, e))"
+    " RETURNING device_id, epoch, lo, hi"
+)
 _PRUNE_HEALTH = _pg(health.PRUNE_SQL)
 _REPLY = _pg(commands.REPLY_SQL)
 
@@ -223,7 +243,12 @@ class PostgresLedger:
             dup_count += 1
             if not same_content(content_of(first), content_of(r)):
                 conflicts.append(conflict_letter(r, content_of(first)))
-        new_rows, kept = await self._insert_new(conn, unique)
+        seen = (await self._watermarks(conn, batch)) & unique.keys()
+        candidates = {k: v for k, v in unique.items() if k not in seen} if seen else unique
+        new_rows, kept = await self._insert_new(conn, candidates)
+        if seen:  # known to the watermark; the raw row, while kept, still catches a conflict
+            cur = await conn.execute(_SELECT_KEPT, (sorted(seen),))
+            kept.update((r[0], tuple(r[1:])) for r in await cur.fetchall())
         already: set[str] = set()
         if len(new_rows) != len(unique):
             already = set(unique) - {r.record_id for r in new_rows}
@@ -263,6 +288,33 @@ class PostgresLedger:
         return CommitResult(
             len(new_rows), frozenset(duplicates), rollups, dup_count, conflicts, pruned
         )
+
+    async def _watermarks(
+        self, conn: psycopg.AsyncConnection[Any], batch: CommitBatch
+    ) -> frozenset[str]:
+        """Judge the group by the watermarks (``dedup``) and write them back; return seen ids.
+
+        The device epochs' rows are created if missing, then locked (``FOR
+        UPDATE``, in key order): two collectors committing the same device
+        epoch take turns, so neither overwrites the other's mark.
+        """
+        keys = dedup.keys_of(batch.usage, batch.floors)
+        if not keys:
+            return frozenset()
+        devices = [k[0] for k in keys]
+        epochs = [k[1] for k in keys]
+        now = batch.usage[0].received_at if batch.usage else _now_text(batch)
+        await conn.execute(_ENSURE_MARKS, (now, devices, epochs))
+        found = await (await conn.execute(_LOCK_MARKS, (devices, epochs))).fetchall()
+        seeds: list[Any] = []
+        if any(row[3] is None for row in found):
+            seeds = await (await conn.execute(_TAKE_SEEDS, (devices, epochs))).fetchall()
+        marks = dedup.Marks.load(found, seeds)
+        seen = marks.judge(batch.usage)
+        marks.close_floors(batch.floors)
+        async with conn.cursor() as cur:
+            await _many(cur, _UPSERT_MARKS, marks.rows(now))
+        return seen
 
     async def _insert_new(
         self, conn: psycopg.AsyncConnection[Any], unique: dict[str, UsageRow]

@@ -13,7 +13,10 @@ connection; both connections have the same PRAGMAs and take the same lock.
 
 Usage records are inserted with multi-row statements under a savepoint,
 with no Python work per record but its parameters and its hourly rollup key,
-unless an id repeats (then the careful path looks the ids up first).
+unless an id repeats or the watermark of its device epoch (``dedup``: one
+read and one upsert per device epoch per group, same transaction) has seen
+it: then the careful path looks the ids up first. The primary key stays the
+second guard while the raw row is kept.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from collector.errors import RegistryError
-from collector.store import commands, health, migrations
+from collector.store import commands, dedup, health, migrations
 from collector.store.ledger import (
     CONTENT_FIELDS,
     CommitBatch,
@@ -70,6 +73,11 @@ _UPSERT_HOURLY = (
     " ON CONFLICT (account_id, device_id, service, subject, unit, hour) DO UPDATE SET"
     " quantity = quantity + excluded.quantity, records = records + excluded.records"
 )
+_SELECT_MARKS = "SELECT device_id, epoch, mark, gaps FROM dedup_marks WHERE (device_id, epoch)"
+_SELECT_SEEDS = (
+    "SELECT device_id, epoch, lo, hi FROM dedup_seed_gaps WHERE device_id = ? AND epoch = ?"
+)
+_DELETE_SEEDS = "DELETE FROM dedup_seed_gaps WHERE device_id = ? AND epoch = ?"
 _SELECT_ROLLUPS = (
     "SELECT account_id, device_id, service, subject, unit, hour, quantity, records"
     " FROM usage_hourly WHERE (account_id, device_id, service, subject, unit, hour)"
@@ -208,7 +216,8 @@ class SqliteLedger:
         return result
 
     def _write(self, conn: sqlite3.Connection, batch: CommitBatch) -> CommitResult:
-        new_rows, duplicates, dup_count, conflicts = self._insert_usage(conn, batch.usage)
+        seen = self._watermarks(conn, batch)
+        new_rows, duplicates, dup_count, conflicts = self._insert_usage(conn, batch.usage, seen)
         rollups = self._roll_up(conn, new_rows)
         if dup_count:
             conn.execute(
@@ -320,8 +329,33 @@ class SqliteLedger:
             out.extend(RollupRow(*row) for row in conn.execute(sql, params))
         return out
 
+    def _watermarks(self, conn: sqlite3.Connection, batch: CommitBatch) -> frozenset[str]:
+        """Judge the group by the watermarks (``dedup``) and write them back; return seen ids.
+
+        One indexed read and one upsert per device epoch in the group.
+        """
+        keys = dedup.keys_of(batch.usage, batch.floors)
+        if not keys:
+            return frozenset()
+        found: list[Any] = []
+        for chunk in _chunks(keys, _KEY_CHUNK):
+            values = ",".join("(?,?)" for _ in chunk)
+            params = [p for k in chunk for p in k]
+            found.extend(conn.execute(_SELECT_MARKS + f" IN (VALUES {values})", params))
+        seeds: list[Any] = []
+        for device, epoch, _, gaps in found:
+            if gaps is None:
+                seeds.extend(conn.execute(_SELECT_SEEDS, (device, epoch)))
+                conn.execute(_DELETE_SEEDS, (device, epoch))
+        marks = dedup.Marks.load(found, seeds)
+        seen = marks.judge(batch.usage)
+        marks.close_floors(batch.floors)
+        now = batch.usage[0].received_at if batch.usage else _now_text(batch)
+        conn.executemany(dedup.UPSERT_MARKS, marks.rows(now))
+        return seen
+
     def _insert_usage(
-        self, conn: sqlite3.Connection, rows: Sequence[UsageRow]
+        self, conn: sqlite3.Connection, rows: Sequence[UsageRow], seen: frozenset[str]
     ) -> tuple[Sequence[UsageRow], frozenset[str], int, list[DeadLetter]]:
         """Insert the records not in the ledger yet.
 
@@ -333,6 +367,8 @@ class SqliteLedger:
         """
         if not rows:
             return (), frozenset(), 0, []
+        if seen:  # the watermark knows some of them: the careful way at once
+            return self._insert_deduplicated(conn, rows, seen)
         conn.execute("SAVEPOINT usage_insert")
         try:
             self._insert_rows(conn, rows)
@@ -342,10 +378,10 @@ class SqliteLedger:
             conn.execute("RELEASE usage_insert")
             return rows, frozenset(), 0, []
         conn.execute("RELEASE usage_insert")
-        return self._insert_deduplicated(conn, rows)
+        return self._insert_deduplicated(conn, rows, seen)
 
     def _insert_deduplicated(
-        self, conn: sqlite3.Connection, rows: Sequence[UsageRow]
+        self, conn: sqlite3.Connection, rows: Sequence[UsageRow], seen: frozenset[str]
     ) -> tuple[Sequence[UsageRow], frozenset[str], int, list[DeadLetter]]:
         # First occurrence of each id in this group; later ones are duplicates.
         unique: dict[str, UsageRow] = {}
@@ -368,16 +404,18 @@ class SqliteLedger:
             marks = ",".join("?" * len(chunk))
             sql = f"SELECT record_id, {columns} FROM usage_records WHERE record_id IN ({marks})"  # noqa: S608
             existing.update((row[0], tuple(row[1:])) for row in conn.execute(sql, tuple(chunk)))
-        fresh = [r for r in unique.values() if r.record_id not in existing]
+        # New = unseen by the watermark AND absent from the raw rows (the second guard).
+        known = existing.keys() | (seen & unique.keys())
+        fresh = [r for r in unique.values() if r.record_id not in known]
         if fresh:
             self._insert_rows(conn, fresh)
-        dup_count += len(existing)
+        dup_count += len(known)
         # A resend must be the same record: a different content under a known
         # id means a broken or malicious device. The first stays; flag the rest.
         for rid in sorted(existing):
             if not same_content(existing[rid], content_of(unique[rid])):
                 conflicts.append(conflict_letter(unique[rid], existing[rid]))
-        return fresh, frozenset(existing.keys() | repeated), dup_count, conflicts
+        return fresh, frozenset(known | repeated), dup_count, conflicts
 
     def _insert_rows(self, conn: sqlite3.Connection, rows: Sequence[UsageRow]) -> None:
         # Multi-row INSERT statements, not executemany: executemany releases and

@@ -157,4 +157,41 @@ CREATE TABLE device_conditions (
 );
 """
 
-SCRIPTS: tuple[str, ...] = (V1, V2, V3)
+# Permanent deduplication at a fixed cost per device epoch (collector/store/watermark.py):
+# the highest seq committed and the gaps below it, updated with the records. A
+# ledger written before V4 is seeded from its raw rows: the mark is their
+# highest seq, and each gap goes to dedup_seed_gaps (gaps NULL = "read the seed
+# rows"), which the first commit of that device epoch folds into the JSON.
+V4 = """
+CREATE TABLE dedup_marks (
+    device_id TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    mark INTEGER NOT NULL,
+    gaps TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (device_id, epoch)
+);
+CREATE TABLE dedup_seed_gaps (
+    device_id TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    lo INTEGER NOT NULL,
+    hi INTEGER NOT NULL,
+    PRIMARY KEY (device_id, epoch, lo)
+);
+INSERT INTO dedup_seed_gaps (device_id, epoch, lo, hi)
+    SELECT device_id, epoch, prev + 1, seq - 1 FROM (
+        SELECT device_id, epoch, seq,
+            LAG(seq, 1, 0) OVER (PARTITION BY device_id, epoch ORDER BY seq) AS prev
+        FROM (SELECT DISTINCT device_id, epoch, seq FROM usage_records WHERE seq > 0) AS d
+    ) AS s
+    WHERE seq > prev + 1;
+INSERT INTO dedup_marks (device_id, epoch, mark, gaps, updated_at)
+    SELECT device_id, epoch, MAX(seq), NULL, '' FROM usage_records WHERE seq > 0
+    GROUP BY device_id, epoch;
+UPDATE dedup_marks SET gaps = '[]' WHERE NOT EXISTS (
+    SELECT 1 FROM dedup_seed_gaps g
+    WHERE g.device_id = dedup_marks.device_id AND g.epoch = dedup_marks.epoch
+);
+"""
+
+SCRIPTS: tuple[str, ...] = (V1, V2, V3, V4)
