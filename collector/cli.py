@@ -198,7 +198,7 @@ async def _run(settings: Settings) -> None:
     from collector.service import Collector
     from collector.wiring import build_full_app, start_close_scheduler, start_notifier
 
-    collector = Collector(settings)
+    collector = Collector(settings, retention=True)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, collector.request_stop)

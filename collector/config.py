@@ -235,6 +235,41 @@ class StatusSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionSettings:
+    """How long raw rows are kept (days); rollups, month closes, money and dedup marks stay.
+
+    Defaults: raw usage 400 days — a year's bill (and the month before it,
+    for a dispute about a closed month) can be re-derived from the records
+    themselves, not only from the hourly rollups billing reads; dead letters
+    30 days — long enough to notice, diagnose and have a device resend,
+    their per-device counts are kept for ever in ``dead_letter_totals``;
+    status transitions 90 days — a quarter of liveness history for support;
+    exported export-queue rows 7 days — they are already in the time-series
+    store (the exporter deletes them on acknowledgement; this only catches
+    leftovers). Deletion runs in batches of ``batch_rows`` rows, one short
+    transaction each, every ``interval_seconds``.
+    """
+
+    enabled: bool = True
+    usage_days: int = 400
+    dead_letter_days: int = 30
+    transition_days: int = 90
+    export_days: int = 7
+    batch_rows: int = 2000
+    interval_seconds: float = 600.0
+
+    def validate(self) -> None:
+        """Refuse horizons under a day, and batches or intervals out of range."""
+        for key in ("usage_days", "dead_letter_days", "transition_days", "export_days"):
+            if not 1 <= getattr(self, key) <= 36_500:
+                raise ConfigError("retention", key, "must be between 1 and 36500 days")
+        if not 10 <= self.batch_rows <= 100_000:
+            raise ConfigError("retention", "batch_rows", "must be between 10 and 100000")
+        if not 1 <= self.interval_seconds <= 86_400:
+            raise ConfigError("retention", "interval_seconds", "must be between 1 and 86400")
+
+
+@dataclass(frozen=True, slots=True)
 class ApiSettings:
     """The REST API and /metrics."""
 
@@ -404,6 +439,7 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     payments: PaymentsSettings = field(default_factory=PaymentsSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     def link_key_path(self) -> Path:
         """The invitation link key file: ``[api] link_key_file``, else beside the SQLite ledger."""

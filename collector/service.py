@@ -8,6 +8,10 @@ received meanwhile is processed by the pure stages and becomes the next
 group, written in ONE transaction; only then are its messages acknowledged
 (PUBACK) and the receipts published.
 
+Retention (``collector.store.retention``) runs beside ingest when
+``Collector(..., retention=True)`` (``logbot-collector run`` does): expired raw
+rows go in small batches, one short transaction each.
+
 Test-only fault injection: ``LOGBOT_COLLECTOR_CRASH_AT=before_commit`` or
 ``after_commit`` makes the process SIGKILL itself at that point of the
 first group carrying usage, to prove that a crash means redelivery, not loss.
@@ -50,6 +54,7 @@ from collector.store.ledger import (
     Ledger,
     RollupRow,
 )
+from collector.store.retention import RetentionStats, retention_loop
 from protocols import Command, encode
 
 log = logging.getLogger(__name__)
@@ -79,8 +84,13 @@ class Collector:
         sink: InfluxSink | None = None,
         metrics: Metrics | None = None,
         crash_at: str | None = None,
+        retention: bool = False,
     ) -> None:
         self.settings = settings
+        # Retention runs where ``logbot-collector run`` asks for it ([retention] enabled);
+        # in-process collectors (demo, simulator, tests) keep every row.
+        self._retention = retention and settings.retention.enabled
+        self.retention_stats = RetentionStats()
         self.clock = clock or SystemClock()
         self.ledger: Ledger = ledger or make_ledger(settings.ledger)
         self.metrics = metrics or Metrics()
@@ -158,6 +168,12 @@ class Collector:
                     self.ledger, sink, self.settings.influx, self.clock, self.metrics
                 )
                 tasks.append(asyncio.create_task(self._exporter.run(self._stop), name="export"))
+            if self._retention:
+                expiring = retention_loop(
+                    self.ledger, self.settings.retention, self.clock, self._stop,
+                    self.retention_stats,
+                )  # fmt: skip
+                tasks.append(asyncio.create_task(expiring, name="retention"))
             self._link.start()
             tasks.append(asyncio.create_task(self._signal_ready(), name="ready"))
             try:

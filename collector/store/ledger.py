@@ -364,3 +364,7 @@ class Ledger(Protocol):
     async def export_backlog(self) -> ExportBacklog:
         """Return how many lines wait for export and since when."""
         ...
+
+    async def expire(self, table: str, cutoff: str, limit: int) -> int:
+        """Delete up to ``limit`` expired rows of ``table`` (``retention``); return how many."""
+        ...

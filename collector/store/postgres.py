@@ -40,7 +40,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool
 
 from collector.errors import RegistryError
-from collector.store import commands, dedup, health
+from collector.store import commands, dedup, health, retention
 from collector.store.db import Database, StoreError
 from collector.store.ledger import (
     CONTENT_FIELDS,
@@ -132,6 +132,11 @@ def _pg(sql: str) -> str:
 
 _INSERT_HEALTH = _pg(health.INSERT_SQL)
 _UPSERT_MARKS = _pg(dedup.UPSERT_MARKS)
+# No key in arrival order here (see retention): a filtered scan that stops at the limit.
+_EXPIRE_USAGE = (
+    "DELETE FROM usage_records WHERE ctid = ANY(ARRAY("
+    "SELECT ctid FROM usage_records WHERE received_at < %s LIMIT %s))"
+)
 _ENSURE_MARKS = (
     "INSERT INTO dedup_marks (device_id, epoch, mark, gaps, updated_at)"
     " SELECT d, e, 0, '[]', %s FROM unnest(%s::text[], %s::text[]) AS k(d, e)"
@@ -652,6 +657,17 @@ class PostgresLedger:
             await conn.execute("DELETE FROM export_queue WHERE id <= %s", (last_id,))
 
         await self._transaction(ack)
+
+    async def expire(self, table: str, cutoff: str, limit: int) -> int:
+        """Delete up to ``limit`` rows of ``table`` older than ``cutoff``, in one transaction."""
+        sql = _EXPIRE_USAGE if table == "usage_records" else _pg(retention.head_trim_sql(table))
+        params = (cutoff, limit) if table == "usage_records" else (limit, cutoff)
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> int:
+            cur = await conn.execute(sql, params)
+            return cur.rowcount
+
+        return await self._transaction(work)
 
     async def export_backlog(self) -> ExportBacklog:
         """Return the number of queued lines and the oldest enqueue time."""

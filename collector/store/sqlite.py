@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from collector.errors import RegistryError
-from collector.store import commands, dedup, health, migrations
+from collector.store import commands, dedup, health, migrations, retention
 from collector.store.ledger import (
     CONTENT_FIELDS,
     CommitBatch,
@@ -645,6 +645,29 @@ class SqliteLedger:
             except BaseException:
                 await db.execute("ROLLBACK")
                 raise
+
+    async def expire(self, table: str, cutoff: str, limit: int) -> int:
+        """Delete up to ``limit`` rows of ``table`` older than ``cutoff``, in one short transaction.
+
+        On the writer thread, under the commit lock: a group commit waits for
+        one batch at most.
+        """
+        sql = retention.head_trim_sql(table)
+
+        def work() -> int:
+            conn = self.writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                n = conn.execute(sql, (limit, cutoff)).rowcount
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return n
+
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._writer, work)
 
     async def export_backlog(self) -> ExportBacklog:
         """Return the number of queued lines and the oldest enqueue time."""

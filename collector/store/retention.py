@@ -1,0 +1,130 @@
+"""Retention: raw rows older than their horizon are deleted, a small batch at a time.
+
+Expired: raw usage records (``received_at``), dead letters (``received_at``),
+status transitions (``at``) and export-queue rows already exported
+(``enqueued_at``, and at or below the export cursor). Kept for ever: hourly
+rollups (billing reads only ``usage_hourly``, so a closed month can still be
+re-rated), month closes, money, dead-letter totals and the dedup watermarks
+(``dedup_marks``), which keep deduplication permanent after the raw row is
+gone.
+
+Each batch is one short transaction of at most ``batch_rows`` rows (the
+ledgers' ``expire``), and the task yields between batches, so ingest waits at
+most one batch. Tables with an integer key are trimmed from their head: the
+first ``batch_rows`` rows by key, of which the expired ones go. That costs
+the batch, not the table, even when nothing has expired (rows arrive in
+roughly key order; one that arrived out of order waits for its neighbours).
+``usage_records`` on SQLite is trimmed the same way by ``rowid``; on
+PostgreSQL it has no such key (no secondary index: each one halves the
+commit rate), so its batch is a filtered scan that stops at ``batch_rows``
+matches — a full scan of the table once per interval when nothing expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from collector.clock import Clock, iso_utc
+from collector.config import RetentionSettings
+from collector.store.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+# The tables, in the order they are trimmed. The SQL of each lives in the ledgers.
+TABLES = ("usage_records", "dead_letters", "status_transitions", "export_queue")
+
+# table -> (timestamp column, key column, which rows may go at all), for both engines.
+HEAD_TRIM = {
+    "dead_letters": ("received_at", "id", ""),
+    "status_transitions": ("at", "id", ""),
+    "export_queue": (
+        "enqueued_at",
+        "id",
+        " WHERE id <= COALESCE((SELECT last_id FROM export_cursor WHERE name = 'influx'), 0)",
+    ),
+}
+
+
+def head_trim_sql(table: str, key: str | None = None) -> str:
+    """``DELETE`` the expired rows among the first ``?`` rows of ``table`` by key (qmark)."""
+    if table == "usage_records":
+        ts, where = "received_at", ""
+        key = key or "rowid"
+    else:
+        ts, default_key, where = HEAD_TRIM[table]
+        key = key or default_key
+    return (
+        f"DELETE FROM {table} WHERE {key} IN (SELECT k FROM ("  # noqa: S608 (fixed names)
+        f"SELECT {key} AS k, {ts} AS t FROM {table}{where} ORDER BY {key} LIMIT ?"
+        ") AS head WHERE t < ?)"
+    )
+
+
+def horizons(settings: RetentionSettings) -> dict[str, timedelta]:
+    """Each table's horizon."""
+    return {
+        "usage_records": timedelta(days=settings.usage_days),
+        "dead_letters": timedelta(days=settings.dead_letter_days),
+        "status_transitions": timedelta(days=settings.transition_days),
+        "export_queue": timedelta(days=settings.export_days),
+    }
+
+
+@dataclass
+class RetentionStats:
+    """What the task did since the process started."""
+
+    deleted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
+    runs: int = 0
+    last_run: str = ""
+    failures: int = 0
+
+
+async def run_once(
+    ledger: Ledger,
+    settings: RetentionSettings,
+    now: datetime,
+    stats: RetentionStats | None = None,
+    *,
+    pause: float = 0.01,
+) -> dict[str, int]:
+    """Delete every expired row, batch by batch; return how many per table."""
+    stats = stats or RetentionStats()
+    out = dict.fromkeys(TABLES, 0)
+    for table, horizon in horizons(settings).items():
+        cutoff = iso_utc(now - horizon)
+        while True:
+            n = await ledger.expire(table, cutoff, settings.batch_rows)
+            out[table] += n
+            stats.deleted[table] += n
+            if n < settings.batch_rows:
+                break
+            await asyncio.sleep(pause)  # let a waiting group commit in
+    stats.runs += 1
+    stats.last_run = iso_utc(now)
+    return out
+
+
+async def retention_loop(
+    ledger: Ledger,
+    settings: RetentionSettings,
+    clock: Clock,
+    stop: asyncio.Event,
+    stats: RetentionStats,
+) -> None:
+    """Run ``run_once`` every ``interval_seconds`` until ``stop``; a failure is logged only."""
+    while not stop.is_set():
+        try:
+            done = await run_once(ledger, settings, clock.now(), stats)
+            if any(done.values()):
+                log.info("retention: deleted %s", done)
+        except Exception:  # a bad batch must never stop the collector
+            stats.failures += 1
+            log.exception("retention run failed; trying again next interval")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=settings.interval_seconds)
+        except TimeoutError:
+            continue
