@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import msgspec
 
 from collector.clock import hour_of, iso_utc
+from collector.ingest.data_quantities import added_tags_length, raw_bytes_problem
 from collector.ingest.model import Inbound, Limits, Outcome, Settled
 from collector.ingest.points import health_line
 from collector.ingest.wire import FastRecord, FastUsageBatch, decode_usage
@@ -35,7 +36,7 @@ from protocols import (
     UsageRecord,
     decode,
 )
-from protocols.lineproto import LineProtocolError, check_point, format_point
+from protocols.lineproto import LineProtocolError, format_point
 from protocols.units import MAX_WINDOW_SECONDS
 
 RESERVED_TAGS = frozenset({"account", "device", "stream"})
@@ -267,16 +268,26 @@ def shape_usage(
 def data_outcome(
     msg: Inbound, topic: Topic, batch: DataBatch, limits: Limits, now: datetime
 ) -> Outcome:
-    """Turn an authorized DataBatch into export lines and its billable usage."""
+    """Turn an authorized DataBatch into export lines and its billable usage.
+
+    Billed: the batch's ``raw_bytes`` (checked by ``data_quantities``; out of
+    tolerance refuses the whole batch, ``bad_raw_bytes``) and its points, at
+    the hour of ``accepted_at``. A batch without them (an older agent) is
+    billed on the collector's own count at the hour of ``sent_at``
+    (kind ``data_legacy``); one with refused points on its own count for
+    the rest (``data_recounted``): raw bytes cannot be split per point.
+    """
     bid = batch.batch_id()
-    if batch.sent_at > now + limits.max_future:
-        return _reject_settled(msg, topic, batch, "future_timestamp", limits)
-    if batch.sent_at < now - limits.late_window:
-        return _reject_settled(msg, topic, batch, "too_late", limits)
+    at = batch.accepted_at or batch.sent_at
+    which = "sent_at" if batch.accepted_at is None else "accepted_at"
+    if at > now + limits.max_future:
+        return _reject_settled(msg, topic, batch, "future_timestamp", limits, at=at, which=which)
+    if at < now - limits.late_window:
+        return _reject_settled(msg, topic, batch, "too_late", limits, at=at, which=which)
     bucket = limits.bucket_for_data(topic.account)
     base = {"account": topic.account, "device": topic.device, "stream": batch.stream}
     lines: list[str] = []
-    refused = 0
+    refused = fields = 0
     for point in batch.points:
         if RESERVED_TAGS.intersection(point.tags):
             refused += 1
@@ -286,12 +297,11 @@ def data_outcome(
             tags={**point.tags, **base}, ts=point.ts,
         )  # fmt: skip
         try:
-            check_point(tagged)
+            lines.append(format_point(tagged))  # checks the point first
         except LineProtocolError:
             refused += 1
             continue
-        # The contract's canonical line: billed bytes are exactly what agents expect.
-        lines.append(format_point(tagged))
+        fields += len(point.fields)
     out = Outcome("data", topic.account, topic.device)
     if refused:
         out.dead_letters.append(
@@ -306,14 +316,24 @@ def data_outcome(
         settled = Settled(topic.account, topic.device, batch.epoch, batch.seq, "bad_point")
         out.settled.append(settled)
         return out
-    nbytes = sum(len(line.encode()) + 1 for line in lines)
-    stamp = iso_utc(batch.sent_at)
+    # Our own count: the points' canonical lines without the system's tags.
+    own = sum(len(line.encode()) + 1 for line in lines) - len(lines) * added_tags_length(base)
+    if batch.raw_bytes is None or batch.accepted_at is None:
+        nbytes, out.kind = own, "data_legacy"
+    elif refused:
+        nbytes, out.kind = own, "data_recounted"
+    else:
+        problem = raw_bytes_problem(batch.raw_bytes, own, len(lines), fields)
+        if problem:
+            return _reject_settled(msg, topic, batch, "bad_raw_bytes", limits, detail=problem)
+        nbytes = batch.raw_bytes
+    stamp = iso_utc(at)
     for suffix, qty in (("bytes", nbytes), ("points", len(lines))):
         out.usage.append(
             UsageRow(
                 record_id=f"{bid}/{suffix}", account_id=topic.account, device_id=topic.device,
                 meter="data", service="data_ingestion", subject=batch.stream, unit=suffix,
-                window_start=stamp, window_end=stamp, hour=hour_of(batch.sent_at),
+                window_start=stamp, window_end=stamp, hour=hour_of(at),
                 quantity=qty, flags="", received_at=iso_utc(msg.received_at),
                 epoch=batch.epoch, seq=batch.seq,
             )
@@ -333,9 +353,17 @@ def _reject(
 
 
 def _reject_settled(
-    msg: Inbound, topic: Topic, batch: DataBatch, reason: str, limits: Limits
+    msg: Inbound,
+    topic: Topic,
+    batch: DataBatch,
+    reason: str,
+    limits: Limits,
+    *,
+    at: datetime | None = None,
+    which: str = "sent_at",
+    detail: str = "",
 ) -> Outcome:
-    detail = f"batch sent_at {iso_utc(batch.sent_at)}"
+    detail = detail or f"batch {which} {iso_utc(at or batch.sent_at)}"
     out = _reject(msg, reason, detail, limits, topic)
     out.settled.append(Settled(topic.account, topic.device, batch.epoch, batch.seq, reason))
     return out

@@ -123,8 +123,12 @@ def test_data_batch_lines_and_billable_bytes() -> None:
         ' n=3i,ok=true,s="a\\"b",v=1.5 1000'
     )
     assert [e.line for e in out.export] == [line]
+    # A batch with a refused point is billed on the collector's own count of the
+    # rest: the line as received, without the tags the system adds.
+    own = 'temp\\ c,sensor=x\\,y n=3i,ok=true,s="a\\"b",v=1.5 1000'
+    assert out.kind == "data_legacy"  # no raw_bytes either (an older agent)
     assert {r.record_id: r.quantity for r in out.usage} == {
-        f"gw-1:{EPOCH}:7/bytes": len(line) + 1,
+        f"gw-1:{EPOCH}:7/bytes": len(own) + 1,
         f"gw-1:{EPOCH}:7/points": 1,
     }
     assert {r.unit for r in out.usage} == {"bytes", "points"}
