@@ -5,6 +5,10 @@ existing ledger (usage, rollups, money, fleet) to another engine and
 verifies totals per account, service and month before it reports success
 (``collector.store.copy``). It refuses a target that holds rows unless
 ``--replace`` is given.
+
+``ledger stats [--config FILE]`` shows rows, bytes and the oldest row of
+each ledger table and the dedup watermarks' state (device epochs, open gaps):
+what retention keeps and what it lets go (``collector.store.ledger_stats``).
 """
 
 from __future__ import annotations
@@ -60,6 +64,51 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="empty a target that already holds rows instead of refusing it",
     )
     p.set_defaults(func=copy_command)
+    s = actions.add_parser(
+        "stats",
+        parents=[common],
+        help="rows, bytes and oldest row per table; dedup watermark state",
+        description=(
+            "Show, for the configured ledger ([ledger] path or url), each table's rows, "
+            "bytes and oldest row, and the dedup watermarks: device epochs, and the gaps "
+            "(sequences not received yet) still open."
+        ),
+    )
+    s.set_defaults(func=stats_command)
+
+
+def stats_command(args: argparse.Namespace) -> int:
+    """Run ``ledger stats``; one line on error."""
+    from pathlib import Path
+
+    from collector.cli import settings_from_args
+    from collector.store.db import Database
+    from collector.store.ledger_stats import mark_stats, table_stats
+
+    try:
+        settings = settings_from_args(args)
+        if not settings.ledger.url and not Path(settings.ledger.path).is_file():
+            print(f"{PROG}: error: no ledger file at {settings.ledger.path}", file=sys.stderr)
+            return 1
+        db = Database(settings.ledger.location)
+        try:
+            with db.unit() as session:
+                tables = table_stats(session)
+                marks = mark_stats(session)
+        finally:
+            db.dispose()
+    except CollectorError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"ledger {db.location}")
+    print(f"{'table':<20} {'rows':>12} {'bytes':>14}  oldest")
+    for t in tables:
+        print(f"{t.name:<20} {t.rows:>12,} {t.bytes:>14,}  {t.oldest or '-'}")
+    print(
+        f"dedup watermarks: {marks.device_epochs:,} device epochs, {marks.with_gaps:,} with"
+        f" gaps; {marks.open_gaps:,} open gaps awaiting {marks.awaited:,} sequences"
+    )
+    return 0
 
 
 def copy_command(args: argparse.Namespace) -> int:

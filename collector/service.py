@@ -195,6 +195,11 @@ class Collector:
         finally:
             await self.ledger.close()
 
+    @property
+    def retains(self) -> bool:
+        """True when this collector runs the retention task."""
+        return self._retention
+
     async def _signal_ready(self) -> None:
         await self.link.subscribed.wait()
         self.ready.set()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -92,12 +92,28 @@ def create_app(
     async def healthz() -> JSONResponse:
         # 503 while the broker link is down or unsubscribed, so a probe notices;
         # the body says why (the same line the log shows).
+        r = settings.retention
+        retention: dict[str, Any] = {
+            "enabled": r.enabled and collector is not None and collector.retains,
+            "horizon_days": {
+                "usage_records": r.usage_days,
+                "dead_letters": r.dead_letter_days,
+                "status_transitions": r.transition_days,
+                "export_queue": r.export_days,
+            },
+            "batch_rows": r.batch_rows,
+            "interval_seconds": r.interval_seconds,
+        }
         if collector is None:
-            return JSONResponse({"status": "ok", "broker": None})
+            return JSONResponse({"status": "ok", "broker": None, "retention": retention})
+        done = collector.retention_stats
+        retention.update(
+            last_run=done.last_run or None, deleted=done.deleted, failures=done.failures
+        )
         broker = collector.health()
         # Connected is not enough: a refused SUBACK means nothing is received.
         ok = bool(broker.get("connected")) and bool(broker.get("subscribed"))
-        body = {"status": "ok" if ok else "unavailable", "broker": broker}
+        body = {"status": "ok" if ok else "unavailable", "broker": broker, "retention": retention}
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics", include_in_schema=False)
