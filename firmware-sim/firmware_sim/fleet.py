@@ -294,15 +294,8 @@ class Fleet:
                 )
             if gw.producer is not None and "data_ingestion" in gw.services:
                 count = 1 + (k + gw.index) % 3
-                tags = {
-                    "account": gw.spec.account,
-                    "device": gw.device,
-                    "stream": gw.spec.data_stream,
-                }
                 ts = int(at.timestamp()) * 10**9
-                lines, billed = make_lines(
-                    hw.subjects[0].key, k, ts, count, sensor=gw.device, billed_tags=tags
-                )
+                lines, billed = make_lines(hw.subjects[0].key, k, ts, count, sensor=gw.device)
                 gw.producer.put(lines)
                 self.stats.data_lines += count
                 gen["data_ingestion"] = gen.get("data_ingestion", 0) + billed

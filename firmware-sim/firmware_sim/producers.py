@@ -1,8 +1,8 @@
 """Local data producers: canonical line protocol sent to an agent's TCP listener.
 
-Lines are generated already in canonical form (``protocols.lineproto.
-format_point``), so the bytes the collector bills for them — the canonical
-line plus its newline — are known when they are generated. A producer keeps
+Lines are generated in canonical form (``protocols.lineproto.format_point``);
+the collector bills the bytes of each line as sent, newline included (the
+raw bytes the agent accepted), so they are known when they are generated. A producer keeps
 a queue: lines generated while the agent is down (a reboot) wait and are
 sent when its listener is back, so nothing generated is lost on the way.
 """
@@ -22,12 +22,12 @@ MEASUREMENTS = ("temperature", "humidity", "occupancy", "power")
 
 
 def make_lines(
-    key: int, step: int, ts_ns: int, count: int, *, sensor: str, billed_tags: dict[str, str]
+    key: int, step: int, ts_ns: int, count: int, *, sensor: str
 ) -> tuple[list[bytes], int]:
     """Return ``count`` canonical lines for one step, and the bytes the collector bills.
 
-    The collector writes each point with ``billed_tags`` (account, device,
-    stream) added and bills the canonical line plus its newline.
+    Billed: the lines as sent, newlines included; never the tags the
+    collector adds when it writes the points (account, device, stream).
     """
     out = []
     billed = 0
@@ -41,13 +41,7 @@ def make_lines(
             ts=ts_ns + i,
         )
         out.append(format_point(point).encode() + b"\n")
-        tagged = DataPoint(
-            measurement=point.measurement,
-            fields=point.fields,
-            tags={**point.tags, **billed_tags},
-            ts=point.ts,
-        )
-        billed += len(format_point(tagged).encode()) + 1
+        billed += len(out[-1])
     return out, billed
 
 
