@@ -37,12 +37,13 @@ TRAFFIC_REAL_S = 150.0  # the simulated day takes this many real seconds
 def single_month_start(duration_s: float, speed: float) -> datetime:
     """Return a past start whose run, with a day of margin, stays inside one calendar month.
 
-    The collector bills a data batch in the month of its ``sent_at`` (issue
-    18, finding 2, still open): a batch resent after the collector's restart
-    carries a later ``sent_at`` (a real second is ``speed`` simulated ones),
-    so a run across a month end would move points into the next month. A
-    day of margin on both sides keeps that out of this test; the test's
-    collector accepts records up to a week late, so the run can go back.
+    The collector bills a data batch in the hour its points were accepted
+    (``accepted_at``), but the ground truth counts a line when it is
+    generated: lines generated while a gateway reboots are accepted when its
+    listener is back (a real second is ``speed`` simulated ones), so a run
+    across a month end could move points into the next month. A day of
+    margin on both sides keeps that out of this test; the test's collector
+    accepts records up to a week late, so the run can go back.
     """
     start = past_start(duration_s, speed)
     margin = timedelta(days=1)
