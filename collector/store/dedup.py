@@ -46,7 +46,10 @@ class Marks:
         out = cls()
         for device, epoch, mark, gaps in found:
             key = (str(device), str(epoch))
-            out.marks[key] = Watermark.load(int(str(mark)), str(gaps) if gaps else "[]")
+            if gaps == "[]" or gaps is None:  # the common case: no JSON to parse
+                out.marks[key] = Watermark(int(str(mark)))
+            else:
+                out.marks[key] = Watermark.load(int(str(mark)), str(gaps))
             if gaps is None:
                 out.seeded.add(key)
         for device, epoch, lo, hi in seeds:
@@ -81,7 +84,10 @@ class Marks:
 
     def rows(self, now: str) -> list[tuple[str, str, int, str, str]]:
         """The ``dedup_marks`` rows to upsert, in key order."""
-        return [(d, e, wm.mark, wm.gaps_text(), now) for (d, e), wm in sorted(self.marks.items())]
+        return [
+            (d, e, wm.mark, wm.gaps_text() if wm.gaps else "[]", now)
+            for (d, e), wm in sorted(self.marks.items())
+        ]
 
 
 UPSERT_MARKS = (

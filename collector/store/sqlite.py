@@ -73,7 +73,7 @@ _UPSERT_HOURLY = (
     " ON CONFLICT (account_id, device_id, service, subject, unit, hour) DO UPDATE SET"
     " quantity = quantity + excluded.quantity, records = records + excluded.records"
 )
-_SELECT_MARKS = "SELECT device_id, epoch, mark, gaps FROM dedup_marks WHERE (device_id, epoch)"
+_SELECT_MARKS = "SELECT device_id, epoch, mark, gaps FROM dedup_marks WHERE device_id"
 _SELECT_SEEDS = (
     "SELECT device_id, epoch, lo, hi FROM dedup_seed_gaps WHERE device_id = ? AND epoch = ?"
 )
@@ -337,11 +337,13 @@ class SqliteLedger:
         keys = dedup.keys_of(batch.usage, batch.floors)
         if not keys:
             return frozenset()
+        # By device (the key's first column: an index search each; a row-value IN
+        # would scan the table), then only the epochs asked for.
+        wanted = set(keys)
         found: list[Any] = []
-        for chunk in _chunks(keys, _KEY_CHUNK):
-            values = ",".join("(?,?)" for _ in chunk)
-            params = [p for k in chunk for p in k]
-            found.extend(conn.execute(_SELECT_MARKS + f" IN (VALUES {values})", params))
+        for chunk in _chunks(sorted({d for d, _ in keys}), _CHUNK):
+            sql = _SELECT_MARKS + f" IN ({','.join('?' * len(chunk))})"
+            found.extend(r for r in conn.execute(sql, chunk) if (r[0], r[1]) in wanted)
         seeds: list[Any] = []
         for device, epoch, _, gaps in found:
             if gaps is None:
