@@ -255,7 +255,7 @@ class RetentionSettings:
     dead_letter_days: int = 30
     transition_days: int = 90
     export_days: int = 7
-    batch_rows: int = 2000
+    batch_rows: int = 1000
     interval_seconds: float = 600.0
 
     def validate(self) -> None:

@@ -194,7 +194,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--expired", type=int, default=400_000)
-    ap.add_argument("--batch-rows", type=int, default=2000)
+    ap.add_argument("--batch-rows", type=int, default=1000)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     result = asyncio.run(main_async(args))

@@ -9,8 +9,12 @@ re-rated), month closes, money, dead-letter totals and the dedup watermarks
 gone.
 
 Each batch is one short transaction of at most ``batch_rows`` rows (the
-ledgers' ``expire``), and the task yields between batches, so ingest waits at
-most one batch. Tables with an integer key are trimmed from their head: the
+ledgers' ``expire``); a group commit waits for one batch at most. After a
+full batch the task rests as long as the batch took, so it never holds the
+writer more than half the time and waiting commits go first. (In steady
+state it deletes what ingest wrote a horizon ago: as many rows as ingest
+inserts, and a delete costs less than an insert with its rollup.) Tables
+with an integer key are trimmed from their head: the
 first ``batch_rows`` rows by key, of which the expired ones go. That costs
 the batch, not the table, even when nothing has expired (rows arrive in
 roughly key order; one that arrived out of order waits for its neighbours).
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -97,12 +102,15 @@ async def run_once(
     for table, horizon in horizons(settings).items():
         cutoff = iso_utc(now - horizon)
         while True:
+            started = time.monotonic()
             n = await ledger.expire(table, cutoff, settings.batch_rows)
             out[table] += n
             stats.deleted[table] += n
             if n < settings.batch_rows:
                 break
-            await asyncio.sleep(pause)  # let a waiting group commit in
+            # At most half of the writer's time: rest as long as the batch took, so
+            # group commits waiting for the lock go first and catch up.
+            await asyncio.sleep(max(pause, time.monotonic() - started))
     stats.runs += 1
     stats.last_run = iso_utc(now)
     return out
