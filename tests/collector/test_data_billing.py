@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from collector.ingest.data_quantities import raw_bytes_bounds
 from collector.ingest.model import Limits, Outcome
@@ -12,6 +14,7 @@ from collector.ingest.stages import process
 from collector.store.ledger import DeviceInfo
 from protocols import DataBatch, DataPoint, Kind, encode
 from protocols.lineproto import format_point, parse_line
+from protocols.messages import FieldValue
 from tests.collector.test_stages import inbound
 
 NOW = datetime(2026, 5, 24, 10, 30, tzinfo=UTC)
@@ -116,3 +119,55 @@ def test_an_older_agent_is_billed_on_the_collectors_count_by_sent_at() -> None:
         "bytes": (own, "2026-05-24T10:00:00Z"),
         "points": (len(RAW), "2026-05-24T10:00:00Z"),
     }
+
+
+def _shortest_float(v: float) -> str:
+    """The shortest text line protocol reads back as ``v`` (what a thrifty producer writes)."""
+    candidates = [repr(v)]
+    if v.is_integer() and abs(v) < 1e16:
+        candidates.append(str(int(v)))  # "1" for 1.0: a float without "i"
+    for digits in range(17):
+        mantissa, exponent = f"{v:.{digits}e}".split("e")
+        if "." in mantissa:
+            mantissa = mantissa.rstrip("0").rstrip(".")
+        text = f"{mantissa}e{int(exponent)}"
+        if float(text) == v:
+            candidates.append(text)
+            break
+    return min(candidates, key=len)
+
+
+_names = st.text(alphabet="abcxyz_", min_size=1, max_size=8)
+_values = st.one_of(
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(alphabet='ab "\\', max_size=8),
+)
+
+
+@given(
+    measurement=_names,
+    tags=st.dictionaries(_names, _names, max_size=4),
+    fields=st.dictionaries(_names, _values, min_size=1, max_size=12),
+)
+@example(measurement="m", tags={}, fields={"f": 1e15})  # the longest float repr shortened
+@example(measurement="m", tags={}, fields={"f": 1e15, "g": 123e13, "b": False})
+def test_the_shortest_legitimate_line_is_within_the_tolerance(
+    measurement: str, tags: dict[str, str], fields: dict[str, FieldValue]
+) -> None:
+    point = DataPoint(measurement=measurement, tags=tags, fields=fields, ts=DEFAULT_TS)
+
+    def short(value: FieldValue) -> str:
+        if isinstance(value, bool):
+            return "t" if value else "f"
+        if isinstance(value, float):
+            return _shortest_float(value)
+        return format_point(DataPoint(measurement="m", fields={"v": value}, ts=0))[4:-2]
+
+    series = "".join([measurement, *(f",{k}={v}" for k, v in tags.items())])
+    raw = f"{series} {','.join(f'{k}={short(v)}' for k, v in fields.items())}"  # no timestamp
+    assert parse_line(raw, default_ts=DEFAULT_TS) == point  # a line the agent accepts as is
+    own = len(format_point(point).encode()) + 1
+    low, high = raw_bytes_bounds(own, 1, len(fields))
+    assert low <= len(raw.encode()) + 1 <= high
