@@ -171,3 +171,17 @@ def test_the_shortest_legitimate_line_is_within_the_tolerance(
     own = len(format_point(point).encode()) + 1
     low, high = raw_bytes_bounds(own, 1, len(fields))
     assert low <= len(raw.encode()) + 1 <= high
+
+
+def test_a_batch_with_refused_points_bills_the_rest_on_the_collectors_count() -> None:
+    good = _points(RAW[:2])
+    evil = DataPoint(measurement="m", tags={"device": "other"}, fields={"f": 1.0}, ts=1)
+    own = sum(len(format_point(p).encode()) + 1 for p in good)
+    accepted = NOW - timedelta(minutes=45)
+    out = _run([*good, evil], raw_bytes=own + 20, accepted_at=accepted)
+    assert out.kind == "data_recounted"  # raw bytes cannot be split per point
+    assert _billed(out) == {
+        "bytes": (own, "2026-05-24T09:00:00Z"),
+        "points": (2, "2026-05-24T09:00:00Z"),
+    }
+    assert [d.reason for d in out.dead_letters] == ["bad_point"]
