@@ -9,6 +9,11 @@ read + rating + one write transaction), and a second close that re-rates the
 first month after late usage arrives.
 
     .venv/bin/python scripts/bench_close.py --devices 10000 --every-hours 24 [--json PATH]
+    .venv/bin/python scripts/bench_close.py --url postgresql://user@host/db   # on PostgreSQL
+
+With ``--url`` the SQLite file is built as usual and then copied into that
+(empty) PostgreSQL database with ``logbot-collector ledger copy``'s code, and
+the close runs there.
 
 ``--json PATH`` writes a list of {metric, figure, baseline, unit, target}
 (what ``scripts/bench`` reads): the close, the re-rate and the peak RSS.
@@ -146,6 +151,9 @@ def main() -> int:
     parser.add_argument(
         "--json", type=Path, help="write [{metric, figure, baseline, unit, target}]"
     )
+    parser.add_argument(
+        "--url", help="run the close on this empty PostgreSQL database (postgresql://...)"
+    )
     args = parser.parse_args()
     book = load_price_book(ROOT / "deploy" / "pricebook.example.toml")
     month = Month(2023, 5)
@@ -166,6 +174,15 @@ def main() -> int:
             f" in {t1 - t0:.1f} s"
         )
         database = Database(path)
+        if args.url:
+            from collector.store.copy import copy_database
+
+            target = Database(args.url)
+            t2 = time.perf_counter()
+            copy_database(database, target, replace=True)
+            database.dispose()
+            database = target
+            print(f"copied into PostgreSQL in {time.perf_counter() - t2:.1f} s")
         conn = database.session()
         tz = zone("Europe/Rome")
         with timed("read usage (segment-aggregated in SQLite)"):
@@ -193,6 +210,7 @@ def main() -> int:
     if args.json:
         shape = (
             f"{args.devices:,} devices x 5 services, staggered, rollups every {args.every_hours} h"
+            + (", PostgreSQL" if args.url else "")
         )
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB
         close_s = WALL[f"close {month}"]
