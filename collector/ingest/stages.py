@@ -340,6 +340,7 @@ def data_outcome(
         )  # fmt: skip
     out.export = [ExportLine(bucket, line, only_if_new=f"{bid}/points") for line in lines]
     out.settled.append(Settled(topic.account, topic.device, batch.epoch, batch.seq))
+    out.floor = None if batch.floor is None else (batch.epoch, batch.floor)
     return out
 
 
