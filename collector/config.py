@@ -442,9 +442,20 @@ class Settings:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     def link_key_path(self) -> Path:
-        """The invitation link key file: ``[api] link_key_file``, else beside the SQLite ledger."""
+        """The invitation link key file: ``[api] link_key_file``, else beside the SQLite ledger.
+
+        Asked by what signs links (the API, the notifier, ``fleet users invite``):
+        with ``[ledger] url`` there is no file to sit beside, so it must be named.
+        """
         if self.api.link_key_file:
             return Path(self.api.link_key_file)
+        if self.ledger.url:
+            raise ConfigError(
+                "api",
+                "link_key_file",
+                "must be set with [ledger] url: the same file on every collector host"
+                " (it signs invitation links and stays out of the database)",
+            )
         ledger = Path(self.ledger.path)
         return ledger.with_name(ledger.name + ".link-key")
 
@@ -482,14 +493,6 @@ def settings_from_mapping(raw: Mapping[str, Any], env: Mapping[str, str]) -> Set
     settings = Settings(**sections)
     for name in sections:
         getattr(settings, name).validate()
-    uses_key = settings.api.enabled or settings.notify.enabled
-    if settings.ledger.url and not settings.api.link_key_file and uses_key:
-        raise ConfigError(
-            "api",
-            "link_key_file",
-            "must be set with [ledger] url: the same file on every collector host"
-            " (it signs invitation links and stays out of the database)",
-        )
     return settings
 
 

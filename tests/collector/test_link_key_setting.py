@@ -7,6 +7,8 @@ there is no file to sit beside, so ``[api] link_key_file`` must name one
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,14 +18,25 @@ from collector.config import ConfigError, settings_from_mapping
 URL = "postgresql://logbot@db.example/logbot"
 
 
-def test_postgresql_ledger_with_the_api_needs_a_link_key_file() -> None:
+def test_postgresql_ledger_needs_a_link_key_file_to_sign_links() -> None:
+    settings = settings_from_mapping({"ledger": {"url": URL}}, env={})  # migrate needs no key
     with pytest.raises(ConfigError, match=r"link_key_file: must be set with \[ledger\] url"):
-        settings_from_mapping({"ledger": {"url": URL}}, env={})
+        settings.link_key_path()
 
 
-def test_without_api_and_notifier_no_key_file_is_needed() -> None:
-    raw = {"ledger": {"url": URL}, "api": {"enabled": False}, "notify": {"enabled": False}}
-    settings_from_mapping(raw, env={})
+def test_run_on_postgresql_without_a_key_file_is_one_line(tmp_path: Path, pg_url: str) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f'[ledger]\nurl = "{pg_url}"\n[influx]\nenabled = false\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "collector.cli", "run", "--config", str(config)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "link_key_file: must be set with [ledger] url" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_key_file_named_or_beside_the_sqlite_ledger(tmp_path: Path) -> None:
