@@ -89,9 +89,9 @@ class TicketWatch:
     """Opens one ticket for the room the demo takes offline, as its admin would.
 
     ``poll()`` reads the room's status (judged on the collector's clock);
-    polled once the room's uplink is cut, the first time the room shows as
-    offline it opens a ticket carrying the
-    room's and its devices' details and returns a line for the terminal.
+    polled once the room's uplink is cut, the first time the room and every
+    device in it show as offline it opens a ticket carrying the room's and
+    its devices' details and returns a line for the terminal.
     """
 
     db: Path
@@ -124,7 +124,9 @@ class TicketWatch:
             with conn.read():
                 now = self.status_now()
                 status = room_status(conn, source, self.room_id, now, self.stale_after)
-            if status.state != OFFLINE:
+            # The room shows offline as soon as one of its devices is (the worst
+            # state wins); the demo cut them all, so it waits until every one is.
+            if status.state != OFFLINE or any(d["state"] != OFFLINE for d in status.devices):
                 return None
             with conn.write():
                 self.ticket_id = tickets.open_ticket(
