@@ -9,9 +9,8 @@ import: a script exists in the history because it is listed here.
 A step is known by ``(component, version)`` — the key databases in the field
 recorded in ``schema_migrations`` before this list existed — and runs in its
 own transaction, so two collectors starting together serialize on it and a
-failed step leaves nothing half-applied. ``logbot-collector migrate`` runs
-them (``Database.migrate``); the ingest ledger's own connection runs them too
-at open (``apply_sqlite``).
+failed step leaves nothing half-applied. ``Database.migrate`` runs them, for
+``logbot-collector migrate`` and whenever a ledger opens.
 
 The scripts are written in SQLite's dialect, the engine the history began
 with; they are never edited once shipped. For PostgreSQL, ``translate``
@@ -120,38 +119,3 @@ def translate(statement: str) -> str:
 def pending(done: set[tuple[str, int]]) -> list[Step]:
     """The steps of ``HISTORY`` not in ``done``, in order."""
     return [s for s in HISTORY if (s.component, s.version) not in done]
-
-
-def apply_sqlite(conn: sqlite3.Connection) -> list[str]:
-    """Apply pending steps on a plain sqlite3 connection (autocommit mode); return what ran.
-
-    Used by the ingest ledger, which keeps its own tuned SQLite connection;
-    everything else migrates through ``Database.migrate``.
-    """
-    from collector.store.codec import now_text
-
-    conn.execute(CREATE_TABLE)
-    done = {(c, v) for c, v in conn.execute("SELECT component, version FROM schema_migrations")}
-    ran: list[str] = []
-    for step in pending(done):
-        # BEGIN IMMEDIATE so two collectors starting together serialize here.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            again = conn.execute(
-                "SELECT 1 FROM schema_migrations WHERE component = ? AND version = ?",
-                (step.component, step.version),
-            ).fetchone()
-            if not again:
-                for statement in statements(step.script):
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_migrations (component, version, applied_at)"
-                    " VALUES (?, ?, ?)",
-                    (step.component, step.version, now_text()),
-                )
-                ran.append(step.name)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    return ran

@@ -33,7 +33,8 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from collector.errors import RegistryError
-from collector.store import commands, dedup, health, migrations, retention
+from collector.store import commands, dedup, health, retention
+from collector.store.db import Database
 from collector.store.ledger import (
     CONTENT_FIELDS,
     CommitBatch,
@@ -112,12 +113,11 @@ def migrate_file(path: str | Path) -> list[str]:
     One database holds the ledger, the money and the fleet; every process
     that opens it brings it to the same version, in dependency order.
     """
-    conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+    database = Database(path)
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        return migrations.apply_sqlite(conn)
+        return database.migrate()
     finally:
-        conn.close()
+        database.dispose()
 
 
 class SqliteLedger:

@@ -31,10 +31,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.fleet import access, devices, passwords
-from collector.store.migrations import apply_sqlite
 from protocols import Kind, Receipt, Topic, decode, encode
 from tests.collector.helpers import usage_batch
-from tests.fleet.conftest import connect
+from tests.fleet.conftest import connect, prepare_database
 from tests.servers import Mosquitto, free_port, wait_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,9 +55,9 @@ def _p99(samples: list[float]) -> float:
 def collector(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[str]:
     """A real ``logbot-collector run``; yields the API base URL."""
     db = tmp_path / "ledger.sqlite"
+    prepare_database(db)
     conn = connect(db)
     try:
-        apply_sqlite(conn)
         now = datetime.now(UTC)
         access.create_account(conn, now, "Acme", account_id="acme")
         for email in (TARGET, "viewer@acme.example"):
