@@ -26,6 +26,7 @@ from collector.billing.money import ZERO, format_logbit
 from collector.billing.periods import Month, month_of, zone
 from collector.billing.repository import repo_of
 from collector.store import repo_billing_orders as repo
+from collector.store.codec import to_text
 from collector.store.db import Session
 
 
@@ -53,8 +54,7 @@ def usage_csv(session: Session, account_id: str, month: str) -> str:
     """The month's hourly usage rollups as CSV (header first)."""
     m = _month(month)
     tz = zone(account_timezone(session, account_id))
-    start = m.start_utc(tz).strftime("%Y-%m-%dT%H:%M:%SZ")
-    end = m.end_utc(tz).strftime("%Y-%m-%dT%H:%M:%SZ")
+    start, end = to_text(m.start_utc(tz)), to_text(m.end_utc(tz))
     rows: list[tuple[str, ...]] = [
         ("hour_utc", "device", "service", "subject", "unit", "quantity", "records")
     ]
