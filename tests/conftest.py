@@ -22,6 +22,7 @@ import pytest
 from collector.config import LedgerSettings
 from collector.store.factory import make_ledger
 from collector.store.ledger import Ledger
+from tests.demo_proc import ServedDemo
 from tests.pgserver import PostgresServer
 from tests.servers import Mosquitto, VictoriaMetrics
 
@@ -32,6 +33,20 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def served_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedDemo]:
+    """One served CI-sized demo for the session (its Mosquitto and portal tests share it)."""
+    run = ServedDemo(tmp_path_factory.mktemp("served-demo"))
+    try:
+        run.start()
+        yield run
+    finally:
+        rc = run.stop()
+    assert rc == 0, run.demo.output[-4000:]
+    assert "Traceback" not in run.demo.output
+    assert "all components stopped" in run.demo.output
 
 
 @pytest.fixture(scope="session")

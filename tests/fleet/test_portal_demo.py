@@ -1,8 +1,9 @@
 """The demo's portal in Chromium: a live fleet with its health, usage per service,
 a room that went offline and came back, and the closed month with its statement.
 
-Runs ``logbot demo --short --serve`` (Mosquitto when installed), waits until the
-month is closed and the portal stays up, then reads it as the demo's admin.
+Reads the session's served ``logbot demo --short --serve`` (Mosquitto; shared
+with tests/sim/test_demo.py, see tests/demo_proc.py) once the month is closed
+and the portal stays up, as the demo's admin.
 Screenshots under the pytest temporary directory (``portal-demo-screenshots*/``).
 """
 
@@ -16,23 +17,18 @@ import pytest
 from firmware_sim.demo_run import DEMO_PASSWORD, DEMO_USER
 from playwright.sync_api import Browser, Page, expect
 
+from tests.demo_proc import ServedDemo
 from tests.fleet.portal_browser import AUDIT_JS, Portal, browser_fixture
-from tests.sim.test_demo import Demo
 
 __all__ = ["browser_fixture"]  # fixture used by name
 pytestmark = [pytest.mark.slow, pytest.mark.broker]
 
 
 @pytest.fixture(scope="module")
-def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
-    work = tmp_path_factory.mktemp("demo")
-    demo = Demo("--short", "--no-live", "--serve", "--work-dir", str(work))
-    try:
-        base = demo.wait_for(r"portal: (http://127\.0\.0\.1:\d+)/portal/", 90).group(1)
-        demo.wait_for(r"The portal stays up", 400)
-        yield Portal(base, tmp_path_factory.mktemp("portal-demo-screenshots"), demo)
-    finally:
-        assert demo.stop() == 0, demo.output[-3000:]
+def portal(tmp_path_factory: pytest.TempPathFactory, served_demo: ServedDemo) -> Portal:
+    # The session's served demo (tests/demo_proc.py): the month is closed, the portal up.
+    shots = tmp_path_factory.mktemp("portal-demo-screenshots")
+    return Portal(served_demo.base, shots, served_demo.demo)
 
 
 @pytest.fixture

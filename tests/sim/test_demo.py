@@ -1,21 +1,18 @@
 """The demo runs end to end, passes its own ground-truth check and shows the product.
 
-The runs here are CI-sized (``--short``): the first uses Debian's Mosquitto
-(as ``scripts/demo`` does when it is installed) and watches the running
-portal's REST API while the fleet sends; the second forces the embedded
-broker, the fallback on machines without Mosquitto.
+The runs here are CI-sized (``--short``): the first reads the session's
+served demo on Debian's Mosquitto (as ``scripts/demo`` does when it is
+installed; ``tests/demo_proc.py`` watched its REST API while the fleet sent);
+the second forces the embedded broker, the fallback on machines without
+Mosquitto.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import sys
-import threading
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -23,114 +20,35 @@ import pytest
 from firmware_sim.demo import ACCOUNT
 from firmware_sim.demo_run import DEMO_PASSWORD, DEMO_USER
 
-
-class Demo:
-    """``logbot demo`` as a subprocess whose output is collected line by line."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "firmware_sim.demo", "demo", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
-        """Wait until a line matches ``pattern``; fail with the output so far."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                m = re.search(pattern, line)
-                if m:
-                    return m
-            if self.proc.poll() is not None and not self._reader.is_alive():
-                break
-            time.sleep(0.1)
-        raise AssertionError(f"no line matching {pattern!r}:\n{self.output[-4000:]}")
-
-    def stop(self, timeout: float = 60.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        rc = self.proc.wait(timeout)
-        self._reader.join(10)
-        return rc
-
-
-class Api:
-    """A signed-in client of the demo's REST API."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        body = self._call("POST", "/auth/login", {"email": DEMO_USER, "password": DEMO_PASSWORD})
-        self.token = body["token"]
-
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
-        req = urllib.request.Request(
-            f"{self.base}/api/v1{path}",
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"}
-            | ({"Authorization": f"Bearer {self.token}"} if hasattr(self, "token") else {}),
-        )
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read())
-
-    def get(self, path: str) -> Any:
-        return self._call("GET", path)
+from tests.demo_proc import Api, ServedDemo
 
 
 @pytest.mark.slow
 @pytest.mark.broker
 def test_demo_on_mosquitto_shows_online_devices_an_offline_room_and_its_ticket(
-    tmp_path: Path,
+    served_demo: ServedDemo,
 ) -> None:
-    demo = Demo("--short", "--no-live", "--serve", "--work-dir", str(tmp_path))
-    try:
-        demo.wait_for(r"MQTT broker: Mosquitto", 30)
-        base = demo.wait_for(r"portal: (http://127\.0\.0\.1:\d+)/portal/", 60).group(1)
-        sign_in = demo.wait_for(r"sign in as (\S+) / (\S+)\)", 5)
-        assert (sign_in.group(1), sign_in.group(2)) == (DEMO_USER, DEMO_PASSWORD)
-        demo.wait_for(r"traffic starts", 120)
-        api = Api(base)
-        # While the fleet sends, the portal's device list reads online.
-        all_online = False
-        offline_rooms: set[str] = set()
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and not any("traffic stopped" in x for x in demo.lines):
-            devices = api.get(f"/accounts/{ACCOUNT}/devices")
-            states = {d["serial"]: d["state"] for d in devices}
-            all_online = all_online or (len(states) == 6 and set(states.values()) == {"online"})
-            offline_rooms |= {r["id"] for r in api.get(f"/accounts/{ACCOUNT}/offline-rooms")}
-            time.sleep(0.3)
-        assert all_online, f"never saw every device online while the fleet was sending: {states}"
-        assert all(d["room_name"] and d["room_name"].startswith("Sala ") for d in devices)
-        assert offline_rooms, "the room the demo cuts off never showed as offline"
-        demo.wait_for(r"The portal stays up", 300)
-        tickets = api.get(f"/accounts/{ACCOUNT}/tickets")
-        assert tickets, demo.output[-3000:]
-        ticket = api.get(f"/tickets/{tickets[0]['id']}")
-        assert ticket["room_id"] in offline_rooms
-        assert ticket["snapshot"]["state"] == "offline"
-        assert [d["state"] for d in ticket["snapshot"]["devices"]] == ["offline", "offline"]
-        # The closed month is visible through the API after the close.
-        balance = api.get(f"/accounts/{ACCOUNT}/ledger")
-        assert any("total services charge" in json.dumps(row) for row in balance["rows"])
-    finally:
-        rc = demo.stop()
+    demo, live = served_demo.demo, served_demo.live
+    assert demo.seen("MQTT broker: Mosquitto")
+    sign_in = demo.wait_for(r"sign in as (\S+) / (\S+)\)", 5)
+    assert (sign_in.group(1), sign_in.group(2)) == (DEMO_USER, DEMO_PASSWORD)
+    # While the fleet sent, the portal's device list read online and the cut room offline.
+    assert not live.error, live.error
+    assert live.polls > 0
+    assert live.all_online, f"never saw every device online while sending: {live.devices}"
+    assert all(d["room_name"] and d["room_name"].startswith("Sala ") for d in live.devices)
+    assert live.offline_rooms, "the room the demo cuts off never showed as offline"
+    api = Api(served_demo.base)
+    tickets = api.get(f"/accounts/{ACCOUNT}/tickets")
+    assert tickets, demo.output[-3000:]
+    ticket = api.get(f"/tickets/{tickets[0]['id']}")
+    assert ticket["room_id"] in live.offline_rooms
+    assert ticket["snapshot"]["state"] == "offline"
+    assert [d["state"] for d in ticket["snapshot"]["devices"]] == ["offline", "offline"]
+    # The closed month is visible through the API after the close.
+    balance = api.get(f"/accounts/{ACCOUNT}/ledger")
+    assert any("total services charge" in json.dumps(row) for row in balance["rows"])
     out = demo.output
-    assert rc == 0, out[-4000:]
     assert "no difference" in out
     assert "Traceback" not in out
     assert "uplink cut: gw-0002" in out  # the outage
@@ -139,6 +57,7 @@ def test_demo_on_mosquitto_shows_online_devices_an_offline_room_and_its_ticket(
     assert "total services charge" in ledger[0]
     assert any("service: data ingestion + vpn combo LOGBOT-600" in line for line in ledger)
     assert re.search(r"notice to account demo: Your Logbot balance is -\d+ logbit", out), out
+    # Ctrl-C at the session's end stops it: its fixture checks the exit status.
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.sim.test_demo import Demo
+from tests.demo_proc import Demo
 
 
 def test_sigterm_stops_the_demo_and_its_collector_within_5_s(tmp_path: Path) -> None:
