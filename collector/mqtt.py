@@ -58,6 +58,69 @@ RECONNECT_MAX = 30
 # than the receipts a group produces (one per device and epoch); the rest wait in paho's
 # queue, and receipts stay QoS 1 so that a device offline meanwhile finds them queued.
 MAX_INFLIGHT = 16
+READ_CHUNK = 65_536  # bytes per recv() from the broker (see _BufferedSocket)
+READ_BURST = 50  # packets read from the buffer per network-loop turn (then writes go out)
+
+
+class _BufferedSocket:
+    """The broker socket, read in 64 KiB chunks instead of paho's three recv() per packet.
+
+    paho 2.2 reads each packet with ``recv(1)`` for its type, ``recv(1)`` per
+    byte of its remaining length, then ``recv(n)`` for the rest: three system
+    calls per small message, each releasing and re-taking the GIL the event
+    loop and the ledger writer also want. This wrapper serves those reads
+    from one large ``recv`` and reports what it holds through ``pending()``,
+    the hook paho's network loop already uses for TLS sockets (bytes held
+    that ``select()`` cannot see), so no buffered packet waits for the next
+    network event. Writes and everything else go to the real socket.
+    """
+
+    __slots__ = ("_data", "_pos", "_sock")
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._data = b""
+        self._pos = 0
+
+    def recv(self, bufsize: int) -> bytes:
+        """Return up to ``bufsize`` bytes, refilling from the socket only when empty."""
+        data, pos = self._data, self._pos
+        if pos >= len(data):
+            chunk: bytes = self._sock.recv(READ_CHUNK)  # BlockingIOError etc. pass through
+            if len(chunk) <= bufsize:
+                return chunk  # b"" is the end of the connection, as from a socket
+            self._data, self._pos = chunk, bufsize
+            return chunk[:bufsize]
+        end = pos + bufsize
+        self._pos = end
+        return data[pos:end]
+
+    def pending(self) -> int:
+        """Bytes held here (and in the TLS layer) that ``select()`` does not report."""
+        inner = self._sock.pending() if hasattr(self._sock, "pending") else 0
+        return max(len(self._data) - self._pos, 0) + inner
+
+    def send(self, data: bytes | bytearray) -> int:
+        """Write to the real socket."""
+        sent: int = self._sock.send(data)
+        return sent
+
+    def fileno(self) -> int:
+        """The real socket's descriptor (for ``select()``)."""
+        fd: int = self._sock.fileno()
+        return fd
+
+    def setblocking(self, flag: bool) -> None:
+        """Set the real socket's blocking mode."""
+        self._sock.setblocking(flag)
+
+    def close(self) -> None:
+        """Close the real socket and drop what was buffered."""
+        self._data, self._pos = b"", 0
+        self._sock.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
 
 
 def tls_context(settings: MqttSettings) -> ssl.SSLContext:
@@ -91,6 +154,22 @@ class _Client(mqtt.Client):
     on_attempt: Callable[[], None] | None = None
     on_attempt_error: Callable[[BaseException], None] | None = None
     inflight = MAX_INFLIGHT  # lowered to the broker's Receive Maximum (MQTT 5)
+
+    def _create_socket(self) -> Any:
+        return _BufferedSocket(super()._create_socket())
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        # paho reads at most (its in-flight publishes + 1) packets per turn; go on
+        # while whole packets wait in the buffer, so one select() serves a burst.
+        rc = super().loop_read(max_packets)
+        sock = self._sock
+        turns = READ_BURST
+        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and turns and isinstance(sock, _BufferedSocket):
+            if sock.pending() <= 0 or self._sock is not sock:
+                break
+            rc = super().loop_read(max_packets)
+            turns -= 1
+        return rc
 
     def reconnect(self) -> MQTTErrorCode:
         if self.on_attempt is not None:
@@ -128,6 +207,7 @@ class BrokerLink:
         *,
         metrics: Metrics | None = None,
         admit: Callable[[str, float], bool] | None = None,
+        parked: Callable[[], bool] | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -141,9 +221,12 @@ class BrokerLink:
         self._answered = False  # this attempt got a CONNACK (or already reported a failure)
         self._stopping = False
         # Messages go straight into ``inbox`` (deque.append is thread-safe); the
-        # event loop is woken once per burst, not once per message.
+        # event loop is woken once per burst, not once per message, and only when
+        # ``parked`` says the consumer waits for one (each wake is a write to the
+        # loop's self-pipe: a system call and a GIL hand-over on paho's thread).
         self.inbox = inbox
         self.wake = wake
+        self.parked = parked or (lambda: True)
         self._wake_scheduled = False
         self.connected = asyncio.Event()
         self.subscribed = asyncio.Event()
@@ -312,7 +395,7 @@ class BrokerLink:
             generation=self._generation,
         )
         self.inbox.append(inbound)
-        if not self._wake_scheduled:
+        if not self._wake_scheduled and self.parked():
             self._wake_scheduled = True
             self.loop.call_soon_threadsafe(self._wake_loop)
 

@@ -113,6 +113,9 @@ class Collector:
         self._stop = asyncio.Event()
         self._inbox: deque[Inbound] = deque()
         self._wake = asyncio.Event()
+        # True only while the ingest loop waits for a message: the broker link wakes
+        # the event loop then, not while a commit is in flight (it drains the inbox next).
+        self._parked = False
         self._devices: dict[str, DeviceInfo] = {}
         self._misses: dict[str, float] = {}
         self._link: BrokerLink | None = None
@@ -158,6 +161,7 @@ class Collector:
                 loop,
                 self._inbox,
                 self._wake.set,
+                parked=self._is_parked,
                 metrics=self.metrics,
                 admit=self.gate.admit,
             )
@@ -218,6 +222,9 @@ class Collector:
         self._misses.clear()
         self._registry_loaded_at = self.clock.monotonic()
 
+    def _is_parked(self) -> bool:
+        return self._parked
+
     def _deliver(self, message: Inbound) -> None:
         self._inbox.append(message)
         self._wake.set()
@@ -240,7 +247,12 @@ class Collector:
                         committing = None
                         continue
                     self._wake.clear()
-                    await self._wake.wait()
+                    # Announce the wait, then look again: a message appended before
+                    # the flag was seen is found here, one appended after it wakes us.
+                    self._parked = True
+                    if not self._inbox:
+                        await self._wake.wait()
+                    self._parked = False
                     continue
                 if ing.group_commit_ms and len(self._inbox) < ing.max_group_messages:
                     await asyncio.sleep(ing.group_commit_ms / 1000)
