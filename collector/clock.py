@@ -1,11 +1,17 @@
-"""The collector's clock seam: wall time for timestamps, monotonic for latency.
+"""The collector's one clock seam: wall time, monotonic time and sleeping.
 
 Everything that depends on time (late-arrival windows, heartbeat timeouts,
-receipts) takes a ``Clock`` so tests can move time by hand.
+receipts, the monthly close, notification backoff, sign-in tokens, fleet
+staleness) takes a ``Clock``: ``SystemClock`` in production, built once by
+the wiring; ``FakeClock`` in tests, which moves only when told to, so a test
+can cross a month end or a backoff without waiting. Instants are
+timezone-aware UTC ``datetime``s; they become text only at the storage edge
+(``collector.store.codec``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from dataclasses import dataclass, field
@@ -24,6 +30,10 @@ class Clock(Protocol):
         """Return seconds from an arbitrary origin that never go backwards."""
         ...
 
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of this clock."""
+        ...
+
 
 class SystemClock:
     """The real clock."""
@@ -36,6 +46,10 @@ class SystemClock:
         """Return ``time.monotonic()``."""
         return time.monotonic()
 
+    async def sleep(self, seconds: float) -> None:
+        """``asyncio.sleep``."""
+        await asyncio.sleep(seconds)
+
 
 @dataclass
 class FakeClock:
@@ -43,10 +57,18 @@ class FakeClock:
 
     current: datetime = field(default_factory=lambda: datetime(2026, 5, 24, 10, 0, tzinfo=UTC))
     mono: float = 1000.0
+    # Every ``sleep`` asked of this clock, in order (tests check the pacing).
+    slept: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.current.tzinfo is None:
+            raise ValueError("FakeClock needs a timezone-aware time")
+        # Kept in UTC so that advancing crosses DST changes by elapsed time.
+        self.current = self.current.astimezone(UTC)
 
     def now(self) -> datetime:
-        """Return the frozen current time."""
-        return self.current
+        """Return the frozen current time, in UTC like the real clock."""
+        return self.current.astimezone(UTC)
 
     def monotonic(self) -> float:
         """Return the frozen monotonic time."""
@@ -56,6 +78,12 @@ class FakeClock:
         """Move both clocks forward."""
         self.current += timedelta(seconds=seconds)
         self.mono += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        """Move time forward by ``seconds`` at once, then let other tasks run."""
+        self.slept.append(seconds)
+        self.advance(seconds)
+        await asyncio.sleep(0)
 
 
 _ZERO = timedelta(0)

@@ -1,5 +1,9 @@
 """The automatic monthly close: a loop in the collector with an injected clock.
 
+The clock is the collector's one ``collector.clock.Clock``: the loop reads
+``now()`` and waits with ``sleep()``, so a test's ``FakeClock`` crosses a
+month end without waiting for it.
+
 Each tick (every ``interval`` seconds of the clock):
 
 1. closes every finished, unclosed month of every account (``close_due``),
@@ -16,9 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Protocol
 
 from collector.billing import notices
 from collector.billing.close import DEFAULT_LOOKBACK, CloseResult, close_due
@@ -29,33 +32,10 @@ from collector.billing.commands import (
     dispatch_notifications,
 )
 from collector.billing.price_book import PriceBook
+from collector.clock import Clock
 from collector.store.db import Database
 
 log = logging.getLogger(__name__)
-
-
-class Clock(Protocol):
-    """Time as the scheduler needs it."""
-
-    def now(self) -> datetime:
-        """The current time (timezone-aware)."""
-        ...
-
-    async def sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` of this clock."""
-        ...
-
-
-class SystemClock:
-    """The real clock."""
-
-    def now(self) -> datetime:
-        """Return the current UTC time."""
-        return datetime.now(UTC)
-
-    async def sleep(self, seconds: float) -> None:
-        """``asyncio.sleep``."""
-        await asyncio.sleep(seconds)
 
 
 @dataclass(frozen=True, slots=True)

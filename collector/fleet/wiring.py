@@ -10,14 +10,15 @@ caller, so they see exactly the caller's accounts (operators: all).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
 from collector.api.deps import Principal, require_principal
+from collector.clock import Clock, SystemClock
 from collector.fleet import invitations, reserved
 from collector.fleet.auth import CurrentCaller
 from collector.fleet.context import FleetContext, install
@@ -43,7 +44,7 @@ def attach(
     portal: bool = True,
     reserved_names: Iterable[str] = (),
     link_key_file: str | Path | None = None,
-    status_clock: Callable[[], datetime] | None = None,
+    clock: Clock | None = None,
     card_secret_file: str | Path | None = None,
     card_checkout_url: str = "",
     card_provider: str = "card",
@@ -57,6 +58,8 @@ def attach(
     ``card_checkout_url``) when its webhook signing secret is in
     ``card_secret_file`` (default: ``<database>.card-webhook-secret``);
     without it, card orders wait for an operator. ``[payments]`` sets them.
+    ``clock`` is the collector's one clock (the running collector's, which
+    stamps device messages); without one, the system clock.
     """
     billing = None
     if price_book is not None:
@@ -73,7 +76,7 @@ def attach(
         billing=billing,
         base_url=base_url,
         stale_after=stale_after,
-        status_clock=status_clock,
+        clock=clock or SystemClock(),
         reserved_names=reserved.reserved_names(reserved_names),
         link_key=invitations.load_link_key(link_key_file or invitations.link_key_file(db_path)),
     )

@@ -1,6 +1,7 @@
 """The notifier: drain the outboxes, retry with backoff, dead-letter after N tries.
 
-``Notifier.drain()`` is one pass (tests call it with a fake clock);
+``Notifier.drain()`` is one pass (tests call it with a ``FakeClock``; the
+collector passes its one ``collector.clock.Clock``);
 ``Notifier.run(stop)`` repeats it every ``interval`` seconds until ``stop``
 is set. Database work runs in a worker thread; sending is awaited.
 After failed attempt *n* the next try is ``backoff × 2^(n-1)`` later (capped
@@ -19,6 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from collector.clock import Clock
 from collector.notify import outbox
 from collector.notify.messages import Email, WebhookEvent
 from collector.notify.smtp import DeliveryError
@@ -74,7 +76,7 @@ class Notifier:
 
     # The collector's Database, or its location (then opened here).
     db_path: Database | str | Path
-    clock: Callable[[], datetime]
+    clock: Clock
     email: EmailSender | None = None
     webhook: EventSender | None = None
     policy: NotifyPolicy = field(default_factory=NotifyPolicy)
@@ -109,7 +111,7 @@ class Notifier:
         claims = await asyncio.to_thread(
             outbox.claim_due,
             self._db(),
-            self.clock(),
+            self.clock.now(),
             channels=channels,
             lease=self.policy.lease,
             limit=self.policy.batch,
@@ -119,7 +121,7 @@ class Notifier:
             try:
                 await self._send(claim.message)
             except DeliveryError as exc:
-                now = self.clock()
+                now = self.clock.now()
                 retry = None if exc.permanent else self.policy.retry_at(now, claim.attempt)
                 await asyncio.to_thread(outbox.mark_failed, self._db(), claim, now, str(exc), retry)
                 if retry is None:
@@ -136,7 +138,7 @@ class Notifier:
                         retry.isoformat(),
                     )
                 continue
-            await asyncio.to_thread(outbox.mark_sent, self._db(), claim, self.clock())
+            await asyncio.to_thread(outbox.mark_sent, self._db(), claim, self.clock.now())
             report.sent += 1
         return report
 

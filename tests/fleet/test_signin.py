@@ -132,7 +132,7 @@ def db(tmp_path: Path) -> Database:
 def _user(db: Database, email: str, password_hash: str) -> str:
     conn = connect(db.path)
     try:
-        return access.create_user(conn, db.clock(), email, password_hash=password_hash)
+        return access.create_user(conn, db.clock.now(), email, password_hash=password_hash)
     finally:
         conn.close()
 
@@ -154,12 +154,16 @@ def test_old_scrypt_hash_verifies_and_is_replaced_by_argon2id(db: Database) -> N
     _user(db, "old@x.example", old)
     guard = SignInGuard()
     with pytest.raises(Unauthorized):
-        sign_in(db, guard, "old@x.example", "wrong-password", "h")
+        sign_in(db, guard, "old@x.example", "wrong-password", "h", clock=db.clock)
     assert _stored(db, "old@x.example") == old  # a wrong password changes nothing
-    assert sign_in(db, guard, "old@x.example", "old-password-1", "h").token.startswith("lbt_")
+    assert sign_in(
+        db, guard, "old@x.example", "old-password-1", "h", clock=db.clock
+    ).token.startswith("lbt_")
     new = _stored(db, "old@x.example")
     assert new.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
-    assert sign_in(db, guard, "OLD@x.example", "old-password-1", "h").kind == "session"
+    assert (
+        sign_in(db, guard, "OLD@x.example", "old-password-1", "h", clock=db.clock).kind == "session"
+    )
     assert _stored(db, "old@x.example") == new  # current hashes are left alone
 
 
@@ -184,16 +188,16 @@ def test_the_password_is_checked_with_no_transaction_open(
         return real(password, stored)
 
     monkeypatch.setattr(passwords, "verify_password", verify_while_another_writer_commits)
-    sign_in(db, SignInGuard(), "a@x.example", "right-password", "h")
+    sign_in(db, SignInGuard(), "a@x.example", "right-password", "h", clock=db.clock)
     with pytest.raises(Unauthorized):
-        sign_in(db, SignInGuard(), "a@x.example", "wrong-password", "h")
+        sign_in(db, SignInGuard(), "a@x.example", "wrong-password", "h", clock=db.clock)
     assert seen == ["ok", "ok"]
 
 
 def test_unknown_e_mail_costs_a_hash_and_says_the_same(db: Database) -> None:
     guard = SignInGuard()
     with pytest.raises(Unauthorized, match="unknown e-mail or wrong password"):
-        sign_in(db, guard, "nobody@x.example", "whatever-password", "h")
+        sign_in(db, guard, "nobody@x.example", "whatever-password", "h", clock=db.clock)
 
 
 def test_the_guard_refuses_when_locked(db: Database) -> None:
@@ -201,9 +205,11 @@ def test_the_guard_refuses_when_locked(db: Database) -> None:
     guard = SignInGuard(SignInThrottle(per_account=Limit(2, 900)))
     for _ in range(2):
         with pytest.raises(Unauthorized):
-            sign_in(db, guard, "a@x.example", "wrong-password", "h")
+            sign_in(db, guard, "a@x.example", "wrong-password", "h", clock=db.clock)
     with pytest.raises(RateLimited) as err:
-        sign_in(db, guard, "a@x.example", "right-password", "h")  # even the right one waits
+        sign_in(
+            db, guard, "a@x.example", "right-password", "h", clock=db.clock
+        )  # even the right one waits
     assert err.value.retry_after == 900
     assert api_errors.status_of(err.value) == 429
     assert api_errors.headers_of(err.value) == {"Retry-After": "900"}

@@ -63,7 +63,7 @@ def running_env(tmp_path: Path) -> Iterator[Env]:
 def make_every_kind(env: Env) -> int:
     """Queue one of each kind; return the purchase order id."""
     book = load_price_book(PRICE_BOOK)
-    now = env.clock()
+    now = env.clock.now()
     with session_on(env.db) as conn:
         activations.approve_request(
             conn,
