@@ -12,11 +12,12 @@ timezone-aware UTC ``datetime``s; they become text only at the storage edge
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+from collector.store import codec
 
 
 class Clock(Protocol):
@@ -86,31 +87,11 @@ class FakeClock:
         await asyncio.sleep(0)
 
 
-_ZERO = timedelta(0)
-# iso_utc and hour_of are pure and memoized: windows of a fleet share boundaries
-# (meters close windows on the minute), so formatting is mostly a cache hit.
-
-
-@functools.lru_cache(maxsize=16_384)
-def iso_utc(value: datetime) -> str:
-    """Format as the ledger's text timestamp: ``YYYY-MM-DDTHH:MM:SSZ`` (UTC, whole seconds)."""
-    if value.utcoffset() != _ZERO:
-        value = value.astimezone(UTC)
-    # isoformat is implemented in C and far cheaper than strftime on the hot path.
-    return value.isoformat(timespec="seconds")[:19] + "Z"
-
-
-@functools.lru_cache(maxsize=16_384)
-def hour_of(value: datetime) -> str:
-    """Return the UTC hour bucket ``YYYY-MM-DDTHH:00:00Z`` that ``value`` falls in."""
-    if value.utcoffset() != _ZERO:
-        value = value.astimezone(UTC)
-    return value.isoformat(timespec="hours")[:13] + ":00:00Z"
-
-
-def parse_iso_utc(text: str) -> datetime:
-    """Parse a ledger timestamp written by ``iso_utc``."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+# Timestamp text is the store's one codec (collector.store.codec); these are
+# its functions under the names the ingest code has long used.
+iso_utc = codec.seconds_text
+hour_of = codec.hour_text
+parse_iso_utc = codec.from_text
 
 
 def ns_of(value: datetime) -> int:

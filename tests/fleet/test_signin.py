@@ -27,16 +27,6 @@ from tests.fleet.conftest import Database, FakeClock, connect, prepare_database
 from tests.fleet.live import PASSWORD, World, build_app, seed, serve
 
 
-class Ticks:
-    """A settable monotonic clock in seconds."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def legacy_scrypt_hash(password: str) -> str:
     """A hash as the collector wrote them before argon2id (scrypt N=2^14)."""
     salt = secrets.token_bytes(16)
@@ -49,13 +39,13 @@ def legacy_scrypt_hash(password: str) -> str:
 
 
 def test_account_limit_refuses_then_the_window_slides() -> None:
-    ticks = Ticks()
+    ticks = FakeClock()
     t = SignInThrottle(per_account=Limit(3, 60), per_address=Limit(100, 60), clock=ticks)
     assert [t.attempt("A@x.example", f"10.0.0.{i}") for i in range(3)] == [None] * 3
     assert t.attempt("a@x.example ", "10.0.0.9") == 60  # case and spaces do not matter
-    ticks.now += 59.5
+    ticks.advance(59.5)
     assert t.attempt("a@x.example", "10.0.0.9") == 1  # rounded up, never 0
-    ticks.now += 0.5
+    ticks.advance(0.5)
     assert t.attempt("a@x.example", "10.0.0.9") is None  # the old failures left
     assert t.attempt("a@x.example", "10.0.0.9") is None
     assert t.attempt("a@x.example", "10.0.0.9") is None
@@ -63,7 +53,7 @@ def test_account_limit_refuses_then_the_window_slides() -> None:
 
 
 def test_address_limit_covers_every_account() -> None:
-    ticks = Ticks()
+    ticks = FakeClock()
     t = SignInThrottle(per_account=Limit(100, 60), per_address=Limit(2, 60), clock=ticks)
     assert t.attempt("a@x.example", "198.51.100.7") is None
     assert t.attempt("b@x.example", "198.51.100.7") is None
@@ -72,7 +62,7 @@ def test_address_limit_covers_every_account() -> None:
 
 
 def test_success_clears_the_account_and_withdraws_the_attempt() -> None:
-    ticks = Ticks()
+    ticks = FakeClock()
     t = SignInThrottle(per_account=Limit(2, 60), per_address=Limit(2, 60), clock=ticks)
     assert t.attempt("a@x.example", "h") is None
     assert t.attempt("a@x.example", "h") is None  # the right one
