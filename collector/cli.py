@@ -200,11 +200,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 async def _run(settings: Settings) -> None:
     from collector.service import Collector
-    from collector.wiring import (
-        open_database,
-        start_close_scheduler,
-        start_notifier,
-    )
+    from collector.wiring import open_database, start_close_scheduler, start_notifier
 
     collector = Collector(settings, retention=True)
     loop = asyncio.get_running_loop()
@@ -235,7 +231,7 @@ async def _serve(settings: Settings, database: Database, collector: Collector) -
         return
     import uvicorn
 
-    app = build_full_app(settings, database, collector=collector)
+    app = build_full_app(settings, database, collector=collector, clock=collector.clock)
     config = uvicorn.Config(
         app, host=settings.api.host, port=settings.api.port, log_level="warning", lifespan="on"
     )

@@ -66,14 +66,20 @@ def open_database(settings: Settings) -> Database:
 
 
 def build_full_app(
-    settings: Settings, database: Database, *, collector: Collector | None = None
+    settings: Settings,
+    database: Database,
+    *,
+    collector: Collector | None = None,
+    clock: Clock | None = None,
 ) -> FastAPI:
     """Return the API app with the fleet routes and their auth (and the portal UI).
 
     Authentication is always on: every ``/api/v1`` read is scoped to what the
     caller's token may see. ``[portal] enabled = false`` only leaves out the UI.
-    The fleet routes use ``database`` and the collector's clock (the system
-    clock when no collector runs).
+    The fleet routes use ``database`` and ``clock`` (``logbot-collector run``
+    passes the collector's; default: the system clock); device status is
+    judged on the collector's clock, which stamps device messages (the demo's
+    runs faster than the wall clock its sign-in sessions need).
     """
     from collector.api.app import create_app
     from collector.fleet.routes import router as fleet_router
@@ -90,7 +96,8 @@ def build_full_app(
         stale_after=timedelta(seconds=settings.portal.offline_after_seconds),
         portal=settings.portal.enabled,
         reserved_names=settings.mqtt.reserved_names,
-        clock=collector.clock if collector is not None else None,
+        clock=clock,
+        status_clock=collector.clock if collector is not None else None,
         card_secret_file=settings.payments.card_webhook_secret_file or None,
         link_key_file=settings.link_key_path(),
         card_checkout_url=settings.payments.card_checkout_url,

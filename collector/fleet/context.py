@@ -56,18 +56,22 @@ class FleetContext:
     reserved_names: frozenset[str] = DEFAULT_SERVICE_NAMES
     # The running collector (``logbot-collector run``); None when the API runs alone.
     commands: CommandSender | None = None
-    # The collector's one clock, the same that stamps device messages, so
-    # staleness is never judged against another clock's stamps (tests inject a
+    # The fleet's clock: sessions, invitations, orders (tests inject a
     # ``collector.clock.FakeClock``).
     clock: Clock = field(default_factory=SystemClock)
+    # The clock that stamps device messages, when it is not ``clock``: the demo's
+    # simulated world runs faster than its sign-in sessions may. Staleness is
+    # judged on it, never on the wall clock against another clock's stamps.
+    # In ``logbot-collector run`` both are the collector's one clock.
+    status_clock: Clock | None = None
 
     def now(self) -> datetime:
         """The current time from the injected clock."""
         return self.clock.now()
 
     def status_now(self) -> datetime:
-        """The current time to judge device status (``last_seen``) against: :meth:`now`."""
-        return self.now()
+        """The current time on the clock of device status (``last_seen``)."""
+        return (self.status_clock or self.clock).now()
 
     @contextmanager
     def tx(self) -> Iterator[Session]:

@@ -45,6 +45,7 @@ def attach(
     reserved_names: Iterable[str] = (),
     link_key_file: str | Path | None = None,
     clock: Clock | None = None,
+    status_clock: Clock | None = None,
     card_secret_file: str | Path | None = None,
     card_checkout_url: str = "",
     card_provider: str = "card",
@@ -58,8 +59,9 @@ def attach(
     ``card_checkout_url``) when its webhook signing secret is in
     ``card_secret_file`` (default: ``<database>.card-webhook-secret``);
     without it, card orders wait for an operator. ``[payments]`` sets them.
-    ``clock`` is the collector's one clock (the running collector's, which
-    stamps device messages); without one, the system clock.
+    ``clock`` is the collector's one clock (without one, the system clock);
+    ``status_clock`` is the clock that stamps device messages when it is
+    another one (the demo's simulated world).
     """
     billing = None
     if price_book is not None:
@@ -77,6 +79,7 @@ def attach(
         base_url=base_url,
         stale_after=stale_after,
         clock=clock or SystemClock(),
+        status_clock=status_clock,
         reserved_names=reserved.reserved_names(reserved_names),
         link_key=invitations.load_link_key(link_key_file or invitations.link_key_file(db_path)),
     )
