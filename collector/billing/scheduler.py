@@ -21,7 +21,6 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from collector.billing import notices
 from collector.billing.close import DEFAULT_LOOKBACK, CloseResult, close_due
@@ -82,7 +81,7 @@ async def tick(
 
 
 async def run_close_scheduler(
-    database: Database | str | Path,
+    database: Database,
     clock: Clock,
     price_book: PriceBook,
     sender: CommandSender | None,
@@ -94,24 +93,16 @@ async def run_close_scheduler(
 ) -> None:
     """Tick until ``stop_event`` is set; a failing tick is logged and retried next time.
 
-    ``database`` is the collector's ``Database`` or its location (then opened and
-    migrated here, and closed at the end).
+    ``database`` is the collector's one ``Database``, migrated by the caller
+    (the scheduler opens none of its own).
     """
-    own = not isinstance(database, Database)
-    db = database if isinstance(database, Database) else Database(database)
-    if own:
-        await asyncio.to_thread(db.migrate)
-    try:
-        while not stop_event.is_set():
-            try:
-                await tick(db, clock, price_book, sender, notifier=notifier, lookback=lookback)
-            except Exception:
-                log.exception("billing tick failed; retrying in %s s", interval)
-            sleeper = asyncio.ensure_future(clock.sleep(interval))
-            stopper = asyncio.ensure_future(stop_event.wait())
-            _, pending = await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            for task in pending:
-                task.cancel()
-    finally:
-        if own:
-            await asyncio.to_thread(db.dispose)
+    while not stop_event.is_set():
+        try:
+            await tick(database, clock, price_book, sender, notifier=notifier, lookback=lookback)
+        except Exception:
+            log.exception("billing tick failed; retrying in %s s", interval)
+        sleeper = asyncio.ensure_future(clock.sleep(interval))
+        stopper = asyncio.ensure_future(stop_event.wait())
+        _, pending = await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()

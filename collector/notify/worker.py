@@ -17,7 +17,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Protocol
 
 from collector.clock import Clock
@@ -74,35 +73,26 @@ class DrainReport:
 class Notifier:
     """Drains ``notification_outbox`` and ``fleet_mail_outbox`` of one database."""
 
-    # The collector's Database, or its location (then opened here).
-    db_path: Database | str | Path
+    # The collector's one Database (the notifier opens none of its own).
+    database: Database
     clock: Clock
     email: EmailSender | None = None
     webhook: EventSender | None = None
     policy: NotifyPolicy = field(default_factory=NotifyPolicy)
     # Renders what the outbox keeps out of the database (invitation links).
     render_body: Callable[[str], str] = str
-    _database: Database | None = field(default=None, init=False, repr=False)
     _session: Session | None = field(default=None, init=False, repr=False)
 
     def _db(self) -> Session:
         if self._session is None:
-            if isinstance(self.db_path, Database):
-                self._database = self.db_path
-            else:
-                self._database = Database(self.db_path)
-                self._database.migrate()
-            self._session = self._database.session()
+            self._session = self.database.session()
         return self._session
 
     def close(self) -> None:
-        """Close the database session (and the database, if the notifier opened it)."""
+        """Return the notifier's session to the database's pool."""
         if self._session is not None:
             self._session.close()
             self._session = None
-        if self._database is not None and self._database is not self.db_path:
-            self._database.dispose()
-        self._database = None
 
     async def drain(self) -> DrainReport:
         """Send every due message once; record each outcome."""
