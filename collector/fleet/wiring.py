@@ -37,6 +37,7 @@ def fleet_principal(caller: CurrentCaller) -> Principal:
 def attach(
     app: FastAPI,
     *,
+    database: Database,
     db_path: str | Path,
     price_book: str | Path | None = None,
     base_url: str = "http://127.0.0.1:8080",
@@ -49,9 +50,11 @@ def attach(
     card_secret_file: str | Path | None = None,
     card_checkout_url: str = "",
     card_provider: str = "card",
-    database: Database | None = None,
 ) -> FleetContext:
     """Install the fleet context (billing from ``price_book`` if given) and the portal.
+
+    ``database`` is the collector's one ``Database``; ``db_path`` (the SQLite
+    file, empty on PostgreSQL) only places the default key and secret files.
 
     Invitation links are derived under the key in ``link_key_file`` (default:
     beside the database, created on first use with mode 0600). Card payments
@@ -74,7 +77,7 @@ def attach(
             card_provider,
         )
     ctx = FleetContext(
-        database=database if database is not None else Database(Path(db_path)),
+        database=database,
         billing=billing,
         base_url=base_url,
         stale_after=stale_after,
