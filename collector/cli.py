@@ -18,11 +18,15 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collector.config import Settings, load_settings
 from collector.errors import CollectorError, ConfigError
 from protocols import is_identifier
+
+if TYPE_CHECKING:
+    from collector.service import Collector
+    from collector.store.db import Database
 
 PROG = "logbot-collector"
 Handler = Callable[[argparse.Namespace], int]
@@ -196,54 +200,55 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 async def _run(settings: Settings) -> None:
     from collector.service import Collector
-    from collector.wiring import build_full_app, start_close_scheduler, start_notifier
+    from collector.wiring import open_database, start_close_scheduler, start_notifier
 
     collector = Collector(settings, retention=True)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, collector.request_stop)
-    # The scheduler opens the database, so the schema must exist first.
-    await asyncio.to_thread(_migrate, settings)
-    scheduler = start_close_scheduler(settings, collector)
-    notifier = start_notifier(settings)
+    # The process's one Database: API, scheduler and notifier share its pool.
+    database = open_database(settings)
     try:
-        if not settings.api.enabled:
-            await collector.run()
-            return
-        import uvicorn
-
-        app = build_full_app(settings, collector=collector)
-        config = uvicorn.Config(
-            app, host=settings.api.host, port=settings.api.port, log_level="warning", lifespan="on"
-        )
-        server = uvicorn.Server(config)
-        logging.getLogger(PROG).info(
-            "API on http://%s:%d/api/v1 (docs /api/v1/docs, portal /portal/, metrics /metrics)",
-            settings.api.host,
-            settings.api.port,
-        )
-        # uvicorn captures SIGINT/SIGTERM while it serves: when it stops, stop ingest too.
-        api = asyncio.create_task(server.serve())
-        api.add_done_callback(lambda _t: collector.request_stop())
+        # The scheduler reads the database at once, so the schema must exist first.
+        await asyncio.to_thread(database.migrate)
+        scheduler = start_close_scheduler(settings, database, collector.clock, collector)
+        notifier = start_notifier(settings, database, collector.clock)
         try:
-            await collector.run()
+            await _serve(settings, database, collector)
         finally:
-            server.should_exit = True
-            await api
+            await notifier.stop()
+            await scheduler.stop()
     finally:
-        await notifier.stop()
-        await scheduler.stop()
+        await asyncio.to_thread(database.dispose)
 
 
-def _migrate(settings: Settings) -> list[str]:
-    if settings.ledger.url:
-        from collector.store.postgres import migrate_url
+async def _serve(settings: Settings, database: Database, collector: Collector) -> None:
+    """Run ingest, and the API beside it when ``[api] enabled``, until either stops."""
+    from collector.wiring import build_full_app
 
-        return migrate_url(settings.ledger.url)
-    from collector.store.sqlite import migrate_file
+    if not settings.api.enabled:
+        await collector.run()
+        return
+    import uvicorn
 
-    Path(settings.ledger.path).parent.mkdir(parents=True, exist_ok=True)
-    return migrate_file(settings.ledger.path)
+    app = build_full_app(settings, database, collector=collector, clock=collector.clock)
+    config = uvicorn.Config(
+        app, host=settings.api.host, port=settings.api.port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    logging.getLogger(PROG).info(
+        "API on http://%s:%d/api/v1 (docs /api/v1/docs, portal /portal/, metrics /metrics)",
+        settings.api.host,
+        settings.api.port,
+    )
+    # uvicorn captures SIGINT/SIGTERM while it serves: when it stops, stop ingest too.
+    api = asyncio.create_task(server.serve())
+    api.add_done_callback(lambda _t: collector.request_stop())
+    try:
+        await collector.run()
+    finally:
+        server.should_exit = True
+        await api
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

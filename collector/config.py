@@ -125,7 +125,7 @@ class LedgerSettings:
     # SQLite only. FULL: a commit survives power loss (the WAL is fsynced at each
     # group commit). NORMAL: survives a process crash only; roughly 1.5x faster.
     synchronous: str = "FULL"
-    pool_size: int = 4  # PostgreSQL only: connections per collector process
+    pool_size: int = 4  # connections per pool (ingest, API reads, the shared Database)
 
     def __post_init__(self) -> None:
         if not self.path and not self.url:

@@ -1,7 +1,14 @@
 """Assemble the whole collector: ingest API + fleet + portal + billing scheduler.
 
-``logbot-collector run`` and the demo call these two functions, so the
-process users run is the process the tests run.
+``logbot-collector run`` and the demo call these functions, so the process
+users run is the process the tests run. One process has one
+``collector.store.db.Database`` (:func:`open_database`: one engine, one pool
+of ``[ledger] pool_size`` connections) and one ``collector.clock.Clock``
+(the running collector's): the API and portal, the monthly close scheduler
+and the notifier all take those two. The ingest hot path keeps its own tuned
+ledger connections behind the ``Ledger`` port (``collector.store.sqlite`` /
+``postgres``), as does the API's read-only ``Ledger`` (its reads never queue
+behind a group commit).
 """
 
 from __future__ import annotations
@@ -22,7 +29,9 @@ from collector.errors import ConfigError
 
 if TYPE_CHECKING:
     from collector.billing.price_book import PriceBook
+    from collector.clock import Clock
     from collector.service import Collector
+    from collector.store.db import Database
 
 LOG = logging.getLogger("logbot-collector")
 
@@ -47,29 +56,48 @@ def load_configured_price_book(settings: Settings) -> PriceBook:
         raise ConfigError("billing", "price_book", str(exc)) from exc
 
 
-def build_full_app(settings: Settings, *, collector: Collector | None = None) -> FastAPI:
+def open_database(settings: Settings) -> Database:
+    """The process's one ``Database`` (SQLite file or PostgreSQL URL), pool from settings."""
+    from collector.store.db import Database
+
+    if not settings.ledger.url:
+        Path(settings.ledger.path).parent.mkdir(parents=True, exist_ok=True)
+    return Database(settings.ledger.location, pool_size=settings.ledger.pool_size)
+
+
+def build_full_app(
+    settings: Settings,
+    database: Database,
+    *,
+    collector: Collector | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
     """Return the API app with the fleet routes and their auth (and the portal UI).
 
     Authentication is always on: every ``/api/v1`` read is scoped to what the
     caller's token may see. ``[portal] enabled = false`` only leaves out the UI.
+    The fleet routes use ``database`` and ``clock`` (``logbot-collector run``
+    passes the collector's; default: the system clock); device status is
+    judged on the collector's clock, which stamps device messages (the demo's
+    runs faster than the wall clock its sign-in sessions need).
     """
     from collector.api.app import create_app
     from collector.fleet.routes import router as fleet_router
     from collector.fleet.wiring import attach
-    from collector.store.db import Database
 
     app = create_app(settings, collector=collector, extra_routers=[fleet_router])
     base_url = settings.portal.base_url or f"http://{settings.api.host}:{settings.api.port}"
     attach(
         app,
         db_path=settings.ledger.path,
-        database=Database(settings.ledger.location),  # SQLite file or PostgreSQL URL
+        database=database,
         price_book=price_book_path(settings),
         base_url=base_url,
         stale_after=timedelta(seconds=settings.portal.offline_after_seconds),
         portal=settings.portal.enabled,
         reserved_names=settings.mqtt.reserved_names,
-        status_clock=collector.clock.now if collector is not None else None,
+        clock=clock,
+        status_clock=collector.clock if collector is not None else None,
         card_secret_file=settings.payments.card_webhook_secret_file or None,
         link_key_file=settings.link_key_path(),
         card_checkout_url=settings.payments.card_checkout_url,
@@ -97,18 +125,20 @@ class SchedulerHandle:
                 await self.task
 
 
-def start_close_scheduler(settings: Settings, collector: Collector | None) -> SchedulerHandle:
+def start_close_scheduler(
+    settings: Settings, database: Database, clock: Clock, collector: Collector | None
+) -> SchedulerHandle:
     """Start the automatic monthly close (when enabled) on the running loop."""
     stop = asyncio.Event()
     if not settings.billing.close_scheduler:
         return SchedulerHandle(None, stop)
-    from collector.billing.scheduler import SystemClock, run_close_scheduler
+    from collector.billing.scheduler import run_close_scheduler
 
     book = load_configured_price_book(settings)
     task = asyncio.create_task(
         run_close_scheduler(
-            settings.ledger.location,  # SQLite file or PostgreSQL URL
-            SystemClock(),
+            database,
+            clock,
             book,
             collector,
             stop,
@@ -121,14 +151,12 @@ def start_close_scheduler(settings: Settings, collector: Collector | None) -> Sc
     return SchedulerHandle(task, stop)
 
 
-def start_notifier(settings: Settings) -> SchedulerHandle:
+def start_notifier(settings: Settings, database: Database, clock: Clock) -> SchedulerHandle:
     """Start draining the mail and webhook outboxes (when ``[notify] enabled``)."""
     stop = asyncio.Event()
     cfg = settings.notify
     if not cfg.enabled:
         return SchedulerHandle(None, stop)
-    from datetime import UTC, datetime
-
     from collector.fleet import invitations
     from collector.notify import Notifier, NotifyPolicy, SmtpSender, WebhookSender
 
@@ -151,8 +179,8 @@ def start_notifier(settings: Settings) -> SchedulerHandle:
         secret = Path(cfg.webhook_secret_file).read_bytes().strip()
         webhook = WebhookSender(cfg.webhook_url, secret)
     notifier = Notifier(
-        settings.ledger.location,  # SQLite file or PostgreSQL URL
-        lambda: datetime.now(UTC),
+        database,
+        clock,
         email=smtp,
         webhook=webhook,
         policy=NotifyPolicy(

@@ -51,9 +51,9 @@ from collector.config import LedgerSettings, MqttSettings, Settings, settings_fr
 from collector.metrics import Metrics
 from collector.mqtt import subscriptions
 from collector.service import Collector
-from collector.store.factory import make_ledger
 from protocols import Kind, Receipt, Service, Topic, Unit, UsageBatch, UsageRecord, decode, encode
 from tests.pgserver import PostgresServer
+from tests.registration import register
 from tests.servers import Mosquitto
 
 ACCOUNT = "bench"
@@ -166,13 +166,8 @@ class ReceiptCounter:
 
 
 async def register_devices(ledger_settings: LedgerSettings, devices: list[str]) -> None:
-    """Create the bench account and its devices in a fresh ledger."""
-    ledger: Any = make_ledger(ledger_settings)
-    async with ledger:
-        now = "2026-01-01T00:00:00Z"
-        await ledger.add_account(ACCOUNT, name="bench", timezone="UTC", parent_id=None, now=now)
-        for d in devices:
-            await ledger.add_device(d, account_id=ACCOUNT, serial=None, model="gateway", now=now)
+    """Create the bench account and its devices in a fresh ledger (through the one registry)."""
+    await asyncio.to_thread(register, ledger_settings.location, ACCOUNT, devices)
 
 
 def collector_raw(

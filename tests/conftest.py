@@ -9,6 +9,7 @@ of its own, dropped afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import uuid
@@ -22,6 +23,7 @@ import pytest
 from collector.config import LedgerSettings
 from collector.store.factory import make_ledger
 from collector.store.ledger import Ledger
+from tests import registration
 from tests.demo_proc import ServedDemo
 from tests.pgserver import PostgresServer
 from tests.servers import Mosquitto, VictoriaMetrics
@@ -150,18 +152,10 @@ class LedgerBackend:
 
     async def register(self, account: str, devices: list[str], *, status: str = "active") -> None:
         """Register ``account`` (if new) and ``devices`` in it (with ``status``)."""
-        async with self.ledger() as ledger:
-            now = "2026-01-01T00:00:00Z"
-            known = await ledger.devices()
-            if not any(d.account_id == account for d in known.values()):
-                await ledger.add_account(
-                    account, name=account, timezone="UTC", parent_id=None, now=now
-                )
-            for d in devices:
-                await ledger.add_device(
-                    d, account_id=account, serial=None, model="gateway", now=now
-                )
-                if status != "active":
+        await asyncio.to_thread(registration.register, self.settings.location, account, devices)
+        if status != "active":
+            async with self.ledger() as ledger:
+                for d in devices:
                     await ledger.set_device_status(d, status)
 
 

@@ -23,6 +23,7 @@ from collector.api import errors, validation
 from collector.api.deps import MetricsDep
 from collector.api.headers import SecurityHeaders
 from collector.api.routes import router as ingest_router
+from collector.clock import SystemClock
 from collector.config import Settings
 from collector.metrics import Metrics
 from collector.store.factory import make_ledger
@@ -81,6 +82,8 @@ def create_app(
     errors.install(app)  # the one HTTP mapping of the collector's error tree
     app.state.settings = settings
     app.state.collector = collector
+    # The collector's one clock: the one that stamps what the routes compare with.
+    app.state.clock = collector.clock if collector else SystemClock()
     app.state.metrics = metrics or (collector.metrics if collector else Metrics())
     app.include_router(ingest_router, prefix=API_PREFIX)
     for router in extra_routers:

@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from collector.clock import Clock, SystemClock
 from collector.metrics import Metrics
 from collector.store.ledger import Ledger
 
@@ -46,6 +47,13 @@ def get_metrics(request: Request) -> Metrics:
     return metrics
 
 
+def get_clock(request: Request) -> Clock:
+    """Return the collector's one clock (the system clock for an app built without one)."""
+    clock: Clock | None = getattr(request.app.state, "clock", None)
+    return clock or SystemClock()
+
+
+ClockDep = Annotated[Clock, Depends(get_clock)]
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 PrincipalDep = Annotated[Principal, Depends(require_principal)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
-from collector.api.deps import LedgerDep, PrincipalDep
-from collector.clock import iso_utc
+from collector.api.deps import ClockDep, LedgerDep, PrincipalDep
+from collector.clock import Clock, iso_utc
 from collector.ingest.conditions import ACTIVE_FOR
 from collector.store.ledger import Ledger
 
@@ -111,7 +110,9 @@ async def list_devices(ledger: LedgerDep, principal: PrincipalDep) -> list[Devic
 
 
 @router.get("/devices/{device_id}", response_model=DeviceDetail)
-async def get_device(device_id: str, ledger: LedgerDep, principal: PrincipalDep) -> DeviceDetail:
+async def get_device(
+    device_id: str, ledger: LedgerDep, principal: PrincipalDep, clock: ClockDep
+) -> DeviceDetail:
     """Return one device, its state and its latest transitions."""
     d = (await ledger.devices([device_id])).get(device_id)
     if d is None or not principal.may_see(d.account_id):
@@ -126,12 +127,12 @@ async def get_device(device_id: str, ledger: LedgerDep, principal: PrincipalDep)
         serial=d.serial, state=s.state if s else "unknown", since=s.since if s else None,
         last_seen=s.last_seen if s else None,
         transitions=history, dead_letters=await ledger.dead_letter_counts(device_id),
-        conditions=await _conditions(ledger, device_id),
+        conditions=await _conditions(ledger, device_id, clock),
     )  # fmt: skip
 
 
-async def _conditions(ledger: Ledger, device_id: str) -> list[ConditionPublic]:
-    recent = iso_utc(datetime.now(UTC) - ACTIVE_FOR)
+async def _conditions(ledger: Ledger, device_id: str, clock: Clock) -> list[ConditionPublic]:
+    recent = iso_utc(clock.now() - ACTIVE_FOR)
     return [
         ConditionPublic(condition=c.condition, active=c.last_seen >= recent, since=c.since,
                         last_seen=c.last_seen, detail=c.detail)

@@ -1,5 +1,9 @@
 """The automatic monthly close: a loop in the collector with an injected clock.
 
+The clock is the collector's one ``collector.clock.Clock``: the loop reads
+``now()`` and waits with ``sleep()``, so a test's ``FakeClock`` crosses a
+month end without waiting for it.
+
 Each tick (every ``interval`` seconds of the clock):
 
 1. closes every finished, unclosed month of every account (``close_due``),
@@ -16,9 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Protocol
+from datetime import datetime
 
 from collector.billing import notices
 from collector.billing.close import DEFAULT_LOOKBACK, CloseResult, close_due
@@ -29,33 +31,10 @@ from collector.billing.commands import (
     dispatch_notifications,
 )
 from collector.billing.price_book import PriceBook
+from collector.clock import Clock
 from collector.store.db import Database
 
 log = logging.getLogger(__name__)
-
-
-class Clock(Protocol):
-    """Time as the scheduler needs it."""
-
-    def now(self) -> datetime:
-        """The current time (timezone-aware)."""
-        ...
-
-    async def sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` of this clock."""
-        ...
-
-
-class SystemClock:
-    """The real clock."""
-
-    def now(self) -> datetime:
-        """Return the current UTC time."""
-        return datetime.now(UTC)
-
-    async def sleep(self, seconds: float) -> None:
-        """``asyncio.sleep``."""
-        await asyncio.sleep(seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +81,7 @@ async def tick(
 
 
 async def run_close_scheduler(
-    database: Database | str | Path,
+    database: Database,
     clock: Clock,
     price_book: PriceBook,
     sender: CommandSender | None,
@@ -114,24 +93,16 @@ async def run_close_scheduler(
 ) -> None:
     """Tick until ``stop_event`` is set; a failing tick is logged and retried next time.
 
-    ``database`` is the collector's ``Database`` or its location (then opened and
-    migrated here, and closed at the end).
+    ``database`` is the collector's one ``Database``, migrated by the caller
+    (the scheduler opens none of its own).
     """
-    own = not isinstance(database, Database)
-    db = database if isinstance(database, Database) else Database(database)
-    if own:
-        await asyncio.to_thread(db.migrate)
-    try:
-        while not stop_event.is_set():
-            try:
-                await tick(db, clock, price_book, sender, notifier=notifier, lookback=lookback)
-            except Exception:
-                log.exception("billing tick failed; retrying in %s s", interval)
-            sleeper = asyncio.ensure_future(clock.sleep(interval))
-            stopper = asyncio.ensure_future(stop_event.wait())
-            _, pending = await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            for task in pending:
-                task.cancel()
-    finally:
-        if own:
-            await asyncio.to_thread(db.dispose)
+    while not stop_event.is_set():
+        try:
+            await tick(database, clock, price_book, sender, notifier=notifier, lookback=lookback)
+        except Exception:
+            log.exception("billing tick failed; retrying in %s s", interval)
+        sleeper = asyncio.ensure_future(clock.sleep(interval))
+        stopper = asyncio.ensure_future(stop_event.wait())
+        _, pending = await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()

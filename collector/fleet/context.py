@@ -10,7 +10,7 @@ exception handler (``collector.api.errors``) answers them with their status.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,8 +19,8 @@ from typing import Any, Protocol
 from fastapi import HTTPException, Request
 
 from collector.api import errors as api_errors
+from collector.clock import Clock, SystemClock
 from collector.fleet.billing_port import Billing
-from collector.fleet.db import Clock, utc_now
 from collector.fleet.invitations import new_link_key
 from collector.fleet.mail import Mailer, OutboxMailer
 from collector.fleet.reserved import DEFAULT_SERVICE_NAMES
@@ -49,9 +49,6 @@ class FleetContext:
     status: DeviceStatusSource = field(default_factory=SqlStatusSource)
     base_url: str = "http://127.0.0.1:8080"
     stale_after: timedelta = timedelta(minutes=10)
-    # The clock that stamps device messages (the collector's): staleness is
-    # judged on it, never on the wall clock against another clock's stamps.
-    status_clock: Callable[[], datetime] | None = None
     sign_in: SignInGuard = field(default_factory=SignInGuard)
     # Derives invitation links; keep it outside the database (see invitations).
     link_key: bytes = field(default_factory=new_link_key, repr=False)
@@ -59,16 +56,22 @@ class FleetContext:
     reserved_names: frozenset[str] = DEFAULT_SERVICE_NAMES
     # The running collector (``logbot-collector run``); None when the API runs alone.
     commands: CommandSender | None = None
-    # The fleet's clock (tests inject a settable one).
-    clock: Clock = utc_now
+    # The fleet's clock: sessions, invitations, orders (tests inject a
+    # ``collector.clock.FakeClock``).
+    clock: Clock = field(default_factory=SystemClock)
+    # The clock that stamps device messages, when it is not ``clock``: the demo's
+    # simulated world runs faster than its sign-in sessions may. Staleness is
+    # judged on it, never on the wall clock against another clock's stamps.
+    # In ``logbot-collector run`` both are the collector's one clock.
+    status_clock: Clock | None = None
 
     def now(self) -> datetime:
         """The current time from the injected clock."""
-        return self.clock()
+        return self.clock.now()
 
     def status_now(self) -> datetime:
         """The current time on the clock of device status (``last_seen``)."""
-        return self.status_clock() if self.status_clock is not None else self.now()
+        return (self.status_clock or self.clock).now()
 
     @contextmanager
     def tx(self) -> Iterator[Session]:

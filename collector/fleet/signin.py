@@ -23,8 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from collector.clock import Clock
 from collector.fleet import passwords
-from collector.fleet.db import Clock, utc_now
 from collector.fleet.errors import RateLimited, Unauthorized
 from collector.fleet.registry import registry_of
 from collector.fleet.throttle import SignInThrottle
@@ -99,7 +99,7 @@ def check_and_open(
     password: str,
     address: str,
     *,
-    clock: Clock = utc_now,
+    clock: Clock,
 ) -> IssuedToken:
     """After :func:`admit`: check the password and open a session (blocking: a worker thread).
 
@@ -120,7 +120,7 @@ def check_and_open(
         current = reg.user(row["id"])
         if fresh is not None and current is not None and current["password_hash"] == stored:
             reg.set_password_hash(row["id"], fresh)
-        return issue_token(session, clock(), row["id"], kind="session", name="sign-in")
+        return issue_token(session, clock.now(), row["id"], kind="session", name="sign-in")
 
 
 def sign_in(
@@ -130,7 +130,7 @@ def sign_in(
     password: str,
     address: str,
     *,
-    clock: Clock = utc_now,
+    clock: Clock,
 ) -> IssuedToken:
     """:func:`admit` then :func:`check_and_open`, on the calling (worker) thread."""
     admit(guard, email, address)

@@ -12,16 +12,17 @@ limit while their hashes are being computed. A successful sign-in clears
 the account's failures. The state lives in memory (one collector process
 serves the API); it holds at most ``max_keys`` keys, forgetting the least
 recently used, so a flood of invented addresses cannot grow it without bound.
+Windows run on the monotonic time of the collector's ``collector.clock.Clock``.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
 from dataclasses import dataclass
+
+from collector.clock import Clock, SystemClock
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +82,12 @@ class SignInThrottle:
         *,
         per_account: Limit = ACCOUNT_LIMIT,
         per_address: Limit = ADDRESS_LIMIT,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
         max_keys: int = 100_000,
     ) -> None:
         self._accounts = _Window(per_account, max_keys)
         self._addresses = _Window(per_address, max_keys)
-        self._clock = clock
+        self._clock = clock or SystemClock()  # its monotonic time: windows in seconds
         self._lock = threading.Lock()
 
     def attempt(self, account: str, address: str) -> int | None:
@@ -94,7 +95,7 @@ class SignInThrottle:
         else the whole seconds to wait before trying again."""
         account = account.strip().lower()
         with self._lock:
-            now = self._clock()
+            now = self._clock.monotonic()
             wait = max(self._accounts.wait(account, now), self._addresses.wait(address, now))
             if wait > 0:
                 return max(1, math.ceil(wait))

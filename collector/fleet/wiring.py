@@ -10,14 +10,15 @@ caller, so they see exactly the caller's accounts (operators: all).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
 from collector.api.deps import Principal, require_principal
+from collector.clock import Clock, SystemClock
 from collector.fleet import invitations, reserved
 from collector.fleet.auth import CurrentCaller
 from collector.fleet.context import FleetContext, install
@@ -36,6 +37,7 @@ def fleet_principal(caller: CurrentCaller) -> Principal:
 def attach(
     app: FastAPI,
     *,
+    database: Database,
     db_path: str | Path,
     price_book: str | Path | None = None,
     base_url: str = "http://127.0.0.1:8080",
@@ -43,13 +45,16 @@ def attach(
     portal: bool = True,
     reserved_names: Iterable[str] = (),
     link_key_file: str | Path | None = None,
-    status_clock: Callable[[], datetime] | None = None,
+    clock: Clock | None = None,
+    status_clock: Clock | None = None,
     card_secret_file: str | Path | None = None,
     card_checkout_url: str = "",
     card_provider: str = "card",
-    database: Database | None = None,
 ) -> FleetContext:
     """Install the fleet context (billing from ``price_book`` if given) and the portal.
+
+    ``database`` is the collector's one ``Database``; ``db_path`` (the SQLite
+    file, empty on PostgreSQL) only places the default key and secret files.
 
     Invitation links are derived under the key in ``link_key_file`` (default:
     beside the database, created on first use with mode 0600). Card payments
@@ -57,6 +62,9 @@ def attach(
     ``card_checkout_url``) when its webhook signing secret is in
     ``card_secret_file`` (default: ``<database>.card-webhook-secret``);
     without it, card orders wait for an operator. ``[payments]`` sets them.
+    ``clock`` is the collector's one clock (without one, the system clock);
+    ``status_clock`` is the clock that stamps device messages when it is
+    another one (the demo's simulated world).
     """
     billing = None
     if price_book is not None:
@@ -69,10 +77,11 @@ def attach(
             card_provider,
         )
     ctx = FleetContext(
-        database=database if database is not None else Database(Path(db_path)),
+        database=database,
         billing=billing,
         base_url=base_url,
         stale_after=stale_after,
+        clock=clock or SystemClock(),
         status_clock=status_clock,
         reserved_names=reserved.reserved_names(reserved_names),
         link_key=invitations.load_link_key(link_key_file or invitations.link_key_file(db_path)),

@@ -1,6 +1,7 @@
 """The notifier: drain the outboxes, retry with backoff, dead-letter after N tries.
 
-``Notifier.drain()`` is one pass (tests call it with a fake clock);
+``Notifier.drain()`` is one pass (tests call it with a ``FakeClock``; the
+collector passes its one ``collector.clock.Clock``);
 ``Notifier.run(stop)`` repeats it every ``interval`` seconds until ``stop``
 is set. Database work runs in a worker thread; sending is awaited.
 After failed attempt *n* the next try is ``backoff × 2^(n-1)`` later (capped
@@ -16,9 +17,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Protocol
 
+from collector.clock import Clock
 from collector.notify import outbox
 from collector.notify.messages import Email, WebhookEvent
 from collector.notify.smtp import DeliveryError
@@ -72,35 +73,26 @@ class DrainReport:
 class Notifier:
     """Drains ``notification_outbox`` and ``fleet_mail_outbox`` of one database."""
 
-    # The collector's Database, or its location (then opened here).
-    db_path: Database | str | Path
-    clock: Callable[[], datetime]
+    # The collector's one Database (the notifier opens none of its own).
+    database: Database
+    clock: Clock
     email: EmailSender | None = None
     webhook: EventSender | None = None
     policy: NotifyPolicy = field(default_factory=NotifyPolicy)
     # Renders what the outbox keeps out of the database (invitation links).
     render_body: Callable[[str], str] = str
-    _database: Database | None = field(default=None, init=False, repr=False)
     _session: Session | None = field(default=None, init=False, repr=False)
 
     def _db(self) -> Session:
         if self._session is None:
-            if isinstance(self.db_path, Database):
-                self._database = self.db_path
-            else:
-                self._database = Database(self.db_path)
-                self._database.migrate()
-            self._session = self._database.session()
+            self._session = self.database.session()
         return self._session
 
     def close(self) -> None:
-        """Close the database session (and the database, if the notifier opened it)."""
+        """Return the notifier's session to the database's pool."""
         if self._session is not None:
             self._session.close()
             self._session = None
-        if self._database is not None and self._database is not self.db_path:
-            self._database.dispose()
-        self._database = None
 
     async def drain(self) -> DrainReport:
         """Send every due message once; record each outcome."""
@@ -109,7 +101,7 @@ class Notifier:
         claims = await asyncio.to_thread(
             outbox.claim_due,
             self._db(),
-            self.clock(),
+            self.clock.now(),
             channels=channels,
             lease=self.policy.lease,
             limit=self.policy.batch,
@@ -119,7 +111,7 @@ class Notifier:
             try:
                 await self._send(claim.message)
             except DeliveryError as exc:
-                now = self.clock()
+                now = self.clock.now()
                 retry = None if exc.permanent else self.policy.retry_at(now, claim.attempt)
                 await asyncio.to_thread(outbox.mark_failed, self._db(), claim, now, str(exc), retry)
                 if retry is None:
@@ -136,7 +128,7 @@ class Notifier:
                         retry.isoformat(),
                     )
                 continue
-            await asyncio.to_thread(outbox.mark_sent, self._db(), claim, self.clock())
+            await asyncio.to_thread(outbox.mark_sent, self._db(), claim, self.clock.now())
             report.sent += 1
         return report
 

@@ -281,7 +281,13 @@ class ExportBacklog:
 
 
 class Ledger(Protocol):
-    """Data access of the ingest side; one implementation per database engine."""
+    """Data access of the ingest side; one implementation per database engine.
+
+    It creates no accounts or devices: those come from the one registry
+    (``collector.fleet.access.create_account``, ``devices.register_device``
+    over a ``collector.store.db.Database`` session, with its rules on time
+    zone, kind, parent, model and serial); the ledger reads them (``devices``).
+    """
 
     async def open(self) -> None:
         """Connect and apply pending migrations."""
@@ -293,18 +299,6 @@ class Ledger(Protocol):
 
     async def commit(self, batch: CommitBatch) -> CommitResult:
         """Write a whole group commit in one transaction."""
-        ...
-
-    async def add_account(
-        self, account_id: str, *, name: str, timezone: str, parent_id: str | None, now: str
-    ) -> None:
-        """Register an account."""
-        ...
-
-    async def add_device(
-        self, device_id: str, *, account_id: str, serial: str | None, model: str, now: str
-    ) -> None:
-        """Register a device to an account."""
         ...
 
     async def set_device_status(self, device_id: str, status: str) -> None:

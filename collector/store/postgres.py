@@ -487,36 +487,6 @@ class PostgresLedger:
 
     # -- registry ----------------------------------------------------------------
 
-    async def add_account(
-        self, account_id: str, *, name: str, timezone: str, parent_id: str | None, now: str
-    ) -> None:
-        """Register an account; raises RegistryError if it exists or the parent is unknown."""
-        try:
-            await self._execute(
-                "INSERT INTO accounts (id, name, parent_id, timezone, created_at)"
-                " VALUES (%s,%s,%s,%s,%s)",
-                (account_id, name, parent_id, timezone, now),
-            )
-        except psycopg.IntegrityError as exc:
-            raise RegistryError(
-                f"account {account_id!r} cannot be added: {_first_line(exc)}"
-            ) from exc
-
-    async def add_device(
-        self, device_id: str, *, account_id: str, serial: str | None, model: str, now: str
-    ) -> None:
-        """Register a device; raises RegistryError if it exists or the account is unknown."""
-        try:
-            await self._execute(
-                "INSERT INTO devices (id, account_id, serial, model, created_at)"
-                " VALUES (%s,%s,%s,%s,%s)",
-                (device_id, account_id, serial, model, now),
-            )
-        except psycopg.IntegrityError as exc:
-            raise RegistryError(
-                f"device {device_id!r} cannot be added: {_first_line(exc)}"
-            ) from exc
-
     async def set_device_status(self, device_id: str, status: str) -> None:
         """Set a device's registry status."""
         try:

@@ -131,6 +131,7 @@ class DemoRun:
         self._interrupted = False
         self._terminated = False
         self.server: Any = None
+        self.database: Any = None  # the API's one collector.store.db.Database
         self._stopped = asyncio.Event()
         self._room_cut = asyncio.Event()  # the demo's room-offline fault has begun
         self._room_devices: list[str] = []  # the gateways of the room it takes offline
@@ -253,6 +254,8 @@ class DemoRun:
                     with contextlib.suppress(Exception, asyncio.CancelledError):
                         await asyncio.wait_for(task, 30)
             await broker.stop()
+            if self.database is not None:
+                self.database.dispose()
         say("[bold]all components stopped[/]")
         if errors.count:
             keep = "" if self.demo.work_dir else " (removed at exit: --work-dir DIR keeps it)"
@@ -349,10 +352,11 @@ class DemoRun:
         if self.demo.api:
             import uvicorn
 
-            from collector.wiring import build_full_app
+            from collector.wiring import build_full_app, open_database
 
             self._demo_user(db)
-            app = build_full_app(settings, collector=collector)
+            self.database = open_database(settings)
+            app = build_full_app(settings, self.database, collector=collector)
             config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error")
             server = _QuietServer(config)
         return collector, server, f"http://127.0.0.1:{port}"

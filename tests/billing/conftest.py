@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from collector.billing.price_book import PriceBook, load_price_book
+from collector.fleet import access, devices
 from collector.store.db import Database, Session
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,17 +38,15 @@ def session_on(path: Path) -> Iterator[Session]:
 def add_account(
     session: Session, account: str, tz: str = "Europe/Rome", created: str = "2020-01-01"
 ) -> None:
-    session.execute(
-        "INSERT INTO accounts (id, name, timezone, created_at) VALUES (:a, :a, :tz, :at)",
-        {"a": account, "tz": tz, "at": f"{created}T00:00:00Z"},
-    )
+    """Register ``account`` through the one registry (its rules), created at ``created`` 00:00Z."""
+    at = datetime.fromisoformat(created).replace(tzinfo=UTC)
+    access.create_account(session, at, account, account_id=account, timezone=tz)
 
 
 def add_device(session: Session, account: str, device: str) -> None:
-    session.execute(
-        "INSERT INTO devices (id, account_id, created_at) VALUES (:d, :a, '2020-01-01T00:00:00Z')",
-        {"d": device, "a": account},
-    )
+    """Register a gateway ``device`` (its serial is its id) through the one registry."""
+    at = datetime(2020, 1, 1, tzinfo=UTC)
+    devices.register_device(session, at, account, device, "gateway", device_id=device)
 
 
 def add_usage(

@@ -70,7 +70,7 @@ class Env:
     def event(self, event: dict[str, Any], *, body: bytes | None = None) -> httpx.Response:
         """POST a card event signed with the test secret (``body`` overrides what is sent)."""
         raw = json.dumps(event).encode()
-        sig = card_webhook.sign(CARD_SECRET, raw, self.clock())
+        sig = card_webhook.sign(CARD_SECRET, raw, self.clock.now())
         return self.client.post(
             "/api/v1/payments/card/webhook",
             content=raw if body is None else body,

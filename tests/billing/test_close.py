@@ -305,7 +305,12 @@ def test_dst_day_and_month_end_after_dst(db: Session, book: PriceBook) -> None:
 
 
 def test_close_due_skips_a_broken_account(db: Session, book: PriceBook) -> None:
-    add_account(db, "bad", tz="Mars/Olympus", created="2023-04-02")
+    # A zone this machine does not know (the registry refuses it today; an old row
+    # or a system without that zone can still have one): written past the rules.
+    db.execute(
+        "INSERT INTO accounts (id, name, timezone, created_at)"
+        " VALUES ('bad', 'bad', 'Mars/Olympus', '2023-04-02T00:00:00Z')"
+    )
     add_account(db, "good", created="2023-04-02")
     done = close_due(db, book, datetime(2023, 5, 2, tzinfo=UTC))
     assert [(r.account_id, r.month) for r in done] == [("good", "2023-04")]

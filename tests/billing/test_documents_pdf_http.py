@@ -62,7 +62,7 @@ def test_invoice_pdf_downloads_for_the_account_only(env: Env) -> None:
 
 def test_statement_pdf_of_a_closed_month(env: Env) -> None:
     with session_on(env.db) as session:
-        close_month(session, load_price_book(PRICE_BOOK), "acme", Month(2026, 4), env.clock())
+        close_month(session, load_price_book(PRICE_BOOK), "acme", Month(2026, 4), env.clock.now())
     got = env.call("a_ro", "GET", "/accounts/acme/statements/2026-04.pdf")
     assert got.status_code == 200, got.text
     assert got.headers["content-type"] == "application/pdf"

@@ -127,12 +127,12 @@ def test_operator_confirms_transfer_once_and_resumes_a_suspended_account(env: En
         ledger.post_debit(
             session,
             account_id="acme",
-            at=env.clock(),
+            at=env.clock.now(),
             period_from=date(2026, 4, 1),
             period_to=date(2026, 4, 30),
             logbit=balance(env) + 300,
         )
-        notices.suspend(session, "acme", env.clock(), "test")
+        notices.suspend(session, "acme", env.clock.now(), "test")
     assert balance(env) == -300
     order = pay(
         env,

@@ -13,7 +13,7 @@ import pytest
 from collector.billing import card_webhook
 from collector.config import PaymentsSettings, load_settings, settings_from_mapping
 from collector.errors import ConfigError
-from collector.wiring import build_full_app
+from collector.wiring import build_full_app, open_database
 from tests.fleet.conftest import FakeClock, prepare_database
 from tests.fleet.live import seed, serve
 
@@ -111,7 +111,7 @@ def test_the_running_app_uses_the_section(tmp_path: Path, secret_file: Path) -> 
         },
         {},
     )
-    app = build_full_app(settings)
+    app = build_full_app(settings, open_database(settings))
     auth = {"Authorization": f"Bearer {world.tokens['a_admin']}"}
     with serve(app) as url, httpx.Client(base_url=f"{url}/api/v1", timeout=30) as client:
         placed = client.post(

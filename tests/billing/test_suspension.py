@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -13,6 +12,7 @@ import pytest
 from collector.billing import activations, ledger, notices, orders
 from collector.billing.price_book import PriceBook
 from collector.billing.scheduler import run_close_scheduler, tick
+from collector.clock import FakeClock
 from collector.store.db import Database, Session
 from protocols import Command, decode
 from tests.billing.conftest import add_account, add_device
@@ -24,20 +24,6 @@ ROME = ZoneInfo("Europe/Rome")
 
 def rome(*args: int) -> datetime:
     return datetime(*args, tzinfo=ROME)  # type: ignore[misc]
-
-
-@dataclass
-class FakeClock:
-    current: datetime
-    slept: list[float] = field(default_factory=list)
-
-    def now(self) -> datetime:
-        return self.current
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.current += timedelta(seconds=seconds)
-        await asyncio.sleep(0)
 
 
 def seed(db: Session, book: PriceBook, account: str) -> None:

@@ -30,6 +30,7 @@ from protocols import (
     decode,
     encode,
 )
+from tests import registration
 
 EPOCH = "00112233445566aa"
 
@@ -63,14 +64,10 @@ def settings_for(
 
 
 async def register(path: str, account: str, devices: list[str], *, status: str = "active") -> None:
-    async with SqliteLedger(path) as ledger:
-        now = "2026-01-01T00:00:00Z"
-        known = await ledger.devices()
-        if not any(d.account_id == account for d in known.values()):
-            await ledger.add_account(account, name=account, timezone="UTC", parent_id=None, now=now)
-        for d in devices:
-            await ledger.add_device(d, account_id=account, serial=None, model="gateway", now=now)
-            if status != "active":
+    await asyncio.to_thread(registration.register, path, account, devices)
+    if status != "active":
+        async with SqliteLedger(path) as ledger:
+            for d in devices:
                 await ledger.set_device_status(d, status)
 
 

@@ -30,10 +30,10 @@ from agent.system import FakeStats, SystemClock
 from collector.billing.periods import Month
 from collector.billing.price_book import load_price_book
 from collector.billing.usage import load_usage
-from collector.store.sqlite import SqliteLedger
 from tests.agent.conftest import await_until, make_settings
 from tests.billing.conftest import PRICE_BOOK, session_on
 from tests.collector.helpers import settings_for
+from tests.registration import register
 from tests.servers import Mosquitto
 
 ROME = ZoneInfo("Europe/Rome")
@@ -90,10 +90,7 @@ async def _send_tcp(port: int, payload: bytes) -> None:
 
 
 async def _register(ledger: Path, account: str, device: str, timezone: str) -> None:
-    async with SqliteLedger(str(ledger)) as db:
-        now = "2026-01-01T00:00:00Z"
-        await db.add_account(account, name=account, timezone=timezone, parent_id=None, now=now)
-        await db.add_device(device, account_id=account, serial=None, model="gateway", now=now)
+    await asyncio.to_thread(register, ledger, account, [device], timezone=timezone)
 
 
 def _billed(ledger: Path, device: str) -> dict[str, tuple[int, int]]:

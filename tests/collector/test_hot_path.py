@@ -16,6 +16,7 @@ from collector.ingest.stages import process
 from collector.store.ledger import CommitBatch, DeviceInfo, UsageRow
 from collector.store.sqlite import SqliteLedger
 from protocols import DecodeError, Kind, Topic, UsageBatch, decode
+from tests.registration import register
 
 NOW = datetime(2026, 5, 24, 10, 30, tzinfo=UTC)
 EPOCH = "3f9a1c0d5e7b2a64"
@@ -151,8 +152,8 @@ async def test_rollups_equal_the_sum_of_new_records_across_resends(tmp_path: Pat
     rng = random.Random(7)
     expected: dict[tuple[str, str], list[int]] = {}
     seen: set[str] = set()
+    register(tmp_path / "l.db", "acme", [])
     async with SqliteLedger(tmp_path / "l.db") as ledger:
-        await ledger.add_account("acme", name="", timezone="UTC", parent_id=None, now="x")
         for _ in range(20):
             # Hour and quantity follow from the seq: a resend repeats its record exactly.
             seqs = [rng.randrange(1, 400) for _ in range(rng.randrange(1, 40))]

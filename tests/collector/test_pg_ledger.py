@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ from protocols import Kind
 from tests.collector.helpers import device, settings_for, usage_batch, wait_for
 from tests.conftest import LedgerBackend
 from tests.pgserver import PASSWORD, PostgresServer
+from tests.registration import register
 from tests.servers import Mosquitto
 
 
@@ -68,8 +70,9 @@ async def test_password_from_the_url_or_from_pgpassword(
         await refused.open()
     monkeypatch.setenv("PGPASSWORD", PASSWORD)
     async with make_ledger(LedgerSettings(url=bare)) as ledger:  # type: ignore[attr-defined]
-        await ledger.add_account("acme", name="", timezone="UTC", parent_id=None, now="t")
         assert await ledger.devices() == {}
+        await asyncio.to_thread(register, bare, "acme", ["gw-1"])
+        assert list(await ledger.devices()) == ["gw-1"]
 
 
 async def test_an_unreachable_server_is_one_clear_error(postgres: PostgresServer) -> None:
@@ -115,16 +118,17 @@ async def test_a_server_that_goes_away_is_a_store_error_then_recovers() -> None:
     server = PostgresServer()
     server.start()
     try:
-        ledger = PostgresLedger(server.create_database("ledger"))
+        url = server.create_database("ledger")
+        ledger = PostgresLedger(url)
         async with ledger:
-            await ledger.add_account("acme", name="", timezone="UTC", parent_id=None, now="t")
+            await asyncio.to_thread(register, url, "acme", [])
             server.stop()
             with pytest.raises(StoreError, match="the PostgreSQL ledger is unavailable") as exc:
                 await ledger.devices()
             assert "\n" not in str(exc.value)
             server.start()
             await wait_for(_answers(ledger), within=60)
-            await ledger.add_device("gw-1", account_id="acme", serial=None, model="g", now="t")
+            await asyncio.to_thread(register, url, "acme", ["gw-1"])
             assert list(await ledger.devices()) == ["gw-1"]
     finally:
         server.destroy()

@@ -16,10 +16,47 @@ import pytest
 
 from tests.servers import Mosquitto, free_port, wait_port
 
+# Runs ``logbot-collector run`` with ``Database`` instrumented: every instance
+# that opens a session outside ``migrate()`` (the ingest ledgers migrate through
+# a short-lived one of their own) is counted, and the count is printed at exit.
+COUNTING_RUN = """
+import atexit, sys, threading
+from collector.store import db
+
+working, migrating = set(), threading.local()
+session, migrate = db.Database.session, db.Database.migrate
+
+def counted_session(self):
+    if not getattr(migrating, "on", False):
+        working.add(id(self))
+    return session(self)
+
+def counted_migrate(self):
+    migrating.on = True
+    try:
+        return migrate(self)
+    finally:
+        migrating.on = False
+
+db.Database.session, db.Database.migrate = counted_session, counted_migrate
+atexit.register(lambda: print(f"DATABASES IN USE: {len(working)}", flush=True))
+from collector.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
 
 def _get(url: str) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _get_with_token(url: str, token: str) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -36,9 +73,10 @@ def test_run_serves_fleet_portal_and_migrates_everything(
         f'[mqtt]\nurl = "{mosquitto.url}"\nclient_id = "wiring-{port}"\n'
         f'[ledger]\npath = "{db}"\n[api]\nport = {port}\n'
         "[billing]\nclose_interval_seconds = 1\n"
+        "[notify]\nenabled = true\ninterval_seconds = 0.2\n"
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "collector.cli", "run", "--config", str(conf)],
+        [sys.executable, "-c", COUNTING_RUN, "run", "--config", str(conf)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -55,6 +93,8 @@ def test_run_serves_fleet_portal_and_migrates_everything(
         assert b"<html" in body.lower()
         # Fleet auth guards ingest's reads too: no token, no devices.
         assert _get(f"{base}/api/v1/devices")[0] == 401
+        # A token the fleet looks up in the database (and refuses).
+        assert _get_with_token(f"{base}/api/v1/accounts", "lbt_unknown")[0] == 401
         time.sleep(1.5)  # let the close scheduler tick at least once
         assert proc.poll() is None, "collector died"
     finally:
@@ -63,6 +103,9 @@ def test_run_serves_fleet_portal_and_migrates_everything(
     assert proc.returncode == 0, out.decode(errors="replace")
     log = out.decode(errors="replace")
     assert "monthly close scheduler on" in log
+    assert "notifier on" in log
+    # API, close scheduler and notifier share the process's one Database (one pool).
+    assert "DATABASES IN USE: 1" in log, log
     assert "Traceback" not in log
     with sqlite3.connect(db) as conn:
         components = {

@@ -10,11 +10,16 @@ and the export cursor.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 
 from collector.errors import RegistryError
+from collector.fleet import access, devices
+from collector.fleet.errors import Conflict, NotFound
+from collector.fleet.registry import registry_of
 from collector.store.commands import ReplyRow
+from collector.store.db import Database
 from collector.store.health import HealthSample
 from collector.store.ledger import (
     CommitBatch,
@@ -97,19 +102,28 @@ async def test_dead_letter_caps_prune_the_oldest_and_counts_stay_exact(
 
 
 async def test_registry_rules(ledger_backend: LedgerBackend) -> None:
+    """The ingest ledger reads what the one registry (fleet rules) wrote, on both engines."""
+    database = Database(ledger_backend.settings.location)
+    now = datetime(2026, 5, 24, 10, tzinfo=UTC)
+    try:
+        database.migrate()
+        with database.unit() as s, s.write():
+            access.create_account(s, now, "Acme", account_id="acme", timezone="Europe/Rome")
+            access.create_account(s, now, "Sub", account_id="sub", parent_id="acme")
+            devices.register_device(s, now, "acme", "S1", "gateway", device_id="gw-1")
+            devices.register_device(s, now, "sub", "S2", "tap", device_id="gw-2")
+        with database.unit() as s, s.write(), pytest.raises(Conflict):
+            access.create_account(s, now, "again", account_id="acme")
+        with database.unit() as s, s.write(), pytest.raises(NotFound):
+            access.create_account(s, now, "orphan", account_id="orphan", parent_id="nope")
+        with database.unit() as s, s.write(), pytest.raises(Conflict):
+            devices.register_device(s, now, "acme", "S9", "gateway", device_id="gw-1")
+        with database.unit() as s:
+            # A subsidiary without a time zone takes its parent's, explicitly stored.
+            assert registry_of(s).account("sub")["timezone"] == "Europe/Rome"  # type: ignore[index]
+    finally:
+        database.dispose()
     async with ledger_backend.ledger() as ledger:
-        await ledger.add_account(
-            "acme", name="Acme", timezone="Europe/Rome", parent_id=None, now="t"
-        )
-        await ledger.add_account("sub", name="Sub", timezone="UTC", parent_id="acme", now="t")
-        with pytest.raises(RegistryError):
-            await ledger.add_account("acme", name="again", timezone="UTC", parent_id=None, now="t")
-        with pytest.raises(RegistryError):
-            await ledger.add_account("orphan", name="", timezone="UTC", parent_id="nope", now="t")
-        await ledger.add_device("gw-1", account_id="acme", serial="S1", model="gateway", now="t")
-        await ledger.add_device("gw-2", account_id="sub", serial=None, model="tap", now="t")
-        with pytest.raises(RegistryError):
-            await ledger.add_device("gw-1", account_id="acme", serial=None, model="g", now="t")
         await ledger.set_device_status("gw-2", "suspended")
         with pytest.raises(RegistryError):
             await ledger.set_device_status("gw-2", "melted")

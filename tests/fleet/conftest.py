@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from collector.clock import Clock, FakeClock, SystemClock
 from collector.store.db import Database as StoreDatabase
 from collector.store.db import Session
 
@@ -24,26 +25,12 @@ def prepare_database(path: Path) -> None:
         database.dispose()
 
 
-class FakeClock:
-    """A settable clock."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
 class Database:
-    """A test database: the store's ``Database`` on ``path`` and the fleet's clock."""
+    """A test database: the store's ``Database`` on ``path`` and the collector's clock."""
 
     path: Path
-    clock: Any = field(default=_utc_now)
+    clock: Clock = field(default_factory=SystemClock)
     store: StoreDatabase = field(init=False)
 
     def __post_init__(self) -> None:

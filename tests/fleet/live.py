@@ -110,7 +110,7 @@ class World:
 def _user(conn: sqlite3.Connection, clock: FakeClock, email: str, **kw: bool) -> str:
     return access.create_user(
         conn,
-        clock(),
+        clock.now(),
         email,
         name=email.split("@", maxsplit=1)[0],
         password_hash=tokens.hash_password(PASSWORD),
@@ -122,7 +122,7 @@ def seed(db_path: Path, clock: FakeClock) -> World:
     """Accounts A (with a subsidiary) and B, partner P managing A and C, an operator."""
     w = World()
     conn = connect(db_path)
-    now = clock()
+    now = clock.now()
     try:
         for aid, name, kind, parent in (
             ("acme", "Acme S.p.A.", "customer", None),

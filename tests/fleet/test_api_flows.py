@@ -54,13 +54,13 @@ def test_status_offline_stale_and_attention(
     conn.execute(
         "INSERT INTO room_peripherals (device_id, serial, account_id, room, model, present,"
         " updated_at) VALUES ('gw-acme-1', '2231TP0XYZ99', 'acme', 'Sala Aurora', 'Tap', 0, ?)",
-        (iso(clock()),),
+        (iso(clock.now()),),
     )
     conn.close()
     rooms = admin("GET", "/accounts/acme/offline-rooms").json()
     assert [(r["name"], r["state"]) for r in rooms] == [("Sala Aurora", "needs_attention")]
     # Nothing heard for longer than the stale window: offline.
-    clock.now += timedelta(minutes=11)
+    clock.current += timedelta(minutes=11)
     room = admin("GET", f"/rooms/{w.ids['room']}").json()
     assert room["state"] == "offline"
     assert {d["serial"]: d["state"] for d in room["devices"]} == {
@@ -98,12 +98,12 @@ def test_tickets_need_an_active_card_and_consume_minutes(
     assert [e["minutes"] for e in ro("GET", f"/tickets/{tid}").json()["events"]] == [0, 30]
     assert [x["id"] for x in ro("GET", "/accounts/acme/tickets").json()] == [tid, w.ids["ticket"]]
     # After 12 months the card has expired: no new tickets.
-    clock.now += timedelta(days=366)
+    clock.current += timedelta(days=366)
     late = admin("POST", f"/rooms/{room}/tickets", {"subject": "again", "card_code": w.card})
     assert late.status_code == 409
     assert "expired" in late.json()["detail"]
     conn = connect(db)
-    fresh = support_cards.issue_card(conn, account_id="acme", purchased_at=clock())
+    fresh = support_cards.issue_card(conn, account_id="acme", purchased_at=clock.now())
     conn.close()
     assert (
         admin(
@@ -175,7 +175,7 @@ def test_invitation_accept_resend_over_http(
     body = invitations.render_links(mail.pending(conn)[-1]["body"], LINK_KEY)
     conn.close()
     link = body.split("#accept=")[1].split()[0]
-    clock.now += timedelta(days=31)
+    clock.current += timedelta(days=31)
     expired = public(
         "POST",
         "/invitations/accept",
@@ -241,7 +241,7 @@ def test_tokens_and_credentials(env: tuple[httpx.Client, World, FakeClock, Path]
     )
     session = Api(url, login.json()["token"])
     assert session("GET", "/me").status_code == 200
-    clock.now += timedelta(hours=12, seconds=1)
+    clock.current += timedelta(hours=12, seconds=1)
     assert session("GET", "/me").status_code == 401
 
 
@@ -258,7 +258,7 @@ def test_contracts_spares_and_coverage_over_http(
     }
     first = admin("POST", "/accounts/acme-br/contracts", {"sku": "SELECT-2Y", "licences": 30})
     assert first.json()["spares_granted"] == 0
-    clock.now += timedelta(days=31)
+    clock.current += timedelta(days=31)
     second = partner("POST", "/accounts/acme-br/contracts", {"sku": "SELECT-5Y", "licences": 10})
     assert second.status_code == 201, second.text
     assert second.json()["spares_granted"] == 1  # 10 + 30 + 10 = 50

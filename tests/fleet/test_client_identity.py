@@ -89,7 +89,7 @@ def _wait(cond: Any, timeout: float = 10) -> bool:
 
 
 def _setup(conn: sqlite3.Connection, clock: FakeClock, out: Path) -> tuple[Path, Path, str]:
-    now = clock()
+    now = clock.now()
     access.create_account(conn, now, "Acme", account_id="acme")
     devices.register_device(conn, now, "acme", "SN-A", "gateway", device_id="gw-a")
     cred = devices.issue_credentials(conn, now, "gw-a")

@@ -43,9 +43,9 @@ def test_device_detail_lists_a_recent_duplicate_client(
     conn.execute(
         "INSERT INTO device_conditions (device_id, condition, account_id, since, last_seen,"
         " detail) VALUES ('gw-acme-1', 'duplicate_client', 'acme', ?, ?, 'two machines')",
-        (iso(clock()), iso(clock())),
+        (iso(clock.now()), iso(clock.now())),
     )
     conn.close()
     assert conditions() == ["duplicate_client"]
-    clock.now += timedelta(hours=2)
+    clock.current += timedelta(hours=2)
     assert conditions() == []

@@ -148,11 +148,11 @@ def _paid_order_of_a(path: Path, clock: FakeClock, w: World) -> None:
             account_id="acme",
             items=items,
             channel="direct",
-            now=clock(),
+            now=clock.now(),
             created_by="x",
         )
         done = orders.confirm_order(
-            conn, order_id=paid.id, now=clock(), document="CRO 0", confirmed_by="op"
+            conn, order_id=paid.id, now=clock.now(), document="CRO 0", confirmed_by="op"
         )
         open_, _ = orders.checkout(
             conn,
@@ -160,7 +160,7 @@ def _paid_order_of_a(path: Path, clock: FakeClock, w: World) -> None:
             account_id="acme",
             items=items,
             channel="direct",
-            now=clock(),
+            now=clock.now(),
             created_by="y",
         )
         w.ids["invoice"] = str(done.invoice)

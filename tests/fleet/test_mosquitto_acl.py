@@ -26,7 +26,7 @@ def test_hash_roundtrip_and_format() -> None:
 def test_render_lists_only_active_devices_with_credentials(
     conn: sqlite3.Connection, clock: FakeClock
 ) -> None:
-    now = clock()
+    now = clock.now()
     access.create_account(conn, now, "Acme", account_id="acme")
     devices.register_device(conn, now, "acme", "SN-1", "Rally Bar", device_id="d1")
     devices.register_device(conn, now, "acme", "SN-2", "tap", device_id="d2")
@@ -61,7 +61,7 @@ def _wait(cond: Callable[[], bool], timeout: float = 5) -> bool:
 def test_real_mosquitto_enforces_generated_acls(
     conn: sqlite3.Connection, clock: FakeClock, tmp_path: Path, mosquitto_factory: Any
 ) -> None:
-    now = clock()
+    now = clock.now()
     access.create_account(conn, now, "Acme", account_id="acme")
     access.create_account(conn, now, "Globex", account_id="globex")
     devices.register_device(conn, now, "acme", "SN-A", "gateway", device_id="gw-a")

@@ -64,7 +64,7 @@ def _room_goes_offline(db: Path, clock: FakeClock, device: str) -> None:
     """What the ingest component records when a device's last will arrives."""
     conn: sqlite3.Connection = connect(db)
     try:
-        now = iso(clock())
+        now = iso(clock.now())
         conn.execute(
             "UPDATE device_status SET state = 'offline', since = ? WHERE device_id = ?",
             (now, device),

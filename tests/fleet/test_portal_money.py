@@ -35,7 +35,7 @@ CLOSED_AT = datetime(2026, 6, 1, 1, 0, tzinfo=UTC)  # June 1st 03:00 in Rome: Ma
 def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
     db = tmp_path_factory.mktemp("money-db") / "ledger.sqlite3"
     world, clock = build(db)
-    clock.now = CLOSED_AT
+    clock.current = CLOSED_AT
     conn = connect(db)
     try:
         close_month(conn, load_price_book(PRICE_BOOK), "acme", Month(2026, 5), CLOSED_AT)

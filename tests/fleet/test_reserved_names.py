@@ -29,7 +29,7 @@ def run(argv: list[str]) -> int:
 def test_registering_a_service_name_is_refused(
     conn: sqlite3.Connection, clock: FakeClock, name: str
 ) -> None:
-    now = clock()
+    now = clock.now()
     access.create_account(conn, now, "Acme", account_id="acme")
     with pytest.raises(InvalidInput, match="reserved"):
         devices.register_device(conn, now, "acme", "SN-1", "gateway", device_id=name)
@@ -39,7 +39,7 @@ def test_registering_a_service_name_is_refused(
 def test_configured_service_users_are_reserved_and_serials_never_become_one(
     conn: sqlite3.Connection, clock: FakeClock
 ) -> None:
-    now = clock()
+    now = clock.now()
     access.create_account(conn, now, "Acme", account_id="acme")
     extra = {"collector-2"}
     with pytest.raises(InvalidInput, match="reserved"):
@@ -55,7 +55,7 @@ def test_configured_service_users_are_reserved_and_serials_never_become_one(
 def test_credentials_are_never_issued_for_an_old_reserved_device(
     conn: sqlite3.Connection, clock: FakeClock
 ) -> None:
-    now = clock()
+    now = clock.now()
     access.create_account(conn, now, "Acme", account_id="acme")
     # A row written before names were reserved.
     conn.execute(
@@ -69,7 +69,7 @@ def test_credentials_are_never_issued_for_an_old_reserved_device(
 def test_render_refuses_two_entries_for_one_username(
     conn: sqlite3.Connection, clock: FakeClock
 ) -> None:
-    now = clock()
+    now = clock.now()
     access.create_account(conn, now, "Acme", account_id="acme")
     conn.execute(
         "INSERT INTO devices (id, account_id, serial, model, created_at, mqtt_password_hash)"

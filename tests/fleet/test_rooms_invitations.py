@@ -26,21 +26,21 @@ def _usage(conn: sqlite3.Connection, device: str, hour: str, qty: int) -> None:
 
 
 def test_moves_keep_history_and_attribute_usage(conn: sqlite3.Connection, clock: FakeClock) -> None:
-    access.create_account(conn, clock(), "Acme", account_id="acme")
-    access.create_account(conn, clock(), "Other", account_id="other")
-    devices.register_device(conn, clock(), "acme", "2214LZ0ABC12", "Rally Bar")
-    devices.register_device(conn, clock(), "other", "FOREIGN1", "tap")
-    site = rooms.create_site(conn, clock(), "acme", "HQ")
-    a = rooms.create_room(conn, clock(), site, "Aurora")
-    b = rooms.create_room(conn, clock(), site, "Borealis")
+    access.create_account(conn, clock.now(), "Acme", account_id="acme")
+    access.create_account(conn, clock.now(), "Other", account_id="other")
+    devices.register_device(conn, clock.now(), "acme", "2214LZ0ABC12", "Rally Bar")
+    devices.register_device(conn, clock.now(), "other", "FOREIGN1", "tap")
+    site = rooms.create_site(conn, clock.now(), "acme", "HQ")
+    a = rooms.create_room(conn, clock.now(), site, "Aurora")
+    b = rooms.create_room(conn, clock.now(), site, "Borealis")
     with pytest.raises(NotFound):
-        rooms.assign_device(conn, clock(), a, "FOREIGN1")  # another tenant's serial
-    dev = rooms.assign_device(conn, clock(), a, "2214LZ0ABC12")  # 09:00
+        rooms.assign_device(conn, clock.now(), a, "FOREIGN1")  # another tenant's serial
+    dev = rooms.assign_device(conn, clock.now(), a, "2214LZ0ABC12")  # 09:00
     assert dev == "2214lz0abc12"
     with pytest.raises(Conflict):
-        rooms.assign_device(conn, clock(), a, "2214LZ0ABC12")
-    clock.now += timedelta(hours=2)  # 11:00
-    rooms.assign_device(conn, clock(), b, "2214LZ0ABC12")
+        rooms.assign_device(conn, clock.now(), a, "2214LZ0ABC12")
+    clock.current += timedelta(hours=2)  # 11:00
+    rooms.assign_device(conn, clock.now(), b, "2214LZ0ABC12")
     for hour, qty in (("09", 100), ("10", 20), ("11", 3), ("12", 4)):
         _usage(conn, dev, f"2026-05-04T{hour}:00:00Z", qty)
     total_a = rooms.room_usage(conn, a, "2026-05-04T00:00:00Z", "2026-05-05T00:00:00Z")
@@ -68,10 +68,10 @@ def test_moves_keep_history_and_attribute_usage(conn: sqlite3.Connection, clock:
 
 
 def _invite(conn: sqlite3.Connection, clock: FakeClock) -> invitations.SentInvitation:
-    access.create_account(conn, clock(), "Acme", account_id="acme")
+    access.create_account(conn, clock.now(), "Acme", account_id="acme")
     return invitations.invite(
         conn,
-        clock(),
+        clock.now(),
         mail.OutboxMailer(),
         "acme",
         email="It.Admin@Acme.example",
@@ -98,18 +98,25 @@ def test_invitation_is_mailed_and_single_use(
     )
     assert inv.link_token not in str(conn.execute("SELECT * FROM fleet_invitations").fetchall())
     with pytest.raises(Unauthorized):  # a forwarded link does not work for someone else
-        invitations.accept(conn, clock(), inv.link_token, email="x@acme.example", password="p" * 10)
+        invitations.accept(
+            conn, clock.now(), inv.link_token, email="x@acme.example", password="p" * 10
+        )
     uid = invitations.accept(
-        conn, clock(), inv.link_token, email="it.admin@acme.example", password="p" * 10
+        conn, clock.now(), inv.link_token, email="it.admin@acme.example", password="p" * 10
     )
     assert access.caller_for_user(conn, uid).writable == frozenset({"acme"})
     issued = sign_in(
-        Database(db_path, clock), SignInGuard(), "it.admin@acme.example", "p" * 10, "127.0.0.1"
+        Database(db_path, clock),
+        SignInGuard(),
+        "it.admin@acme.example",
+        "p" * 10,
+        "127.0.0.1",
+        clock=clock,
     )
     assert issued.token.startswith("lbt_")
     with pytest.raises(Gone, match="already used"):
         invitations.accept(
-            conn, clock(), inv.link_token, email="it.admin@acme.example", password="p" * 10
+            conn, clock.now(), inv.link_token, email="it.admin@acme.example", password="p" * 10
         )
 
 
@@ -118,20 +125,22 @@ def test_invitation_expires_after_30_days(
     conn: sqlite3.Connection, clock: FakeClock, days: int, ok: bool
 ) -> None:
     inv = _invite(conn, clock)
-    clock.now += timedelta(days=days)
+    clock.current += timedelta(days=days)
     if ok:
-        invitations.accept(conn, clock(), inv.link_token, email=inv.email, password="p" * 10)
+        invitations.accept(conn, clock.now(), inv.link_token, email=inv.email, password="p" * 10)
     else:
         with pytest.raises(Gone, match="expired"):
-            invitations.accept(conn, clock(), inv.link_token, email=inv.email, password="p" * 10)
+            invitations.accept(
+                conn, clock.now(), inv.link_token, email=inv.email, password="p" * 10
+            )
 
 
 def test_resend_replaces_the_old_link(conn: sqlite3.Connection, clock: FakeClock) -> None:
     inv = _invite(conn, clock)
-    clock.now += timedelta(days=40)  # expired; ask for a new one
+    clock.current += timedelta(days=40)  # expired; ask for a new one
     again = invitations.resend(
         conn,
-        clock(),
+        clock.now(),
         mail.OutboxMailer(),
         inv.id,
         invited_by="ops",
@@ -141,12 +150,12 @@ def test_resend_replaces_the_old_link(conn: sqlite3.Connection, clock: FakeClock
     assert again.email == inv.email
     assert len(mail.pending(conn)) == 2
     with pytest.raises(Gone, match="replaced"):
-        invitations.accept(conn, clock(), inv.link_token, email=inv.email, password="p" * 10)
-    invitations.accept(conn, clock(), again.link_token, email=inv.email, password="p" * 10)
+        invitations.accept(conn, clock.now(), inv.link_token, email=inv.email, password="p" * 10)
+    invitations.accept(conn, clock.now(), again.link_token, email=inv.email, password="p" * 10)
     with pytest.raises(Gone):
         invitations.resend(
             conn,
-            clock(),
+            clock.now(),
             mail.OutboxMailer(),
             again.id,
             invited_by="o",

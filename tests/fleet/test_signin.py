@@ -27,16 +27,6 @@ from tests.fleet.conftest import Database, FakeClock, connect, prepare_database
 from tests.fleet.live import PASSWORD, World, build_app, seed, serve
 
 
-class Ticks:
-    """A settable monotonic clock in seconds."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def legacy_scrypt_hash(password: str) -> str:
     """A hash as the collector wrote them before argon2id (scrypt N=2^14)."""
     salt = secrets.token_bytes(16)
@@ -49,13 +39,13 @@ def legacy_scrypt_hash(password: str) -> str:
 
 
 def test_account_limit_refuses_then_the_window_slides() -> None:
-    ticks = Ticks()
+    ticks = FakeClock()
     t = SignInThrottle(per_account=Limit(3, 60), per_address=Limit(100, 60), clock=ticks)
     assert [t.attempt("A@x.example", f"10.0.0.{i}") for i in range(3)] == [None] * 3
     assert t.attempt("a@x.example ", "10.0.0.9") == 60  # case and spaces do not matter
-    ticks.now += 59.5
+    ticks.advance(59.5)
     assert t.attempt("a@x.example", "10.0.0.9") == 1  # rounded up, never 0
-    ticks.now += 0.5
+    ticks.advance(0.5)
     assert t.attempt("a@x.example", "10.0.0.9") is None  # the old failures left
     assert t.attempt("a@x.example", "10.0.0.9") is None
     assert t.attempt("a@x.example", "10.0.0.9") is None
@@ -63,7 +53,7 @@ def test_account_limit_refuses_then_the_window_slides() -> None:
 
 
 def test_address_limit_covers_every_account() -> None:
-    ticks = Ticks()
+    ticks = FakeClock()
     t = SignInThrottle(per_account=Limit(100, 60), per_address=Limit(2, 60), clock=ticks)
     assert t.attempt("a@x.example", "198.51.100.7") is None
     assert t.attempt("b@x.example", "198.51.100.7") is None
@@ -72,7 +62,7 @@ def test_address_limit_covers_every_account() -> None:
 
 
 def test_success_clears_the_account_and_withdraws_the_attempt() -> None:
-    ticks = Ticks()
+    ticks = FakeClock()
     t = SignInThrottle(per_account=Limit(2, 60), per_address=Limit(2, 60), clock=ticks)
     assert t.attempt("a@x.example", "h") is None
     assert t.attempt("a@x.example", "h") is None  # the right one
@@ -132,7 +122,7 @@ def db(tmp_path: Path) -> Database:
 def _user(db: Database, email: str, password_hash: str) -> str:
     conn = connect(db.path)
     try:
-        return access.create_user(conn, db.clock(), email, password_hash=password_hash)
+        return access.create_user(conn, db.clock.now(), email, password_hash=password_hash)
     finally:
         conn.close()
 
@@ -154,12 +144,16 @@ def test_old_scrypt_hash_verifies_and_is_replaced_by_argon2id(db: Database) -> N
     _user(db, "old@x.example", old)
     guard = SignInGuard()
     with pytest.raises(Unauthorized):
-        sign_in(db, guard, "old@x.example", "wrong-password", "h")
+        sign_in(db, guard, "old@x.example", "wrong-password", "h", clock=db.clock)
     assert _stored(db, "old@x.example") == old  # a wrong password changes nothing
-    assert sign_in(db, guard, "old@x.example", "old-password-1", "h").token.startswith("lbt_")
+    assert sign_in(
+        db, guard, "old@x.example", "old-password-1", "h", clock=db.clock
+    ).token.startswith("lbt_")
     new = _stored(db, "old@x.example")
     assert new.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
-    assert sign_in(db, guard, "OLD@x.example", "old-password-1", "h").kind == "session"
+    assert (
+        sign_in(db, guard, "OLD@x.example", "old-password-1", "h", clock=db.clock).kind == "session"
+    )
     assert _stored(db, "old@x.example") == new  # current hashes are left alone
 
 
@@ -184,16 +178,16 @@ def test_the_password_is_checked_with_no_transaction_open(
         return real(password, stored)
 
     monkeypatch.setattr(passwords, "verify_password", verify_while_another_writer_commits)
-    sign_in(db, SignInGuard(), "a@x.example", "right-password", "h")
+    sign_in(db, SignInGuard(), "a@x.example", "right-password", "h", clock=db.clock)
     with pytest.raises(Unauthorized):
-        sign_in(db, SignInGuard(), "a@x.example", "wrong-password", "h")
+        sign_in(db, SignInGuard(), "a@x.example", "wrong-password", "h", clock=db.clock)
     assert seen == ["ok", "ok"]
 
 
 def test_unknown_e_mail_costs_a_hash_and_says_the_same(db: Database) -> None:
     guard = SignInGuard()
     with pytest.raises(Unauthorized, match="unknown e-mail or wrong password"):
-        sign_in(db, guard, "nobody@x.example", "whatever-password", "h")
+        sign_in(db, guard, "nobody@x.example", "whatever-password", "h", clock=db.clock)
 
 
 def test_the_guard_refuses_when_locked(db: Database) -> None:
@@ -201,9 +195,11 @@ def test_the_guard_refuses_when_locked(db: Database) -> None:
     guard = SignInGuard(SignInThrottle(per_account=Limit(2, 900)))
     for _ in range(2):
         with pytest.raises(Unauthorized):
-            sign_in(db, guard, "a@x.example", "wrong-password", "h")
+            sign_in(db, guard, "a@x.example", "wrong-password", "h", clock=db.clock)
     with pytest.raises(RateLimited) as err:
-        sign_in(db, guard, "a@x.example", "right-password", "h")  # even the right one waits
+        sign_in(
+            db, guard, "a@x.example", "right-password", "h", clock=db.clock
+        )  # even the right one waits
     assert err.value.retry_after == 900
     assert api_errors.status_of(err.value) == 429
     assert api_errors.headers_of(err.value) == {"Retry-After": "900"}

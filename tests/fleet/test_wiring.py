@@ -12,6 +12,7 @@ from collector.config import LedgerSettings, Settings
 from collector.fleet import access, devices, tokens
 from collector.fleet.routes import router
 from collector.fleet.wiring import attach
+from collector.store.db import Database
 from tests.fleet.conftest import connect, prepare_database
 from tests.fleet.live import PRICE_BOOK, serve
 
@@ -30,7 +31,8 @@ def test_create_app_with_fleet(tmp_path: Path) -> None:
     token = tokens.issue_token(conn, now, uid, kind="api_key").token
     conn.close()
     app = create_app(Settings(ledger=LedgerSettings(path=str(db))), extra_routers=[router])
-    attach(app, db_path=db, price_book=PRICE_BOOK)
+    database = Database(db)
+    attach(app, database=database, db_path=db, price_book=PRICE_BOOK)
     with serve(app, lifespan="on") as url, httpx.Client(base_url=url, timeout=30) as client:
         paths = client.get("/api/v1/openapi.json").json()["paths"]
         assert "/api/v1/accounts/{account_id}/rooms" in paths
@@ -54,3 +56,4 @@ def test_create_app_with_fleet(tmp_path: Path) -> None:
         assert portal.status_code == 200
         assert "portal.js" in portal.text
         assert "http" not in portal.text.replace("http-equiv", "")  # nothing from a CDN
+    database.dispose()

@@ -99,14 +99,14 @@ async def test_receiver_outage_is_survived_and_retried(env: Env) -> None:
     try:
         first = await notifier.drain()
         assert (first.sent, first.retried, first.dead) == (0, emails + hooks, 0)
-        env.clock.now += timedelta(seconds=10)  # before the 30 s backoff: nothing is due
+        env.clock.current += timedelta(seconds=10)  # before the 30 s backoff: nothing is due
         idle = await notifier.drain()
         assert (idle.sent, idle.retried) == (0, 0)
         env.smtp.start()  # both come back
         env.hook.status = 200
-        env.clock.now += timedelta(seconds=25)
+        env.clock.current += timedelta(seconds=25)
         assert await drain_all(notifier) == emails + hooks
-        env.clock.now += timedelta(hours=2)
+        env.clock.current += timedelta(hours=2)
         assert await drain_all(notifier) == 0
     finally:
         notifier.close()
@@ -129,7 +129,7 @@ async def test_dead_letter_after_max_attempts(env: Env) -> None:
     try:
         for _ in range(6):
             await notifier.drain()
-            env.clock.now += timedelta(minutes=1)
+            env.clock.current += timedelta(minutes=1)
     finally:
         notifier.close()
     assert len(env.hook.requests) == 3 * hooks  # three tries each, then no more

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from collector.clock import SystemClock
 from collector.config import settings_from_mapping
 from collector.errors import ConfigError
-from collector.wiring import start_notifier
+from collector.wiring import open_database, start_notifier
 from tests.notify.receivers import wait_for
 from tests.notify.world import SECRET, Env, make_every_kind
 
@@ -33,7 +34,8 @@ async def test_configured_notifier_delivers_mail_and_webhooks(env: Env, tmp_path
         },
         {"LOGBOT_COLLECTOR_NOTIFY_SMTP_PORT": str(env.smtp.port)},
     )
-    handle = start_notifier(settings)
+    database = open_database(settings)
+    handle = start_notifier(settings, database, SystemClock())
     try:
         await asyncio.to_thread(
             wait_for,
@@ -46,6 +48,7 @@ async def test_configured_notifier_delivers_mail_and_webhooks(env: Env, tmp_path
         )
     finally:
         await handle.stop()
+        database.dispose()
     assert len(env.smtp.messages()) == env.queued("email")
 
 

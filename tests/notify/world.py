@@ -13,6 +13,7 @@ from collector.billing.periods import Month
 from collector.billing.price_book import load_price_book
 from collector.fleet import invitations
 from collector.notify import Notifier, NotifyPolicy, SmtpSender, WebhookSender
+from collector.store.db import Database
 from tests.billing.conftest import session_on
 from tests.fleet.conftest import FakeClock, prepare_database
 from tests.fleet.live import LINK_KEY, PRICE_BOOK, World, seed
@@ -26,12 +27,13 @@ CODE = re.compile(r"LSSC-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}")
 class Env:
     def __init__(self, db: Path, clock: FakeClock, world: World) -> None:
         self.db, self.clock, self.world = db, clock, world
+        self.database = Database(db)  # the one the notifiers share, as in the collector
         self.smtp = SmtpSink()
         self.hook = HttpReceiver()
 
     def notifier(self, policy: NotifyPolicy | None = None) -> Notifier:
         return Notifier(
-            self.db,
+            self.database,
             self.clock,
             email=SmtpSender("127.0.0.1", self.smtp.port, timeout=5),
             webhook=WebhookSender(self.hook.url, SECRET, timeout=5),
@@ -58,12 +60,13 @@ def running_env(tmp_path: Path) -> Iterator[Env]:
     finally:
         e.smtp.stop()
         e.hook.stop()
+        e.database.dispose()
 
 
 def make_every_kind(env: Env) -> int:
     """Queue one of each kind; return the purchase order id."""
     book = load_price_book(PRICE_BOOK)
-    now = env.clock()
+    now = env.clock.now()
     with session_on(env.db) as conn:
         activations.approve_request(
             conn,
