@@ -17,16 +17,17 @@ rec/s ingest does not raise p99 receive->commit above 250 ms"):
 The ledger is first filled with ``--expired`` usage rows received 500 days
 ago (one ``INSERT … SELECT``; SQLite's WAL is then checkpointed so the
 baseline does not pay for the fill), so retention really deletes. Then
-phases of ``--seconds`` each alternate, ``--rounds`` times: **baseline** (no
-retention) and **retention** (the collector's own ``retention_loop`` on its
-ledger, started with the publisher). Each phase prints p50/p99/max latency,
+phases of ``--seconds`` each alternate: **baseline** (no retention) and
+**retention** (the collector's own ``retention_loop`` on its ledger, started
+with the publisher). Each phase prints p50/p99/max latency,
 records/s committed, whether the collector kept up (everything committed
 within ``max(1 s, 10 %)`` of the phase after the last publish), rows deleted
 meanwhile, and CPU seconds per part (collector threads, Mosquitto,
 publisher) — where the time goes.
 
-``--rates 50000,30000,...`` probes baselines from the first rate down and
-measures at the first rate the collector keeps up with without retention:
+``--rates 50000,30000,...`` probes (``--probe-seconds``, no retention) from
+the first rate down, then measures ``--rounds`` baseline/retention pairs (in
+ABBA order) at the first rate the collector kept up with without retention:
 everything committed promptly after the last publish AND p99 within the
 250 ms target (the 2-core development machine may not sustain 50k records/s
 at all; the figure says which rate was measured). Latency alone cannot
@@ -236,10 +237,11 @@ def start_publisher(spec: dict[str, Any]) -> subprocess.Popen[bytes]:
 
 async def run_phase(
     collector: Collector, port: int, args: argparse.Namespace, index: int, rate: int,
-    *, retention: bool,
+    *, retention: bool, probe: bool = False,
 ) -> Phase:  # fmt: skip
     """One phase: the publisher's load, with or without the retention task beside it."""
-    spec = {"port": port, "rate": rate, "seconds": args.seconds, "devices": args.devices,
+    seconds = args.probe_seconds if probe else args.seconds
+    spec = {"port": port, "rate": rate, "seconds": seconds, "devices": args.devices,
             "epoch": epoch_of(index)}  # fmt: skip
     pub = await asyncio.to_thread(start_publisher, spec)
     assert pub.stdin is not None
@@ -264,7 +266,7 @@ async def run_phase(
 
     async def all_committed() -> float:
         """When the last record was committed (polled every 5 ms)."""
-        bound = time.perf_counter() + args.seconds * 10 + 120
+        bound = time.perf_counter() + seconds * 10 + 120
         # A counter, not an event: polling it every 5 ms is the measurement's resolution.
         while m.records_committed._value.get() - c0 < expected and time.perf_counter() < bound:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
@@ -274,7 +276,7 @@ async def run_phase(
     pub.stdin.write(b"go\n")
     pub.stdin.flush()
     watch = asyncio.create_task(all_committed())
-    out, _ = await asyncio.to_thread(pub.communicate, None, args.seconds * 10 + 120)
+    out, _ = await asyncio.to_thread(pub.communicate, None, seconds * 10 + 120)
     report = json.loads(out.decode().strip().splitlines()[-1])
     published = t0 + report["sent_s"]
     done = await watch
@@ -292,8 +294,8 @@ async def run_phase(
     qs = statistics.quantiles(lat, n=100)
     drain = done - published
     return Phase(
-        "retention" if retention else "baseline", rate, qs[49] * 1000, qs[98] * 1000,
-        lat[-1] * 1000, committed / (done - t0), drain <= max(1.0, args.seconds / 10),
+        "probe" if probe else "retention" if retention else "baseline", rate, qs[49] * 1000,
+        qs[98] * 1000, lat[-1] * 1000, committed / (done - t0), drain <= max(1.0, seconds / 10),
         drain, report["late_max_s"], stats.deleted["usage_records"], cpu,
     )  # fmt: skip
 
@@ -353,7 +355,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             rate = 0
             for r in args.rates:  # the first rate the collector keeps up with, no retention
                 index += 1
-                probe = await run_phase(collector, broker.port, args, index, r, retention=False)
+                probe = await run_phase(
+                    collector, broker.port, args, index, r, retention=False, probe=True
+                )
                 print(probe.line(), flush=True)
                 phases.append(probe)
                 if probe.kept_up and probe.p99_ms <= TARGET_MS:
@@ -364,8 +368,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     f"the collector kept up (p99 <= {TARGET_MS:.0f} ms, drained) with none of"
                     f" {args.rates} records/s even without retention"
                 )
-            for n in range(args.rounds):
-                for with_retention in (True, False) if n else (True,):
+            for n in range(args.rounds):  # ABBA: baseline, retention, retention, baseline...
+                for with_retention in (False, True) if n % 2 == 0 else (True, False):
                     index += 1
                     p = await run_phase(
                         collector, broker.port, args, index, rate, retention=with_retention
@@ -423,10 +427,11 @@ def main() -> int:
         default="50000",
         help="records/s offered, comma-separated: the first one kept up with is measured",
     )
-    ap.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of each measured phase")
     ap.add_argument(
-        "--rounds", type=int, default=1, help="retention/baseline pairs after the probe"
+        "--probe-seconds", type=float, help="length of each rate probe (default: --seconds)"
     )
+    ap.add_argument("--rounds", type=int, default=1, help="baseline/retention pairs (ABBA order)")
     ap.add_argument("--devices", type=int, default=2000)
     ap.add_argument("--expired", type=int, default=600_000, help="expired rows to fill first")
     ap.add_argument("--batch-rows", type=int, default=1000, help="[retention] batch_rows")
@@ -437,6 +442,7 @@ def main() -> int:
     if args.publisher:
         return publisher(args.publisher)
     args.rates = [int(x) for x in args.rates.split(",")]
+    args.probe_seconds = args.probe_seconds or args.seconds
     result = asyncio.run(main_async(args))
     if args.json:
         rows = rows_of(result, args.engine)

@@ -37,7 +37,7 @@ def test_retention_during_heavy_ingest_keeps_p99_within_250_ms(tmp_path: Path) -
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     details = json.loads(out.read_text())[0]["details"]
     measured = [p for p in details["phases"] if p["rate"] == details["rate"]]
-    assert {p["name"] for p in measured} == {"baseline", "retention"}
+    assert {"baseline", "retention"} <= {p["name"] for p in measured}
     assert details["deleted_min"] > 0  # retention really ran during the load
     assert details["p99_retention_ms"] <= 250, (
         f"p99 {details['p99_retention_ms']:.0f} ms with retention at {details['rate']} rec/s"
