@@ -98,7 +98,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="close an open dedup gap by an operator's decision (audited)",
         description=(
-            "Close FROM..TO of a device epoch's open gap: records later sent inside it are "
+            "Close LO..HI of a device epoch's open gap: records later sent inside it are "
             "duplicates (receipted, never charged). Refused unless the range is wholly "
             "inside one open gap. Asks for confirmation unless --yes; the closure is "
             "recorded with who, when and why."
@@ -109,7 +109,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     c.add_argument("--from", dest="lo", type=int, required=True, metavar="LO")
     c.add_argument("--to", dest="hi", type=int, required=True, metavar="HI")
     c.add_argument("--reason", required=True, help="why (kept in the audit row)")
-    c.add_argument("--by", help="who closes it (default: the login name)")
+    c.add_argument("--by", metavar="NAME", help="who closes it (default: the login name)")
     c.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     c.set_defaults(func=close_gap_command)
 
