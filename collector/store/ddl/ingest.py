@@ -194,4 +194,23 @@ UPDATE dedup_marks SET gaps = '[]' WHERE NOT EXISTS (
 );
 """
 
-SCRIPTS: tuple[str, ...] = (V1, V2, V3, V4)
+# The audit of gaps an operator closed by hand (``logbot-collector ledger close-gap``,
+# collector/store/gaps.py): who, when, why and which range; one row per closure,
+# written in the same transaction as the watermark. Self-contained (it only adds
+# its table), so it can be ordered freely against other appended scripts.
+V5_GAP_AUDIT = """
+CREATE TABLE dedup_gap_closures (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    lo INTEGER NOT NULL,
+    hi INTEGER NOT NULL CHECK (hi >= lo),
+    mark INTEGER NOT NULL,
+    closed_by TEXT NOT NULL,
+    closed_at TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX dedup_gap_closures_device ON dedup_gap_closures(device_id, epoch);
+"""
+
+SCRIPTS: tuple[str, ...] = (V1, V2, V3, V4, V5_GAP_AUDIT)
