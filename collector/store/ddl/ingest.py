@@ -194,4 +194,24 @@ UPDATE dedup_marks SET gaps = '[]' WHERE NOT EXISTS (
 );
 """
 
-SCRIPTS: tuple[str, ...] = (V1, V2, V3, V4)
+# One room model (issue 14): room_status is keyed by the fleet room (fleet_rooms.id)
+# and written by ingest with the rule of collector/rooms_rule.py; ``devices`` and
+# ``placement`` name the placements a row was derived from (store/ledger.py
+# RoomState). The old rows and 'room' transitions were keyed by the room names
+# peripherals report, in other state names, and never read outside ingest: they
+# go, and ingest derives every placed room again at its next start.
+ROOM_STATUS_BY_FLEET_ROOM = """
+DROP TABLE room_status;
+CREATE TABLE room_status (
+    room_id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    since TEXT NOT NULL,
+    devices INTEGER NOT NULL DEFAULT 0,
+    placement INTEGER NOT NULL DEFAULT 0
+);
+DELETE FROM status_transitions WHERE subject_kind = 'room';
+"""
+
+# Keep ROOM_STATUS_BY_FLEET_ROOM last (a V5 appended on another branch goes before it).
+SCRIPTS: tuple[str, ...] = (V1, V2, V3, V4, ROOM_STATUS_BY_FLEET_ROOM)

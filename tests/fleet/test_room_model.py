@@ -1,0 +1,183 @@
+"""One room model: the state ingest writes is the state the API returns.
+
+Ingest's tracker derives each fleet room's state (``collector.rooms_rule``)
+and commits it through the real ledger (``SqliteLedger``); the fleet API
+reads it back (``collector.fleet.status``) and, where ingest has not
+written, computes it with the same rule. A placement made through the HTTP
+API reaches a running collector within one sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from collector.clock import FakeClock as IngestClock
+from collector.fleet.db import iso
+from collector.fleet.status import SqlStatusSource, room_status
+from collector.ingest.status import SWEEP_FACTOR, StatusTracker
+from collector.rooms_rule import worst
+from collector.service import Collector
+from collector.store.db import Database as StoreDatabase
+from collector.store.ledger import CommitBatch, RoomState
+from collector.store.sqlite import SqliteLedger
+from collector.store.status import written_rooms
+from protocols import Peripheral, Status
+from tests.collector.helpers import settings_for, wait_for
+from tests.fleet.conftest import Database, FakeClock, prepare_database
+from tests.fleet.live import build_app, seed, serve
+from tests.servers import Mosquitto
+
+T0 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
+STALE = timedelta(minutes=10)
+
+
+def _read(db: Path, room_id: str, now: datetime = T0) -> tuple[str, str, RoomState | None]:
+    """(the API's state, the rule over the API's device details, ingest's row) of a room."""
+    database = StoreDatabase(db)
+    session = database.session()
+    try:
+        with session.read():
+            status = room_status(session, SqlStatusSource(), room_id, now, STALE)
+            row = written_rooms(session, account_id=None, room_id=room_id).get(room_id)
+    finally:
+        session.close()
+        database.dispose()
+    return status.state, worst(str(d["state"]) for d in status.devices), row
+
+
+async def test_the_state_ingest_writes_is_the_state_the_api_returns(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.sqlite3"
+    prepare_database(db)
+    world = seed(db, FakeClock(T0))
+    aurora, borealis, bar = world.ids["room"], world.ids["room2"], world.ids["device"]
+    # Before ingest ever ran: no row, the API computes with the rule (the seed's two
+    # devices are recorded online).
+    assert _read(db, aurora) == ("online", "online", None)
+
+    async with SqliteLedger(db) as ledger:
+        tracker = StatusTracker(
+            timedelta(seconds=60),
+            await ledger.device_states(),
+            await ledger.peripherals(),
+            await ledger.room_states(),
+        )
+        tracker.place(await ledger.placements(), T0)
+
+        async def commit() -> None:
+            c = tracker.drain()
+            await ledger.commit(
+                CommitBatch(device_states=c.device_states, room_states=c.room_states,
+                            transitions=c.transitions, peripherals=c.peripherals)
+            )  # fmt: skip
+
+        def say(device: str, state: str, *kit: Peripheral) -> None:
+            message = Status(device=device, state=state, ts=T0, inventory=list(kit))  # type: ignore[arg-type]
+            tracker.status("acme", device, message, T0)
+
+        await commit()
+        assert _read(db, aurora)[2] == RoomState(aurora, "acme", "online", iso(T0), 2,
+                                                 tracker.rooms[aurora].placement)  # fmt: skip
+        tap_gone = Peripheral(model="Tap", serial="TAP-9", present=False)
+        facts = [
+            (lambda: say("gw-acme-1", "online", tap_gone), "needs_attention"),
+            (lambda: say(bar, "offline"), "offline"),
+            (lambda: say(bar, "online"), "needs_attention"),
+            (lambda: say("gw-acme-1", "online", Peripheral(model="Tap", serial="TAP-9")), "online"),
+        ]  # fmt: skip
+        for apply, expected in facts:
+            apply()
+            await commit()
+            api, rule, row = _read(db, aurora)
+            assert row is not None
+            assert (api, rule, row.state, tracker.rooms[aurora].state) == (expected,) * 4
+    # Ingest stopped: its row still says online, but devices it calls online have been
+    # silent past stale_after, so the API computes the rule (offline) instead.
+    assert _read(db, aurora, T0 + STALE + timedelta(seconds=1))[:2] == ("offline", "offline")
+    # Borealis never had a device: ingest wrote nothing, the API says empty by the rule.
+    assert _read(db, borealis) == ("empty", "empty", None)
+
+
+@contextlib.asynccontextmanager
+async def _running(collector: Collector) -> AsyncIterator[Collector]:
+    task = asyncio.create_task(collector.run())
+    ready = asyncio.create_task(collector.ready.wait())
+    done, _ = await asyncio.wait({task, ready}, timeout=20, return_when="FIRST_COMPLETED")
+    if task in done:
+        task.result()
+    assert ready in done, "collector did not subscribe within 20 s"
+    try:
+        yield collector
+    finally:
+        collector.request_stop()
+        await asyncio.wait_for(task, 15)
+
+
+@pytest.mark.broker
+async def test_a_placement_through_the_api_moves_the_room_within_one_sweep(
+    tmp_path: Path, mosquitto: Mosquitto, unique_id: str
+) -> None:
+    heartbeat = 2.0
+    sweep = heartbeat * SWEEP_FACTOR
+    settings = settings_for(
+        tmp_path, mqtt_url=mosquitto.url, client_id=f"c-{unique_id}",
+        status={"heartbeat_seconds": heartbeat},
+    )  # fmt: skip
+    db = Path(settings.ledger.path)
+    prepare_database(db)
+    world = seed(db, FakeClock(T0))
+    aurora, borealis = world.ids["room"], world.ids["room2"]
+    admin = {"Authorization": f"Bearer {world.tokens['a_admin']}"}
+
+    def row(room: str) -> tuple[str, int] | None:
+        found = _read(db, room)[2]
+        return None if found is None else (found.state, found.devices)
+
+    ingest_clock = IngestClock(current=T0)  # stamps ingest's transitions; moved by hand
+    async with _running(Collector(settings, clock=ingest_clock)):
+        # At start ingest derives the placed room (the seed's two devices are online) ...
+        await wait_for(lambda: row(aurora) == ("online", 2), within=10, interval=0.02)
+        assert row(borealis) is None
+        ingest_clock.advance(60)  # ... until its sweep finds them silent
+        await wait_for(lambda: row(aurora) == ("offline", 2), within=10, interval=0.02)
+        with serve(build_app(Database(db, FakeClock(T0 + timedelta(hours=1))))) as url:
+            ingest_clock.advance(60)
+            placed = await asyncio.to_thread(
+                httpx.post, f"{url}/api/v1/rooms/{borealis}/devices",
+                json={"serial": "2231TP0XYZ99"}, headers=admin,
+            )  # fmt: skip
+            assert placed.status_code == 201
+            assert placed.json()["state"] == "offline"  # no row yet: the rule, right away
+            t0 = time.monotonic()
+            await wait_for(lambda: row(borealis) == ("offline", 1), within=10, interval=0.02)
+            # One sweep, plus polling and commit on a busy machine.
+            assert time.monotonic() - t0 <= sweep + 1.0
+
+            ingest_clock.advance(60)
+            moved = await asyncio.to_thread(
+                httpx.post, f"{url}/api/v1/rooms/{aurora}/devices",
+                json={"serial": "2231TP0XYZ99"}, headers=admin,
+            )  # fmt: skip
+            assert moved.status_code == 201
+            t0 = time.monotonic()
+            await wait_for(lambda: row(borealis) == ("empty", 0), within=10, interval=0.02)
+            assert time.monotonic() - t0 <= sweep + 1.0
+            await wait_for(lambda: row(aurora) == ("offline", 3), within=10, interval=0.02)
+            got = await asyncio.to_thread(
+                httpx.get, f"{url}/api/v1/accounts/acme/status", headers=admin
+            )
+            states = {r["id"]: r["state"] for r in got.json()["rooms"]}
+            assert (states[aurora], states[borealis]) == ("offline", "empty")
+            overview = await asyncio.to_thread(
+                httpx.get, f"{url}/api/v1/accounts/acme/overview", headers=admin
+            )
+            strips = {t["room_id"]: t["segments"] for t in overview.json()["timelines"]}
+    # The strip is ingest's room transitions: Borealis went offline, then empty.
+    assert [s["state"] for s in strips[borealis]] == ["unknown", "offline", "empty"]
