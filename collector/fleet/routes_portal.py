@@ -142,8 +142,12 @@ def _timelines(session: Session, account_id: str, since: str, until: str) -> lis
         events = views.device_transitions(session, account_id, since, until)
     out = []
     for room, devs in placed.items():
-        if room in written:
-            segs = written_segments(room_before.get(room), room_events.get(room, []), since, until)
+        row = written.get(room)
+        if row is not None:
+            # The row's state began at row.since: if that is before the window, it held
+            # throughout (even when retention removed the transition that began it).
+            start = room_before.get(room) or (row.state if row.since <= since else None)
+            segs = written_segments(start, room_events.get(room, []), since, until)
         else:
             segs = room_segments(devs, before, events, since, until)
         out.append(
