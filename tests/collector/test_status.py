@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -16,6 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from collector import rooms_rule
 from collector.clock import FakeClock
 from collector.ingest.status import StatusTracker
+from collector.store.ddl import ingest as ingest_ddl
 from collector.store.ledger import DeviceState, Placement, RoomState
 from protocols import Inventory, Kind, Peripheral, Status, Topic, encode
 from tests.collector.helpers import now_utc, register, settings_for, wait_for
@@ -227,3 +229,23 @@ def test_indexed_rooms_match_a_full_recomputation_after_random_events() -> None:
         emptied = {k: r.state for k, r in tracker.rooms.items() if k not in reference}
         assert set(emptied.values()) <= {"empty"}
         assert tracker.online == sum(1 for s in tracker.devices.values() if s.state == "online")
+
+
+def test_the_room_status_migration_drops_the_name_keyed_model_only() -> None:
+    # A ledger at V4 holds rows and 'room' transitions keyed by peripheral room names.
+    conn = sqlite3.connect(":memory:")
+    for script in ingest_ddl.SCRIPTS[:4]:
+        conn.executescript(script)
+    conn.execute("INSERT INTO room_status VALUES ('acme', 'room-1', 'degraded', 't')")
+    conn.executemany(
+        "INSERT INTO status_transitions (subject_kind, account_id, subject, state, at)"
+        " VALUES (?, 'acme', ?, ?, 't')",
+        [("room", "room-1", "degraded"), ("device", "gw-1", "online")],
+    )
+    conn.executescript(ingest_ddl.ROOM_STATUS_BY_FLEET_ROOM)
+    assert ingest_ddl.SCRIPTS[-1] is ingest_ddl.ROOM_STATUS_BY_FLEET_ROOM
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(room_status)")]
+    assert columns == ["room_id", "account_id", "state", "since", "devices", "placement"]
+    assert conn.execute("SELECT COUNT(*) FROM room_status").fetchone() == (0,)
+    kept = conn.execute("SELECT subject_kind, subject FROM status_transitions").fetchall()
+    assert kept == [("device", "gw-1")]

@@ -4,7 +4,8 @@ Ingest's tracker derives each fleet room's state (``collector.rooms_rule``)
 and commits it through the real ledger (``SqliteLedger``); the fleet API
 reads it back (``collector.fleet.status``) and, where ingest has not
 written, computes it with the same rule. A placement made through the HTTP
-API reaches a running collector within one sweep.
+API reaches a running collector within one sweep. The rows read back the
+same on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -20,15 +21,18 @@ import httpx
 import pytest
 
 from collector.clock import FakeClock as IngestClock
+from collector.config import LedgerSettings
+from collector.fleet import access, devices, rooms
 from collector.fleet.db import iso
 from collector.fleet.status import SqlStatusSource, room_status
 from collector.ingest.status import SWEEP_FACTOR, StatusTracker
 from collector.rooms_rule import worst
 from collector.service import Collector
 from collector.store.db import Database as StoreDatabase
+from collector.store.factory import make_ledger
 from collector.store.ledger import CommitBatch, RoomState
 from collector.store.sqlite import SqliteLedger
-from collector.store.status import written_rooms
+from collector.store.status import room_states_before, room_transitions, written_rooms
 from protocols import Peripheral, Status
 from tests.collector.helpers import settings_for, wait_for
 from tests.fleet.conftest import Database, FakeClock, prepare_database
@@ -181,3 +185,48 @@ async def test_a_placement_through_the_api_moves_the_room_within_one_sweep(
             strips = {t["room_id"]: t["segments"] for t in overview.json()["timelines"]}
     # The strip is ingest's room transitions: Borealis went offline, then empty.
     assert [s["state"] for s in strips[borealis]] == ["unknown", "offline", "empty"]
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+async def test_ingest_rows_are_read_back_by_the_fleet_on_both_engines(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if engine == "sqlite":
+        settings = LedgerSettings(path=str(tmp_path / "ledger.sqlite3"))
+        target: str | Path = tmp_path / "ledger.sqlite3"
+    else:
+        settings = LedgerSettings(url=request.getfixturevalue("pg_url"))
+        target = settings.url
+    database = StoreDatabase(target)
+    database.migrate()
+    try:
+        with database.unit() as s:
+            access.create_account(s, T0, "Acme", account_id="acme")
+            dev = devices.register_device(s, T0, "acme", "SN-1", "Rally Bar")
+            site = rooms.create_site(s, T0, "acme", "Milano HQ", "Via Roma 1")
+            aurora = rooms.create_room(s, T0, site, "Sala Aurora")
+            rooms.assign_device(s, T0, aurora, "SN-1")
+        async with make_ledger(settings) as ledger:
+            tracker = StatusTracker(timedelta(seconds=60))
+            tracker.place(await ledger.placements(), T0)
+            missing = [Peripheral(model="Tap", serial="T1", present=False)]
+            birth = Status(device=dev, state="online", ts=T0, inventory=missing)
+            tracker.status("acme", dev, birth, T0 + timedelta(seconds=1))
+            c = tracker.drain()
+            await ledger.commit(
+                CommitBatch(device_states=c.device_states, room_states=c.room_states,
+                            transitions=c.transitions, peripherals=c.peripherals)
+            )  # fmt: skip
+            assert (await ledger.room_states())[aurora].state == "needs_attention"
+        with database.unit() as s, s.read():
+            status = room_status(s, SqlStatusSource(), aurora, T0, STALE)
+            strip = room_transitions(s, "acme", iso(T0), iso(T0 + timedelta(minutes=1)))
+            before = room_states_before(s, "acme", iso(T0 + timedelta(seconds=1)))
+        assert status.state == "needs_attention"
+        assert [d["state"] for d in status.devices] == ["needs_attention"]
+        assert [(room, state) for _, room, state in strip] == [
+            (aurora, "offline"), (aurora, "needs_attention"),
+        ]  # fmt: skip
+        assert before == {aurora: "offline"}
+    finally:
+        database.dispose()
