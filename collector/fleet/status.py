@@ -94,10 +94,8 @@ def _written_state(
     """Ingest's state of a room, or None when it cannot be trusted (see the module docstring)."""
     if written is None:
         return None
-    if (written.devices, written.placement) != (
-        len(placed),
-        max((d.placement for d in placed), default=0),
-    ):
+    current = (len(placed), max((d.placement for d in placed), default=0))
+    if (written.devices, written.placement) != current:
         return None
     for d in placed:
         h = health.get(d.device_id)
@@ -129,7 +127,8 @@ def _statuses(
     now: datetime,
     stale_after: timedelta,
 ) -> list[RoomStatus]:
-    # A handful of queries for any number of rooms: rooms, placements, licences, health.
+    # A handful of queries for any number of rooms: rooms, placements, licences, health,
+    # ingest's room rows.
     rooms = store.rooms(conn, account_id=account_id, room_id=room_id)
     devs = store.placed_devices(conn, account_id=account_id, room_id=room_id)
     licences = store.room_licences(conn, account_id=account_id, room_id=room_id)
@@ -137,8 +136,9 @@ def _statuses(
     written = store.written_rooms(conn, account_id=account_id, room_id=room_id)
     out: list[RoomStatus] = []
     for room in rooms:
+        placed = devs.get(room.room_id, [])
         details: list[dict[str, object]] = []
-        for d in devs.get(room.room_id, []):
+        for d in placed:
             h = health.get(d.device_id)
             details.append(
                 {
@@ -151,6 +151,7 @@ def _statuses(
                     "recent": list(h.recent) if h else [],
                 }
             )
+        state = _written_state(written.get(room.room_id), placed, health, now, stale_after)
         out.append(
             RoomStatus(
                 room_id=room.room_id,
@@ -158,10 +159,7 @@ def _statuses(
                 site_id=room.site_id,
                 name=room.name,
                 site=room.site,
-                state=_written_state(
-                    written.get(room.room_id), devs.get(room.room_id, []), health, now, stale_after
-                )
-                or worst(str(x["state"]) for x in details),
+                state=state or worst(str(x["state"]) for x in details),
                 licence_contract_id=licences.get(room.room_id),
                 devices=tuple(details),
             )

@@ -120,9 +120,9 @@ class StatusTracker:
     def place(self, placements: Iterable[Placement], now: datetime) -> None:
         """Take the current placements (all of them); recompute the rooms whose devices changed.
 
-        Rooms known from the ledger but not yet derived against these
-        placements (the first call after a start) are recomputed too, so a
-        room whose devices all left while ingest was down turns ``empty``.
+        Rooms already derived that hold no device now are checked too, so a
+        room whose devices all left while ingest was down turns ``empty`` at
+        the first call after a start.
         """
         new = {p.device_id: p for p in placements}
         touched: set[str] = set()
@@ -236,21 +236,18 @@ class StatusTracker:
             self._recompute(p.room_id, now, "derived")
 
     def _recompute(self, room: str, now: datetime, reason: str) -> None:
+        """Derive ``room`` again; record its row if its state or placements changed."""
         members = self._members.get(room, {})
-        state = self.room_state(room)
-        devices, placement = len(members), max(members.values(), default=0)
+        derived = (self.room_state(room), len(members), max(members.values(), default=0))
         old = self.rooms.get(room)
-        if old is not None and (old.state, old.devices, old.placement) == (
-            state,
-            devices,
-            placement,
-        ):
+        if old is not None and (old.state, old.devices, old.placement) == derived:
             return
+        state, devices, placement = derived
         at = iso_utc(now)
         account = self._room_account.get(room, old.account_id if old else "")
         moved = old is None or old.state != state
-        row = RoomState(room, account, state, at if moved or old is None else old.since,
-                        devices, placement)  # fmt: skip
+        since = old.since if old is not None and not moved else at
+        row = RoomState(room, account, state, since, devices, placement)
         self.rooms[room] = row
         self._changes.room_states.append(row)
         if moved:
