@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -149,8 +149,11 @@ async def _running(collector: Collector) -> AsyncIterator[Collector]:
 
 @pytest.mark.broker
 async def test_a_placement_through_the_api_moves_the_room_within_one_sweep(
-    tmp_path: Path, mosquitto: Mosquitto, unique_id: str
+    tmp_path: Path, mosquitto_factory: Callable[..., Mosquitto], unique_id: str
 ) -> None:
+    # A broker of its own: the shared one holds statuses other tests retained for the
+    # seed's device ids (gw-acme-1), which would reach this collector at subscription.
+    mosquitto = mosquitto_factory()
     # Sweeps every 0.5 s; "within one sweep" is counted in sweeps, not timed (busy machines).
     heartbeat = 2.0
     settings = settings_for(
@@ -163,19 +166,33 @@ async def test_a_placement_through_the_api_moves_the_room_within_one_sweep(
     aurora, borealis = world.ids["room"], world.ids["room2"]
     admin = {"Authorization": f"Bearer {world.tokens['a_admin']}"}
 
+    seen: dict[str, object] = {}
+
     async def row(room: str) -> tuple[str, int] | None:
         # Off the event loop: the collector under test runs on it.
         found = (await asyncio.to_thread(_read, db, room))[2]
+        seen[room] = found
         return None if found is None else (found.state, found.devices)
+
+    async def reaches(room: str, expected: tuple[str, int]) -> None:
+        try:
+            await wait_for(lambda: _is(row(room), expected), within=20, interval=0.02)
+        except AssertionError:
+            tracker = collector.tracker
+            raise AssertionError(
+                f"{room}: row {seen.get(room)!r}, not {expected}; tracker"
+                f" {tracker.rooms.get(room)!r}, devices {tracker.devices!r},"
+                f" {collector.checks} checks, reloads {getattr(collector, 'reloads', [])}"
+            ) from None
 
     ingest_clock = IngestClock(current=T0)  # stamps ingest's transitions; moved by hand
     collector = _CountingCollector(settings, clock=ingest_clock)
     async with _running(collector):
         # At start ingest derives the placed room (the seed's two devices are online) ...
-        await wait_for(lambda: _is(row(aurora), ("online", 2)), within=20, interval=0.02)
+        await reaches(aurora, ("online", 2))
         assert await row(borealis) is None
         ingest_clock.advance(60)  # ... until its sweep finds them silent
-        await wait_for(lambda: _is(row(aurora), ("offline", 2)), within=10, interval=0.02)
+        await reaches(aurora, ("offline", 2))
         with serve(build_app(Database(db, FakeClock(T0 + timedelta(hours=1))))) as url:
             ingest_clock.advance(60)
             placed = await asyncio.to_thread(
@@ -185,7 +202,7 @@ async def test_a_placement_through_the_api_moves_the_room_within_one_sweep(
             assert placed.status_code == 201
             assert placed.json()["state"] == "offline"  # no row yet: the rule, right away
             n = collector.checks
-            await wait_for(lambda: _is(row(borealis), ("offline", 1)), within=10, interval=0.02)
+            await reaches(borealis, ("offline", 1))
             assert _within_one_sweep(collector, n)
 
             ingest_clock.advance(60)
@@ -195,9 +212,9 @@ async def test_a_placement_through_the_api_moves_the_room_within_one_sweep(
             )  # fmt: skip
             assert moved.status_code == 201
             n = collector.checks
-            await wait_for(lambda: _is(row(borealis), ("empty", 0)), within=10, interval=0.02)
+            await reaches(borealis, ("empty", 0))
             assert _within_one_sweep(collector, n)
-            await wait_for(lambda: _is(row(aurora), ("offline", 3)), within=10, interval=0.02)
+            await reaches(aurora, ("offline", 3))
             got = await asyncio.to_thread(
                 httpx.get, f"{url}/api/v1/accounts/acme/status", headers=admin
             )
