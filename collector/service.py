@@ -109,6 +109,7 @@ class Collector:
         self.dead_letter_caps = DeadLetterCaps(ing.dead_letters_per_device, ing.dead_letters_total)
         self.heartbeat = timedelta(seconds=settings.status.heartbeat_seconds)
         self.tracker = StatusTracker(self.heartbeat)
+        self._placement_version: tuple[int, int] | None = None
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._inbox: deque[Inbound] = deque()
@@ -215,7 +216,22 @@ class Collector:
             await self.ledger.peripherals(),
             await self.ledger.room_states(),
         )
+        self._placement_version = None
+        await self._refresh_placements()
         await self._refresh_registry()
+
+    async def _refresh_placements(self) -> None:
+        """Give the tracker the fleet's placements when they changed (one cheap count if not)."""
+        try:
+            version = await self.ledger.placement_version()
+            if version == self._placement_version:
+                return
+            placements = await self.ledger.placements()  # read after the version: never older
+        except Exception:
+            log.exception("reading the fleet's placements failed; rooms keep the last ones")
+            return
+        self.tracker.place(placements, self.clock.now())
+        self._placement_version = version
 
     async def _refresh_registry(self) -> None:
         self._devices = await self.ledger.devices()
@@ -363,7 +379,11 @@ class Collector:
         changes = self.tracker.drain()
         exporting = self.settings.influx.enabled  # else nothing would ever drain the queue
         if exporting:
-            export.extend(transition_lines(self.limits.usage_bucket, changes.transitions))
+            export.extend(
+                transition_lines(
+                    self.limits.usage_bucket, changes.transitions, self.tracker.room_names
+                )
+            )
         batch = CommitBatch(
             usage=usage,
             dead_letters=letters,
@@ -444,11 +464,14 @@ class Collector:
         period = max(0.05, self.heartbeat.total_seconds() * SWEEP_FACTOR)
         while not self._stop.is_set():
             await asyncio.sleep(period)
+            await self._refresh_placements()
             self.tracker.sweep(self.clock.now())
             changes = self.tracker.drain()
             if not changes:
                 continue
-            lines = transition_lines(self.limits.usage_bucket, changes.transitions)
+            lines = transition_lines(
+                self.limits.usage_bucket, changes.transitions, self.tracker.room_names
+            )
             batch = CommitBatch(
                 export=lines if self.settings.influx.enabled else [],
                 device_states=changes.device_states,

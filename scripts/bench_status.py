@@ -2,18 +2,21 @@
 
 Pure, in-process (no broker, no database): ``StatusTracker`` is fed the
 events a fleet produces in steady state, and the time per event is
-measured. The baseline, in the same run, is the previous algorithm, which
-rescanned every peripheral of the account for every room of the account on
-each change (quadratic in the account's size); it is timed on the first
-events only (``--baseline-seconds``), enough for a per-event figure.
-Times are the thread's CPU time: the work is pure computation on one thread,
-and CPU time stays meaningful on a machine shared with other jobs.
+measured. The baseline, in the same run, is a full recomputation: on each
+change every fleet room of the account is derived again from every
+placement (quadratic in the account's size); it is timed on the first
+events only (``--baseline-seconds``), enough for a per-event figure, and its
+room states must equal the tracker's. Then one placement reload (every
+placement, one device moved) is timed: what the collector's sweep does
+after a placement through the API. Times are the thread's CPU time: the
+work is pure computation on one thread, and CPU time stays meaningful on a
+machine shared with other jobs.
 
-Fleet shape: ``--accounts`` accounts share ``--devices`` gateways, one room
-per gateway, ``--peripherals`` peripherals per room. Events, in a fixed
-pseudo-random order: a peripheral goes missing or comes back (inventory),
-a device dies (last will) or is born again (birth with its inventory),
-and a plain message from a device (``seen``).
+Fleet shape: ``--accounts`` accounts share ``--devices`` gateways, each
+placed in a fleet room of its own, ``--peripherals`` peripherals per
+gateway. Events, in a fixed pseudo-random order: a peripheral goes missing
+or comes back (inventory), a device dies (last will) or is born again
+(birth with its inventory), and a plain message from a device (``seen``).
 
 Run: .venv/bin/python scripts/bench_status.py [--devices 10000] [--json PATH]
 """
@@ -31,9 +34,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from collector.clock import iso_utc
-from collector.ingest.status import RoomKey, StatusTracker
-from collector.store.ledger import DeviceState, PeripheralRow, Transition
+from collector.ingest.status import StatusTracker
+from collector.rooms_rule import worst
+from collector.store.ledger import DeviceState, PeripheralRow, Placement, RoomState
 from protocols import Inventory, Peripheral, Status
 
 HEARTBEAT = timedelta(seconds=60)
@@ -41,49 +44,48 @@ TARGET_US = 50.0  # per event at 10,000 devices: 20,000 status events/s on one c
 
 
 class RescanTracker(StatusTracker):
-    """The previous algorithm: each change rescans the whole account, room by room."""
+    """The reference: each change derives every room of the account from every placement."""
 
-    def room_state(self, account: str, room: str) -> str:
-        members = [
-            p for p in self.peripherals.values() if p.account_id == account and p.room == room
-        ]
-        if any(self._device_state(p.device_id) != "online" for p in members):
-            return "offline"
-        if any(not p.present for p in members):
-            return "degraded"
-        return "ok"
+    def _touch(self, device: str, now: datetime) -> None:
+        mine = self.placed.get(device)
+        if mine is None:
+            return
+        rooms = {p.room_id for p in self.placed.values() if p.account_id == mine.account_id}
+        for room in sorted(rooms):
+            self._recompute(room, now, "derived")
 
-    def _recompute(self, rooms: set[RoomKey], now: datetime) -> None:
-        at = iso_utc(now)
-        for account in sorted({a for a, _ in rooms}):
-            names = {p.room for p in self.peripherals.values() if p.account_id == account}
-            for room in sorted(r for r in names if r):
-                state = self.room_state(account, room)
-                if self.rooms.get((account, room)) != state:
-                    self.rooms[(account, room)] = state
-                    t = Transition("room", account, room, state, at, "derived")
-                    self._changes.transitions.append(t)
-                    self._changes.room_states.append(t)
+    def room_state(self, room: str) -> str:
+        return worst(self.device_state(d) for d, p in self.placed.items() if p.room_id == room)
 
 
 Event = Callable[[StatusTracker, datetime], None]
+Fleet = tuple[dict[str, DeviceState], list[PeripheralRow], dict[str, RoomState], list[Placement]]
 
 
-def fleet(
-    accounts: int, devices: int, per_room: int
-) -> tuple[dict[str, DeviceState], list[PeripheralRow], dict[tuple[str, str], str]]:
+def fleet(accounts: int, devices: int, per_room: int) -> Fleet:
     """Return the loaded state of an all-online fleet (what the ledger gives at start)."""
     at = "2026-12-01T00:00:00Z"
     states: dict[str, DeviceState] = {}
     rows: list[PeripheralRow] = []
-    rooms: dict[tuple[str, str], str] = {}
+    rooms: dict[str, RoomState] = {}
+    placements: list[Placement] = []
     for i in range(devices):
         account, device, room = f"acct-{i % accounts}", f"gw-{i:05d}", f"room-{i:05d}"
         states[device] = DeviceState(device, account, "online", at, at)
         for j in range(per_room):
             rows.append(PeripheralRow(device, f"S{i:05d}-{j}", account, room, "Tap", True, at))
-        rooms[(account, room)] = "ok"
-    return states, rows, rooms
+        rooms[room] = RoomState(room, account, "online", at, 1, i + 1)
+        placements.append(Placement(i + 1, device, room, account, f"Room {i}"))
+    return states, rows, rooms, placements
+
+
+def loaded(cls: type[StatusTracker], shape: Fleet) -> StatusTracker:
+    """A tracker as the collector starts it: ledger state, then the placements."""
+    states, rows, rooms, placements = shape
+    tracker = cls(HEARTBEAT, states, rows, rooms)
+    tracker.place(placements, datetime(2026, 12, 1, tzinfo=UTC))
+    tracker.drain()
+    return tracker
 
 
 def events(accounts: int, devices: int, per_room: int, count: int, seed: int) -> list[Event]:
@@ -152,29 +154,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write {metric, figure, baseline, unit, target}")
     args = ap.parse_args(argv)
 
-    states, rows, rooms = fleet(args.accounts, args.devices, args.peripherals)
+    shape_ = fleet(args.accounts, args.devices, args.peripherals)
     todo = events(args.accounts, args.devices, args.peripherals, args.events, args.seed)
     shape = f"{args.devices} devices x {args.peripherals} peripherals, {args.accounts} accounts"
     print(f"fleet: {shape}; {len(todo)} events")
 
-    new = StatusTracker(HEARTBEAT, states, rows, rooms)
+    new = loaded(StatusTracker, shape_)
     n_new, s_new, c_new = run(new, todo, budget=float("inf"))
     us_new = s_new / n_new * 1e6
     print(f"indexed: {n_new} events in {s_new:.2f} s = {us_new:.1f} us/event ({c_new} transitions)")
 
-    old = RescanTracker(HEARTBEAT, states, rows, rooms)
+    old = loaded(RescanTracker, shape_)
     n_old, s_old, _ = run(old, todo, budget=args.baseline_seconds)
     us_old = s_old / n_old * 1e6
-    print(f"rescan (baseline): {n_old} events in {s_old:.2f} s = {us_old:.1f} us/event")
+    print(f"full recomputation (baseline): {n_old} events in {s_old:.2f} s = {us_old:.1f} us/event")
 
     # Same events, same answers: the first n_old events must leave equal room states.
-    check = StatusTracker(HEARTBEAT, states, rows, rooms)
+    check = loaded(StatusTracker, shape_)
     run(check, todo[:n_old], budget=float("inf"))
-    if check.rooms != old.rooms:
-        print("ERROR: the indexed tracker's rooms differ from the rescan's", file=sys.stderr)
+    if {r: s.state for r, s in check.rooms.items()} != {r: s.state for r, s in old.rooms.items()}:
+        print("ERROR: the indexed tracker's rooms differ from the recomputation's", file=sys.stderr)
         return 1
     print(f"speed-up: {us_old / us_new:,.0f}x; target <= {TARGET_US:.0f} us/event: "
           f"{'met' if us_new <= TARGET_US else 'NOT met'}")  # fmt: skip
+
+    # A placement through the API: the sweep reloads every placement, one device moved.
+    placements = shape_[3]
+    first, second = placements[0], placements[1]
+    again = Placement(len(placements) + 1, first.device_id, second.room_id, second.account_id)
+    moved = [*placements[1:], again]
+    t0 = time.thread_time()
+    new.place(moved, datetime(2026, 12, 1, 0, 0, 2, tzinfo=UTC))
+    reload_ms = (time.thread_time() - t0) * 1e3
+    print(f"placement reload ({len(moved)} placements, 1 moved): {reload_ms:.1f} ms")
     if args.json:
         figure = {
             "metric": f"status event, {shape}",

@@ -20,9 +20,10 @@ from collector.fleet import devices, tickets
 from collector.fleet.auth import Context, CurrentCaller
 from collector.fleet.db import iso
 from collector.fleet.schemas import TicketIn, TicketOut
-from collector.fleet.timeline import daily_totals, room_segments, zone
+from collector.fleet.timeline import daily_totals, room_segments, written_segments, zone
 from collector.store import health as health_store
 from collector.store import repo_fleet_views as views
+from collector.store import status as status_store
 from collector.store.db import Session
 
 router = APIRouter(tags=["portal"])
@@ -123,23 +124,39 @@ def _timezone(session: Session, account_id: str) -> str:
 
 
 def _timelines(session: Session, account_id: str, since: str, until: str) -> list[RoomTimelineOut]:
+    """Each room's strip: ingest's room transitions, or the rule over its devices' if none."""
     placed: dict[str, list[str]] = {}
     for room_id, device_id in views.rooms_with_devices(session, account_id):
         devs = placed.setdefault(room_id, [])
         if device_id is not None:
             devs.append(device_id)
-    before = views.device_states_before(session, account_id, since)
-    events = views.device_transitions(session, account_id, since, until)
-    return [
-        RoomTimelineOut(
-            room_id=room,
-            segments=[
-                SegmentOut(start=s.start, end=s.end, state=s.state)
-                for s in room_segments(devs, before, events, since, until)
-            ],
+    written = status_store.written_rooms(session, account_id=account_id, room_id=None)
+    room_before = status_store.room_states_before(session, account_id, since)
+    room_events: dict[str, list[tuple[str, str]]] = {}
+    for at, room, state in status_store.room_transitions(session, account_id, since, until):
+        room_events.setdefault(room, []).append((at, state))
+    before: dict[str, str] = {}
+    events: list[tuple[str, str, str]] = []
+    if any(room not in written for room in placed):
+        before = views.device_states_before(session, account_id, since)
+        events = views.device_transitions(session, account_id, since, until)
+    out = []
+    for room, devs in placed.items():
+        row = written.get(room)
+        if row is not None:
+            # The row's state began at row.since: if that is before the window, it held
+            # throughout (even when retention removed the transition that began it).
+            start = room_before.get(room) or (row.state if row.since <= since else None)
+            segs = written_segments(start, room_events.get(room, []), since, until)
+        else:
+            segs = room_segments(devs, before, events, since, until)
+        out.append(
+            RoomTimelineOut(
+                room_id=room,
+                segments=[SegmentOut(start=s.start, end=s.end, state=s.state) for s in segs],
+            )
         )
-        for room, devs in placed.items()
-    ]
+    return out
 
 
 @router.get("/accounts/{account_id}/overview", summary="Health, peripherals, room timelines")

@@ -1,17 +1,23 @@
-"""Fleet and room status (online / offline / needs attention): the one room model.
+"""Fleet and room status (online / needs attention / offline / empty), as the API reads it.
 
-Ingest writes what devices say (their state and last message, the room
-peripherals they report present or missing, every transition); the fleet
-places devices in rooms. This module holds the rules, and
-``collector.store.status`` the queries. A device is offline when its last
-state is not ``online`` or nothing was heard for ``stale_after``; it needs
-attention when online with a room peripheral missing. A room takes the
-worst state of the devices placed in it (offline > needs_attention >
-online); a room without devices is ``empty``. The API and the portal read
-rooms only through here.
+There is one room model: the rule lives in ``collector.rooms_rule`` and
+ingest applies it as devices report and as they are placed, writing each
+fleet room's state to ``room_status`` (``collector.ingest.status``). A room's
+state here is what ingest wrote, with its devices' details (state, last
+message, missing peripherals, recent changes) read beside it, as today.
+
+The same rule is computed here instead, from the devices' recorded status,
+when ingest's row cannot be trusted yet: the room has no row (ingest has not
+run since the room got devices), the row was derived from other placements
+than the room's current ones (a placement made through the API, until
+ingest's next sweep picks it up), or ingest is evidently not running (a
+device it still calls online has been silent longer than ``stale_after``,
+which its own sweep would have caught). A device is judged stale on the
+status clock either way, so its detail says ``offline`` as it always did.
 
 The status comes through :class:`DeviceStatusSource`; :class:`SqlStatusSource`
-reads the ingest tables (a test may pass a fake).
+reads the ingest tables (a test may pass a fake). The queries are
+``collector.store.status``.
 """
 
 from __future__ import annotations
@@ -23,12 +29,26 @@ from typing import Any, Protocol
 
 from collector.fleet.db import iso
 from collector.fleet.errors import NotFound
+from collector.rooms_rule import ATTENTION, EMPTY, OFFLINE, ONLINE, device_state, worst
 from collector.store import status as store
 from collector.store.db import Session
-from collector.store.status import DeviceHealth
+from collector.store.ledger import RoomState
+from collector.store.status import DeviceHealth, PlacedDevice
 
-ONLINE, OFFLINE, ATTENTION, EMPTY = "online", "offline", "needs_attention", "empty"
-_RANK = {ONLINE: 0, ATTENTION: 1, OFFLINE: 2}
+__all__ = [
+    "ATTENTION",
+    "EMPTY",
+    "OFFLINE",
+    "ONLINE",
+    "DeviceStatusSource",
+    "RoomStatus",
+    "SqlStatusSource",
+    "classify",
+    "room_status",
+    "room_status_history",
+    "room_statuses",
+    "worst",
+]
 
 
 class DeviceStatusSource(Protocol):
@@ -49,18 +69,39 @@ class SqlStatusSource:
         return store.device_health(conn, device_ids, recent_limit=self.recent_limit)
 
 
+def _stale(health: DeviceHealth, now: datetime, stale_after: timedelta) -> bool:
+    return health.last_seen is None or health.last_seen < iso(now - stale_after)
+
+
 def classify(health: DeviceHealth | None, now: datetime, stale_after: timedelta) -> str:
-    """The portal state of one device."""
-    if health is None or health.state != ONLINE or health.last_seen is None:
-        return OFFLINE
-    if health.last_seen < iso(now - stale_after):
-        return OFFLINE
-    return ATTENTION if health.missing_peripherals else ONLINE
+    """The state of one device by the room rule, judged stale after ``stale_after``."""
+    if health is None:
+        return device_state(None, missing=False)
+    return device_state(
+        health.state,
+        missing=bool(health.missing_peripherals),
+        stale=_stale(health, now, stale_after),
+    )
 
 
-def worst(states: Sequence[str]) -> str:
-    """The room state from its devices' states."""
-    return max(states, key=_RANK.__getitem__) if states else EMPTY
+def _written_state(
+    written: RoomState | None,
+    placed: Sequence[PlacedDevice],
+    health: dict[str, DeviceHealth],
+    now: datetime,
+    stale_after: timedelta,
+) -> str | None:
+    """Ingest's state of a room, or None when it cannot be trusted (see the module docstring)."""
+    if written is None:
+        return None
+    current = (len(placed), max((d.placement for d in placed), default=0))
+    if (written.devices, written.placement) != current:
+        return None
+    for d in placed:
+        h = health.get(d.device_id)
+        if h is not None and h.state == ONLINE and _stale(h, now, stale_after):
+            return None
+    return written.state
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,15 +127,18 @@ def _statuses(
     now: datetime,
     stale_after: timedelta,
 ) -> list[RoomStatus]:
-    # A handful of queries for any number of rooms: rooms, placements, licences, health.
+    # A handful of queries for any number of rooms: rooms, placements, licences, health,
+    # ingest's room rows.
     rooms = store.rooms(conn, account_id=account_id, room_id=room_id)
     devs = store.placed_devices(conn, account_id=account_id, room_id=room_id)
     licences = store.room_licences(conn, account_id=account_id, room_id=room_id)
     health = source.health(conn, [d.device_id for ds in devs.values() for d in ds])
+    written = store.written_rooms(conn, account_id=account_id, room_id=room_id)
     out: list[RoomStatus] = []
     for room in rooms:
+        placed = devs.get(room.room_id, [])
         details: list[dict[str, object]] = []
-        for d in devs.get(room.room_id, []):
+        for d in placed:
             h = health.get(d.device_id)
             details.append(
                 {
@@ -107,6 +151,7 @@ def _statuses(
                     "recent": list(h.recent) if h else [],
                 }
             )
+        state = _written_state(written.get(room.room_id), placed, health, now, stale_after)
         out.append(
             RoomStatus(
                 room_id=room.room_id,
@@ -114,7 +159,7 @@ def _statuses(
                 site_id=room.site_id,
                 name=room.name,
                 site=room.site,
-                state=worst([str(x["state"]) for x in details]),
+                state=state or worst(str(x["state"]) for x in details),
                 licence_contract_id=licences.get(room.room_id),
                 devices=tuple(details),
             )

@@ -3,7 +3,8 @@
 Opening a ticket needs an active support card of the account (checked by
 the billing component through :class:`SupportCards`); the ticket keeps a
 snapshot of the room and its devices (serials, last-seen times, recent
-health) as it was when the ticket was opened. Work logged on a ticket
+health) as it was when the ticket was opened, the room's state being the
+one room model's (``collector.fleet.status``: what ingest derived). Work logged on a ticket
 consumes the card's minutes. Every member of the account sees its tickets.
 Storage: ``collector.store.repo_fleet_rooms``.
 """

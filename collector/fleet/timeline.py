@@ -1,10 +1,14 @@
 """Pure shaping for the portal's read-only views: room timelines and daily usage.
 
 No I/O: rows come in as plain values, time as ISO UTC strings (they sort
-like the instants they name). A room's state at any moment is the worst of
-its devices' recorded states (offline > needs attention > online); a device
-with nothing recorded yet counts as ``unknown`` and only shows when every
-device of the room is unknown.
+like the instants they name).
+
+A room's timeline is the room transitions ingest wrote (the one room model,
+``collector.rooms_rule``): :func:`written_segments`. For a room ingest has
+never derived (no ``room_status`` row: the collector has not run since the
+room got devices), :func:`room_segments` computes it with the same rule from
+its devices' recorded transitions; a device with nothing recorded yet counts
+as ``unknown`` and only shows when every device of the room is unknown.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from collector.rooms_rule import DEVICE_STATES, EMPTY, OFFLINE, worst
+
 UNKNOWN = "unknown"
-_RANK = {UNKNOWN: -1, "online": 0, "needs_attention": 1, "offline": 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +32,38 @@ class Segment:
     state: str
 
 
+def segments(
+    initial: str, changes: Iterable[tuple[str, str]], start: str, end: str
+) -> list[Segment]:
+    """Cut ``[start, end]`` where the state changes; ``changes`` are ``(at, state)`` in order.
+
+    Changes outside the window are ignored; adjacent segments with the same
+    state are merged.
+    """
+    out: list[Segment] = []
+    at, state = start, initial
+    for when, new in changes:
+        if when < start or when > end or new == state:
+            continue
+        if when > at:
+            out.append(Segment(at, when, state))
+        at, state = when, new
+    if end > at or not out:
+        out.append(Segment(at, end, state))
+    return out
+
+
+def written_segments(
+    before: str | None, events: Iterable[tuple[str, str]], start: str, end: str
+) -> list[Segment]:
+    """A room's segments from the transitions ingest wrote.
+
+    ``before`` is its last state before ``start`` (None: none yet, shown as
+    ``unknown``); ``events`` are ``(at, state)`` within the window, in order.
+    """
+    return segments(before or UNKNOWN, events, start, end)
+
+
 def room_segments(
     devices: Sequence[str],
     before: Mapping[str, str],
@@ -34,33 +71,28 @@ def room_segments(
     start: str,
     end: str,
 ) -> list[Segment]:
-    """Return a room's state segments between ``start`` and ``end``.
+    """A room's segments computed with the room rule from its devices' transitions.
 
     ``before`` maps a device to its last state before ``start``; ``events``
-    are ``(at, device, state)`` within the window, in any order. Adjacent
-    segments with the same state are merged.
+    are ``(at, device, state)`` within the window, in any order.
     """
-    current = {d: before.get(d, UNKNOWN) for d in devices}
+    members = set(devices)
+    current = dict(before)
+    changes: list[tuple[str, str]] = []
+    for when, device, new in sorted(e for e in events if e[1] in members):
+        if start <= when <= end:
+            current[device] = new
+            changes.append((when, room_state_at(current, devices)))
+    return segments(room_state_at(before, devices), changes, start, end)
 
-    def room_state() -> str:
-        if not current:
-            return "empty"
-        return max(current.values(), key=lambda s: _RANK.get(s, 2))
 
-    out: list[Segment] = []
-    at, state = start, room_state()
-    for when, device, new in sorted(e for e in events if e[1] in current):
-        if when < start or when > end:
-            continue
-        current[device] = new
-        now_state = room_state()
-        if now_state != state:
-            if when > at:
-                out.append(Segment(at, when, state))
-            at, state = when, now_state
-    if end > at or not out:
-        out.append(Segment(at, end, state))
-    return out
+def room_state_at(before: Mapping[str, str], devices: Sequence[str]) -> str:
+    """The room rule over devices' states (``unknown`` for those without any)."""
+    if not devices:
+        return EMPTY
+    states = [before.get(d, UNKNOWN) for d in devices]
+    known = [s if s in DEVICE_STATES else OFFLINE for s in states if s != UNKNOWN]
+    return worst(known) if known else UNKNOWN
 
 
 def zone(name: str) -> ZoneInfo:

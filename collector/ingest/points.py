@@ -6,10 +6,11 @@ from the export time, so replaying the export queue overwrites, not duplicates.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from collector.clock import ns_of, parse_iso_utc
 from collector.ingest.lineproto import FieldValue, format_line
+from collector.rooms_rule import ONLINE
 from collector.store.ledger import ExportLine, RollupRow, Transition
 from protocols import HealthReport, Topic
 
@@ -29,18 +30,29 @@ def rollup_line(bucket: str, r: RollupRow) -> ExportLine:
     )
 
 
-def transition_lines(bucket: str, transitions: Sequence[Transition]) -> list[ExportLine]:
-    """Return ``device_status`` / ``room_status`` points, one per transition."""
+def transition_lines(
+    bucket: str, transitions: Sequence[Transition], room_names: Mapping[str, str] | None = None
+) -> list[ExportLine]:
+    """Return ``device_status`` / ``room_status`` points, one per transition.
+
+    A room point is tagged with the fleet room's id and, when known, its name
+    (``room_name``, as ingest loaded it with the placement); ``up`` is 1
+    when the device or room is ``online`` (collector.rooms_rule).
+    """
     out = []
     for t in transitions:
-        measurement = "device_status" if t.subject_kind == "device" else "room_status"
-        key = "device" if t.subject_kind == "device" else "room"
         fields: dict[str, FieldValue] = {
             "state": t.state,
-            "up": int(t.state in ("online", "ok")),
+            "up": int(t.state == ONLINE),
             "reason": t.reason,
         }
-        tags = {"account": t.account_id, key: t.subject}
+        if t.subject_kind == "device":
+            measurement, tags = "device_status", {"account": t.account_id, "device": t.subject}
+        else:
+            measurement, tags = "room_status", {"account": t.account_id, "room": t.subject}
+            name = (room_names or {}).get(t.subject)
+            if name:
+                tags["room_name"] = name
         line = format_line(measurement, tags, fields, ns_of(parse_iso_utc(t.at)))
         out.append(ExportLine(bucket, line))
     return out

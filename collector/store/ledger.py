@@ -167,6 +167,36 @@ class Transition:
 
 
 @dataclass(frozen=True, slots=True)
+class RoomState:
+    """A fleet room's state as ingest derived it (``collector.rooms_rule``).
+
+    ``devices`` and ``placement`` say which placements it was derived from:
+    how many devices were placed in the room and the highest id of their
+    ``fleet_device_rooms`` rows. Placements are only ever added or closed, so
+    the pair changes whenever the room's devices do; a reader whose own pair
+    differs knows the row predates the latest placement.
+    """
+
+    room_id: str
+    account_id: str
+    state: str
+    since: str
+    devices: int = 0
+    placement: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """A device placed in a fleet room now (a ``fleet_device_rooms`` row with no end)."""
+
+    id: int
+    device_id: str
+    room_id: str
+    account_id: str  # the room's account
+    room_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceCondition:
     """Something wrong with a device as a whole (e.g. ``duplicate_client``)."""
 
@@ -199,7 +229,7 @@ class CommitBatch:
     dead_letters: Sequence[DeadLetter] = ()
     export: Sequence[ExportLine] = ()
     device_states: Sequence[DeviceState] = ()
-    room_states: Sequence[Transition] = ()  # current room state rows (kind "room")
+    room_states: Sequence[RoomState] = ()  # current state rows of fleet rooms
     transitions: Sequence[Transition] = ()
     peripherals: Sequence[PeripheralRow] = ()
     rollup_line: Callable[[RollupRow], ExportLine] | None = None
@@ -313,8 +343,16 @@ class Ledger(Protocol):
         """Return the liveness of every device that was ever seen."""
         ...
 
-    async def room_states(self) -> dict[tuple[str, str], str]:
-        """Return the current state of every known room."""
+    async def room_states(self) -> dict[str, RoomState]:
+        """Return the state ingest last wrote of each fleet room, by room id."""
+        ...
+
+    async def placements(self) -> list[Placement]:
+        """Return every current placement of a device in a fleet room."""
+        ...
+
+    async def placement_version(self) -> tuple[int, int]:
+        """Return (open placements, highest open placement id): changes with any placement."""
         ...
 
     async def peripherals(self) -> list[PeripheralRow]:

@@ -54,8 +54,10 @@ from collector.store.ledger import (
     DeviceState,
     ExportBacklog,
     PeripheralRow,
+    Placement,
     QueuedLine,
     RollupRow,
+    RoomState,
     Transition,
     UsageRow,
     UsageTotal,
@@ -63,6 +65,7 @@ from collector.store.ledger import (
     content_of,
     same_content,
 )
+from collector.store.status import PLACEMENT_VERSION, PLACEMENTS
 
 T = TypeVar("T")
 _RETRIES = 5
@@ -442,11 +445,17 @@ class PostgresLedger:
             if batch.room_states:
                 await _many(
                     cur,
-                    "INSERT INTO room_status (account_id, room, state, since)"
-                    " VALUES (%s,%s,%s,%s) ON CONFLICT (account_id, room) DO UPDATE SET"
-                    " state = excluded.state, since = excluded.since",
+                    "INSERT INTO room_status (room_id, account_id, state, since, devices,"
+                    " placement) VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT (room_id) DO UPDATE SET"
+                    " account_id = excluded.account_id, state = excluded.state,"
+                    " since = excluded.since, devices = excluded.devices,"
+                    " placement = excluded.placement",
                     _in_key_order(
-                        ((t.account_id, t.subject, t.state, t.at) for t in batch.room_states), 2
+                        (
+                            (r.room_id, r.account_id, r.state, r.since, r.devices, r.placement)
+                            for r in batch.room_states
+                        ),
+                        1,
                     ),
                 )
             if batch.transitions:
@@ -518,10 +527,22 @@ class PostgresLedger:
         )
         return {r[0]: DeviceState(*r) for r in rows}
 
-    async def room_states(self) -> dict[tuple[str, str], str]:
-        """Return ``{(account, room): state}``."""
-        rows = await self._fetch("SELECT account_id, room, state FROM room_status", ())
-        return {(r[0], r[1]): r[2] for r in rows}
+    async def room_states(self) -> dict[str, RoomState]:
+        """Return the state ingest last wrote of each fleet room, by room id."""
+        rows = await self._fetch(
+            "SELECT room_id, account_id, state, since, devices, placement FROM room_status", ()
+        )
+        return {r[0]: RoomState(r[0], r[1], r[2], r[3], int(r[4]), int(r[5])) for r in rows}
+
+    async def placements(self) -> list[Placement]:
+        """Return every current placement of a device in a fleet room."""
+        rows = await self._fetch(PLACEMENTS, ())
+        return [Placement(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
+
+    async def placement_version(self) -> tuple[int, int]:
+        """Return (open placements, highest open placement id), one indexed count."""
+        rows = await self._fetch(PLACEMENT_VERSION, ())
+        return int(rows[0][0]), int(rows[0][1])
 
     async def peripherals(self) -> list[PeripheralRow]:
         """Return every reported room peripheral."""

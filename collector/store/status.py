@@ -1,12 +1,15 @@
 """Device and room status as the API and the portal read it: the queries.
 
-Ingest writes the facts (``device_status``, ``room_peripherals``,
-``status_transitions``, through the ledger's group commit); the fleet places
-devices in rooms (``fleet_device_rooms``). These functions read both for
-``collector.fleet.status``, which owns the rules (a device's state, a room's
-state from its devices). Each takes a ``Session`` and returns plain values; a
-handful of queries serve any number of rooms. Portable SQL (SQLite and
-PostgreSQL): named parameters, named subqueries.
+Ingest writes the facts and the room states it derives from them
+(``device_status``, ``room_peripherals``, ``room_status`` keyed by fleet
+room, ``status_transitions`` of devices and rooms, through the ledger's
+group commit); the fleet places devices in rooms (``fleet_device_rooms``).
+These functions read both for ``collector.fleet.status`` and the portal's
+timeline; the rule itself is ``collector.rooms_rule``. Each takes a
+``Session`` and returns plain values; a handful of queries serve any number
+of rooms. Portable SQL (SQLite and PostgreSQL): named parameters, named
+subqueries. ``PLACEMENTS`` and ``PLACEMENT_VERSION`` are the two statements
+the ingest ledgers (``sqlite.py``, ``postgres.py``) run to follow placements.
 """
 
 from __future__ import annotations
@@ -16,6 +19,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.store.db import Session
+from collector.store.ledger import RoomState
+
+# Current placements with their room's account and name (ingest's device -> room map).
+PLACEMENTS = (
+    "SELECT p.id, p.device_id, p.room_id, r.account_id, r.name FROM fleet_device_rooms p"
+    " JOIN fleet_rooms r ON r.id = p.room_id WHERE p.until IS NULL"
+)
+# Changes whenever a placement is added or closed (rows are never deleted or
+# re-pointed: a new row gets a higher id, a closed one leaves the count).
+PLACEMENT_VERSION = (
+    "SELECT COUNT(*), COALESCE(MAX(id), 0) FROM fleet_device_rooms WHERE until IS NULL"
+)
 
 _CHUNK = 500  # ids per IN (...) list, well under every engine's parameter limit
 
@@ -49,6 +64,7 @@ class PlacedDevice:
     device_id: str
     serial: str | None
     model: str
+    placement: int = 0  # the fleet_device_rooms row id
 
 
 def device_health(
@@ -117,14 +133,52 @@ def placed_devices(
 ) -> dict[str, list[PlacedDevice]]:
     """Return the devices placed now in each room in scope, by serial."""
     out: dict[str, list[PlacedDevice]] = {}
-    for room, device, serial, model in session.rows(
-        "SELECT p.room_id, d.id, d.serial, d.model FROM fleet_device_rooms p"  # noqa: S608
+    for room, device, serial, model, placement in session.rows(
+        "SELECT p.room_id, d.id, d.serial, d.model, p.id FROM fleet_device_rooms p"  # noqa: S608
         " JOIN devices d ON d.id = p.device_id WHERE p.until IS NULL AND p.room_id IN"
         f" ({_SCOPE}) ORDER BY d.serial, d.id",
         {"account": account_id, "room": room_id},
     ):
-        out.setdefault(room, []).append(PlacedDevice(device, serial, model))
+        out.setdefault(room, []).append(PlacedDevice(device, serial, model, int(placement)))
     return out
+
+
+def written_rooms(
+    session: Session, *, account_id: str | None, room_id: str | None
+) -> dict[str, RoomState]:
+    """Return the state ingest wrote of each room in scope (rooms it never derived are absent)."""
+    rows = session.rows(
+        "SELECT room_id, account_id, state, since, devices, placement"  # noqa: S608
+        f" FROM room_status WHERE room_id IN ({_SCOPE})",
+        {"account": account_id, "room": room_id},
+    )
+    return {
+        str(r[0]): RoomState(str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), int(r[5]))
+        for r in rows
+    }
+
+
+def room_states_before(session: Session, account_id: str, before: str) -> dict[str, str]:
+    """Each room's last state written by ingest strictly before ``before``."""
+    rows = session.rows(
+        "SELECT subject, state FROM (SELECT subject, state, ROW_NUMBER() OVER"
+        " (PARTITION BY subject ORDER BY at DESC, id DESC) AS n FROM status_transitions"
+        " WHERE subject_kind = 'room' AND account_id = :a AND at < :t) AS latest WHERE n = 1",
+        {"a": account_id, "t": before},
+    )
+    return {str(r[0]): str(r[1]) for r in rows}
+
+
+def room_transitions(
+    session: Session, account_id: str, since: str, until: str
+) -> list[tuple[str, str, str]]:
+    """``(at, room, state)`` of the account's room transitions in ``[since, until]``."""
+    rows = session.rows(
+        "SELECT at, subject, state FROM status_transitions WHERE subject_kind = 'room'"
+        " AND account_id = :a AND at >= :s AND at <= :u ORDER BY at, id",
+        {"a": account_id, "s": since, "u": until},
+    )
+    return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
 
 
 def room_licences(

@@ -3,15 +3,18 @@
 Every assertion here holds for ``SqliteLedger`` and ``PostgresLedger`` alike:
 exactly-once by record id (also between two ledgers committing at once, as
 two collector processes do), conflicting resends dead-lettered, dead-letter
-caps with exact counts, registry rules, status rows, health, command replies
-and the export cursor.
+caps with exact counts, registry rules, status rows, the fleet's placements as
+ingest follows them, health, command replies and the export cursor.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 
 from collector.errors import RegistryError
@@ -29,6 +32,7 @@ from collector.store.ledger import (
     DeviceState,
     ExportLine,
     PeripheralRow,
+    RoomState,
     Transition,
     UsageRow,
 )
@@ -153,7 +157,7 @@ async def test_status_health_and_replies_are_committed_with_the_group(
                     DeviceState("gw-0", "acme", "online", t1, t1),
                     DeviceState("gw-1", "acme", "offline", t2, t2, "boot-a", "1.0"),
                 ],
-                room_states=[Transition("room", "acme", "r1", "ok", t1)],
+                room_states=[RoomState("r1", "acme", "online", t1, 1, 4)],
                 transitions=[
                     Transition("device", "acme", "gw-1", "online", t1),
                     Transition("device", "acme", "gw-1", "offline", t2, "heartbeat"),
@@ -166,7 +170,10 @@ async def test_status_health_and_replies_are_committed_with_the_group(
         )
         await ledger.commit(
             CommitBatch(
-                room_states=[Transition("room", "acme", "r1", "degraded", t2)],
+                room_states=[
+                    RoomState("r1", "acme", "online", t1, 2, 9),
+                    RoomState("r1", "acme", "needs_attention", t2, 2, 9),  # the last one wins
+                ],
                 peripherals=[PeripheralRow("gw-1", "P1", "acme", "r1", "Tap", False, t2)],
                 conditions=[DeviceCondition("gw-1", "acme", "duplicate_client", t2, t2, "y")],
                 replies=[ReplyRow("cmd-1", "gw-1", "acme", t2, False, "late", {})],  # first wins
@@ -179,7 +186,9 @@ async def test_status_health_and_replies_are_committed_with_the_group(
             "boot-a",
         )
         assert sorted(states) == ["gw-0", "gw-1"]
-        assert await ledger.room_states() == {("acme", "r1"): "degraded"}
+        assert await ledger.room_states() == {
+            "r1": RoomState("r1", "acme", "needs_attention", t2, 2, 9)
+        }
         assert [(t.state, t.reason) for t in await ledger.transitions("gw-1")] == [
             ("offline", "heartbeat"),
             ("online", ""),
@@ -189,6 +198,50 @@ async def test_status_health_and_replies_are_committed_with_the_group(
         assert (p.present, p.updated_at) == (False, t2)
         [c] = await ledger.conditions("gw-1")
         assert (c.since, c.last_seen, c.detail) == (t1, t2, "y")  # since kept, the rest updated
+
+
+def _execute(backend: LedgerBackend, sql: str, params: tuple[object, ...] = ()) -> None:
+    """Run one committed write with ``?`` placeholders on the store (what the fleet API does)."""
+    if backend.name == "sqlite":
+        with contextlib.closing(sqlite3.connect(backend.settings.path)) as conn, conn:
+            conn.execute(sql, params)
+        return
+    with psycopg.connect(backend.settings.url) as pg:
+        pg.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+
+
+async def test_placements_and_their_version_follow_the_fleet(
+    ledger_backend: LedgerBackend,
+) -> None:
+    t = "2026-05-24T10:00:00Z"
+    await ledger_backend.register("acme", ["gw-1", "gw-2"])
+    async with ledger_backend.ledger() as ledger:
+        assert (await ledger.placements(), await ledger.placement_version()) == ([], (0, 0))
+        _execute(ledger_backend, "INSERT INTO fleet_sites (id, account_id, name, created_at)"
+                 " VALUES ('s1', 'acme', 'HQ', ?)", (t,))  # fmt: skip
+        for room, name in (("r1", "Aurora"), ("r2", "Borealis")):
+            _execute(ledger_backend, "INSERT INTO fleet_rooms (id, account_id, site_id, name,"
+                     " created_at) VALUES (?, 'acme', 's1', ?, ?)", (room, name, t))  # fmt: skip
+        place = "INSERT INTO fleet_device_rooms (device_id, room_id, since) VALUES (?, ?, ?)"
+        close = "UPDATE fleet_device_rooms SET until = ? WHERE device_id = ? AND until IS NULL"
+        _execute(ledger_backend, place, ("gw-1", "r1", t))
+        _execute(ledger_backend, place, ("gw-2", "r1", t))
+        versions = [await ledger.placement_version()]
+        got = sorted(await ledger.placements(), key=lambda p: p.device_id)
+        assert [(p.device_id, p.room_id, p.account_id, p.room_name) for p in got] == [
+            ("gw-1", "r1", "acme", "Aurora"), ("gw-2", "r1", "acme", "Aurora"),
+        ]  # fmt: skip
+        assert versions[0] == (2, max(p.id for p in got))
+        _execute(ledger_backend, close, (t, "gw-2"))  # taken out
+        versions.append(await ledger.placement_version())
+        _execute(ledger_backend, close, (t, "gw-1"))  # moved: its count stays the same
+        _execute(ledger_backend, place, ("gw-1", "r2", t))
+        versions.append(await ledger.placement_version())
+        [moved] = await ledger.placements()
+        assert (moved.device_id, moved.room_id, moved.room_name) == ("gw-1", "r2", "Borealis")
+        assert moved.id > got[1].id
+        assert versions[1][0] == versions[2][0] == 1
+        assert len(set(versions)) == 3  # every change shows in the version
 
 
 async def test_export_cursor_only_moves_forward(ledger_backend: LedgerBackend) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from collector.fleet.db import iso
-from collector.fleet.timeline import daily_totals, room_segments, zone
+from collector.fleet.timeline import daily_totals, room_segments, written_segments, zone
 from collector.store.health import sample_of
 from collector.store.ledger import CommitBatch
 from collector.store.sqlite import SqliteLedger
@@ -64,6 +64,29 @@ def test_room_segments_take_the_worst_device_state() -> None:
         ("t7", "t9", "online"),
     ]
     assert room_segments([], {}, [], "t1", "t2")[0].state == "empty"
+
+
+def test_written_segments_are_the_room_transitions_ingest_wrote() -> None:
+    events = [("t2", "offline"), ("t3", "offline"), ("t4", "needs_attention"), ("t9", "empty")]
+    segs = written_segments("online", events, "t1", "t5")
+    # A repeated state merges; a transition after the window is ignored.
+    assert [(s.start, s.end, s.state) for s in segs] == [
+        ("t1", "t2", "online"),
+        ("t2", "t4", "offline"),
+        ("t4", "t5", "needs_attention"),
+    ]
+    assert [s.state for s in written_segments(None, [], "t1", "t5")] == ["unknown"]
+
+
+def test_room_segments_use_the_room_rule_over_device_states() -> None:
+    # Recorded device states pass through the one rule: needs_attention ranks between.
+    segs = room_segments(
+        ["a", "b"], {"a": "needs_attention", "b": "online"}, [("t3", "b", "offline")], "t1", "t5"
+    )
+    assert [(s.start, s.end, s.state) for s in segs] == [
+        ("t1", "t3", "needs_attention"),
+        ("t3", "t5", "offline"),
+    ]
 
 
 def test_daily_totals_use_the_account_time_zone() -> None:

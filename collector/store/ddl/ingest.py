@@ -212,5 +212,23 @@ CREATE TABLE dedup_gap_closures (
 );
 CREATE INDEX dedup_gap_closures_device ON dedup_gap_closures(device_id, epoch);
 """
+# One room model (issue 14): room_status is keyed by the fleet room (fleet_rooms.id)
+# and written by ingest with the rule of collector/rooms_rule.py; ``devices`` and
+# ``placement`` name the placements a row was derived from (store/ledger.py
+# RoomState). The old rows and 'room' transitions were keyed by the room names
+# peripherals report, in other state names, and never read outside ingest: they
+# go, and ingest derives every placed room again at its next start.
+ROOM_STATUS_BY_FLEET_ROOM = """
+DROP TABLE room_status;
+CREATE TABLE room_status (
+    room_id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    since TEXT NOT NULL,
+    devices INTEGER NOT NULL DEFAULT 0,
+    placement INTEGER NOT NULL DEFAULT 0
+);
+DELETE FROM status_transitions WHERE subject_kind = 'room';
+"""
 
-SCRIPTS: tuple[str, ...] = (V1, V2, V3, V4, V5_GAP_AUDIT)
+SCRIPTS: tuple[str, ...] = (V1, V2, V3, V4, V5_GAP_AUDIT, ROOM_STATUS_BY_FLEET_ROOM)
