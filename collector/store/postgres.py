@@ -378,13 +378,14 @@ class PostgresLedger:
         """
         if not unique:
             return [], {}
-        # In key order: one lock order for every commit.
-        keyed = sorted(
-            ((streams[r.device_id, r.epoch], r.seq, usage_key.part_of(rid)), r)
-            for rid, r in unique.items()
-        )
-        rows = [r for _, r in keyed]
-        values = [(*key, *r[1:12]) for key, r in keyed]  # the columns of _USAGE_COLUMNS
+        # By record id (a total order of the keys too): one lock order for every commit.
+        rows = [unique[rid] for rid in sorted(unique)]
+        values: list[tuple[Any, ...]] = []  # the columns of _USAGE_COLUMNS
+        add = values.append
+        for r in rows:
+            rid = r[0]
+            part = 0 if rid.find("/") < 0 else usage_key.part_of(rid)
+            add((streams[r[2], r[12]], r[13], part, *r[1:12]))
         try:
             async with (
                 conn.transaction(),  # a savepoint
@@ -403,9 +404,10 @@ class PostgresLedger:
         inserted = {tuple(r) for r in await cur.fetchall()}
         if len(inserted) == len(rows):
             return rows, {}
-        missing = {r.record_id: r for key, r in keyed if key not in inserted}
+        new = [v[:3] in inserted for v in values]
+        missing = {r.record_id: r for r, ok in zip(rows, new, strict=True) if not ok}
         kept = await _kept(conn, missing, streams)
-        return [r for key, r in keyed if key in inserted], kept
+        return [r for r, ok in zip(rows, new, strict=True) if ok], kept
 
     async def _roll_up(
         self, conn: psycopg.AsyncConnection[Any], rows: list[UsageRow]
