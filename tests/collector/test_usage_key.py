@@ -111,3 +111,19 @@ async def test_v5_rekeys_the_rows_of_an_older_ledger_in_arrival_order(
         assert again.duplicates == {f"gw-1:{E}:1", f"gw-2:{E}:7/points"}
         assert [c.record_ref for c in again.conflicts] == [f"gw-2:{E}:7/points"]
     assert ledger_backend.rows("SELECT COUNT(*) FROM usage_records") == [(6,)]
+
+
+async def test_a_stream_given_in_a_failed_commit_is_not_reused_for_another_device(
+    ledger_backend: LedgerBackend,
+) -> None:
+    # gw-1's first commit fails (a negative quantity breaks a CHECK) after its
+    # device epoch was given a stream number; that number is given again to
+    # gw-2 by the next commit, so the ledger must not have kept it for gw-1.
+    async with ledger_backend.ledger() as ledger:
+        with pytest.raises(Exception, match=r"(?i)check"):
+            await ledger.commit(CommitBatch(usage=[row(f"gw-1:{E}:1", -1)]))
+        await ledger.commit(CommitBatch(usage=[row(f"gw-2:{E}:1")]))
+        await ledger.commit(CommitBatch(usage=[row(f"gw-1:{E}:1")]))
+    stored = ledger_backend.rows(usage_key.SELECT_IDS)
+    assert sorted(usage_key.record_id_of(*r) for r in stored) == [f"gw-1:{E}:1", f"gw-2:{E}:1"]
+    assert ledger_backend.rows("SELECT COUNT(*) FROM usage_streams") == [(2,)]
