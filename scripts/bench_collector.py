@@ -191,7 +191,7 @@ def count_records(ledger: LedgerSettings) -> tuple[int, int, int]:
     """Return (rows, distinct record ids, rollup records) in the ledger."""
     sql = (
         "SELECT (SELECT COUNT(*) FROM usage_records),"
-        " (SELECT COUNT(DISTINCT record_id) FROM usage_records),"
+        " (SELECT COUNT(*) FROM (SELECT DISTINCT stream, seq, part FROM usage_records) AS d),"
         " (SELECT COALESCE(SUM(records), 0) FROM usage_hourly)"
     )
     if ledger.url:

@@ -105,12 +105,12 @@ def main() -> int:
     per = args.devices * args.days
     raw = sizes["usage_records"] / per
     rollup = sizes["usage_hourly"] / per
-    marks = sizes["dedup_marks"] / args.devices
+    marks = (sizes["dedup_marks"] + sizes["usage_streams"]) / args.devices
     print(f"engine={args.engine}: {n:,} records, {args.devices} devices x {args.days} days")
     per_record = sizes["usage_records"] / n
     print(f"  raw usage records: {raw:,.0f} bytes/device/day ({per_record:.0f} B/record)")
     print(f"  hourly rollups:    {rollup:,.0f} bytes/device/day")
-    print(f"  dedup marks:       {marks:,.0f} bytes/device (constant)")
+    print(f"  dedup marks, streams: {marks:,.0f} bytes/device (constant)")
     horizon = RetentionSettings().usage_days
     year = 365
     gb = 1e9

@@ -17,6 +17,7 @@ from collector.store.watermark import Watermark
 # table -> the column whose minimum is its oldest row ("" = none)
 TABLES: dict[str, str] = {
     "usage_records": "received_at",
+    "usage_streams": "",  # one row per device epoch: the compact key's stream numbers
     "usage_hourly": "hour",
     "dead_letters": "received_at",
     "status_transitions": "at",

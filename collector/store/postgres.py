@@ -3,17 +3,20 @@
 Same semantics as ``SqliteLedger``; what differs is how concurrency is made safe,
 because here several collector processes (on several hosts) commit at once:
 
-- Exactly-once is the primary key of ``usage_records``. A group's rows go
-  in with one binary ``COPY`` in a savepoint; if an id is already there (a
-  resend), the group goes again as ``INSERT … ON CONFLICT DO NOTHING
-  RETURNING``, which says which ids this commit inserted. An insert of an
-  id that another transaction is inserting waits for it, then fails or does
-  nothing, so a record resent to two collectors is counted by exactly one.
+- Exactly-once is the unique key of ``usage_records``, ``(stream, seq,
+  part)`` (``usage_key``; a device epoch's stream number is given once in
+  ``usage_streams`` and cached after the transaction that read or gave it
+  commits). A group's rows go in with one binary ``COPY`` in a savepoint;
+  if a key is already there (a resend), the group goes again as ``INSERT …
+  ON CONFLICT DO NOTHING RETURNING``, which says which keys this commit
+  inserted. An insert of a key that another transaction is inserting waits
+  for it, then fails or does nothing, so a record resent to two collectors
+  is counted by exactly one.
 - Permanent deduplication is the watermark of each device epoch
   (``dedup_marks``, see ``dedup``), read ``FOR UPDATE`` and written in the
   same transaction; the primary key stays as the second guard while the raw
   row is kept.
-- Deadlocks: every table's rows are written in key order (records by id,
+- Deadlocks: every table's rows are written in key order (records by key,
   rollups by key, status rows by device...), so two commits lock in the same
   order; if PostgreSQL still reports a deadlock or a serialization failure
   the whole transaction is retried (nothing of it was committed).
@@ -40,7 +43,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool
 
 from collector.errors import RegistryError
-from collector.store import commands, dedup, health, retention
+from collector.store import commands, dedup, health, retention, usage_key
 from collector.store.db import Database, StoreError
 from collector.store.ledger import (
     CONTENT_FIELDS,
@@ -74,10 +77,10 @@ _JSON = msgspec.json.Encoder()
 _EXPORT_LOCK = 0x10B0_E4A0
 
 _USAGE_COLUMNS = (
-    "record_id, account_id, device_id, meter, service, subject, unit, window_start,"
-    " window_end, quantity, flags, received_at, epoch, seq"
+    "stream, seq, part, account_id, device_id, meter, service, subject, unit, window_start,"
+    " window_end, quantity, flags, received_at"
 )
-_USAGE_TYPES = ("text",) * 9 + ("bigint", "text", "text", "text", "bigint")
+_USAGE_TYPES = ("bigint",) * 3 + ("text",) * 8 + ("bigint", "text", "text")
 # Bulk parameters travel as one JSON array of arrays (msgspec encodes it in C)
 # that PostgreSQL expands: psycopg's array adapter quotes every element in
 # Python, which cost 60 % of a 2,000-row commit; this costs a few percent.
@@ -87,12 +90,23 @@ _INSERT_USAGE = (
         f"r->>{i}" if t == "text" else f"(r->>{i})::{t}" for i, t in enumerate(_USAGE_TYPES)
     )
     + " FROM jsonb_array_elements(%s::jsonb) AS r"
-    " ON CONFLICT (record_id) DO NOTHING RETURNING record_id"
+    " ON CONFLICT (stream, seq, part) DO NOTHING RETURNING stream, seq, part"
 )
 _COPY_USAGE = f"COPY usage_records ({_USAGE_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 _SELECT_KEPT = (
-    f"SELECT record_id, {', '.join(CONTENT_FIELDS)} FROM usage_records"  # noqa: S608
-    " WHERE record_id = ANY(%s)"
+    "SELECT u.stream, u.seq, u.part, "  # noqa: S608
+    + ", ".join(f"u.{c}" for c in CONTENT_FIELDS)
+    + " FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS k(s, q, p)"
+    " JOIN usage_records u ON u.stream = k.s AND u.seq = k.q AND u.part = k.p"
+)
+_NEW_STREAMS = (
+    "INSERT INTO usage_streams (device_id, epoch)"
+    " SELECT d, e FROM unnest(%s::text[], %s::text[]) AS k(d, e)"
+    " ORDER BY d, e ON CONFLICT (device_id, epoch) DO NOTHING"
+)
+_GET_STREAMS = (
+    "SELECT device_id, epoch, stream FROM usage_streams WHERE (device_id, epoch) IN ("
+    "SELECT d, e FROM unnest(%s::text[], %s::text[]) AS k(d, e))"
 )
 _UPSERT_HOURLY = (
     "INSERT INTO usage_hourly AS h (account_id, device_id, service, subject, unit, hour,"
@@ -135,11 +149,6 @@ def _pg(sql: str) -> str:
 
 _INSERT_HEALTH = _pg(health.INSERT_SQL)
 _UPSERT_MARKS = _pg(dedup.UPSERT_MARKS)
-# No key in arrival order here (see retention): a filtered scan that stops at the limit.
-_EXPIRE_USAGE = (
-    "DELETE FROM usage_records WHERE ctid = ANY(ARRAY("
-    "SELECT ctid FROM usage_records WHERE received_at < %s LIMIT %s))"
-)
 _ENSURE_MARKS = (
     "INSERT INTO dedup_marks (device_id, epoch, mark, gaps, updated_at)"
     " SELECT d, e, 0, '[]', %s FROM unnest(%s::text[], %s::text[]) AS k(d, e)"
@@ -175,6 +184,8 @@ class PostgresLedger:
         self.url = url
         self.pool_size = pool_size
         self._pool: AsyncConnectionPool | None = None
+        # (device_id, epoch) -> stream, of committed usage_streams rows only.
+        self._streams: dict[tuple[str, str], int] = {}
 
     @property
     def pool(self) -> AsyncConnectionPool:
@@ -235,9 +246,37 @@ class PostgresLedger:
 
     async def commit(self, batch: CommitBatch) -> CommitResult:
         """Write usage (deduplicated), rollups, dead letters, status and export rows."""
-        return await self._transaction(lambda conn: self._commit(conn, batch))
+        given: dict[tuple[str, str], int] = {}  # stream numbers read or given by this commit
 
-    async def _commit(self, conn: psycopg.AsyncConnection[Any], batch: CommitBatch) -> CommitResult:
+        async def work(conn: psycopg.AsyncConnection[Any]) -> CommitResult:
+            given.clear()  # a retried transaction starts again
+            return await self._commit(conn, batch, given)
+
+        result = await self._transaction(work)
+        self._streams.update(given)  # committed: safe to reuse
+        return result
+
+    async def _streams_of(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        rows: Iterable[UsageRow],
+        given: dict[tuple[str, str], int],
+    ) -> dict[tuple[str, str], int]:
+        """The stream number of each device epoch of ``rows``, given where missing."""
+        missing = sorted({(r.device_id, r.epoch) for r in rows} - self._streams.keys())
+        if missing:
+            devices, epochs = [k[0] for k in missing], [k[1] for k in missing]
+            await conn.execute(_NEW_STREAMS, (devices, epochs))
+            cur = await conn.execute(_GET_STREAMS, (devices, epochs))
+            given.update(((d, e), int(n)) for d, e, n in await cur.fetchall())
+        return {**self._streams, **given} if given else self._streams
+
+    async def _commit(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        batch: CommitBatch,
+        given: dict[tuple[str, str], int],
+    ) -> CommitResult:
         unique: dict[str, UsageRow] = {}
         repeated: set[str] = set()
         conflicts: list[DeadLetter] = []
@@ -252,11 +291,12 @@ class PostgresLedger:
             if not same_content(content_of(first), content_of(r)):
                 conflicts.append(conflict_letter(r, content_of(first)))
         seen = (await self._watermarks(conn, batch)) & unique.keys()
+        # After the watermarks: their row locks already order commits of one device epoch.
+        streams = await self._streams_of(conn, unique.values(), given) if unique else {}
         candidates = {k: v for k, v in unique.items() if k not in seen} if seen else unique
-        new_rows, kept = await self._insert_new(conn, candidates)
+        new_rows, kept = await self._insert_new(conn, candidates, streams)
         if seen:  # known to the watermark; the raw row, while kept, still catches a conflict
-            cur = await conn.execute(_SELECT_KEPT, (sorted(seen),))
-            kept.update((r[0], tuple(r[1:])) for r in await cur.fetchall())
+            kept.update(await _kept(conn, {rid: unique[rid] for rid in seen}, streams))
         already: set[str] = set()
         if len(new_rows) != len(unique):
             already = set(unique) - {r.record_id for r in new_rows}
@@ -325,7 +365,10 @@ class PostgresLedger:
         return seen
 
     async def _insert_new(
-        self, conn: psycopg.AsyncConnection[Any], unique: dict[str, UsageRow]
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        unique: dict[str, UsageRow],
+        streams: dict[tuple[str, str], int],
     ) -> tuple[list[UsageRow], dict[str, tuple[object, ...]]]:
         """Insert the rows whose id is new; return them and the content kept for the others.
 
@@ -338,7 +381,14 @@ class PostgresLedger:
         """
         if not unique:
             return [], {}
-        rows = sorted(unique.values())  # record_id first: one lock order for every commit
+        # By record id (a total order of the keys too): one lock order for every commit.
+        rows = [unique[rid] for rid in sorted(unique)]
+        values: list[tuple[Any, ...]] = []  # the columns of _USAGE_COLUMNS
+        add = values.append
+        for r in rows:
+            rid = r[0]
+            part = 0 if rid.find("/") < 0 else usage_key.part_of(rid)
+            add((streams[r[2], r[12]], r[13], part, *r[1:12]))
         try:
             async with (
                 conn.transaction(),  # a savepoint
@@ -346,22 +396,21 @@ class PostgresLedger:
                 cur.copy(_COPY_USAGE) as copy,
             ):
                 copy.set_types(_USAGE_TYPES)
-                for r in rows:
-                    await copy.write_row(r[:14])
+                for v in values:
+                    await copy.write_row(v)
         except pg_errors.UniqueViolation:
             pass
         else:
             return rows, {}
-        # Whole rows (their 15th field, the rollup hour, is not read): no per-row slice.
-        payload = _JSON.encode(rows).decode()
+        payload = _JSON.encode(values).decode()
         cur = await conn.execute(_INSERT_USAGE, (payload,))
-        inserted = {r[0] for r in await cur.fetchall()}
+        inserted = {tuple(r) for r in await cur.fetchall()}
         if len(inserted) == len(rows):
             return rows, {}
-        missing = [r.record_id for r in rows if r.record_id not in inserted]
-        cur = await conn.execute(_SELECT_KEPT, (missing,))
-        kept = {r[0]: tuple(r[1:]) for r in await cur.fetchall()}
-        return [r for r in rows if r.record_id in inserted], kept
+        new = [v[:3] in inserted for v in values]
+        missing = {r.record_id: r for r, ok in zip(rows, new, strict=True) if not ok}
+        kept = await _kept(conn, missing, streams)
+        return [r for r, ok in zip(rows, new, strict=True) if ok], kept
 
     async def _roll_up(
         self, conn: psycopg.AsyncConnection[Any], rows: list[UsageRow]
@@ -651,8 +700,8 @@ class PostgresLedger:
 
     async def expire(self, table: str, cutoff: str, limit: int) -> int:
         """Delete up to ``limit`` rows of ``table`` older than ``cutoff``, in one transaction."""
-        sql = _EXPIRE_USAGE if table == "usage_records" else _pg(retention.head_trim_sql(table))
-        params = (cutoff, limit) if table == "usage_records" else (limit, cutoff)
+        sql = _pg(retention.head_trim_sql(table))
+        params = (limit, cutoff)
 
         async def work(conn: psycopg.AsyncConnection[Any]) -> int:
             cur = await conn.execute(sql, params)
@@ -686,6 +735,22 @@ class PostgresLedger:
                 return cur.rowcount
         except psycopg.OperationalError as exc:
             raise _unavailable(exc) from exc
+
+
+async def _kept(
+    conn: psycopg.AsyncConnection[Any],
+    rows: dict[str, UsageRow],
+    streams: dict[tuple[str, str], int],
+) -> dict[str, tuple[object, ...]]:
+    """The stored content (``content_of`` order) of those of ``rows`` already in the ledger."""
+    by_key = {
+        (streams[r.device_id, r.epoch], r.seq, usage_key.part_of(rid)): rid
+        for rid, r in rows.items()
+    }
+    keys = sorted(by_key)
+    params = ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys])
+    cur = await conn.execute(_SELECT_KEPT, params)
+    return {by_key[(r[0], r[1], r[2])]: tuple(r[3:]) for r in await cur.fetchall()}
 
 
 def _unavailable(exc: BaseException) -> StoreError:

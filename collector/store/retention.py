@@ -18,10 +18,10 @@ with an integer key are trimmed from their head: the
 first ``batch_rows`` rows by key, of which the expired ones go. That costs
 the batch, not the table, even when nothing has expired (rows arrive in
 roughly key order; one that arrived out of order waits for its neighbours).
-``usage_records`` on SQLite is trimmed the same way by ``rowid``; on
-PostgreSQL it has no such key (no secondary index: each one halves the
-commit rate), so its batch is a filtered scan that stops at ``batch_rows``
-matches — a full scan of the table once per interval when nothing expired.
+``usage_records`` is trimmed the same way by ``id``, its arrival order, on
+both engines (its unique key is the compact ``(stream, seq, part)``, see
+``usage_key``; rows ordered by it would put every device's oldest rows
+apart from each other, so a delete by age would touch a page per device).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ TABLES = ("usage_records", "dead_letters", "status_transitions", "export_queue")
 
 # table -> (timestamp column, key column, which rows may go at all), for both engines.
 HEAD_TRIM = {
+    "usage_records": ("received_at", "id", ""),
     "dead_letters": ("received_at", "id", ""),
     "status_transitions": ("at", "id", ""),
     "export_queue": (
@@ -55,12 +56,8 @@ HEAD_TRIM = {
 
 def head_trim_sql(table: str, key: str | None = None) -> str:
     """``DELETE`` the expired rows among the first ``?`` rows of ``table`` by key (qmark)."""
-    if table == "usage_records":
-        ts, where = "received_at", ""
-        key = key or "rowid"
-    else:
-        ts, default_key, where = HEAD_TRIM[table]
-        key = key or default_key
+    ts, default_key, where = HEAD_TRIM[table]
+    key = key or default_key
     return (
         f"DELETE FROM {table} WHERE {key} IN (SELECT k FROM ("  # noqa: S608 (fixed names)
         f"SELECT {key} AS k, {ts} AS t FROM {table}{where} ORDER BY {key} LIMIT ?"

@@ -15,8 +15,14 @@ Usage records are inserted with multi-row statements under a savepoint,
 with no Python work per record but its parameters and its hourly rollup key,
 unless an id repeats or the watermark of its device epoch (``dedup``: one
 read and one upsert per device epoch per group, same transaction) has seen
-it: then the careful path looks the ids up first. The primary key stays the
+it: then the careful path looks the ids up first. The unique key stays the
 second guard while the raw row is kept.
+
+Rows are keyed by ``(stream, seq, part)`` (``usage_key``): three integers in
+a small unique index beside the rowid (``id``, the arrival order that
+retention trims from the head). The stream numbers of device epochs are
+cached here once read or given (they never change); one given in a
+transaction that rolls back is forgotten with it.
 """
 
 from __future__ import annotations
@@ -26,14 +32,13 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
 from collector.errors import RegistryError
-from collector.store import commands, dedup, health, retention
+from collector.store import commands, dedup, health, retention, usage_key
 from collector.store.db import Database
 from collector.store.ledger import (
     CONTENT_FIELDS,
@@ -64,13 +69,16 @@ T = TypeVar("T")
 _CHUNK = 500
 _KEY_CHUNK = 150  # 6 parameters per rollup key, under SQLite's 999 limit
 
-_INSERT_USAGE = (
-    "INSERT INTO usage_records (record_id, account_id, device_id, meter, service, subject,"
-    " unit, window_start, window_end, quantity, flags, received_at, epoch, seq)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_INSERT_USAGE_ROWS = (
+    "INSERT INTO usage_records (stream, seq, part, account_id, device_id, meter, service,"
+    " subject, unit, window_start, window_end, quantity, flags, received_at) VALUES "
 )
-_INSERT_USAGE_ROWS = _INSERT_USAGE.split(" VALUES ", maxsplit=1)[0] + " VALUES "
 _ROW = "(" + ",".join("?" * 14) + ")"
+_NEW_STREAM = (
+    "INSERT INTO usage_streams (device_id, epoch) VALUES (?, ?)"
+    " ON CONFLICT (device_id, epoch) DO NOTHING"
+)
+_GET_STREAM = "SELECT stream FROM usage_streams WHERE device_id = ? AND epoch = ?"
 _UPSERT_HOURLY = (
     "INSERT INTO usage_hourly (account_id, device_id, service, subject, unit, hour,"
     " quantity, records) VALUES (?,?,?,?,?,?,?,?)"
@@ -135,6 +143,9 @@ class SqliteLedger:
         self._writer: ThreadPoolExecutor | None = None
         self._lock = asyncio.Lock()
         self._rows_per_statement = max(1, min(500, _variable_limit() // 14))
+        # (device_id, epoch) -> stream (``usage_key``); given in the open transaction:
+        self._streams: dict[tuple[str, str], int] = {}
+        self._streams_given: list[tuple[str, str]] = []
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -215,7 +226,11 @@ class SqliteLedger:
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
+            for key in self._streams_given:  # their numbers were rolled back too
+                self._streams.pop(key, None)
             raise
+        finally:
+            self._streams_given.clear()
         return result
 
     def _write(self, conn: sqlite3.Connection, batch: CommitBatch) -> CommitResult:
@@ -372,6 +387,11 @@ class SqliteLedger:
         """
         if not rows:
             return (), frozenset(), 0, []
+        # Stream numbers first, outside the savepoint that a repeated id rolls back.
+        streams = self._streams
+        for r in rows:
+            if (r[2], r[12]) not in streams:
+                self._stream(conn, r[2], r[12])
         if seen:  # the watermark knows some of them: the careful way at once
             return self._insert_deduplicated(conn, rows, seen)
         conn.execute("SAVEPOINT usage_insert")
@@ -402,13 +422,7 @@ class SqliteLedger:
             dup_count += 1
             if not same_content(content_of(first), content_of(r)):
                 conflicts.append(conflict_letter(r, content_of(first)))
-        # Each id already in the ledger, with its stored content (content_of order).
-        existing: dict[str, tuple[object, ...]] = {}
-        columns = ", ".join(CONTENT_FIELDS)
-        for chunk in _chunks(list(unique), _CHUNK):
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT record_id, {columns} FROM usage_records WHERE record_id IN ({marks})"  # noqa: S608
-            existing.update((row[0], tuple(row[1:])) for row in conn.execute(sql, tuple(chunk)))
+        existing = self._stored(conn, unique)
         # New = unseen by the watermark AND absent from the raw rows (the second guard).
         known = existing.keys() | (seen & unique.keys())
         fresh = [r for r in unique.values() if r.record_id not in known]
@@ -422,14 +436,62 @@ class SqliteLedger:
                 conflicts.append(conflict_letter(unique[rid], existing[rid]))
         return fresh, frozenset(known | repeated), dup_count, conflicts
 
+    def _stored(
+        self, conn: sqlite3.Connection, unique: dict[str, UsageRow]
+    ) -> dict[str, tuple[object, ...]]:
+        """Each id already in the ledger, with its stored content (``content_of`` order).
+
+        By stream, then ``seq IN (...)``: index searches on the unique key.
+        """
+        wanted: dict[int, dict[tuple[int, int], str]] = {}
+        for rid, r in unique.items():
+            stream = self._stream(conn, r.device_id, r.epoch)
+            wanted.setdefault(stream, {})[r.seq, usage_key.part_of(rid)] = rid
+        existing: dict[str, tuple[object, ...]] = {}
+        columns = ", ".join(CONTENT_FIELDS)
+        for stream, keys in wanted.items():
+            for chunk in _chunks(sorted({seq for seq, _ in keys}), _CHUNK):
+                marks = ",".join("?" * len(chunk))
+                sql = (
+                    f"SELECT seq, part, {columns} FROM usage_records"  # noqa: S608
+                    f" WHERE stream = ? AND seq IN ({marks})"
+                )
+                for row in conn.execute(sql, (stream, *chunk)):
+                    kept = keys.get((row[0], row[1]))
+                    if kept is not None:
+                        existing[kept] = tuple(row[2:])
+        return existing
+
+    def _stream(self, conn: sqlite3.Connection, device_id: str, epoch: str) -> int:
+        """Return the stream number of a device epoch, giving one if it has none.
+
+        Called before the usage savepoint (``_insert_usage``): a number given
+        inside it would be rolled back with it while still cached.
+        """
+        key = (device_id, epoch)
+        stream = self._streams.get(key)
+        if stream is None:
+            conn.execute(_NEW_STREAM, key)
+            stream = int(conn.execute(_GET_STREAM, key).fetchone()[0])
+            self._streams[key] = stream
+            self._streams_given.append(key)
+        return stream
+
     def _insert_rows(self, conn: sqlite3.Connection, rows: Sequence[UsageRow]) -> None:
         # Multi-row INSERT statements, not executemany: executemany releases and
         # re-takes the GIL around every row, which crawls when the MQTT thread and
         # the event loop are busy; one statement per few hundred rows does not.
         per = self._rows_per_statement
+        streams = self._streams
         for chunk in _chunks(rows, per):
-            sql = _INSERT_USAGE_ROWS + ",".join([_ROW] * len(chunk))
-            conn.execute(sql, list(chain.from_iterable(r[:14] for r in chunk)))
+            params: list[object] = []
+            add = params.extend
+            for r in chunk:
+                rid = r[0]
+                part = 0 if rid.find("/") < 0 else usage_key.part_of(rid)
+                add((streams[r[2], r[12]], r[13], part))
+                add(r[1:12])  # account_id ... received_at
+            conn.execute(_INSERT_USAGE_ROWS + ",".join([_ROW] * len(chunk)), params)
 
     def _write_status(self, conn: sqlite3.Connection, batch: CommitBatch) -> None:
         if batch.device_states:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from collector.store import usage_key
 from collector.store.sqlite import SqliteLedger
 from protocols import Kind
 from tests.collector.helpers import EPOCH, Device, register, usage_batch, wait_for
@@ -52,8 +53,8 @@ def wait_subscribed(log: Path, times: int, timeout: float = 20) -> None:
 
 async def _records(path: Path) -> list[str]:
     async with SqliteLedger(path) as ledger:
-        rows = await ledger._fetch("SELECT record_id FROM usage_records ORDER BY seq", ())
-        return [r[0] for r in rows]
+        rows = await ledger._fetch(usage_key.SELECT_IDS + " ORDER BY u.seq", ())
+        return [usage_key.record_id_of(*r) for r in rows]
 
 
 @pytest.mark.broker

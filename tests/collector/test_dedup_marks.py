@@ -69,7 +69,13 @@ async def test_a_ledger_from_before_the_watermarks_is_seeded_from_its_raw_rows(
     async with ledger_backend.ledger() as ledger:
         await ledger.commit(CommitBatch(usage=[row(1), row(2), row(5), row(9)]))
     seeding = [s for s in ingest.V4.split(";") if s.strip().startswith(("INSERT", "UPDATE"))]
-    run(ledger_backend, "DELETE FROM dedup_marks", *seeding)
+    # V4 read the raw rows as they were then (device_id, epoch, seq): a temporary
+    # table of that shape, on the same connection, hides the compact one (V5).
+    before_v5 = (
+        "CREATE TEMPORARY TABLE usage_records AS SELECT s.device_id, s.epoch, u.seq"
+        " FROM usage_records u JOIN usage_streams s ON s.stream = u.stream"
+    )
+    run(ledger_backend, "DELETE FROM dedup_marks", before_v5, *seeding)
     assert ledger_backend.rows("SELECT mark, gaps FROM dedup_marks") == [(9, None)]
     seeds = ledger_backend.rows("SELECT lo, hi FROM dedup_seed_gaps ORDER BY lo")
     assert seeds == [(3, 4), (6, 8)]

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from collector.store import usage_key
 from protocols import Kind
 from tests.collector.helpers import (
     data_batch,
@@ -71,9 +72,10 @@ async def test_same_batch_three_times_and_outbox_replay(
         "SELECT SUM(quantity) FROM usage_records WHERE device_id = ? AND service = 'vpn'",
         (dev,),
     )
-    points = ledger_backend.rows(
-        "SELECT quantity FROM usage_records WHERE record_id = ?",
-        (f"{dev}:00112233445566aa:51/points",),
+    points = ledger_backend.rows(  # {dev}:00112233445566aa:51/points
+        "SELECT u.quantity FROM usage_records u JOIN usage_streams s ON s.stream = u.stream"
+        " WHERE s.device_id = ? AND s.epoch = ? AND u.seq = ? AND u.part = ?",
+        (dev, "00112233445566aa", 51, usage_key.part_of("/points")),
     )
     async with ledger_backend.ledger() as ledger:
         assert await ledger.counter("duplicates") == DUPS

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from collector.store import usage_key
 from protocols import Kind
 from tests.collector.helpers import (
     EPOCH,
@@ -153,9 +154,10 @@ async def test_hostile_inputs_are_dead_lettered_and_never_charged(
     with device(mosquitto.port, "acme", gw) as d:
         await d.send(Kind.USAGE, usage_batch(gw, range(100, 103)))
         assert await d.receipts_settled() == {100, 101, 102}
-    rows = ledger_backend.rows("SELECT record_id FROM usage_records")
+    rows = ledger_backend.rows(usage_key.SELECT_IDS)
     hourly = ledger_backend.rows("SELECT SUM(quantity), SUM(records) FROM usage_hourly")
-    assert sorted(r[0] for r in rows) == [f"{gw}:{EPOCH}:{s}" for s in (100, 101, 102)]
+    ids = sorted(usage_key.record_id_of(*r) for r in rows)
+    assert ids == [f"{gw}:{EPOCH}:{s}" for s in (100, 101, 102)]
     assert hourly[0] == (300, 3)
 
 

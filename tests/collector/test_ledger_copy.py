@@ -45,7 +45,7 @@ def _fill(s: Session) -> None:
         hour = "2026-10-31T23" if n % 2 else "2026-11-01T00"
         records.append(
             {
-                "r": f"gw-{n % 3}/e/{n}",
+                "st": n % 3 + 1,
                 "d": f"gw-{n % 3}",
                 "svc": "vpn" if n % 5 else "data",
                 "u": "bytes" if n % 5 else "points",
@@ -56,9 +56,13 @@ def _fill(s: Session) -> None:
             }
         )
     s.executemany(
-        "INSERT INTO usage_records (record_id, account_id, device_id, meter, service, subject,"
-        " unit, window_start, window_end, quantity, received_at, epoch, seq) VALUES"
-        " (:r, 'cust', :d, 'm', :svc, 'tun0', :u, :ws, :we, :q, :we, 'e', :seq)",
+        "INSERT INTO usage_streams (stream, device_id, epoch) VALUES (:st, :d, 'e')",
+        [{"st": n + 1, "d": f"gw-{n}"} for n in range(3)],
+    )
+    s.executemany(
+        "INSERT INTO usage_records (stream, seq, part, account_id, device_id, meter, service,"
+        " subject, unit, window_start, window_end, quantity, received_at) VALUES"
+        " (:st, :seq, 0, 'cust', :d, 'm', :svc, 'tun0', :u, :ws, :we, :q, :we)",
         records,
     )
     s.execute(
@@ -107,6 +111,14 @@ def test_copy_to_postgresql_is_verified_equal_and_usable(source: Database, pg_ur
         assert t.scalar("SELECT SUM(quantity) FROM usage_records") == sum(
             1000 + n for n in range(2500)
         )
+        # The compact key came across as it was: gw-2's stream, the last record's row.
+        assert (
+            t.scalar(
+                "SELECT u.id FROM usage_records u JOIN usage_streams s ON s.stream = u.stream"
+                " WHERE s.device_id = 'gw-2' AND u.seq = 2498 AND u.part = 0"
+            )
+            == 2499
+        )
         # Identity sequences moved past the copied ids: a new entry gets id 15, not 1.
         with t.write():
             new_id = t.scalar(
@@ -114,7 +126,10 @@ def test_copy_to_postgresql_is_verified_equal_and_usable(source: Database, pg_ur
                 " VALUES ('cust', 'credit', :at, 'after copy', '5') RETURNING id",
                 {"at": T0},
             )
-        assert new_id == 15
+            stream = t.scalar(
+                "INSERT INTO usage_streams (device_id, epoch) VALUES ('gw-9', 'e') RETURNING stream"
+            )
+        assert (new_id, stream) == (15, 4)
     target.dispose()
 
 

@@ -44,6 +44,7 @@ async def test_stats_show_rows_oldest_and_open_gaps(
     assert int(lines["usage_records"][2].replace(",", "")) > 0  # bytes
     assert lines["usage_records"][3] == "2026-05-24T10:05:00Z"  # oldest received_at
     assert lines["dedup_marks"][1] == "2"
+    assert lines["usage_streams"][1] == "2"  # gw-1 and gw-2, one epoch each
     assert "2 device epochs, 1 with gaps; 1 open gaps awaiting 2 sequences" in result.stdout
 
 

@@ -16,6 +16,14 @@ from collector.metrics import Metrics
 from collector.store.ledger import CommitBatch, ExportLine, UsageRow
 from tests.conftest import LedgerBackend
 
+# A stored row again under a new id: only the compact unique key can refuse it.
+AGAIN = (
+    "INSERT INTO usage_records (stream, seq, part, account_id, device_id, meter, service,"
+    " subject, unit, window_start, window_end, quantity, flags, received_at)"
+    " SELECT stream, seq, part, account_id, device_id, meter, service, subject, unit,"
+    " window_start, window_end, quantity, flags, received_at FROM usage_records LIMIT 1"
+)
+
 
 def row(seq: int, quantity: int = 5, hour: str = "2026-05-24T10:00:00Z") -> UsageRow:
     return UsageRow(
@@ -48,7 +56,7 @@ async def test_commit_dedupes_rolls_up_and_filters_export(ledger_backend: Ledger
         conn = sqlite3.connect(ledger_backend.settings.path)
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         with pytest.raises(sqlite3.IntegrityError):  # the permanent unique key
-            conn.execute("INSERT INTO usage_records SELECT * FROM usage_records LIMIT 1")
+            conn.execute(AGAIN)
         conn.close()
     else:
         import psycopg
@@ -57,7 +65,7 @@ async def test_commit_dedupes_rolls_up_and_filters_export(ledger_backend: Ledger
             psycopg.connect(ledger_backend.settings.url) as pg,
             pytest.raises(psycopg.errors.UniqueViolation),  # the permanent unique key
         ):
-            pg.execute("INSERT INTO usage_records SELECT * FROM usage_records LIMIT 1")
+            pg.execute(AGAIN)
 
 
 class FlakySink:

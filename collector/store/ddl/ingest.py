@@ -212,6 +212,7 @@ CREATE TABLE dedup_gap_closures (
 );
 CREATE INDEX dedup_gap_closures_device ON dedup_gap_closures(device_id, epoch);
 """
+
 # One room model (issue 14): room_status is keyed by the fleet room (fleet_rooms.id)
 # and written by ingest with the rule of collector/rooms_rule.py; ``devices`` and
 # ``placement`` name the placements a row was derived from (store/ledger.py
@@ -231,4 +232,62 @@ CREATE TABLE room_status (
 DELETE FROM status_transitions WHERE subject_kind = 'room';
 """
 
-SCRIPTS: tuple[str, ...] = (V1, V2, V3, V4, V5_GAP_AUDIT, ROOM_STATUS_BY_FLEET_ROOM)
+# A compact key for raw usage rows (collector/store/usage_key.py): each device
+# epoch gets an integer ``stream`` once, and a row is keyed by (stream, seq,
+# part) in a small unique index, instead of its ``device:epoch:seq[/part]``
+# text as the primary key. ``id`` is the arrival order (rows are copied in
+# received order), so retention deletes the oldest rows from the table's head.
+# ``part`` is computed from the text id and must match the composition: a row
+# that does not fails the migration (NOT NULL) instead of being re-keyed.
+V7_COMPACT = """
+CREATE TABLE usage_streams (
+    stream INTEGER PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    UNIQUE (device_id, epoch)
+);
+INSERT INTO usage_streams (device_id, epoch)
+    SELECT DISTINCT device_id, epoch FROM usage_records ORDER BY device_id, epoch;
+CREATE TABLE usage_compact (
+    id INTEGER PRIMARY KEY,
+    stream INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    part INTEGER NOT NULL,
+    account_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    meter TEXT NOT NULL,
+    service TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    window_start TEXT NOT NULL,
+    window_end TEXT NOT NULL,
+    quantity INTEGER NOT NULL CHECK (quantity >= 0),
+    flags TEXT NOT NULL DEFAULT '',
+    received_at TEXT NOT NULL
+);
+INSERT INTO usage_compact (stream, seq, part, account_id, device_id, meter, service, subject,
+        unit, window_start, window_end, quantity, flags, received_at)
+    SELECT s.stream, u.seq,
+        CASE u.record_id
+            WHEN u.device_id || ':' || u.epoch || ':' || u.seq THEN 0
+            WHEN u.device_id || ':' || u.epoch || ':' || u.seq || '/bytes' THEN 1
+            WHEN u.device_id || ':' || u.epoch || ':' || u.seq || '/points' THEN 2
+        END,
+        u.account_id, u.device_id, u.meter, u.service, u.subject, u.unit, u.window_start,
+        u.window_end, u.quantity, u.flags, u.received_at
+    FROM usage_records u JOIN usage_streams s ON s.device_id = u.device_id AND s.epoch = u.epoch
+    ORDER BY u.received_at, u.record_id;
+DROP TABLE usage_records;
+ALTER TABLE usage_compact RENAME TO usage_records;
+CREATE UNIQUE INDEX usage_records_key ON usage_records (stream, seq, part);
+"""
+
+SCRIPTS: tuple[str, ...] = (
+    V1,
+    V2,
+    V3,
+    V4,
+    V5_GAP_AUDIT,
+    ROOM_STATUS_BY_FLEET_ROOM,
+    V7_COMPACT,
+)
