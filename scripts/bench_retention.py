@@ -153,16 +153,22 @@ def publisher(spec_json: str) -> int:
 # -- the collector side ----------------------------------------------------------------------
 
 
-def fill_expired(db: Database, n: int, devices: int, at: str) -> None:
-    """``n`` raw usage rows received at ``at`` (long expired), in one statement."""
+def fill_expired(db: Database, n: int, at: str) -> None:
+    """``n`` raw usage rows of one old device epoch received at ``at`` (long expired)."""
     with db.unit() as s, s.write():
         s.execute(
+            "INSERT INTO usage_streams (device_id, epoch) VALUES ('gw-old', 'old')",
+        )
+        stream = s.scalar(
+            "SELECT stream FROM usage_streams WHERE device_id = 'gw-old' AND epoch = 'old'"
+        )
+        s.execute(
             "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < :n)"
-            " INSERT INTO usage_records (record_id, account_id, device_id, meter, service,"
-            " subject, unit, window_start, window_end, quantity, flags, received_at, epoch, seq)"
-            " SELECT 'old:' || i, :a, 'gw-old-' || (i % :d), 'vpn', 'vpn', 'wg0', 'bytes',"
-            " :at, :at, 1000, '', :at, 'old', i FROM k",
-            {"n": n, "a": ACCOUNT, "d": devices, "at": at},
+            " INSERT INTO usage_records (stream, seq, part, account_id, device_id, meter,"
+            " service, subject, unit, window_start, window_end, quantity, flags, received_at)"
+            " SELECT :stream, i, 0, :a, 'gw-old', 'vpn', 'vpn', 'wg0', 'bytes',"
+            " :at, :at, 1000, '', :at FROM k",
+            {"n": n, "a": ACCOUNT, "stream": stream, "at": at},
         )
     if db.dialect == "sqlite":
         with db.unit() as s:
@@ -334,7 +340,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             register(db, args.devices)
             t = time.monotonic()
             old = (datetime.now(UTC) - timedelta(days=500)).strftime("%Y-%m-%dT%H:%M:%SZ")
-            fill_expired(db, args.expired, args.devices, old)
+            fill_expired(db, args.expired, old)
             took, load = time.monotonic() - t, os.getloadavg()[0]
             print(f"engine={args.engine}: {args.expired:,} expired rows written in {took:.1f} s;"
                   f" load average {load:.1f}")  # fmt: skip

@@ -84,11 +84,11 @@ def _watermark(session: Session, device: str, epoch: str, mark: object, gaps: ob
 
 
 def _open_by(session: Session, device: str, epoch: str, seq: int) -> str | None:
-    """When the record just above a gap arrived (usage or data row), by primary key."""
-    rid = f"{device}:{epoch}:{seq}"
+    """When the record just above a gap arrived (usage or data row), by the compact key."""
     value = session.scalar(
-        "SELECT MIN(received_at) FROM usage_records WHERE record_id IN (:a, :b, :c)",
-        {"a": rid, "b": f"{rid}/bytes", "c": f"{rid}/points"},
+        "SELECT MIN(u.received_at) FROM usage_streams s JOIN usage_records u"
+        " ON u.stream = s.stream AND u.seq = :seq WHERE s.device_id = :d AND s.epoch = :e",
+        {"d": device, "e": epoch, "seq": seq},
     )
     return None if value is None else str(value)
 
