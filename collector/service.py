@@ -176,7 +176,7 @@ class Collector:
             if self._retention:
                 expiring = retention_loop(
                     self.ledger, self.settings.retention, self.clock, self._stop,
-                    self.retention_stats,
+                    self.retention_stats, inserted=self.metrics.records_committed._value.get,
                 )  # fmt: skip
                 tasks.append(asyncio.create_task(expiring, name="retention"))
             self._link.start()

@@ -266,7 +266,12 @@ async def run_phase(
     task = None
     if retention:
         loop = retention_loop(
-            collector.ledger, collector.settings.retention, collector.clock, stop, stats
+            collector.ledger,
+            collector.settings.retention,
+            collector.clock,
+            stop,
+            stats,
+            inserted=m.records_committed._value.get,
         )
         task = asyncio.create_task(loop)
 

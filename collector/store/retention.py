@@ -11,9 +11,15 @@ gone.
 Each batch is one short transaction of at most ``batch_rows`` rows (the
 ledgers' ``expire``); a group commit waits for one batch at most. After a
 full batch the task rests as long as the batch took, so it never holds the
-writer more than half the time and waiting commits go first. (In steady
-state it deletes what ingest wrote a horizon ago: as many rows as ingest
-inserts, and a delete costs less than an insert with its rollup.) Tables
+writer more than half the time and waiting commits go first. While ingest
+is busy (over ``BUSY_INSERTS`` rows a second) it also deletes at most
+``PACE_FACTOR`` times the rows ingest inserts, measured as it goes
+(:class:`Pace`): in steady state it only has to delete what ingest wrote a
+horizon ago, as many rows as ingest inserts now, so a quarter more keeps up
+and still wears a backlog down, while the writer's time goes to ingest
+first (a backlog of expired rows at 50,000 records/s otherwise took half
+the writer and pushed the p99 of receive→commit from 0.2 to 1 s). When
+ingest is quiet the backlog goes at the half-time pace. Tables
 with an integer key are trimmed from their head: the
 first ``batch_rows`` rows by key, of which the expired ones go. That costs
 the batch, not the table, even when nothing has expired (rows arrive in
@@ -29,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -37,6 +44,9 @@ from collector.config import RetentionSettings
 from collector.store.ledger import Ledger
 
 log = logging.getLogger(__name__)
+
+PACE_FACTOR = 1.25  # rows deleted per row inserted, at most, while ingest is busy
+BUSY_INSERTS = 1_000.0  # rows/s of ingest above which deletes follow the ingest rate
 
 # The tables, in the order they are trimmed. The SQL of each lives in the ledgers.
 TABLES = ("usage_records", "dead_letters", "status_transitions", "export_queue")
@@ -75,6 +85,35 @@ def horizons(settings: RetentionSettings) -> dict[str, timedelta]:
     }
 
 
+class Pace:
+    """Keeps deletes at ``PACE_FACTOR`` x the ingest rate while ingest is busy.
+
+    ``inserted`` returns the running count of rows ingest has committed; the
+    rate is measured between two consecutive batches of retention.
+    """
+
+    def __init__(self, inserted: Callable[[], float], clock: Callable[[], float] = time.monotonic):
+        self.inserted = inserted
+        self.clock = clock
+        self._at = clock()
+        self._count = inserted()
+
+    def rest_after(self, deleted: int) -> float:
+        """Seconds to wait after deleting ``deleted`` rows (0 when ingest is quiet)."""
+        now, count = self.clock(), self.inserted()
+        elapsed = max(now - self._at, 1e-6)
+        rate = (count - self._count) / elapsed
+        self._at, self._count = now, count
+        if rate < BUSY_INSERTS:
+            return 0.0
+        # The batch may use deleted / (factor x rate) seconds of wall time in all.
+        return max(0.0, deleted / (PACE_FACTOR * rate) - elapsed)
+
+    def restart(self) -> None:
+        """Forget the time spent between runs (the next rate is measured from now)."""
+        self._at, self._count = self.clock(), self.inserted()
+
+
 @dataclass
 class RetentionStats:
     """What the task did since the process started."""
@@ -92,10 +131,13 @@ async def run_once(
     stats: RetentionStats | None = None,
     *,
     pause: float = 0.01,
+    pace: Pace | None = None,
 ) -> dict[str, int]:
     """Delete every expired row, batch by batch; return how many per table."""
     stats = stats or RetentionStats()
     out = dict.fromkeys(TABLES, 0)
+    if pace is not None:
+        pace.restart()
     for table, horizon in horizons(settings).items():
         cutoff = iso_utc(now - horizon)
         while True:
@@ -106,8 +148,12 @@ async def run_once(
             if n < settings.batch_rows:
                 break
             # At most half of the writer's time: rest as long as the batch took, so
-            # group commits waiting for the lock go first and catch up.
-            await asyncio.sleep(max(pause, time.monotonic() - started))
+            # group commits waiting for the lock go first and catch up; while ingest
+            # is busy, no faster than PACE_FACTOR x its rate.
+            rest = max(pause, time.monotonic() - started)
+            if pace is not None:
+                rest = max(rest, pace.rest_after(n))
+            await asyncio.sleep(rest)
     stats.runs += 1
     stats.last_run = iso_utc(now)
     return out
@@ -119,11 +165,18 @@ async def retention_loop(
     clock: Clock,
     stop: asyncio.Event,
     stats: RetentionStats,
+    *,
+    inserted: Callable[[], float] | None = None,
 ) -> None:
-    """Run ``run_once`` every ``interval_seconds`` until ``stop``; a failure is logged only."""
+    """Run ``run_once`` every ``interval_seconds`` until ``stop``; a failure is logged only.
+
+    ``inserted``: the running count of rows ingest committed, to pace deletes
+    by while ingest is busy (:class:`Pace`); without it only the half-time rule holds.
+    """
+    pace = Pace(inserted) if inserted is not None else None
     while not stop.is_set():
         try:
-            done = await run_once(ledger, settings, clock.now(), stats)
+            done = await run_once(ledger, settings, clock.now(), stats, pace=pace)
             if any(done.values()):
                 log.info("retention: deleted %s", done)
         except Exception:  # a bad batch must never stop the collector

@@ -107,3 +107,24 @@ def test_settings_refuse_a_horizon_under_a_day() -> None:
     with pytest.raises(ConfigError, match=r"\[retention\] usage_days"):
         settings_from_mapping({"retention": {"usage_days": 0}}, {})
     assert settings_from_mapping({}, {}).retention.usage_days == 400
+
+
+def test_deletes_follow_the_ingest_rate_while_ingest_is_busy() -> None:
+    from collector.store.retention import BUSY_INSERTS, PACE_FACTOR, Pace
+
+    now = [100.0]
+    count = [0.0]
+    pace = Pace(lambda: count[0], clock=lambda: now[0])
+    # Ingest at 40,000 rows/s; a batch of 2,500 deleted over 0.01 s.
+    now[0] += 0.01
+    count[0] += 400
+    rest = pace.rest_after(2_500)
+    assert rest == pytest.approx(2_500 / (PACE_FACTOR * 40_000) - 0.01)
+    # Quiet ingest: no extra rest, the backlog goes at the half-time pace.
+    now[0] += 1.0
+    count[0] += BUSY_INSERTS / 2
+    assert pace.rest_after(2_500) == 0.0
+    # A batch slower than its budget needs no rest beyond the half-time rule.
+    now[0] += 1.0
+    count[0] += 2_000
+    assert pace.rest_after(100) == 0.0
