@@ -409,24 +409,45 @@ class Outbox:
         ``created`` is ``accepted`` (when the points were accepted, a POSIX
         time) if given: the DataBatch carries it as ``accepted_at``.
         """
-        if self._data_bytes + nbytes > self.limits.data_cap_bytes:
+        return (await self.append_data_many(stream, [(points, nbytes, accepted)]))[0]
+
+    async def append_data_many(
+        self, stream: str, batches: Sequence[tuple[bytes, int, float | None]]
+    ) -> list[int]:
+        """Append data batches ``(points JSON, nbytes, accepted)`` in one transaction.
+
+        One fsync for the lot: a listener that fell behind catches up with
+        one commit instead of one per batch. The batches that fit under the
+        data cap, in order, are appended (a prefix of ``batches``) and their
+        seqs returned; BackPressure when not even the first fits.
+        """
+        room = self.limits.data_cap_bytes - self._data_bytes
+        now = self._clock.now().timestamp()
+        rows: list[tuple[float, str, bytes, int]] = []
+        for body, nbytes, accepted in batches:
+            if nbytes > room:
+                break
+            room -= nbytes
+            rows.append((now if accepted is None else accepted, stream, body, nbytes))
+        if not rows:
             raise BackPressure(
                 f"data outbox holds {self._data_bytes} bytes, cap {self.limits.data_cap_bytes}"
             )
-        now = self._clock.now().timestamp() if accepted is None else accepted
         async with self._write() as db:
-            cur = await db.execute(
+            # AUTOINCREMENT under our exclusive write lock: consecutive seqs
+            # after the last one handed out (rolled back with us on failure).
+            base = self._last_seq
+            await db.executemany(
                 "INSERT INTO records(cls, created, stream, body, nbytes) VALUES ('data', ?,?,?,?)",
-                (now, stream, points, nbytes),
+                rows,
             )
-        self._last_seq = max(self._last_seq, int(cur.lastrowid or 0))
+        self._last_seq = base + len(rows)
         self._anchor_changed()
-        self._data += 1
-        self._data_bytes += nbytes
+        self._data += len(rows)
+        self._data_bytes += sum(row[3] for row in rows)
         self._notify()
-        seq = int(cur.lastrowid or 0)
-        log.debug("outbox.commit", extra={"kv": {"first": seq, "last": seq}})
-        return seq
+        log.debug("outbox.commit", extra={"kv": {"first": base + 1, "last": self._last_seq}})
+        return list(range(base + 1, self._last_seq + 1))
 
     async def load_state(self, key: str) -> bytes | None:
         """Return meter state saved with append_usage, if any."""

@@ -1,0 +1,217 @@
+"""Data batches committed together: one outbox transaction, exact counts, nothing twice.
+
+The listener commits every batch it holds in one ``commit_data_many``; the
+outbox appends them in one transaction, as many as fit under its cap (a
+prefix), and the listener keeps and retries the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from agent.meters.base import BackPressure, DataDraft, MeterDeps
+from agent.meters.data_ingestion import DataIngestionMeter, build
+from agent.outbox import Outbox, OutboxLimits
+from agent.sink import OutboxSink
+from agent.system import FakeClock, FakeStats, SystemClock
+from protocols import DataPoint
+from tests.agent.meters.fake_sink import FakeSink, wait_until
+
+T0 = datetime(2026, 5, 24, 10, 0, tzinfo=UTC)
+
+
+async def _noop(_: Any) -> None:
+    return None
+
+
+def _point(i: int) -> DataPoint:
+    return DataPoint(measurement="m", fields={"v": float(i)}, tags={"t": "a"}, ts=i)
+
+
+def _draft(first: int, n: int, nbytes: int = 100) -> DataDraft:
+    return DataDraft([_point(first + k) for k in range(n)], nbytes, accepted_at=T0)
+
+
+async def _sink(tmp_path: Path, cap: int = 64 * 1024 * 1024) -> tuple[Outbox, OutboxSink]:
+    outbox = await Outbox.open(tmp_path / "o.db", FakeClock(T0), OutboxLimits(data_cap_bytes=cap))
+    return outbox, OutboxSink(outbox, FakeStats(), frozenset(), _noop)
+
+
+async def _stored(outbox: Outbox) -> list[tuple[int, list[float], int]]:
+    rows = await outbox.claim_next(0, 1000)
+    out = []
+    for r in rows:
+        assert r.points is not None
+        points = msgspec.json.decode(r.points, type=list[DataPoint])
+        out.append((r.seq, [float(p.fields["v"]) for p in points], r.nbytes or 0))
+    return out
+
+
+async def test_batches_are_appended_in_one_transaction_with_consecutive_seqs(
+    tmp_path: Path,
+) -> None:
+    outbox, sink = await _sink(tmp_path)
+    assert await sink.commit_data_many("plc", [_draft(0, 3), _draft(3, 2, 50)]) == 2
+    assert await sink.commit_data_many("plc", []) == 0
+    stored = await _stored(outbox)
+    assert stored == [(1, [0.0, 1.0, 2.0], 100), (2, [3.0, 4.0], 50)]
+    assert outbox.depth().data == 2
+    assert outbox.depth().data_bytes == 150
+    assert outbox.last_seq == 2
+    await outbox.close()
+
+
+async def test_only_the_batches_under_the_cap_are_appended(tmp_path: Path) -> None:
+    outbox, sink = await _sink(tmp_path, cap=250)
+    drafts = [_draft(0, 1), _draft(1, 1), _draft(2, 1), _draft(3, 1)]
+    assert await sink.commit_data_many("plc", drafts) == 2  # 100 + 100 fit, 300 does not
+    with pytest.raises(BackPressure):
+        await sink.commit_data_many("plc", drafts[2:])
+    assert [s for s, _, _ in await _stored(outbox)] == [1, 2]
+    assert outbox.depth().data_bytes == 200
+    await outbox.close()
+
+
+async def test_one_invalid_batch_appends_none(tmp_path: Path) -> None:
+    outbox, sink = await _sink(tmp_path)
+    bad = DataDraft([DataPoint(measurement="", fields={"v": 1}, ts=1)], 10)
+    with pytest.raises(ValueError, match="invalid data point"):
+        await sink.commit_data_many("plc", [_draft(0, 2), bad])
+    with pytest.raises(ValueError, match="are not the batch's points"):
+        await sink.commit_data_many("plc", [DataDraft([_point(0)], 10, encoded=b"[]")])
+    assert outbox.depth().data == 0
+    assert outbox.last_seq == 0
+    await outbox.close()
+
+
+@contextlib.asynccontextmanager
+async def running(
+    config: Mapping[str, Any], sink: Any, tmp_path: Path
+) -> AsyncIterator[DataIngestionMeter]:
+    meter = build(config, MeterDeps("gw-1", "acme", SystemClock(), FakeStats(), tmp_path))
+    task = asyncio.create_task(meter.run(sink))
+    await asyncio.wait_for(meter.started.wait(), 10)
+    try:
+        yield meter
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+CONFIG = {
+    "listeners": [{"proto": "tcp", "port": 0, "stream": "plc"}],
+    "batch_points": 100,
+    "flush_interval_s": 0.05,
+}
+
+
+def _lines(n: int) -> bytes:
+    return b"".join(b"m,t=a v=%di %d\n" % (i, 1_700_000_000_000_000_000 + i) for i in range(n))
+
+
+async def _send(port: int, payload: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(payload)
+    await writer.drain()
+    writer.write_eof()
+    answer = await asyncio.wait_for(reader.read(), 20)
+    writer.close()
+    await writer.wait_closed()
+    return answer
+
+
+class _SlowSink(FakeSink):
+    """Holds each commit until released, so that the listener falls behind."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.groups: list[list[int]] = []  # the points of each draft, per call
+
+    async def commit_data_many(self, stream: str, drafts: Any) -> int:
+        await self.gate.wait()
+        self.groups.append([len(d.points) for d in drafts])
+        return await super().commit_data_many(stream, drafts)
+
+
+async def test_a_listener_behind_commits_what_it_holds_at_once(tmp_path: Path) -> None:
+    sink = _SlowSink()
+    async with running(CONFIG, sink, tmp_path) as meter:
+        sending = asyncio.create_task(_send(meter.ports[0], _lines(1000)))
+        # The first commit waits; reading goes on until 4 batches wait.
+        await wait_until(lambda: len(meter._buffers["plc"].points) >= 400)
+        sink.gate.set()
+        await wait_until(lambda: sink.points() == 1000)
+        answer = await sending
+    assert answer == b""
+    assert max(len(g) for g in sink.groups) > 1  # several batches in one commit
+    assert all(n <= 100 for g in sink.groups for n in g)  # each batch within batch_points
+    assert sink.group_commits == len(sink.groups) < 10
+    got = [p.fields["v"] for _, points, _ in sink.data for p in points]
+    assert got == list(range(1000))  # in order, none lost, none twice
+    assert meter.totals("plc") == (1000, len(_lines(1000)))
+
+
+class _CappedSink(FakeSink):
+    """Takes at most ``room`` batches in total, then refuses until given more room."""
+
+    def __init__(self, room: int) -> None:
+        super().__init__()
+        self.room = room
+
+    async def commit_data(self, stream: str, points: Any, nbytes: int, **kw: Any) -> None:
+        if self.room <= 0:
+            raise BackPressure("outbox at cap")
+        self.room -= 1
+        await super().commit_data(stream, points, nbytes, **kw)
+
+
+async def test_batches_over_the_cap_stay_buffered_and_commit_later(tmp_path: Path) -> None:
+    sink = _CappedSink(room=2)
+    meter = build(CONFIG, MeterDeps("gw-1", "acme", SystemClock(), FakeStats(), tmp_path))
+    meter._sink = sink  # no flusher task: this test flushes by itself
+    buf = meter._buffer("plc")
+    payload = _lines(350)
+    meter.ingest(meter.settings.listeners[0], payload[:-1], 1)
+    assert len(buf.points) == 350
+    await meter._flush("plc")
+    assert sink.points() == 200  # two batches fit, the third was refused
+    assert buf.blocked == "outbox full"
+    assert len(buf.points) == 150
+    sink.room = 10
+    await meter._flush("plc", final=True)
+    assert buf.blocked == ""
+    got = [p.fields["v"] for _, points, _ in sink.data for p in points]
+    assert got == list(range(350))
+    assert [len(p) for _, p, _ in sink.data] == [100, 100, 100, 50]
+    assert meter.totals("plc") == (350, len(payload))
+
+
+async def test_batches_of_one_commit_keep_their_clock_hours(tmp_path: Path) -> None:
+    sink = FakeSink()
+    config = {**CONFIG, "flush_interval_s": 60}
+    clock = FakeClock(T0 + timedelta(minutes=59, seconds=59))
+    meter = build(config, MeterDeps("gw-1", "acme", clock, FakeStats(), tmp_path))
+    meter._sink = sink
+    lst = meter.settings.listeners[0]
+    meter._buffer("plc")
+    meter.ingest(lst, _lines(150)[:-1], 1)
+    clock.advance(2.0)  # the next read is accepted in the next hour
+    meter.ingest(lst, _lines(30)[:-1], 151)
+    await meter._flush("plc", final=True)
+    assert sink.group_commits == 1
+    assert [len(p) for _, p, _ in sink.data] == [100, 50, 30]
+    assert sink.accepted == [
+        T0 + timedelta(minutes=59, seconds=59),
+        T0 + timedelta(minutes=59, seconds=59),
+        T0 + timedelta(hours=1, seconds=1),
+    ]
