@@ -105,8 +105,10 @@ class OutboxSink:
         """Append data batches in one transaction; return how many fit under the cap.
 
         Each is checked as ``commit_data`` checks one (ValueError, nothing
-        appended); a prefix of ``drafts`` is appended, BackPressure when not
-        even the first fits or the service is suspended.
+        appended), its points decoded against DataPoint's constraints unless
+        the draft says protocols.lineproto checked them. A prefix of
+        ``drafts`` is appended; BackPressure when not even the first fits or
+        the service is suspended.
         """
         if Service.DATA_INGESTION.value in self._suspended:
             raise ServiceSuspended(Service.DATA_INGESTION.value)
@@ -125,12 +127,13 @@ class OutboxSink:
                 raise ValueError(
                     f"{len(encoded)} bytes of points do not fit one message; split them"
                 )
-            try:  # the constraints of DataPoint are checked on decode, as the collector will
-                checked = _points_checker.decode(encoded)
-            except msgspec.ValidationError as exc:
-                raise ValueError(f"invalid data point: {exc}") from exc
-            if len(checked) != len(draft.points):
-                raise ValueError("the encoded points are not the batch's points")
+            if not draft.checked:
+                try:  # DataPoint's constraints are checked on decode, as the collector will
+                    checked = _points_checker.decode(encoded)
+                except msgspec.ValidationError as exc:
+                    raise ValueError(f"invalid data point: {exc}") from exc
+                if len(checked) != len(draft.points):
+                    raise ValueError("the encoded points are not the batch's points")
             accepted = None if draft.accepted_at is None else draft.accepted_at.timestamp()
             rows.append((encoded, draft.nbytes, accepted))
         return len(await self._outbox.append_data_many(stream, rows))

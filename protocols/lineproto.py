@@ -133,15 +133,19 @@ def parse_line(
             raise LineProtocolError(f"field {item[:32]!r} has no '='", reason="syntax")
         if not 0 < len(k) <= MAX_NAME:
             raise LineProtocolError(f"field key must be 1-{MAX_NAME} characters", reason="bad_name")
-        # The usual value inline: a float of plain ASCII digits (what
-        # _parse_value accepts first); _parse_value decides the rest.
-        if ascii_line and v[-1:] in _NUM_END and "_" not in v:
+        # The usual values inline, as _parse_value reads them: a float of
+        # plain ASCII digits, an int64 ``12i``; _parse_value decides the rest
+        # (and raises the error it always raised).
+        last = v[-1:]
+        if ascii_line and last in _NUM_END and "_" not in v:
             try:
                 number = float(v)
             except ValueError:
                 number = math.nan
-            # Not a finite float: _parse_value raises the error it always raised.
             value = number if isfinite(number) else _parse_value(v)
+        elif ascii_line and last == "i" and (v[1:-1] if v[:1] == "-" else v[:-1]).isdigit():
+            integer = int(v[:-1])
+            value = integer if INT64_MIN <= integer <= INT64_MAX else _parse_value(v)
         else:
             value = _parse_value(v)
         fields[_intern(k)] = value

@@ -36,13 +36,17 @@ class DataDraft:
 
     ``nbytes``: the raw bytes of its accepted lines; ``accepted_at``: when
     they were accepted (one clock hour), else now; ``encoded``: the points
-    as msgspec JSON when the caller already has them (stored as given).
+    as msgspec JSON when the caller already has them (stored as given);
+    ``checked``: every point passed ``protocols.lineproto`` (``parse_line``
+    or ``check_point``), which refuses all that DataPoint's constraints
+    refuse, so the sink need not decode them again to check.
     """
 
     points: Sequence[DataPoint]
     nbytes: int
     accepted_at: datetime | None = None
     encoded: bytes | None = None
+    checked: bool = False
 
 
 class BackPressure(Exception):

@@ -432,7 +432,8 @@ class DataIngestionMeter:
             batch = batch[:count]
             nbytes = sum(sizes[start : start + count])
             encoded = _points_encoder.encode(batch)
-        return DataDraft(batch, nbytes, accepted_at=first, encoded=encoded)
+        # Every point passed parse_line or check_point: the sink need not check again.
+        return DataDraft(batch, nbytes, accepted_at=first, encoded=encoded, checked=True)
 
     def _refused(self, stream: str, exc: BackPressure, *, final: bool) -> None:
         """The outbox refused the stream's next batch: refuse input until one commits."""

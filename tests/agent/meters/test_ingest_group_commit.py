@@ -16,14 +16,18 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
 
+from agent import sink as sink_module
 from agent.meters.base import BackPressure, DataDraft, MeterDeps
-from agent.meters.data_ingestion import DataIngestionMeter, build
+from agent.meters.data_ingestion import DataIngestionMeter, _json_point, build
 from agent.outbox import Outbox, OutboxLimits
 from agent.sink import OutboxSink
 from agent.system import FakeClock, FakeStats, SystemClock
 from protocols import DataPoint
+from protocols.lineproto import LineProtocolError, parse_line
 from tests.agent.meters.fake_sink import FakeSink, wait_until
+from tests.protocols.test_lineproto_differential import CORPUS, shaped_lines
 
 T0 = datetime(2026, 5, 24, 10, 0, tzinfo=UTC)
 
@@ -215,3 +219,72 @@ async def test_batches_of_one_commit_keep_their_clock_hours(tmp_path: Path) -> N
         T0 + timedelta(minutes=59, seconds=59),
         T0 + timedelta(hours=1, seconds=1),
     ]
+
+
+# ``checked=True`` skips the sink's decode: it is only sound if everything
+# protocols.lineproto accepts also passes that decode. Held here on the
+# differential corpus, generated lines and JSON points at every limit.
+
+
+def _many(prefix: str, value: str, n: int) -> str:
+    return ",".join(f'"{prefix}{i}": {value}' for i in range(n))
+
+
+def _passes_the_sink_check(point: DataPoint) -> bool:
+    decoded = sink_module._points_checker.decode(msgspec.json.encode([point]))
+    return len(decoded) == 1
+
+
+def test_every_line_parse_line_accepts_passes_the_sink_check() -> None:
+    accepted = 0
+    for line in CORPUS:
+        try:
+            point = parse_line(line, default_ts=1, series_cache={})
+        except LineProtocolError:
+            continue
+        assert _passes_the_sink_check(point), line
+        accepted += 1
+    assert accepted > 15
+
+
+@settings(max_examples=300, deadline=None)
+@given(shaped_lines())
+def test_generated_lines_parse_line_accepts_pass_the_sink_check(line: str) -> None:
+    try:
+        point = parse_line(line, default_ts=1)
+    except LineProtocolError:
+        return
+    assert _passes_the_sink_check(point)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"measurement": "' + "m" * 128 + '", "fields": {"f": 1}}',
+        '{"measurement": "m", "fields": {"' + "f" * 128 + '": 1}}',
+        '{"measurement": "m", "tags": {"t": "' + "v" * 256 + '"}, "fields": {"f": 1}}',
+        '{"measurement": "m", "fields": {"f": 18446744073709551615}, "ts": 9223372036854775807}',
+        '{"measurement": "m", "fields": {"f": -9223372036854775808, "s": "", "b": false}}',
+        '{"measurement": "m", "fields": {' + _many("f", "1.5", 256) + "}}",
+        '{"measurement": "m", "tags": {' + _many("t", '"v"', 64) + '}, "fields": {"f": 1}}',
+        '{"measurement": "mé", "tags": {"ü": "ß"}, "fields": {"f": 1e308}, "ts": 0}',
+    ],
+)
+def test_json_points_the_listener_accepts_pass_the_sink_check(raw: str) -> None:
+    assert _passes_the_sink_check(_json_point(raw, 5))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"measurement": "' + "m" * 129 + '", "fields": {"f": 1}}',
+        '{"measurement": "m", "tags": {"t": ""}, "fields": {"f": 1}}',
+        '{"measurement": "m", "fields": {}}',
+        '{"measurement": "m", "fields": {"f": 1}, "ts": -1}',
+        '{"measurement": "m", "fields": {"f": 18446744073709551616}}',
+        '{"measurement": "m", "fields": {' + _many("f", "1", 257) + "}}",
+    ],
+)
+def test_json_points_over_the_limits_are_refused_by_the_listener(raw: str) -> None:
+    with pytest.raises(LineProtocolError):
+        _json_point(raw, 5)
