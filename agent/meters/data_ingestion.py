@@ -372,8 +372,16 @@ class DataIngestionMeter:
                 draft = self._next_batch(buf, taken)
                 drafts.append(draft)
                 taken += len(draft.points)
+            commit = asyncio.ensure_future(sink.commit_data_many(stream, drafts))
             try:
-                done = await sink.commit_data_many(stream, drafts)
+                done = await asyncio.shield(commit)
+            except asyncio.CancelledError:
+                # Stopping while the outbox commits: the commit goes on (SQLite
+                # does not stop half way). Take its points out of the buffer if
+                # it lands, or the final flush would commit them a second time.
+                with contextlib.suppress(Exception):
+                    self._committed(stream, drafts, await commit)
+                raise
             except BackPressure as exc:
                 self._refused(stream, exc, final=final)
                 return
@@ -387,25 +395,30 @@ class DataIngestionMeter:
                 if final:
                     raise
                 return
-            count = sum(len(d.points) for d in drafts[:done])
-            nbytes = sum(d.nbytes for d in drafts[:done])
-            del buf.points[:count]
-            del buf.sizes[:count]
-            del buf.lines[:count]
-            del buf.stamps[:count]
-            _consume(buf.origins, count)
-            buf.nbytes -= nbytes
-            buf.blocked = ""
-            self.faults.succeeded()
-            self.counters.incr(f"stream.{stream}.points", count)
-            self.counters.incr(f"stream.{stream}.bytes", nbytes)
-            if not self.congested(stream):
-                buf.drained.set()
+            self._committed(stream, drafts, done)
             if done < len(drafts):  # the outbox reached its cap after ``done`` batches
                 self._refused(stream, BackPressure("outbox at cap"), final=final)
                 return
             if not final and len(buf.points) < self.settings.batch_points:
                 return
+
+    def _committed(self, stream: str, drafts: Sequence[DataDraft], done: int) -> None:
+        """The first ``done`` of ``drafts`` (the front of the buffer) are in the outbox."""
+        buf = self._buffers[stream]
+        count = sum(len(d.points) for d in drafts[:done])
+        nbytes = sum(d.nbytes for d in drafts[:done])
+        del buf.points[:count]
+        del buf.sizes[:count]
+        del buf.lines[:count]
+        del buf.stamps[:count]
+        _consume(buf.origins, count)
+        buf.nbytes -= nbytes
+        buf.blocked = ""
+        self.faults.succeeded()
+        self.counters.incr(f"stream.{stream}.points", count)
+        self.counters.incr(f"stream.{stream}.bytes", nbytes)
+        if not self.congested(stream):
+            buf.drained.set()
 
     def _next_batch(self, buf: _Buffer, start: int) -> DataDraft:
         """The batch that starts at point ``start`` of ``buf``: its points, bytes and time."""

@@ -288,3 +288,44 @@ def test_json_points_the_listener_accepts_pass_the_sink_check(raw: str) -> None:
 def test_json_points_over_the_limits_are_refused_by_the_listener(raw: str) -> None:
     with pytest.raises(LineProtocolError):
         _json_point(raw, 5)
+
+
+class _UnstoppableSink(FakeSink):
+    """Like the outbox: a commit once started runs to its end, whoever is cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.started = asyncio.Event()
+        self.running: set[asyncio.Task[int]] = set()
+
+    async def commit_data_many(self, stream: str, drafts: Any) -> int:
+        async def work() -> int:
+            self.started.set()
+            await self.gate.wait()
+            return await FakeSink.commit_data_many(self, stream, drafts)
+
+        task = asyncio.create_task(work())
+        self.running.add(task)
+        return await asyncio.shield(task)
+
+
+async def test_stopping_during_a_commit_commits_each_point_once(tmp_path: Path) -> None:
+    sink = _UnstoppableSink()
+    meter = build(CONFIG, MeterDeps("gw-1", "acme", SystemClock(), FakeStats(), tmp_path))
+    task = asyncio.create_task(meter.run(sink))
+    await asyncio.wait_for(meter.started.wait(), 10)
+    _, writer = await asyncio.open_connection("127.0.0.1", meter.ports[0])
+    writer.write(_lines(250))
+    await writer.drain()
+    await asyncio.wait_for(sink.started.wait(), 20)  # a commit is under way
+    await wait_until(lambda: len(meter._buffers["plc"].points) == 250)
+    task.cancel()  # the agent stops while the outbox commits
+    await asyncio.sleep(0)
+    sink.gate.set()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, 20)
+    writer.close()
+    got = [p.fields["v"] for _, points, _ in sink.data for p in points]
+    assert sorted(got) == list(range(250))  # every point once: none lost, none twice
+    assert meter.totals("plc") == (250, len(_lines(250)))
