@@ -329,3 +329,19 @@ async def test_stopping_during_a_commit_commits_each_point_once(tmp_path: Path) 
     got = [p.fields["v"] for _, points, _ in sink.data for p in points]
     assert sorted(got) == list(range(250))  # every point once: none lost, none twice
     assert meter.totals("plc") == (250, len(_lines(250)))
+
+
+async def test_outbox_keeps_count_of_an_append_cancelled_while_it_runs(tmp_path: Path) -> None:
+    outbox, _ = await _sink(tmp_path)
+    task = asyncio.create_task(outbox.append_data_many("plc", [(b"[]", 10, None)] * 3))
+    await asyncio.sleep(0)  # the INSERT is on its way to the database thread
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    rows = await outbox.claim_next(0, 10)
+    assert [r.seq for r in rows] == [1, 2, 3]  # the statement ran to its end
+    assert outbox.last_seq == 3
+    assert outbox.depth().data == 3
+    assert outbox.depth().data_bytes == 30
+    assert await outbox.append_data_many("plc", [(b"[]", 10, None)]) == [4]
+    await outbox.close()
