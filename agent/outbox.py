@@ -409,24 +409,62 @@ class Outbox:
         ``created`` is ``accepted`` (when the points were accepted, a POSIX
         time) if given: the DataBatch carries it as ``accepted_at``.
         """
-        if self._data_bytes + nbytes > self.limits.data_cap_bytes:
+        return (await self.append_data_many(stream, [(points, nbytes, accepted)]))[0]
+
+    async def append_data_many(
+        self, stream: str, batches: Sequence[tuple[bytes, int, float | None]]
+    ) -> list[int]:
+        """Append data batches ``(points JSON, nbytes, accepted)`` in one transaction.
+
+        One fsync for the lot: a listener that fell behind catches up with
+        one commit instead of one per batch. The batches that fit under the
+        data cap, in order, are appended (a prefix of ``batches``) and their
+        seqs returned; BackPressure when not even the first fits.
+        """
+        room = self.limits.data_cap_bytes - self._data_bytes
+        now = self._clock.now().timestamp()
+        rows: list[tuple[float, str, bytes, int]] = []
+        for body, nbytes, accepted in batches:
+            if nbytes > room:
+                break
+            room -= nbytes
+            rows.append((now if accepted is None else accepted, stream, body, nbytes))
+        if not rows:
             raise BackPressure(
                 f"data outbox holds {self._data_bytes} bytes, cap {self.limits.data_cap_bytes}"
             )
-        now = self._clock.now().timestamp() if accepted is None else accepted
-        async with self._write() as db:
-            cur = await db.execute(
-                "INSERT INTO records(cls, created, stream, body, nbytes) VALUES ('data', ?,?,?,?)",
-                (now, stream, points, nbytes),
-            )
-        self._last_seq = max(self._last_seq, int(cur.lastrowid or 0))
+        # One INSERT of every row: in autocommit mode one statement is one
+        # transaction, so this is one trip to the database thread instead of
+        # three (BEGIN, INSERT, COMMIT), which a loaded machine makes slow.
+        marks = ",".join(["('data', ?,?,?,?)"] * len(rows))  # placeholders only
+        sql = f"INSERT INTO records(cls, created, stream, body, nbytes) VALUES {marks}"  # noqa: S608
+        async with self._lock:
+            insert = asyncio.ensure_future(self._db.execute(sql, [v for row in rows for v in row]))
+            try:
+                cursor = await asyncio.shield(insert)
+            except asyncio.CancelledError:
+                # The statement runs to its end on the database thread: keep
+                # count of what it stored before letting the cancel through.
+                with contextlib.suppress(Exception):
+                    self._data_appended(rows, int((await insert).lastrowid or 0))
+                raise
+            except sqlite3.Error as exc:
+                if classify(exc) == "disk_full":
+                    self.disk_full_seen = True
+                raise
+            # AUTOINCREMENT: one statement's rows have consecutive seqs.
+            last = self._data_appended(rows, int(cursor.lastrowid or 0))
+        return list(range(last - len(rows) + 1, last + 1))
+
+    def _data_appended(self, rows: Sequence[tuple[float, str, bytes, int]], last: int) -> int:
+        """Count ``rows``, stored with seqs up to ``last``; return ``last``."""
+        self._last_seq = max(self._last_seq, last)
         self._anchor_changed()
-        self._data += 1
-        self._data_bytes += nbytes
+        self._data += len(rows)
+        self._data_bytes += sum(row[3] for row in rows)
         self._notify()
-        seq = int(cur.lastrowid or 0)
-        log.debug("outbox.commit", extra={"kv": {"first": seq, "last": seq}})
-        return seq
+        log.debug("outbox.commit", extra={"kv": {"first": last - len(rows) + 1, "last": last}})
+        return last
 
     async def load_state(self, key: str) -> bytes | None:
         """Return meter state saved with append_usage, if any."""

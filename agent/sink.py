@@ -17,7 +17,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from agent.meters.base import ServiceSuspended, UsageSample
+from agent.meters.base import DataDraft, ServiceSuspended, UsageSample
 from agent.outbox import Outbox
 from agent.system import StatsSource
 from protocols import (
@@ -99,21 +99,44 @@ class OutboxSink:
         Raises ValueError for a batch the collector could not accept (bad
         stream name, invalid point, more than one message's worth).
         """
+        await self.commit_data_many(stream, [DataDraft(points, nbytes, accepted_at)])
+
+    async def commit_data_many(self, stream: str, drafts: Sequence[DataDraft]) -> int:
+        """Append data batches in one transaction; return how many fit under the cap.
+
+        Each is checked as ``commit_data`` checks one (ValueError, nothing
+        appended), its points decoded against DataPoint's constraints unless
+        the draft says protocols.lineproto checked them. A prefix of
+        ``drafts`` is appended; BackPressure when not even the first fits or
+        the service is suspended.
+        """
         if Service.DATA_INGESTION.value in self._suspended:
             raise ServiceSuspended(Service.DATA_INGESTION.value)
         if not is_subject(stream):
             raise ValueError(f"stream {stream!r} is not a valid subject")
-        if not 1 <= len(points) <= MAX_POINTS_PER_BATCH:
-            raise ValueError(f"a data batch holds 1..{MAX_POINTS_PER_BATCH} points")
-        encoded = _points_encoder.encode(list(points))
-        if len(encoded) > MAX_MESSAGE_BYTES - 1024:
-            raise ValueError(f"{len(encoded)} bytes of points do not fit one message; split them")
-        try:  # the constraints of DataPoint are checked on decode, as the collector will
-            _points_checker.decode(encoded)
-        except msgspec.ValidationError as exc:
-            raise ValueError(f"invalid data point: {exc}") from exc
-        accepted = None if accepted_at is None else accepted_at.timestamp()
-        await self._outbox.append_data(stream, encoded, nbytes, accepted=accepted)
+        if not drafts:
+            return 0
+        rows: list[tuple[bytes, int, float | None]] = []
+        for draft in drafts:
+            if not 1 <= len(draft.points) <= MAX_POINTS_PER_BATCH:
+                raise ValueError(f"a data batch holds 1..{MAX_POINTS_PER_BATCH} points")
+            encoded = draft.encoded
+            if encoded is None:
+                encoded = _points_encoder.encode(list(draft.points))
+            if len(encoded) > MAX_MESSAGE_BYTES - 1024:
+                raise ValueError(
+                    f"{len(encoded)} bytes of points do not fit one message; split them"
+                )
+            if not draft.checked:
+                try:  # DataPoint's constraints are checked on decode, as the collector will
+                    checked = _points_checker.decode(encoded)
+                except msgspec.ValidationError as exc:
+                    raise ValueError(f"invalid data point: {exc}") from exc
+                if len(checked) != len(draft.points):
+                    raise ValueError("the encoded points are not the batch's points")
+            accepted = None if draft.accepted_at is None else draft.accepted_at.timestamp()
+            rows.append((encoded, draft.nbytes, accepted))
+        return len(await self._outbox.append_data_many(stream, rows))
 
     async def report_inventory(self, peripherals: Sequence[Peripheral]) -> None:
         """Publish the peripherals now (retained) and keep them for the birth message."""

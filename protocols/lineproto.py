@@ -57,6 +57,7 @@ _UINT = re.compile(r"[0-9]+")
 _NUM_END = frozenset("0123456789.")
 _SLOW_FIRST = frozenset(" \t#")
 _intern = sys.intern
+isfinite = math.isfinite
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TRUE = frozenset({"t", "T", "true", "True", "TRUE"})
 _FALSE = frozenset({"f", "F", "false", "False", "FALSE"})
@@ -98,9 +99,17 @@ def parse_line(
         raise LineProtocolError(f"unknown precision {precision!r}", reason="bad_precision")
     if line[-1:] == "\r":
         line = line.rstrip("\r")
-    if not line or line[0] in _SLOW_FIRST or "\\" in line or '"' in line or _CONTROL.search(line):
+    if (
+        not line
+        or line[0] in _SLOW_FIRST
+        or "\\" in line
+        or '"' in line
+        # A printable line has no control character: the search only runs on the rest.
+        or (not line.isprintable() and _CONTROL.search(line))
+    ):
         return _parse_general(line, default_ts, scale)
     # Fast path: no escapes, no strings, no control characters.
+    ascii_line = line.isascii()
     key, _, rest = line.partition(" ")
     fields_s, _, ts_s = rest.partition(" ")
     if " " in ts_s:
@@ -124,7 +133,22 @@ def parse_line(
             raise LineProtocolError(f"field {item[:32]!r} has no '='", reason="syntax")
         if not 0 < len(k) <= MAX_NAME:
             raise LineProtocolError(f"field key must be 1-{MAX_NAME} characters", reason="bad_name")
-        fields[_intern(k)] = _parse_value(v)
+        # The usual values inline, as _parse_value reads them: a float of
+        # plain ASCII digits, an int64 ``12i``; _parse_value decides the rest
+        # (and raises the error it always raised).
+        last = v[-1:]
+        if ascii_line and last in _NUM_END and "_" not in v:
+            try:
+                number = float(v)
+            except ValueError:
+                number = math.nan
+            value = number if isfinite(number) else _parse_value(v)
+        elif ascii_line and last == "i" and (v[1:-1] if v[:1] == "-" else v[:-1]).isdigit():
+            integer = int(v[:-1])
+            value = integer if INT64_MIN <= integer <= INT64_MAX else _parse_value(v)
+        else:
+            value = _parse_value(v)
+        fields[_intern(k)] = value
     if not ts_s:
         ts = default_ts
     elif ts_s.isdigit() and ts_s.isascii():

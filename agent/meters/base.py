@@ -30,6 +30,25 @@ class UsageSample:
     flags: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class DataDraft:
+    """One customer data batch to commit with ``MeterSink.commit_data_many``.
+
+    ``nbytes``: the raw bytes of its accepted lines; ``accepted_at``: when
+    they were accepted (one clock hour), else now; ``encoded``: the points
+    as msgspec JSON when the caller already has them (stored as given);
+    ``checked``: every point passed ``protocols.lineproto`` (``parse_line``
+    or ``check_point``), which refuses all that DataPoint's constraints
+    refuse, so the sink need not decode them again to check.
+    """
+
+    points: Sequence[DataPoint]
+    nbytes: int
+    accepted_at: datetime | None = None
+    encoded: bytes | None = None
+    checked: bool = False
+
+
 class BackPressure(Exception):
     """The outbox is at its cap for this class; the caller must refuse input."""
 
@@ -74,6 +93,14 @@ class MeterSink(Protocol):
 
         ``nbytes``: the raw bytes of the accepted lines; ``accepted_at``: when
         the points were accepted (one clock hour), else now. Both are billed.
+        """
+
+    async def commit_data_many(self, stream: str, drafts: Sequence[DataDraft]) -> int:
+        """Append data batches in order, in one transaction; return how many were.
+
+        What is appended is a prefix of ``drafts``: those that fit under the
+        cap. Nothing is appended when this raises (BackPressure when not even
+        the first fits, or the storage's error).
         """
 
     async def report_inventory(self, peripherals: Sequence[Peripheral]) -> None:

@@ -9,8 +9,10 @@ protocol. JSON lines look like
 (``ts`` in nanoseconds, optional). Every listener feeds one named stream.
 
 Accepted points are batched per stream (``batch_points`` or
-``flush_interval_s``, whichever first) and committed to the outbox as one
-DataBatch with ``commit_data``; the stream's bytes (accepted line bytes as
+``flush_interval_s``, whichever first) and committed to the outbox as
+DataBatches with ``commit_data_many``: every batch ready at that moment in
+one outbox transaction (one fsync), so a listener that fell behind a slow
+disk catches up in one commit instead of one per batch. The stream's bytes (accepted line bytes as
 received, newline included) and points are counted when the commit succeeds.
 A batch never spans two clock hours (UTC) of acceptance: it is committed with
 the raw bytes of its lines and the time its first point was accepted, which
@@ -24,7 +26,8 @@ refused, never silently dropped, when the outbox is at its cap
 (``ERR <first>-<last> backpressure ...``) or the service is suspended
 (``ERR <first>-<last> suspended ...``); UDP refusals are counted
 (``lines_refused``). While a commit is merely in progress a TCP producer is
-slowed down by pausing the socket (TCP flow control), not refused.
+slowed down by pausing the socket (TCP flow control) once PAUSE_BATCHES
+batches wait, not refused.
 
 Accepted points live in memory until their batch commits (at most
 ``flush_interval_s``, default 1 s); they are committed on stop. When the
@@ -50,7 +53,14 @@ from typing import Any, cast
 
 import msgspec
 
-from agent.meters.base import BackPressure, MeterCounters, MeterDeps, MeterSink, ServiceSuspended
+from agent.meters.base import (
+    BackPressure,
+    DataDraft,
+    MeterCounters,
+    MeterDeps,
+    MeterSink,
+    ServiceSuspended,
+)
 from agent.meters.ingest_sockets import Listener, TcpIngest, UdpIngest
 from agent.meters.options import Options
 from agent.outbox_faults import FaultLog, describe
@@ -74,6 +84,8 @@ _points_encoder = msgspec.json.Encoder()
 # for the envelope (device, epoch, seq, stream, timestamps).
 MAX_BATCH_JSON = MAX_MESSAGE_BYTES - 8 * 1024
 FINAL_RETRY_S = 2.0  # how long a stop retries a failing final commit
+MAX_GROUP_BATCHES = 16  # DataBatches committed in one outbox transaction at most
+PAUSE_BATCHES = 8  # a TCP producer is paused while this many batches wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,8 +329,15 @@ class DataIngestionMeter:
             self._connections.discard(conn)
 
     def congested(self, stream: str) -> bool:
-        """Tell whether a TCP listener should pause reading (commit behind)."""
-        return len(self._buffers[stream].points) >= 2 * self.settings.batch_points
+        """Tell whether a TCP listener should pause reading (commit behind).
+
+        Reading goes on while a commit is in flight, up to PAUSE_BATCHES
+        batches (at most ``max_buffered_points``): the next commit takes
+        them all at once, so the listener is not held to one batch per fsync.
+        """
+        settings = self.settings
+        limit = min(PAUSE_BATCHES * settings.batch_points, settings.max_buffered_points)
+        return len(self._buffers[stream].points) >= limit
 
     async def wait_drained(self, stream: str) -> None:
         """Wait until the stream's buffer is below the pause threshold."""
@@ -340,37 +359,31 @@ class DataIngestionMeter:
     async def _flush(self, stream: str, *, final: bool = False) -> None:
         buf = self._buffers[stream]
         sink = self._sink
-        limit = min(self.settings.batch_points, MAX_POINTS_PER_BATCH)
         while buf.points and sink is not None:
-            count, nbytes = 0, 0
-            stamps = buf.stamps
-            first = stamps[0]
-            hour = _hour(first)
-            while count < min(limit, len(buf.points)) and nbytes < self.settings.batch_bytes:
-                stamp = stamps[count]
-                if stamp is not first and _hour(stamp) != hour:
-                    break  # one batch, one clock hour of acceptance
-                nbytes += buf.sizes[count]
-                count += 1
-            batch = buf.points[:count]
-            # The DataBatch must fit one MQTT message: check the real encoding.
-            while count > 1 and len(_points_encoder.encode(batch)) > MAX_BATCH_JSON:
-                count //= 2
-                batch = batch[:count]
-                nbytes = sum(buf.sizes[:count])
+            # Every batch ready now goes in one commit (one transaction, one
+            # fsync): the first one always, then each further full batch
+            # (every batch on a final flush). A listener that fell behind a
+            # slow disk catches up in one commit instead of one per batch.
+            drafts: list[DataDraft] = []
+            taken = 0
+            while len(drafts) < MAX_GROUP_BATCHES and taken < len(buf.points):
+                if drafts and not final and len(buf.points) - taken < self.settings.batch_points:
+                    break
+                draft = self._next_batch(buf, taken)
+                drafts.append(draft)
+                taken += len(draft.points)
+            commit = asyncio.ensure_future(sink.commit_data_many(stream, drafts))
             try:
-                await sink.commit_data(stream, batch, nbytes, accepted_at=first)
+                done = await asyncio.shield(commit)
+            except asyncio.CancelledError:
+                # Stopping while the outbox commits: the commit goes on (SQLite
+                # does not stop half way). Take its points out of the buffer if
+                # it lands, or the final flush would commit them a second time.
+                with contextlib.suppress(Exception):
+                    self._committed(stream, drafts, await commit)
+                raise
             except BackPressure as exc:
-                reason = "suspended" if isinstance(exc, ServiceSuspended) else "outbox full"
-                if not buf.blocked:
-                    log.warning("data_ingestion.refusing", extra={"kv": {"stream": stream}})
-                buf.blocked = reason
-                buf.drained.set()
-                if final:
-                    log.error(
-                        "data_ingestion.unflushed",
-                        extra={"kv": {"stream": stream, "points": len(buf.points)}},
-                    )
+                self._refused(stream, exc, final=final)
                 return
             except Exception as exc:
                 # The outbox failed (disk full, I/O error): keep the points,
@@ -382,20 +395,72 @@ class DataIngestionMeter:
                 if final:
                     raise
                 return
-            del buf.points[:count]
-            del buf.sizes[:count]
-            del buf.lines[:count]
-            del buf.stamps[:count]
-            _consume(buf.origins, count)
-            buf.nbytes -= nbytes
-            buf.blocked = ""
-            self.faults.succeeded()
-            self.counters.incr(f"stream.{stream}.points", count)
-            self.counters.incr(f"stream.{stream}.bytes", nbytes)
-            if not self.congested(stream):
-                buf.drained.set()
+            self._committed(stream, drafts, done)
+            if done < len(drafts):  # the outbox reached its cap after ``done`` batches
+                self._refused(stream, BackPressure("outbox at cap"), final=final)
+                return
             if not final and len(buf.points) < self.settings.batch_points:
                 return
+
+    def _committed(self, stream: str, drafts: Sequence[DataDraft], done: int) -> None:
+        """The first ``done`` of ``drafts`` (the front of the buffer) are in the outbox."""
+        buf = self._buffers[stream]
+        count = sum(len(d.points) for d in drafts[:done])
+        nbytes = sum(d.nbytes for d in drafts[:done])
+        del buf.points[:count]
+        del buf.sizes[:count]
+        del buf.lines[:count]
+        del buf.stamps[:count]
+        _consume(buf.origins, count)
+        buf.nbytes -= nbytes
+        buf.blocked = ""
+        self.faults.succeeded()
+        self.counters.incr(f"stream.{stream}.points", count)
+        self.counters.incr(f"stream.{stream}.bytes", nbytes)
+        if not self.congested(stream):
+            buf.drained.set()
+
+    def _next_batch(self, buf: _Buffer, start: int) -> DataDraft:
+        """The batch that starts at point ``start`` of ``buf``: its points, bytes and time."""
+        limit = min(self.settings.batch_points, MAX_POINTS_PER_BATCH, len(buf.points) - start)
+        max_bytes = self.settings.batch_bytes
+        stamps, sizes = buf.stamps, buf.sizes
+        first = prev = stamps[start]
+        hour = _hour(first)
+        count, nbytes = 0, 0
+        while count < limit and nbytes < max_bytes:
+            stamp = stamps[start + count]
+            if stamp is not prev:  # the points of one read share one stamp
+                if _hour(stamp) != hour:
+                    break  # one batch, one clock hour of acceptance
+                prev = stamp
+            nbytes += sizes[start + count]
+            count += 1
+        batch = buf.points[start : start + count]
+        # The DataBatch must fit one MQTT message: check the real encoding,
+        # which the sink then stores as it is.
+        encoded = _points_encoder.encode(batch)
+        while count > 1 and len(encoded) > MAX_BATCH_JSON:
+            count //= 2
+            batch = batch[:count]
+            nbytes = sum(sizes[start : start + count])
+            encoded = _points_encoder.encode(batch)
+        # Every point passed parse_line or check_point: the sink need not check again.
+        return DataDraft(batch, nbytes, accepted_at=first, encoded=encoded, checked=True)
+
+    def _refused(self, stream: str, exc: BackPressure, *, final: bool) -> None:
+        """The outbox refused the stream's next batch: refuse input until one commits."""
+        buf = self._buffers[stream]
+        reason = "suspended" if isinstance(exc, ServiceSuspended) else "outbox full"
+        if not buf.blocked:
+            log.warning("data_ingestion.refusing", extra={"kv": {"stream": stream}})
+        buf.blocked = reason
+        buf.drained.set()
+        if final:
+            log.error(
+                "data_ingestion.unflushed",
+                extra={"kv": {"stream": stream, "points": len(buf.points)}},
+            )
 
     # ------------------------------------------------------------- totals
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from agent.meters.base import BackPressure, ServiceSuspended, UsageSample
+from agent.meters.base import BackPressure, DataDraft, ServiceSuspended, UsageSample
 from protocols import DataPoint, ModemHealth, Peripheral, Service
 
 
@@ -20,6 +20,7 @@ class FakeSink:
     usage: list[UsageSample] = field(default_factory=list)
     state: dict[str, bytes] = field(default_factory=dict)
     commits: int = 0
+    group_commits: int = 0  # commit_data_many calls that committed something
     data: list[tuple[str, list[DataPoint], int]] = field(default_factory=list)
     accepted: list[datetime | None] = field(default_factory=list)  # accepted_at per batch
     inventories: list[list[Peripheral]] = field(default_factory=list)
@@ -53,6 +54,22 @@ class FakeSink:
         self.data.append((stream, list(points), nbytes))
         self.accepted.append(accepted_at)
         self.changed.set()
+
+    async def commit_data_many(self, stream: str, drafts: Sequence[DataDraft]) -> int:
+        """One ``commit_data`` per draft; the prefix committed before a failure counts."""
+        done = 0
+        for draft in drafts:
+            try:
+                await self.commit_data(
+                    stream, draft.points, draft.nbytes, accepted_at=draft.accepted_at
+                )
+            except Exception:
+                if done == 0:
+                    raise
+                break
+            done += 1
+        self.group_commits += 1
+        return done
 
     async def report_inventory(self, peripherals: Sequence[Peripheral]) -> None:
         self.inventories.append(list(peripherals))
