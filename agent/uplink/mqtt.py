@@ -72,6 +72,46 @@ def receive_maximum(props: Any) -> int:
     return value if isinstance(value, int) and value > 0 else 65_535
 
 
+def _paho_has_ssl() -> bool:
+    return getattr(mqtt, "ssl", None) is not None
+
+
+class _Client(mqtt.Client):
+    """paho's client, with socket calls that work when OpenSSL was never loaded.
+
+    paho 2.2's ``_sock_recv``/``_sock_send`` name ``ssl.SSLWantReadError`` in
+    their ``except`` clauses. With a plain ``mqtt://`` broker the agent runs
+    without ``ssl`` (``agent/lean_imports.py``), so paho's ``ssl`` is None and
+    evaluating that clause raised AttributeError whenever the socket raised:
+    a partial packet's BlockingIOError, a reset connection. That escaped
+    paho's own handling (a reset went unnoticed until the keepalive) and the
+    event loop logged an error each time. Without ``ssl`` there is no TLS
+    layer, so these go straight to the socket, with paho's other handling.
+    """
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if _paho_has_ssl():
+            return super()._sock_recv(bufsize)
+        sock = self._sock
+        if sock is None:
+            raise ConnectionError("self._sock is None")
+        data: bytes = sock.recv(bufsize)
+        return data
+
+    def _sock_send(self, buf: bytes | bytearray) -> int:
+        if _paho_has_ssl():
+            return super()._sock_send(buf)
+        sock = self._sock
+        if sock is None:
+            raise ConnectionError("self._sock is None")
+        try:
+            sent: int = sock.send(buf)
+        except BlockingIOError:
+            self._call_socket_register_write()
+            raise
+        return sent
+
+
 class MqttLink:
     """A BrokerLink over paho-mqtt, integrated with asyncio."""
 
@@ -118,11 +158,11 @@ class MqttLink:
         s = self._settings
         if s.broker.protocol == "5":
             # Clean Start = 0 and a Session Expiry Interval go in CONNECT (MQTT 5.0 §3.1.2.4).
-            c = mqtt.Client(
+            c: mqtt.Client = _Client(
                 CallbackAPIVersion.VERSION2, client_id=s.client_id, protocol=mqtt.MQTTv5
             )
         else:
-            c = mqtt.Client(
+            c = _Client(
                 CallbackAPIVersion.VERSION2,
                 client_id=s.client_id,
                 clean_session=False,

@@ -84,3 +84,37 @@ def test_meter_code_is_loaded_when_its_meter_is_enabled(
     assert expected <= modules
     assert _matching(modules, OPENSSL) == set()
     assert _matching(modules, NEVER) == set()
+
+
+def test_paho_socket_errors_without_openssl_stay_socket_errors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With ``ssl = None`` in paho (plain mqtt://), a would-block read is BlockingIOError.
+
+    paho's own ``_sock_recv`` evaluates ``ssl.SSLWantReadError`` in its except
+    clause and raised AttributeError instead, which escaped paho's handling.
+    """
+    import socket
+
+    import paho.mqtt.client as paho_client
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from agent.uplink.mqtt import _Client
+
+    monkeypatch.setattr(paho_client, "ssl", None)
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    client = _Client(CallbackAPIVersion.VERSION2, client_id="lean")
+    client._sock = a
+    try:
+        with pytest.raises(BlockingIOError):
+            client._sock_recv(10)
+        b.sendall(b"abc")
+        assert client._sock_recv(10) == b"abc"
+        assert client._sock_send(b"xy") == 2
+        assert b.recv(10) == b"xy"
+        b.close()
+        assert client._sock_recv(10) == b""  # the peer closed: paho's "connection lost"
+    finally:
+        client._sock = None
+        a.close()
