@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from collector.store import status
 from collector.store.db import Session
 
 
@@ -48,25 +49,14 @@ def rooms_with_devices(session: Session, account_id: str) -> list[tuple[str, str
 
 def device_states_before(session: Session, account_id: str, before: str) -> dict[str, str]:
     """Each device's last state transition strictly before ``before``."""
-    rows = session.rows(
-        "SELECT subject, state FROM (SELECT subject, state, ROW_NUMBER() OVER"
-        " (PARTITION BY subject ORDER BY at DESC, id DESC) AS n FROM status_transitions"
-        " WHERE subject_kind = 'device' AND account_id = :a AND at < :t) AS latest WHERE n = 1",
-        {"a": account_id, "t": before},
-    )
-    return {str(r[0]): str(r[1]) for r in rows}
+    return status.states_before(session, "device", account_id, before)
 
 
 def device_transitions(
     session: Session, account_id: str, since: str, until: str
 ) -> list[tuple[str, str, str]]:
     """``(at, device, state)`` of the account's device transitions in ``[since, until]``."""
-    rows = session.rows(
-        "SELECT at, subject, state FROM status_transitions WHERE subject_kind = 'device'"
-        " AND account_id = :a AND at >= :s AND at <= :u ORDER BY at, id",
-        {"a": account_id, "s": since, "u": until},
-    )
-    return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+    return status.transitions_between(session, "device", account_id, since, until)
 
 
 def peripherals(session: Session, account_id: str) -> list[dict[str, Any]]:

@@ -49,13 +49,9 @@ from collector.store.ledger import (
     DeadLetterView,
     DeviceCondition,
     DeviceInfo,
-    DeviceState,
     ExportBacklog,
-    PeripheralRow,
-    Placement,
     QueuedLine,
     RollupRow,
-    RoomState,
     Transition,
     UsageRow,
     UsageTotal,
@@ -63,7 +59,7 @@ from collector.store.ledger import (
     content_of,
     same_content,
 )
-from collector.store.status import PLACEMENT_VERSION, PLACEMENTS
+from collector.store.status_reads import StatusReads
 
 T = TypeVar("T")
 _CHUNK = 500
@@ -131,7 +127,7 @@ def migrate_file(path: str | Path) -> list[str]:
         database.dispose()
 
 
-class SqliteLedger:
+class SqliteLedger(StatusReads):
     """The ledger in one SQLite file."""
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
@@ -569,41 +565,6 @@ class SqliteLedger:
         return {r[0]: DeviceInfo(r[0], r[1], r[2], r[3], r[4]) for r in rows}
 
     # -- status ------------------------------------------------------------------
-
-    async def device_states(self) -> dict[str, DeviceState]:
-        """Return the liveness row of every device ever seen."""
-        rows = await self._fetch(
-            "SELECT device_id, account_id, state, since, last_seen, boot_id, agent_version"
-            " FROM device_status",
-            (),
-        )
-        return {r[0]: DeviceState(*r) for r in rows}
-
-    async def room_states(self) -> dict[str, RoomState]:
-        """Return the state ingest last wrote of each fleet room, by room id."""
-        rows = await self._fetch(
-            "SELECT room_id, account_id, state, since, devices, placement FROM room_status", ()
-        )
-        return {r[0]: RoomState(r[0], r[1], r[2], r[3], int(r[4]), int(r[5])) for r in rows}
-
-    async def placements(self) -> list[Placement]:
-        """Return every current placement of a device in a fleet room."""
-        rows = await self._fetch(PLACEMENTS, ())
-        return [Placement(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
-
-    async def placement_version(self) -> tuple[int, int]:
-        """Return (open placements, highest open placement id), one indexed count."""
-        rows = await self._fetch(PLACEMENT_VERSION, ())
-        return int(rows[0][0]), int(rows[0][1])
-
-    async def peripherals(self) -> list[PeripheralRow]:
-        """Return every reported room peripheral."""
-        rows = await self._fetch(
-            "SELECT device_id, serial, account_id, room, model, present, updated_at"
-            " FROM room_peripherals",
-            (),
-        )
-        return [PeripheralRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in rows]
 
     async def transitions(self, subject: str, *, limit: int = 100) -> list[Transition]:
         """Return the latest transitions of ``subject``, newest first."""

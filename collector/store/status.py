@@ -158,27 +158,39 @@ def written_rooms(
     }
 
 
-def room_states_before(session: Session, account_id: str, before: str) -> dict[str, str]:
-    """Each room's last state written by ingest strictly before ``before``."""
+def states_before(session: Session, kind: str, account_id: str, before: str) -> dict[str, str]:
+    """Each subject's (``kind`` = device or room) last state strictly before ``before``."""
     rows = session.rows(
         "SELECT subject, state FROM (SELECT subject, state, ROW_NUMBER() OVER"
         " (PARTITION BY subject ORDER BY at DESC, id DESC) AS n FROM status_transitions"
-        " WHERE subject_kind = 'room' AND account_id = :a AND at < :t) AS latest WHERE n = 1",
-        {"a": account_id, "t": before},
+        " WHERE subject_kind = :k AND account_id = :a AND at < :t) AS latest WHERE n = 1",
+        {"k": kind, "a": account_id, "t": before},
     )
     return {str(r[0]): str(r[1]) for r in rows}
+
+
+def transitions_between(
+    session: Session, kind: str, account_id: str, since: str, until: str
+) -> list[tuple[str, str, str]]:
+    """``(at, subject, state)`` of the account's ``kind`` transitions in ``[since, until]``."""
+    rows = session.rows(
+        "SELECT at, subject, state FROM status_transitions WHERE subject_kind = :k"
+        " AND account_id = :a AND at >= :s AND at <= :u ORDER BY at, id",
+        {"k": kind, "a": account_id, "s": since, "u": until},
+    )
+    return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+
+def room_states_before(session: Session, account_id: str, before: str) -> dict[str, str]:
+    """Each room's last state written by ingest strictly before ``before``."""
+    return states_before(session, "room", account_id, before)
 
 
 def room_transitions(
     session: Session, account_id: str, since: str, until: str
 ) -> list[tuple[str, str, str]]:
     """``(at, room, state)`` of the account's room transitions in ``[since, until]``."""
-    rows = session.rows(
-        "SELECT at, subject, state FROM status_transitions WHERE subject_kind = 'room'"
-        " AND account_id = :a AND at >= :s AND at <= :u ORDER BY at, id",
-        {"a": account_id, "s": since, "u": until},
-    )
-    return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+    return transitions_between(session, "room", account_id, since, until)
 
 
 def room_licences(
