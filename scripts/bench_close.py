@@ -15,6 +15,13 @@ With ``--url`` the SQLite file is built as usual and then copied into that
 (empty) PostgreSQL database with ``logbot-collector ledger copy``'s code, and
 the close runs there.
 
+``--setup-only`` stops after building (and copying); ``--no-setup`` runs the
+closes on a ``--db`` file or ``--url`` database that already holds that data
+(a copy of it: a close changes it), so several runs share one 90-second load.
+The script's checkout is appended to ``sys.path``, so
+``PYTHONPATH=/work/main:/work/main/firmware-sim`` times main's close code with
+this same script (the baseline of a before/after comparison).
+
 ``--json PATH`` writes a list of {metric, figure, baseline, unit, target}
 (what ``scripts/bench`` reads): the close, the re-rate and the peak RSS.
 """

@@ -44,10 +44,6 @@ def _when(text: object) -> datetime | None:
     return None if text is None else from_text(str(text))
 
 
-def _hour_at(points: Sequence[datetime], k: int) -> str | None:
-    return points[k].strftime(HOUR) if k < len(points) else None
-
-
 #: ``(device, service, unit, rows, records, quantity, least quantity, [(breakpoint, rows,
 #: quantity at or after it)])``: one group of ``SqlBilling.usage_segments``.
 UsageGroup = tuple[str, str, str, int, Any, Any, Any, list[tuple[datetime, int, Any]]]
@@ -660,12 +656,19 @@ class SqlBilling:
                 + (" WITHOUT ROWID" if sqlite else " ON COMMIT DROP")
             )
             names = "".join(f", :p{k}" for k in range(width))
+            texts: dict[datetime, str] = {}  # a fleet's breakpoints repeat: format each once
+            entries = []
+            for (d, s), instants in pairs.items():
+                entry = {"d": d, "s": s} | {f"p{k}": None for k in range(width)}
+                for k, instant in enumerate(instants):
+                    text = texts.get(instant)
+                    if text is None:
+                        text = texts[instant] = instant.strftime(HOUR)
+                    entry[f"p{k}"] = text
+                entries.append(entry)
             self.session.executemany(
                 f"INSERT INTO {table} VALUES (:d, :s{names})",  # noqa: S608 - generated names
-                [
-                    {"d": d, "s": s} | {f"p{k}": _hour_at(p, k) for k in range(width)}
-                    for (d, s), p in pairs.items()
-                ],
+                entries,
             )
             if not sqlite:
                 self.session.raw(f"ANALYZE {table}")
