@@ -629,7 +629,8 @@ class SqlBilling:
         JSON list, and a join without one scans the list per row. Reading
         ``usage_hourly`` in its primary key order (``+hour`` keeps SQLite on
         it) lets SQLite stream the groups without sorting; nothing per row
-        reaches Python.
+        reaches Python. The table is dropped after the query and before each
+        creation (calls outside a transaction commit it at once).
         """
         sqlite = self.session.dialect == "sqlite"
         table = "temp.billing_close_points" if sqlite else "pg_temp.billing_close_points"
@@ -653,7 +654,7 @@ class SqlBilling:
             self.session.raw(
                 f"CREATE TEMP TABLE billing_close_points (device_id TEXT NOT NULL,"
                 f" service TEXT NOT NULL{columns}, PRIMARY KEY (device_id, service))"
-                + (" WITHOUT ROWID" if sqlite else " ON COMMIT DROP")
+                + (" WITHOUT ROWID" if sqlite else "")
             )
             names = "".join(f", :p{k}" for k in range(width))
             texts: dict[datetime, str] = {}  # a fleet's breakpoints repeat: format each once
@@ -673,17 +674,18 @@ class SqlBilling:
             if not sqlite:
                 self.session.raw(f"ANALYZE {table}")
             join = f" LEFT JOIN {table} p ON p.device_id = u.device_id AND p.service = u.service"
-        try:
-            found = self.session.rows(
-                "SELECT u.device_id, u.service, u.unit, COUNT(*), SUM(u.records),"  # noqa: S608 - generated names
-                f" SUM(u.quantity), MIN(u.quantity){sums} FROM usage_hourly u{join}"
-                f" WHERE u.account_id = :a AND {hour} >= :lo AND {hour} < :hi"
-                " GROUP BY u.device_id, u.service, u.subject, u.unit",
-                params,
-            )
-        finally:
-            if width:
-                self._drop(table)
+        found = self.session.rows(
+            "SELECT u.device_id, u.service, u.unit, COUNT(*), SUM(u.records),"  # noqa: S608 - generated names
+            f" SUM(u.quantity), MIN(u.quantity){sums} FROM usage_hourly u{join}"
+            f" WHERE u.account_id = :a AND {hour} >= :lo AND {hour} < :hi"
+            " GROUP BY u.device_id, u.service, u.subject, u.unit",
+            params,
+        )
+        if width:
+            # Not in a ``finally``: after an error PostgreSQL refuses statements until
+            # the rollback, which removes a table created in the transaction; one left
+            # by an autocommit call is dropped before the next creation.
+            self._drop(table)
         out: list[UsageGroup] = []
         for row in found:
             device, service = str(row[0]), str(row[1])

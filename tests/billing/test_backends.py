@@ -19,10 +19,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from collector.billing import activations, coupons, ledger, notices, orders
-from collector.billing.close import CloseResult, close_month, fingerprint
+from collector.billing.close import CloseResult, close_month, fingerprint, load_activations
 from collector.billing.errors import CouponAlreadyRedeemed
 from collector.billing.periods import Month
 from collector.billing.price_book import PriceBook
+from collector.billing.usage import load_usage
 from collector.notify import outbox
 from collector.store.db import Database, Session
 from tests.billing.conftest import add_account, add_device, add_usage
@@ -247,3 +248,7 @@ def test_grouped_usage_reader_rates_like_every_row(s: Session, tmp_path: Path) -
     with s.read():
         assert_same_rating(s, book, Month(2024, 12), ROME)
         assert_same_rating(s, book, Month(2024, 12), ROME)
+        acts = load_activations(s, "acme", Month(2024, 12), ROME)
+        in_snapshot = load_usage(s, book, "acme", Month(2024, 12), ROME, activations=acts)
+    # Outside a transaction (each statement commits at once), as the benchmark calls it.
+    assert load_usage(s, book, "acme", Month(2024, 12), ROME, activations=acts) == in_snapshot
