@@ -572,26 +572,24 @@ class SqlBilling:
         """``{month: (rows, summed records, summed quantity)}`` of usage in each month's bounds."""
         if not months:
             return {}
+        # One aggregate per month, glued by UNION ALL: each is an index range scan with
+        # no sort (a GROUP BY on a CASE of the month sorted every row: ~1 s of 2.4 s for
+        # 930,000 rows on SQLite).
         params: dict[str, Any] = {"a": account_id}
-        cases = []
+        parts = []
         for n, (name, lo, hi) in enumerate(months):
             params[f"lo{n}"], params[f"hi{n}"], params[f"m{n}"] = (
                 lo.strftime(HOUR),
                 hi.strftime(HOUR),
                 name,
             )
-            cases.append(f"WHEN hour >= :lo{n} AND hour < :hi{n} THEN :m{n}")
-        params["lo"] = min(lo for _, lo, _ in months).strftime(HOUR)
-        params["hi"] = max(hi for _, _, hi in months).strftime(HOUR)
-        bucket = f"CASE {' '.join(cases)} END"
+            parts.append(
+                f"SELECT :m{n}, COUNT(*), COALESCE(SUM(records), 0), COALESCE(SUM(quantity), 0)"  # noqa: S608 - generated placeholders
+                f" FROM usage_hourly WHERE account_id = :a AND hour >= :lo{n} AND hour < :hi{n}"
+            )
         out: dict[str, tuple[int, Any, Any]] = {}
-        for month, count, records, quantity in self.session.rows(
-            f"SELECT {bucket} AS month, COUNT(*), COALESCE(SUM(records), 0),"  # noqa: S608 - generated placeholders
-            " COALESCE(SUM(quantity), 0) FROM usage_hourly"
-            " WHERE account_id = :a AND hour >= :lo AND hour < :hi GROUP BY 1",
-            params,
-        ):
-            if month is not None:
+        for month, count, records, quantity in self.session.rows(" UNION ALL ".join(parts), params):
+            if int(count):
                 out[str(month)] = (int(count), records, quantity)
         return out
 
