@@ -3,9 +3,10 @@
 ``FakeBilling`` keeps every table the core touches in plain lists and dicts.
 ``write()`` runs its block on the state and puts the previous state back if
 the block raises, as a rolled-back transaction would; ``read()`` does nothing
-(one thread, nothing to isolate from). Usage is returned row by row (the
-database may pre-aggregate segments; rating does not depend on it, which
-``test_usage_reader`` checks on the real database).
+(one thread, nothing to isolate from). Usage groups and their sums after
+each breakpoint are computed row by row in Python, the reference for the
+store's SQL (``test_usage_reader`` and ``test_backends`` check that both
+rate like every stored row).
 """
 
 from __future__ import annotations
