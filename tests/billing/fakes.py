@@ -4,9 +4,9 @@
 ``write()`` runs its block on the state and puts the previous state back if
 the block raises, as a rolled-back transaction would; ``read()`` does nothing
 (one thread, nothing to isolate from). Usage groups and their sums after
-each breakpoint are computed row by row in Python, the reference for the
-store's SQL (``test_usage_reader`` and ``test_backends`` check that both
-rate like every stored row).
+each breakpoint are computed row by row in Python (the SQL's meaning in
+plain code; ``test_usage_reader`` and ``test_backends`` check that the SQL's
+groups rate like every stored row).
 """
 
 from __future__ import annotations
