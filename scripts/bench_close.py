@@ -15,6 +15,13 @@ With ``--url`` the SQLite file is built as usual and then copied into that
 (empty) PostgreSQL database with ``logbot-collector ledger copy``'s code, and
 the close runs there.
 
+``--setup-only`` stops after building (and copying); ``--no-setup`` runs the
+closes on a ``--db`` file or ``--url`` database that already holds that data
+(a copy of it: a close changes it), so several runs share one 90-second load.
+The script's checkout is appended to ``sys.path``, so
+``PYTHONPATH=/work/main:/work/main/firmware-sim`` times main's close code with
+this same script (the baseline of a before/after comparison).
+
 ``--json PATH`` writes a list of {metric, figure, baseline, unit, target}
 (what ``scripts/bench`` reads): the close, the re-rate and the peak RSS.
 """
@@ -35,7 +42,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# Appended, not prepended: PYTHONPATH may point the same benchmark at another checkout
+# (PYTHONPATH=/work/main:... measures main's close beside this branch's).
+sys.path.append(str(ROOT))
 
 from collector.billing.close import close_month, load_activations  # noqa: E402
 from collector.billing.periods import Month, zone  # noqa: E402
@@ -154,27 +163,36 @@ def main() -> int:
     parser.add_argument(
         "--url", help="run the close on this empty PostgreSQL database (postgresql://...)"
     )
+    parser.add_argument(
+        "--setup-only", action="store_true", help="build (and copy to --url), then stop"
+    )
+    parser.add_argument(
+        "--no-setup",
+        action="store_true",
+        help="--db or --url already holds the data of a --setup-only run (e.g. a copy of it)",
+    )
     args = parser.parse_args()
     book = load_price_book(ROOT / "deploy" / "pricebook.example.toml")
     month = Month(2023, 5)
     with tempfile.TemporaryDirectory() as tmp:
         path = args.db or Path(tmp) / "bench.db"
-        t0 = time.perf_counter()
-        count = build(
-            path,
-            args.devices,
-            args.every_hours,
-            month,
-            covering=args.covering_index,
-            aligned=args.aligned,
-        )
-        t1 = time.perf_counter()
-        print(
-            f"setup: {args.devices} devices x {len(SERVICES)} services, {count} usage rollups"
-            f" in {t1 - t0:.1f} s"
-        )
-        database = Database(path)
-        if args.url:
+        if not args.no_setup:
+            t0 = time.perf_counter()
+            count = build(
+                path,
+                args.devices,
+                args.every_hours,
+                month,
+                covering=args.covering_index,
+                aligned=args.aligned,
+            )
+            t1 = time.perf_counter()
+            print(
+                f"setup: {args.devices} devices x {len(SERVICES)} services, {count} usage rollups"
+                f" in {t1 - t0:.1f} s"
+            )
+        database = Database(args.url if args.url and args.no_setup else path)
+        if args.url and not args.no_setup:
             from collector.store.copy import copy_database
 
             target = Database(args.url)
@@ -183,6 +201,9 @@ def main() -> int:
             database.dispose()
             database = target
             print(f"copied into PostgreSQL in {time.perf_counter() - t2:.1f} s")
+        if args.setup_only:
+            database.dispose()
+            return 0
         conn = database.session()
         tz = zone("Europe/Rome")
         with timed("read usage (segment-aggregated in SQLite)"):

@@ -11,7 +11,7 @@ Values are plain: aware ``datetime``, money as exact decimal text.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -24,6 +24,7 @@ from collector.store.repo_billing import (
     LineRow,
     SqlBilling,
     Suspended,
+    UsageGroup,
 )
 
 __all__ = [
@@ -194,9 +195,22 @@ class BillingRepo(Protocol):
         """``{month: (rows, summed records, summed quantity)}`` of usage in each month's bounds."""
 
     def usage_rows(
-        self, account_id: str, start: datetime, end: datetime, segments: Sequence[datetime] | None
-    ) -> list[tuple[str, str, str, str, Any, Any, int]]:
-        """``(device, service, unit, first hour, quantity, records, rows)`` of the usage."""
+        self, account_id: str, start: datetime, end: datetime
+    ) -> list[tuple[str, str, str, str, Any, Any]]:
+        """``(device, service, unit, hour, quantity, records)`` of each stored row in bounds."""
+
+    def usage_segments(
+        self,
+        account_id: str,
+        start: datetime,
+        end: datetime,
+        pairs: Mapping[tuple[str, str], Sequence[datetime]],
+        points: Sequence[datetime],
+    ) -> list[UsageGroup]:
+        """Usage per (device, service, unit): totals and sums at or after each breakpoint.
+
+        A group's breakpoints are ``points`` plus ``pairs[(device, service)]``.
+        """
 
     def charged_lines(self, account_id: str, month: str) -> list[tuple[str, str, str, str]]:
         """``(service, period from, period to, logbit)`` charged or adjusted for a month."""

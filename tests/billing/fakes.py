@@ -3,21 +3,29 @@
 ``FakeBilling`` keeps every table the core touches in plain lists and dicts.
 ``write()`` runs its block on the state and puts the previous state back if
 the block raises, as a rolled-back transaction would; ``read()`` does nothing
-(one thread, nothing to isolate from). Usage is returned row by row (the
-database may pre-aggregate segments; rating does not depend on it, which
-``test_usage_reader`` checks on the real database).
+(one thread, nothing to isolate from). Usage groups and their sums after
+each breakpoint are computed row by row in Python (the SQL's meaning in
+plain code; ``test_usage_reader`` and ``test_backends`` check that the SQL's
+groups rate like every stored row).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from collector.billing.repository import ActivationSpan, CouponRow, EntryRow, LineRow, Suspended
+from collector.billing.repository import (
+    ActivationSpan,
+    CouponRow,
+    EntryRow,
+    LineRow,
+    Suspended,
+    UsageGroup,
+)
 from collector.store.codec import to_text
 
 HOUR = "%Y-%m-%dT%H:%M:%SZ"
@@ -426,15 +434,39 @@ class FakeBilling:
         return out
 
     def usage_rows(
-        self, account_id: str, start: datetime, end: datetime, segments: Sequence[datetime] | None
-    ) -> list[tuple[str, str, str, str, Any, Any, int]]:
-        """One tuple per stored row, whatever the segments."""
+        self, account_id: str, start: datetime, end: datetime
+    ) -> list[tuple[str, str, str, str, Any, Any]]:
+        """Every stored row in the bounds."""
         return [
-            (d, s, u, h, q, r, 1)
+            (d, s, u, h, q, r)
             for _, d, s, _subj, u, h, q, r in self._usage_in(
                 account_id, start.strftime(HOUR), end.strftime(HOUR)
             )
         ]
+
+    def usage_segments(
+        self,
+        account_id: str,
+        start: datetime,
+        end: datetime,
+        pairs: Mapping[tuple[str, str], Sequence[datetime]],
+        points: Sequence[datetime],
+    ) -> list[UsageGroup]:
+        """The SQL's groups, computed row by row (a reference for the store's query)."""
+        groups: dict[tuple[str, str, str, str], list[tuple[Any, ...]]] = {}
+        for row in self._usage_in(account_id, start.strftime(HOUR), end.strftime(HOUR)):
+            groups.setdefault((row[1], row[2], row[3], row[4]), []).append(row)
+        out: list[UsageGroup] = []
+        for (d, s, _subj, u), rows in groups.items():
+            after = [
+                (p, len(later), sum(r[6] for r in later))
+                for p in [*pairs.get((d, s), ()), *points]
+                for later in [[r for r in rows if r[5] >= p.strftime(HOUR)]]
+            ]
+            quantities = [r[6] for r in rows]
+            records = sum(r[7] for r in rows)
+            out.append((d, s, u, len(rows), records, sum(quantities), min(quantities), after))
+        return out
 
     def charged_lines(self, account_id: str, month: str) -> list[tuple[str, str, str, str]]:
         """Charge and adjustment lines of a month."""

@@ -19,13 +19,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from collector.billing import activations, coupons, ledger, notices, orders
-from collector.billing.close import CloseResult, close_month, fingerprint
+from collector.billing.close import CloseResult, close_month, fingerprint, load_activations
 from collector.billing.errors import CouponAlreadyRedeemed
 from collector.billing.periods import Month
 from collector.billing.price_book import PriceBook
+from collector.billing.usage import load_usage
 from collector.notify import outbox
 from collector.store.db import Database, Session
 from tests.billing.conftest import add_account, add_device, add_usage
+from tests.billing.usage_fleet import assert_same_rating, book_with_price_change, random_fleet
 
 ROME = ZoneInfo("Europe/Rome")
 
@@ -234,3 +236,19 @@ def test_late_usage_is_adjusted_once_and_fingerprints_are_stable(
     assert [m for m, _ in june.adjustments] == ["2023-05"]
     assert july.adjustments == ()
     assert ledger.balance(s, "acme") == Decimal(-30)
+
+
+def test_grouped_usage_reader_rates_like_every_row(s: Session, tmp_path: Path) -> None:
+    """Per-device segments summed by each engine rate exactly like every stored row."""
+    book = book_with_price_change(tmp_path, "2024-12-15")
+    random_fleet(s, seed=5, month=Month(2024, 12), tz=ROME, devices=25, records=1500)
+    assert assert_same_rating(s, book, Month(2024, 12), ROME) < 1500 / 2
+    # Twice in one snapshot, as a close re-rating a late month does: the temporary table
+    # of breakpoints is dropped and made again.
+    with s.read():
+        assert_same_rating(s, book, Month(2024, 12), ROME)
+        assert_same_rating(s, book, Month(2024, 12), ROME)
+        acts = load_activations(s, "acme", Month(2024, 12), ROME)
+        in_snapshot = load_usage(s, book, "acme", Month(2024, 12), ROME, activations=acts)
+    # Outside a transaction (each statement commits at once), as the benchmark calls it.
+    assert load_usage(s, book, "acme", Month(2024, 12), ROME, activations=acts) == in_snapshot
