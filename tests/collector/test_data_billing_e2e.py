@@ -31,6 +31,7 @@ from collector.billing.periods import Month
 from collector.billing.price_book import load_price_book
 from collector.billing.usage import load_usage
 from tests.agent.conftest import await_until, make_settings
+from tests.agent.meters.listener import send_tcp
 from tests.billing.conftest import PRICE_BOOK, session_on
 from tests.collector.helpers import settings_for
 from tests.registration import register
@@ -76,17 +77,6 @@ def _producer_lines(n: int, salt: int) -> list[bytes]:
         else:
             out.append(b'stat,host=gw s="%s"\n' % (b"x" * (i % 40)))
     return out
-
-
-async def _send_tcp(port: int, payload: bytes) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(payload)
-    await writer.drain()
-    writer.write_eof()
-    answer = await asyncio.wait_for(reader.read(), 20)
-    writer.close()
-    await writer.wait_closed()
-    assert answer == b"", answer  # every line accepted
 
 
 async def _register(ledger: Path, account: str, device: str, timezone: str) -> None:
@@ -159,7 +149,7 @@ async def test_billed_bytes_equal_the_bytes_the_producer_sent(
     async with _agent(tmp_path, mosquitto.url, dev, SystemClock(), listeners) as (agent, meter):
         for round_ in range(6):
             lines = _producer_lines(500, round_)
-            await _send_tcp(meter.ports[0], b"".join(lines))
+            assert await send_tcp(meter.ports[0], b"".join(lines)) == b""  # every line accepted
             sent += sum(map(len, lines))
             points += len(lines)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
@@ -201,11 +191,11 @@ async def test_outage_across_rome_month_end_bills_the_month_of_acceptance(
         agent,
         meter,
     ):
-        await _send_tcp(meter.ports[0], before)
+        assert await send_tcp(meter.ports[0], before) == b""  # every line accepted
         await await_until(lambda: meter.totals("plc") == (300, len(before)), 20)
         assert clock.now() < midnight
         clock.set(midnight + timedelta(seconds=30))  # 00:00:30 on 1 November in Rome
-        await _send_tcp(meter.ports[0], after)
+        assert await send_tcp(meter.ports[0], after) == b""  # every line accepted
         await await_until(lambda: meter.totals("plc") == (500, len(before) + len(after)), 20)
         broker.start()  # the link comes back: everything is sent after midnight
         settings = settings_for(tmp_path, mqtt_url=broker.url, client_id=f"c-{unique_id}")

@@ -6,38 +6,16 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent.errors import ConfigError
-from agent.meters.base import MeterDeps
-from agent.meters.data_ingestion import DataIngestionMeter, build
-from agent.system import FakeStats, SystemClock
+from agent.meters.data_ingestion import build
 from protocols import Service
 from tests.agent.meters.fake_sink import FakeSink, wait_until
-
-
-def _deps(tmp_path: Path) -> MeterDeps:
-    return MeterDeps("gw-1", "acme", SystemClock(), FakeStats(), tmp_path)
-
-
-@contextlib.asynccontextmanager
-async def running(
-    config: Mapping[str, Any], sink: FakeSink, tmp_path: Path
-) -> AsyncIterator[DataIngestionMeter]:
-    meter = build(config, _deps(tmp_path))
-    task = asyncio.create_task(meter.run(sink))
-    await asyncio.wait_for(meter.started.wait(), 10)
-    try:
-        yield meter
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
+from tests.agent.meters.listener import deps, running, send_tcp
 
 CONFIG = {
     "listeners": [
@@ -53,17 +31,6 @@ CONFIG = {
 def _line(i: int) -> bytes:
     ts = 1700000000000000000 + i
     return f"temp,sensor=s{i % 7},line=1 celsius={20 + i / 10},count={i}i {ts}".encode()
-
-
-async def _send_tcp(port: int, payload: bytes) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(payload)
-    await writer.drain()
-    writer.write_eof()
-    answer = await asyncio.wait_for(reader.read(), 20)
-    writer.close()
-    await writer.wait_closed()
-    return answer
 
 
 async def test_tcp_lines_exact_totals_and_bad_lines(tmp_path: Path) -> None:
@@ -82,7 +49,7 @@ async def test_tcp_lines_exact_totals_and_bad_lines(tmp_path: Path) -> None:
         lines.insert(100 * (k + 1), b)
     payload = b"\n".join(lines) + b"\n# a comment\n\n"
     async with running(CONFIG, sink, tmp_path) as meter:
-        answer = await _send_tcp(meter.ports[0], payload)
+        answer = await send_tcp(meter.ports[0], payload)
         await wait_until(lambda: sink.points("plc") == n)
         assert meter.totals("plc") == (n, sum(len(g) + 1 for g in good))
     errors = answer.decode().splitlines()
@@ -124,10 +91,10 @@ async def test_json_lines(tmp_path: Path) -> None:
     doc = {"measurement": "door", "tags": {"room": "r1"}, "fields": {"open": True, "n": 3}, "ts": 5}
     async with running(CONFIG, sink, tmp_path) as meter:
         mixed = json.dumps(doc).encode() + b"\n" + _line(1) + b"\n" + b'{"measurement": 1}\n'
-        answer = await _send_tcp(meter.ports[0], mixed)
+        answer = await send_tcp(meter.ports[0], mixed)
         await wait_until(lambda: sink.points("plc") == 2)
         only_json = json.dumps(doc).encode() + b"\n" + _line(2) + b"\n"
-        answer2 = await _send_tcp(meter.ports[2], only_json)
+        answer2 = await send_tcp(meter.ports[2], only_json)
         await wait_until(lambda: sink.points("json-only") == 1)
     assert answer.startswith(b"ERR 3 bad_json")
     assert answer2.startswith(b"ERR 2 bad_json")
@@ -144,7 +111,7 @@ async def test_backpressure_refuses_explicitly_and_loses_nothing(tmp_path: Path)
     config = {**CONFIG, "batch_points": 100, "max_buffered_points": 200}
     async with running(config, sink, tmp_path) as meter:
         payload = b"".join(_line(i) + b"\n" for i in range(3000))
-        answer = await _send_tcp(meter.ports[0], payload)
+        answer = await send_tcp(meter.ports[0], payload)
         assert b"backpressure" in answer
         refused = meter.counters.values["lines_refused"]
         accepted = meter.counters.values["lines_accepted"]
@@ -161,7 +128,7 @@ async def test_backpressure_refuses_explicitly_and_loses_nothing(tmp_path: Path)
 async def test_suspended_refuses_with_reason(tmp_path: Path) -> None:
     sink = FakeSink(suspended={Service.DATA_INGESTION})
     async with running(CONFIG, sink, tmp_path) as meter:
-        answer = await _send_tcp(meter.ports[0], _line(1) + b"\n" + _line(2) + b"\n")
+        answer = await send_tcp(meter.ports[0], _line(1) + b"\n" + _line(2) + b"\n")
         assert answer == b"ERR 1-2 suspended data_ingestion is suspended\n"
         assert meter.counters.values["lines_refused"] == 2
     assert sink.points() == 0
@@ -171,7 +138,7 @@ async def test_flush_on_stop(tmp_path: Path) -> None:
     sink = FakeSink()
     config = {**CONFIG, "flush_interval_s": 60, "batch_points": 5000}
     async with running(config, sink, tmp_path) as meter:
-        await _send_tcp(meter.ports[0], b"".join(_line(i) + b"\n" for i in range(10)))
+        await send_tcp(meter.ports[0], b"".join(_line(i) + b"\n" for i in range(10)))
         await wait_until(lambda: meter.counters.values.get("lines_accepted") == 10)
         assert sink.points() == 0
     assert sink.points() == 10
@@ -192,7 +159,7 @@ async def test_flush_on_stop(tmp_path: Path) -> None:
 )
 def test_bad_config_names_the_key(config: dict[str, Any], key: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
-        build(config, _deps(tmp_path))
+        build(config, deps(tmp_path))
     assert key in info.value.key
 
 
@@ -206,7 +173,7 @@ async def test_every_batch_fits_one_message(tmp_path: Path) -> None:
     n = 12_000
     async with running(config, sink, tmp_path) as meter:
         # Tiny lines whose JSON form is many times their line-protocol size.
-        await _send_tcp(meter.ports[0], b"".join(b"m,t=%d f=%di\n" % (i % 3, i) for i in range(n)))
+        await send_tcp(meter.ports[0], b"".join(b"m,t=%d f=%di\n" % (i % 3, i) for i in range(n)))
         await wait_until(lambda: sink.points() == n)
     assert len(sink.data) > 2
     for stream, points, _ in sink.data:
@@ -226,7 +193,7 @@ async def test_too_long_line_is_refused_once(tmp_path: Path) -> None:
     config = {**CONFIG, "max_line_bytes": 1024}
     async with running(config, sink, tmp_path) as meter:
         huge = b"m,t=a f=" + b"1" * 200_000
-        answer = await _send_tcp(meter.ports[0], _line(1) + b"\n" + huge + b"\n" + _line(2) + b"\n")
+        answer = await send_tcp(meter.ports[0], _line(1) + b"\n" + huge + b"\n" + _line(2) + b"\n")
         await wait_until(lambda: sink.points() == 2)
     assert answer.count(b"ERR") == 1
     assert answer.startswith(b"ERR 2 too_long")
@@ -244,7 +211,7 @@ async def test_outbox_failure_keeps_points_and_recovers(tmp_path: Path) -> None:
 
     sink = FlakySink()
     async with running(CONFIG, sink, tmp_path) as meter:
-        await _send_tcp(meter.ports[0], b"".join(_line(i) + b"\n" for i in range(100)))
+        await send_tcp(meter.ports[0], b"".join(_line(i) + b"\n" for i in range(100)))
         await asyncio.sleep(0.3)
         assert sink.points() == 0
         sink.failing = False
@@ -253,12 +220,12 @@ async def test_outbox_failure_keeps_points_and_recovers(tmp_path: Path) -> None:
 
 async def test_meter_can_be_run_again_after_a_stop(tmp_path: Path) -> None:
     sink = FakeSink()
-    meter = build(CONFIG, _deps(tmp_path))
+    meter = build(CONFIG, deps(tmp_path))
     for round_no in range(2):
         task = asyncio.create_task(meter.run(sink))
         await asyncio.wait_for(meter.started.wait(), 10)
         assert len(meter.ports) == 3
-        await _send_tcp(meter.ports[0], _line(round_no) + b"\n")
+        await send_tcp(meter.ports[0], _line(round_no) + b"\n")
         await wait_until(lambda n=round_no: sink.points() == n + 1)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,13 +19,14 @@ from hypothesis import given, settings
 
 from agent import sink as sink_module
 from agent.meters.base import BackPressure, DataDraft, MeterDeps
-from agent.meters.data_ingestion import DataIngestionMeter, _json_point, build
+from agent.meters.data_ingestion import _json_point, build
 from agent.outbox import Outbox, OutboxLimits
 from agent.sink import OutboxSink
 from agent.system import FakeClock, FakeStats, SystemClock
 from protocols import DataPoint
 from protocols.lineproto import LineProtocolError, parse_line
 from tests.agent.meters.fake_sink import FakeSink, wait_until
+from tests.agent.meters.listener import running, send_tcp
 from tests.protocols.test_lineproto_differential import CORPUS, shaped_lines
 
 T0 = datetime(2026, 5, 24, 10, 0, tzinfo=UTC)
@@ -96,21 +96,6 @@ async def test_one_invalid_batch_appends_none(tmp_path: Path) -> None:
     await outbox.close()
 
 
-@contextlib.asynccontextmanager
-async def running(
-    config: Mapping[str, Any], sink: Any, tmp_path: Path
-) -> AsyncIterator[DataIngestionMeter]:
-    meter = build(config, MeterDeps("gw-1", "acme", SystemClock(), FakeStats(), tmp_path))
-    task = asyncio.create_task(meter.run(sink))
-    await asyncio.wait_for(meter.started.wait(), 10)
-    try:
-        yield meter
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 CONFIG = {
     "listeners": [{"proto": "tcp", "port": 0, "stream": "plc"}],
     "batch_points": 100,
@@ -120,17 +105,6 @@ CONFIG = {
 
 def _lines(n: int) -> bytes:
     return b"".join(b"m,t=a v=%di %d\n" % (i, 1_700_000_000_000_000_000 + i) for i in range(n))
-
-
-async def _send(port: int, payload: bytes) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(payload)
-    await writer.drain()
-    writer.write_eof()
-    answer = await asyncio.wait_for(reader.read(), 20)
-    writer.close()
-    await writer.wait_closed()
-    return answer
 
 
 class _SlowSink(FakeSink):
@@ -150,7 +124,7 @@ class _SlowSink(FakeSink):
 async def test_a_listener_behind_commits_what_it_holds_at_once(tmp_path: Path) -> None:
     sink = _SlowSink()
     async with running(CONFIG, sink, tmp_path) as meter:
-        sending = asyncio.create_task(_send(meter.ports[0], _lines(1000)))
+        sending = asyncio.create_task(send_tcp(meter.ports[0], _lines(1000)))
         # The first commit waits; reading goes on until 4 batches wait.
         await wait_until(lambda: len(meter._buffers["plc"].points) >= 400)
         sink.gate.set()
