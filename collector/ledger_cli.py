@@ -116,18 +116,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def stats_command(args: argparse.Namespace) -> int:
     """Run ``ledger stats``; one line on error."""
-    from pathlib import Path
-
-    from collector.cli import settings_from_args
-    from collector.store.db import Database
     from collector.store.ledger_stats import mark_stats, table_stats
 
     try:
-        settings = settings_from_args(args)
-        if not settings.ledger.url and not Path(settings.ledger.path).is_file():
-            print(f"{PROG}: error: no ledger file at {settings.ledger.path}", file=sys.stderr)
-            return 1
-        db = Database(settings.ledger.location)
+        db = _database(args)
         try:
             with db.unit() as session:
                 tables = table_stats(session)
