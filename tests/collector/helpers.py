@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import queue
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -31,6 +33,9 @@ from protocols import (
     encode,
 )
 from tests import registration
+
+if TYPE_CHECKING:
+    from tests.conftest import LedgerBackend
 
 EPOCH = "00112233445566aa"
 
@@ -168,3 +173,21 @@ async def wait_for(check: Callable[[], Any], within: float = 20.0, interval: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within} s")
         await asyncio.sleep(interval)
+
+
+def ledger_cli(
+    backend: LedgerBackend, tmp_path: Path, *args: str, answer: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``logbot-collector ledger ARGS`` on ``backend``'s ledger, configured by environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGBOT_COLLECTOR_")}
+    if backend.name == "sqlite":
+        env["LOGBOT_COLLECTOR_LEDGER_PATH"] = backend.settings.path
+    else:
+        env["LOGBOT_COLLECTOR_LEDGER_URL"] = backend.settings.url
+        env["LOGBOT_COLLECTOR_LEDGER_PATH"] = ""
+        env["LOGBOT_COLLECTOR_API_LINK_KEY_FILE"] = str(tmp_path / "link-key")
+    return subprocess.run(
+        [sys.executable, "-m", "collector.cli", "ledger", *args],
+        check=False, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path,
+        input=answer if answer is not None else "",
+    )  # fmt: skip

@@ -8,9 +8,6 @@ never charged. Refusals are one line and change nothing.
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,28 +18,18 @@ from collector.store.db import Database
 from collector.store.gaps import GapRefused, close_gap, closures, open_gaps
 from collector.store.ledger import CommitBatch
 from protocols import Kind
-from tests.collector.helpers import EPOCH, device, settings_for, usage_batch, wait_for
+from tests.collector.helpers import (
+    EPOCH,
+    device,
+    ledger_cli,
+    settings_for,
+    usage_batch,
+    wait_for,
+)
 from tests.collector.test_dedup_marks import run
 from tests.collector.test_store_contract import row
 from tests.conftest import LedgerBackend
 from tests.servers import Mosquitto
-
-
-def cli(
-    backend: LedgerBackend, tmp_path: Path, *args: str, answer: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGBOT_COLLECTOR_")}
-    if backend.name == "sqlite":
-        env["LOGBOT_COLLECTOR_LEDGER_PATH"] = backend.settings.path
-    else:
-        env["LOGBOT_COLLECTOR_LEDGER_URL"] = backend.settings.url
-        env["LOGBOT_COLLECTOR_LEDGER_PATH"] = ""
-        env["LOGBOT_COLLECTOR_API_LINK_KEY_FILE"] = str(tmp_path / "link-key")
-    return subprocess.run(
-        [sys.executable, "-m", "collector.cli", "ledger", *args],
-        check=False, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path,
-        input=answer if answer is not None else "",
-    )  # fmt: skip
 
 
 def marks(backend: LedgerBackend, dev: str) -> list[tuple[Any, ...]]:
@@ -76,7 +63,7 @@ async def test_a_record_sent_inside_a_closed_gap_is_receipted_and_not_charged(
         assert await d.receipts_settled() == {1, 2, 5, 6}
         assert marks(ledger_backend, dev) == [(6, "[[3,4]]")]
 
-        listed = cli(ledger_backend, tmp_path, "gaps", "--device", dev)
+        listed = ledger_cli(ledger_backend, tmp_path, "gaps", "--device", dev)
         assert listed.returncode == 0, listed.stderr
         line = next(ln.split() for ln in listed.stdout.splitlines() if ln.startswith(dev))
         assert line[:6] == [dev, EPOCH, "3", "4", "2", "6"]
@@ -84,7 +71,7 @@ async def test_a_record_sent_inside_a_closed_gap_is_receipted_and_not_charged(
         assert "1 open gaps awaiting 2 sequences" in listed.stdout
 
         reason = "gateway replaced, outbox lost with its disk (ticket 4711)"
-        closed = cli(
+        closed = ledger_cli(
             ledger_backend, tmp_path, "close-gap", "--device", dev, "--epoch", EPOCH,
             "--from", "3", "--to", "4", "--reason", reason, "--by", "ops-anna", "--yes",
         )  # fmt: skip
@@ -97,7 +84,7 @@ async def test_a_record_sent_inside_a_closed_gap_is_receipted_and_not_charged(
         )
         assert [a[:7] for a in audit] == [(dev, EPOCH, 3, 4, 6, "ops-anna", reason)]
         assert audit[0][7].endswith("Z")
-        assert "no open gaps" in cli(ledger_backend, tmp_path, "gaps").stdout
+        assert "no open gaps" in ledger_cli(ledger_backend, tmp_path, "gaps").stdout
 
         before = billed(ledger_backend, dev)
         duplicates = collector.metrics.duplicates._value.get()
@@ -115,14 +102,18 @@ async def test_a_range_not_inside_an_open_gap_is_refused_in_one_line(
     assert marks(ledger_backend, "gw-1") == [(9, "[[3,4],[6,8]]")]
     base = ("close-gap", "--device", "gw-1", "--epoch", "e", "--reason", "test", "--yes")
     for lo, hi in (("3", "6"), ("4", "5"), ("2", "3"), ("10", "12"), ("4", "3")):
-        refused = cli(ledger_backend, tmp_path, *base, "--from", lo, "--to", hi)
+        refused = ledger_cli(ledger_backend, tmp_path, *base, "--from", lo, "--to", hi)
         assert refused.returncode == 1
         assert refused.stderr.count("\n") == 1, refused.stderr  # one line, no traceback
         assert "nothing closed" in refused.stderr or "not a range" in refused.stderr
-    other = cli(ledger_backend, tmp_path, *base[:4], "x", *base[5:], "--from", "3", "--to", "4")
+    other = ledger_cli(
+        ledger_backend, tmp_path, *base[:4], "x", *base[5:], "--from", "3", "--to", "4"
+    )
     assert other.returncode == 1
     assert "no watermark for epoch x" in other.stderr
-    blank = cli(ledger_backend, tmp_path, *base[:6], " ", "--yes", "--from", "3", "--to", "4")
+    blank = ledger_cli(
+        ledger_backend, tmp_path, *base[:6], " ", "--yes", "--from", "3", "--to", "4"
+    )
     assert blank.returncode == 1
     assert "give a --reason" in blank.stderr
     assert marks(ledger_backend, "gw-1") == [(9, "[[3,4],[6,8]]")]
@@ -135,14 +126,14 @@ async def test_without_yes_the_operator_confirms(
     async with ledger_backend.ledger() as ledger:
         await ledger.commit(CommitBatch(usage=[row(1), row(9)]))
     args = ("close-gap", "--device", "gw-1", "--epoch", "e", "--from", "3", "--to", "5")
-    declined = cli(ledger_backend, tmp_path, *args, "--reason", "r", answer="n\n")
+    declined = ledger_cli(ledger_backend, tmp_path, *args, "--reason", "r", answer="n\n")
     assert declined.returncode == 1
     assert "close 3-5 (3 sequences) of the open gap 2-8 below mark 9" in declined.stdout
     assert "nothing closed" in declined.stdout
     assert marks(ledger_backend, "gw-1") == [(9, "[[2,8]]")]
-    silent = cli(ledger_backend, tmp_path, *args, "--reason", "r")  # stdin closed: no
+    silent = ledger_cli(ledger_backend, tmp_path, *args, "--reason", "r")  # stdin closed: no
     assert silent.returncode == 1
-    accepted = cli(ledger_backend, tmp_path, *args, "--reason", "r", answer="y\n")
+    accepted = ledger_cli(ledger_backend, tmp_path, *args, "--reason", "r", answer="y\n")
     assert accepted.returncode == 0, accepted.stderr
     assert marks(ledger_backend, "gw-1") == [(9, "[[2,2],[6,8]]")]
 

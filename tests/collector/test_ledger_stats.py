@@ -13,22 +13,9 @@ from collector.api.app import create_app
 from collector.config import settings_from_mapping
 from collector.service import Collector
 from collector.store.ledger import CommitBatch
+from tests.collector.helpers import ledger_cli
 from tests.collector.test_store_contract import row
 from tests.conftest import LedgerBackend
-
-
-def stats(backend: LedgerBackend, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGBOT_COLLECTOR_")}
-    if backend.name == "sqlite":
-        env["LOGBOT_COLLECTOR_LEDGER_PATH"] = backend.settings.path
-    else:
-        env["LOGBOT_COLLECTOR_LEDGER_URL"] = backend.settings.url
-        env["LOGBOT_COLLECTOR_LEDGER_PATH"] = ""
-        env["LOGBOT_COLLECTOR_API_LINK_KEY_FILE"] = str(tmp_path / "link-key")
-    return subprocess.run(
-        [sys.executable, "-m", "collector.cli", "ledger", "stats"],
-        check=False, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path,
-    )  # fmt: skip
 
 
 async def test_stats_show_rows_oldest_and_open_gaps(
@@ -37,7 +24,7 @@ async def test_stats_show_rows_oldest_and_open_gaps(
     async with ledger_backend.ledger() as ledger:
         await ledger.commit(CommitBatch(usage=[row(1), row(2), row(5)]))
         await ledger.commit(CommitBatch(usage=[row(1, device="gw-2")]))
-    result = stats(ledger_backend, tmp_path)
+    result = ledger_cli(ledger_backend, tmp_path, "stats")
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line}
     assert lines["usage_records"][1] == "4"
