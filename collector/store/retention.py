@@ -64,10 +64,9 @@ HEAD_TRIM = {
 }
 
 
-def head_trim_sql(table: str, key: str | None = None) -> str:
+def head_trim_sql(table: str) -> str:
     """``DELETE`` the expired rows among the first ``?`` rows of ``table`` by key (qmark)."""
-    ts, default_key, where = HEAD_TRIM[table]
-    key = key or default_key
+    ts, key, where = HEAD_TRIM[table]
     return (
         f"DELETE FROM {table} WHERE {key} IN (SELECT k FROM ("  # noqa: S608 (fixed names)
         f"SELECT {key} AS k, {ts} AS t FROM {table}{where} ORDER BY {key} LIMIT ?"
