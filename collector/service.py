@@ -117,6 +117,8 @@ class Collector:
         # True only while the ingest loop waits for a message: the broker link wakes
         # the event loop then, not while a commit is in flight (it drains the inbox next).
         self._parked = False
+        # Set while parked: background work (retention) starts its batches in these gaps.
+        self.ingest_idle = asyncio.Event()
         self._devices: dict[str, DeviceInfo] = {}
         self._misses: dict[str, float] = {}
         self._link: BrokerLink | None = None
@@ -177,6 +179,7 @@ class Collector:
                 expiring = retention_loop(
                     self.ledger, self.settings.retention, self.clock, self._stop,
                     self.retention_stats, inserted=self.metrics.records_committed._value.get,
+                    idle=self.ingest_idle,
                 )  # fmt: skip
                 tasks.append(asyncio.create_task(expiring, name="retention"))
             self._link.start()
@@ -267,7 +270,9 @@ class Collector:
                     # the flag was seen is found here, one appended after it wakes us.
                     self._parked = True
                     if not self._inbox:
+                        self.ingest_idle.set()
                         await self._wake.wait()
+                        self.ingest_idle.clear()
                     self._parked = False
                     continue
                 if ing.group_commit_ms and len(self._inbox) < ing.max_group_messages:

@@ -33,6 +33,7 @@ apart from each other, so a delete by age would touch a page per device).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 
 PACE_FACTOR = 1.25  # rows deleted per row inserted, at most, while ingest is busy
 BUSY_INSERTS = 1_000.0  # rows/s of ingest above which deletes follow the ingest rate
+MAX_DEFER = 1.0  # seconds a batch waits for ingest to be idle before it runs anyway
 
 # The tables, in the order they are trimmed. The SQL of each lives in the ledgers.
 TABLES = ("usage_records", "dead_letters", "status_transitions", "export_queue")
@@ -131,8 +133,13 @@ async def run_once(
     *,
     pause: float = 0.01,
     pace: Pace | None = None,
+    idle: asyncio.Event | None = None,
 ) -> dict[str, int]:
-    """Delete every expired row, batch by batch; return how many per table."""
+    """Delete every expired row, batch by batch; return how many per table.
+
+    ``idle``: set while ingest waits for work; each batch waits for it (at
+    most ``MAX_DEFER`` seconds).
+    """
     stats = stats or RetentionStats()
     out = dict.fromkeys(TABLES, 0)
     if pace is not None:
@@ -140,6 +147,9 @@ async def run_once(
     for table, horizon in horizons(settings).items():
         cutoff = iso_utc(now - horizon)
         while True:
+            if idle is not None and not idle.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(idle.wait(), MAX_DEFER)
             started = time.monotonic()
             n = await ledger.expire(table, cutoff, settings.batch_rows)
             out[table] += n
@@ -166,16 +176,18 @@ async def retention_loop(
     stats: RetentionStats,
     *,
     inserted: Callable[[], float] | None = None,
+    idle: asyncio.Event | None = None,
 ) -> None:
     """Run ``run_once`` every ``interval_seconds`` until ``stop``; a failure is logged only.
 
     ``inserted``: the running count of rows ingest committed, to pace deletes
     by while ingest is busy (:class:`Pace`); without it only the half-time rule holds.
+    ``idle``: set while ingest waits for work (see ``run_once``).
     """
     pace = Pace(inserted) if inserted is not None else None
     while not stop.is_set():
         try:
-            done = await run_once(ledger, settings, clock.now(), stats, pace=pace)
+            done = await run_once(ledger, settings, clock.now(), stats, pace=pace, idle=idle)
             if any(done.values()):
                 log.info("retention: deleted %s", done)
         except Exception:  # a bad batch must never stop the collector

@@ -128,3 +128,39 @@ def test_deletes_follow_the_ingest_rate_while_ingest_is_busy() -> None:
     now[0] += 1.0
     count[0] += 2_000
     assert pace.rest_after(100) == 0.0
+
+
+async def test_each_batch_waits_for_ingest_to_be_idle_then_runs_anyway(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch starts in a gap of ingest; without a gap it runs after MAX_DEFER seconds."""
+    from collector.store import retention
+
+    monkeypatch.setattr(retention, "MAX_DEFER", 0.3)
+    calls: list[float] = []
+
+    class Ledger:
+        async def expire(self, table: str, cutoff: str, limit: int) -> int:
+            calls.append(asyncio.get_running_loop().time())
+            return limit if table == "usage_records" and len(calls) == 1 else 0
+
+    idle = asyncio.Event()
+    settings = RetentionSettings(batch_rows=10)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    task = asyncio.create_task(run_once(Ledger(), settings, NOW, idle=idle, pause=0))  # type: ignore[arg-type]
+    await asyncio.sleep(0.1)
+    assert calls == []  # ingest busy: the first batch waits
+    idle.set()
+    await asyncio.wait_for(task, 5)
+    # First batch when ingest went idle, then the rest at once: idle stays set.
+    assert calls[0] - start == pytest.approx(0.1, abs=0.08)
+    assert len(calls) == 5  # a full batch of usage_records, then one per table
+    # Ingest never idle: every batch still runs, MAX_DEFER apart.
+    calls.clear()
+    idle.clear()
+    start = loop.time()
+    await asyncio.wait_for(run_once(Ledger(), settings, NOW, idle=idle, pause=0), 10)  # type: ignore[arg-type]
+    gaps = [b - a for a, b in zip([start, *calls], calls, strict=False)]
+    assert len(calls) == 5
+    assert all(g == pytest.approx(0.3, abs=0.1) for g in gaps), gaps
