@@ -313,10 +313,11 @@ class BrokerLink:
         failures = h.failures + 1
         since = h.since if not h.connected and h.since else iso_utc(self.clock.now())
         self.health = BrokerHealth(False, False, failure.text, failure.cause, failures, since)
-        self.metrics.broker_connected.set(0)
-        self.metrics.broker_failures.labels(failure.cause).inc()
         wait = retry_delay(failures, RECONNECT_MIN, RECONNECT_MAX)
         log.error("broker: %s; retrying in %.0f s", failure.text, wait)
+        # Counted after the line is written: whoever sees the count finds the line.
+        self.metrics.broker_connected.set(0)
+        self.metrics.broker_failures.labels(failure.cause).inc()
 
     def _on_connect(
         self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, props: Any

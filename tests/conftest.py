@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +28,24 @@ from tests import registration
 from tests.demo_proc import ServedDemo
 from tests.pgserver import PostgresServer
 from tests.servers import Mosquitto, VictoriaMetrics
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """Undo what a command run in-process did to the root logger.
+
+    ``setup_logging`` (collector and agent) replaces the root handlers with a
+    stream handler on the ``sys.stderr``/``sys.stdout`` of that moment, which
+    in a test is pytest's capture, closed when the test ends. Left behind, it
+    makes a later test's log call print "Logging error".
+    """
+    root = logging.getLogger()
+    before, level = set(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if type(handler) is logging.StreamHandler and handler not in before:
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,11 @@
 A record leaves the outbox only when a collector ``Receipt`` names its seq
 (committed or dead-lettered). Until then it stays in the outbox and, once
 its receipt is overdue, it is resent with exponential backoff — the
-collector deduplicates by ``device:epoch:seq``. Memory stays bounded: at most
+collector deduplicates by ``device:epoch:seq``. What was sent on an
+earlier connection is resent once the current one has lasted
+``RESEND_GRACE_S`` (receipts the broker queued for us arrive first): the
+message or its receipt may have been lost with that connection, and its
+backoff may by then be minutes long. Memory stays bounded: at most
 ``max_inflight`` records are in flight, the rest wait in SQLite, so draining
 a backlog of days costs no more memory than a normal minute. Draining keeps
 seq order and is paced by a token bucket (``rate_limit`` records/s).
@@ -48,6 +52,7 @@ class _Flight:
     seqs: set[int]
     deadline: float
     attempt: int
+    sent_at: float  # monotonic
 
 
 @dataclass(slots=True)
@@ -129,9 +134,11 @@ class Forwarder:
 
     async def _resend_due(self) -> bool:
         now = self._clock.monotonic()
-        if now < self._link.connected_since + RESEND_GRACE_S:
+        since = self._link.connected_since
+        if now < since + RESEND_GRACE_S:
             return False
-        due = [fid for fid, f in self._flights.items() if f.deadline <= now]
+        # Overdue, or sent on a connection that has gone since.
+        due = [fid for fid, f in self._flights.items() if f.deadline <= now or f.sent_at < since]
         for fid in due:
             # A receipt handled while an earlier flight was being resent (an
             # await below) may have settled this one already.
@@ -164,9 +171,8 @@ class Forwarder:
         )
         fid = self._next_flight
         self._next_flight += 1
-        self._flights[fid] = _Flight(
-            {r.seq for r in records}, self._clock.monotonic() + delay, attempt
-        )
+        now = self._clock.monotonic()
+        self._flights[fid] = _Flight({r.seq for r in records}, now + delay, attempt, now)
         for r in records:
             self._flight_of[r.seq] = fid
         if resend:

@@ -288,12 +288,21 @@ class MqttLink:
         self._down.clear()
         self._connack = self._loop.create_future()
         await self._loop.run_in_executor(None, self._blocking_connect, b.host, b.port, b.keepalive)
+        # A connection closed before the CONNACK (a middlebox or a dying link that
+        # accepts and resets) fails the attempt at once, not after the timeout.
+        closed = asyncio.ensure_future(self._down.wait())
         try:
             async with asyncio.timeout(max(10.0, b.keepalive)):
-                rc = await self._connack
+                await asyncio.wait((self._connack, closed), return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError:
             self._drop_socket()
             raise
+        finally:
+            closed.cancel()
+        if not self._connack.done():
+            self._drop_socket()
+            raise ConnectionError("the connection closed before the broker answered CONNECT")
+        rc = self._connack.result()
         if rc.is_failure:
             self._drop_socket()
             raise ConnectionError(f"broker refused the connection: {rc}")

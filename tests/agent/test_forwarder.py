@@ -217,3 +217,33 @@ async def test_receipt_settling_a_due_flight_during_resend_is_harmless(tmp_path:
         assert box.depth().usage == 5  # the settled five left the outbox, the rest wait
     finally:
         await box.close()
+
+
+async def test_what_was_sent_on_a_lost_connection_is_resent_after_the_grace(
+    tmp_path: Path,
+) -> None:
+    """A receipt timeout of an hour does not hold back records sent before a reconnect."""
+    from agent.uplink.forwarder import RESEND_GRACE_S
+
+    box, link, fwd, task = await start(tmp_path, receipt_timeout=3600.0, rate_limit=0.0)
+    try:
+        await box.append_usage(samples(5), "b")
+        await await_until(lambda: fwd.inflight == 5, 10, "sent")
+        assert sorted(sent_seqs(link)) == [1, 2, 3, 4, 5]
+        link.disconnect()  # the messages (or their receipts) went with the connection
+        link.sent.clear()
+        loop = asyncio.get_running_loop()
+        reconnected = SystemClock().monotonic()
+        link.connect(at=reconnected)
+        started = loop.time()
+        await await_until(lambda: sorted(sent_seqs(link)) == [1, 2, 3, 4, 5], 10, "resent")
+        took = loop.time() - started
+        # Not before the grace (queued receipts first), and not an hour later.
+        assert RESEND_GRACE_S - 0.1 <= took <= RESEND_GRACE_S + 2.0, took
+        assert fwd.stats.resent_records == 5
+        # A flight sent on this connection keeps its own (hour-long) deadline.
+        link.sent.clear()
+        await asyncio.sleep(1.5)
+        assert link.sent == []
+    finally:
+        await stop(box, task)

@@ -195,3 +195,31 @@ def test_last_will_published_when_agent_dies(
         # there is looser: it proves the will fires on silence alone.
         limit = 1.5 * keepalive if how == signal.SIGKILL else 3 * keepalive
         assert elapsed <= limit, f"{how.name}: offline after {elapsed:.1f} s"
+
+
+async def test_a_connection_reset_before_connack_is_retried_at_once(
+    tmp_path: Path, mosquitto: Mosquitto, unique_id: str
+) -> None:
+    """A link that accepts TCP and closes it (a dying cellular link) costs one backoff step.
+
+    It used to cost the whole CONNACK timeout (here 10 s) before the next attempt.
+    """
+    from firmware_sim.proxy import UplinkProxy
+
+    proxy = UplinkProxy("127.0.0.1", mosquitto.port, up=False)
+    port = await proxy.start()
+    settings = make_settings(tmp_path, f"mqtt://127.0.0.1:{port}", unique_id)
+    agent = Agent(settings, stats=FakeStats(), probe=FakeProbe(), meters=[])
+    task = asyncio.create_task(agent.run())
+    try:
+        started = time.monotonic()
+        await await_until(lambda: agent.link is not None, what="link created")
+        await asyncio.sleep(1.0)  # attempts meet a link that accepts and resets
+        proxy.restore()
+        await await_until(lambda: agent.link is not None and agent.link.connected, 8, "connected")
+        took = time.monotonic() - started
+        assert took < 4.0, f"connected {took:.1f} s after start (the link was back at 1 s)"
+    finally:
+        agent.request_stop()
+        await asyncio.wait_for(task, 20)
+        await proxy.close()

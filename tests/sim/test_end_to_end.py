@@ -31,7 +31,7 @@ from firmware_sim.scenario import FleetSettings
 from tests.servers import Mosquitto, VictoriaMetrics
 
 DAY = 86_400.0
-TRAFFIC_REAL_S = 150.0  # the simulated day takes this many real seconds
+TRAFFIC_REAL_S = 80.0  # the simulated day takes this many real seconds (speed 1,080)
 
 
 def single_month_start(duration_s: float, speed: float) -> datetime:

@@ -79,7 +79,7 @@ def test_fleet_command_with_random_faults_verifies(
     fleet_args = [
         *sim, "fleet", "--devices", "6", "--broker", broker.url, "--seed", "11",
         "--truth", str(truth), "--work-dir", str(tmp_path / "fleet"), "--account", "cli",
-        "--duration", "3h", "--speed", "360", "--faults", "random", "--fault-rate", "40",
+        "--duration", "3h", "--speed", "720", "--faults", "random", "--fault-rate", "40",
     ]  # fmt: skip
     bad = subprocess.run(
         [*sim, "fleet", "--devices", "0"], capture_output=True, text=True, check=False
