@@ -29,7 +29,8 @@ def test_retention_during_heavy_ingest_keeps_p99_within_250_ms(tmp_path: Path) -
     result = subprocess.run(
         [
             sys.executable, str(ROOT / "scripts" / "bench_retention.py"), "--engine", "sqlite",
-            "--rates", RATES, "--seconds", "5", "--expired", "400000", "--json", str(out),
+            "--rates", RATES, "--seconds", "5", "--probe-seconds", "3", "--expired", "400000",
+            "--json", str(out),
         ],
         check=False, capture_output=True, text=True, timeout=1200, cwd=tmp_path,
     )  # fmt: skip
