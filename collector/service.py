@@ -117,7 +117,9 @@ class Collector:
         # True only while the ingest loop waits for a message: the broker link wakes
         # the event loop then, not while a commit is in flight (it drains the inbox next).
         self._parked = False
-        # Set while parked: background work (retention) starts its batches in these gaps.
+        # Set while parked with the inbox seen empty: background work (retention)
+        # starts its batches in these gaps. Not the same as ``_parked``, which is
+        # announced before that check: an Event's set() wakes its waiters for good.
         self.ingest_idle = asyncio.Event()
         self._devices: dict[str, DeviceInfo] = {}
         self._misses: dict[str, float] = {}
@@ -176,11 +178,7 @@ class Collector:
                 )
                 tasks.append(asyncio.create_task(self._exporter.run(self._stop), name="export"))
             if self._retention:
-                expiring = retention_loop(
-                    self.ledger, self.settings.retention, self.clock, self._stop,
-                    self.retention_stats, inserted=self.metrics.records_committed._value.get,
-                    idle=self.ingest_idle,
-                )  # fmt: skip
+                expiring = self.expire(self._stop, self.retention_stats)
                 tasks.append(asyncio.create_task(expiring, name="retention"))
             self._link.start()
             tasks.append(asyncio.create_task(self._signal_ready(), name="ready"))
@@ -202,6 +200,13 @@ class Collector:
                 )
         finally:
             await self.ledger.close()
+
+    async def expire(self, stop: asyncio.Event, stats: RetentionStats) -> None:
+        """The retention task on this collector's ledger, paced by its ingest, until ``stop``."""
+        await retention_loop(
+            self.ledger, self.settings.retention, self.clock, stop, stats,
+            inserted=self.metrics.records_committed._value.get, idle=self.ingest_idle,
+        )  # fmt: skip
 
     @property
     def retains(self) -> bool:

@@ -18,7 +18,7 @@ The ledger is first filled with ``--expired`` usage rows received 500 days
 ago (one ``INSERT … SELECT``; SQLite's WAL is then checkpointed so the
 baseline does not pay for the fill), so retention really deletes. Then
 phases of ``--seconds`` each alternate: **baseline** (no retention) and
-**retention** (the collector's own ``retention_loop`` on its ledger, started
+**retention** (the collector's own retention task, ``Collector.expire``, started
 with the publisher). Each phase prints p50/p99/max latency,
 records/s committed, whether the collector kept up (everything committed
 within ``max(1 s, 10 %)`` of the phase after the last publish), rows deleted
@@ -69,7 +69,7 @@ from collector.config import RetentionSettings, settings_from_mapping
 from collector.metrics import Metrics
 from collector.service import Collector
 from collector.store.db import Database
-from collector.store.retention import RetentionStats, retention_loop
+from collector.store.retention import RetentionStats
 from protocols import Kind, Service, Topic, Unit, UsageBatch, UsageRecord, encode
 
 ACCOUNT = "bench"
@@ -269,16 +269,7 @@ async def run_phase(
     stop = asyncio.Event()
     task = None
     if retention:
-        loop = retention_loop(
-            collector.ledger,
-            collector.settings.retention,
-            collector.clock,
-            stop,
-            stats,
-            inserted=m.records_committed._value.get,
-            idle=collector.ingest_idle,
-        )
-        task = asyncio.create_task(loop)
+        task = asyncio.create_task(collector.expire(stop, stats))
 
     async def all_committed() -> float:
         """When the last record was committed (polled every 5 ms)."""
@@ -460,7 +451,7 @@ def main() -> int:
     )  # fmt: skip
     ap.add_argument(
         "--headroom", type=float, default=0.5,
-        help="measure at the first rate whose probe p99 is within this share of 250 ms",
+        help="measure at the first rate whose two probes keep p99 within this share of 250 ms",
     )  # fmt: skip
     ap.add_argument("--json", type=Path, help="write the scripts/bench rows and the details")
     ap.add_argument("--profile", type=Path, help="cProfile the collector's event loop into FILE")
